@@ -1,0 +1,220 @@
+"""The Optimizer base class: validation, lazy state, the ``step`` template, state dicts.
+
+A subclass declares its hyperparameters and state, and supplies three small methods:
+
+* ``_check_hyperparameters(**hyper)`` (classmethod): validate every hyperparameter and return
+  them as a dict of plain Python values; used by ``__init__`` and ``load_state_dict``.
+* ``_state_names(hyper)`` (classmethod): the names of the per-array state buffers those
+  hyperparameters need (torch's state keys, e.g. ``("exp_avg", "exp_avg_sq")``).
+* ``_update(param, grad, state, step)``: call the kernel for one array; ``step`` is the
+  number of this update (1 on the first).
+
+Everything that can fail is checked before any array is touched, so a failed call leaves
+parameters, state and the step count as they were.
+"""
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from fastopt._openmp import effective_n_threads
+from fastopt._validation import check_grads, check_lr, check_params, check_step
+
+
+class Optimizer:
+    """Base class of fastopt's optimizers (not used directly).
+
+    Parameters
+    ----------
+    params : ndarray or list of ndarray
+        Parameters updated in place: any shape, float32 or float64, C-contiguous, writeable.
+    n_threads : int or None, default=None
+        OpenMP threads for large arrays: ``None`` uses OpenMP's default (``OMP_NUM_THREADS``
+        or every usable core), ``-1`` all cores, ``-2`` all but one.
+    **hyperparameters
+        Validated by the subclass.
+    """
+
+    def __init__(self, params, *, n_threads=None, **hyperparameters):
+        self._hyper = self._check_hyperparameters(**hyperparameters)
+        self._n_threads_spec = n_threads
+        self._n_threads = effective_n_threads(n_threads)
+        self._params, self._single = check_params(params)
+        self._step = 0
+        self._state = None  # one dict of state arrays per parameter, made on the first step
+
+    # -- subclass hooks ------------------------------------------------------------------------
+
+    @classmethod
+    def _check_hyperparameters(cls, **hyper):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def _state_names(cls, hyper):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _init_state(self, name, param):
+        """New state buffer ``name`` for ``param`` (zeros unless a subclass says otherwise)."""
+        return np.zeros_like(param)
+
+    def _update(self, param, grad, state, step):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def step(self, grads):
+        """Apply one update to every parameter, in place.
+
+        Parameters
+        ----------
+        grads : ndarray or list of ndarray
+            Gradients mirroring ``params``: one array if the optimizer was built on one array,
+            else a list of the same length; each with its parameter's shape and dtype.
+            Gradients are read, never modified (read-only arrays are fine; a non-contiguous
+            gradient is read through a contiguous copy).
+
+        Raises
+        ------
+        TypeError, ValueError
+            On a bad gradient. Nothing is modified then, not even when only one array of a
+            list is bad.
+        """
+        grads = check_grads(grads, self._params, self._single)
+        if self._state is None:
+            names = self._state_names(self._hyper)
+            self._state = [{name: self._init_state(name, p) for name in names}
+                           for p in self._params]
+        step = self._step + 1
+        for param, grad, state in zip(self._params, grads, self._state):
+            self._update(param, grad, state, step)
+        self._step = step
+
+    @property
+    def params(self):
+        """The parameter array, or the list of them, exactly as given (updated in place)."""
+        return self._params[0] if self._single else list(self._params)
+
+    @property
+    def step_count(self):
+        """Number of updates made so far (``step`` in the state dict)."""
+        return self._step
+
+    @property
+    def n_threads(self):
+        """The number of OpenMP threads the kernels use for large arrays."""
+        return self._n_threads
+
+    @property
+    def lr(self):
+        """Learning rate; may be set between steps (validated)."""
+        return self._hyper["lr"]
+
+    @lr.setter
+    def lr(self, value):
+        self._hyper["lr"] = check_lr(value)
+
+    @property
+    def hyperparameters(self):
+        """A copy of the hyperparameters, torch.optim's names as keys."""
+        return dict(self._hyper)
+
+    @property
+    def state(self):
+        """Per-parameter state: a list with one dict of arrays per parameter (the live arrays).
+
+        Empty dicts before the first step. Use ``state_dict()`` for copies.
+        """
+        if self._state is None:
+            return [{} for _ in self._params]
+        return self._state
+
+    def state_dict(self):
+        """Return the optimizer's state as a flat dict of numbers and NumPy arrays.
+
+        Keys: ``"step"``, each hyperparameter by name, and ``"<state name>.<index>"`` for each
+        state array of each parameter (present once a step was made). Arrays are copies; the
+        dict can be saved with ``numpy.savez`` and read back with ``numpy.load``.
+        """
+        out = {"step": self._step, **self._hyper}
+        if self._state is not None:
+            for i, state in enumerate(self._state):
+                for name, array in state.items():
+                    out[f"{name}.{i}"] = array.copy()
+        return out
+
+    def load_state_dict(self, state_dict):
+        """Restore a state saved by ``state_dict()`` (all-or-nothing).
+
+        Every key, hyperparameter, shape and dtype is checked before anything changes; the
+        arrays are copied in, so the dict and the optimizer never share memory. The resumed
+        run continues bit-identically. Values may be NumPy 0-d arrays (as ``numpy.load``
+        returns them).
+
+        Raises
+        ------
+        TypeError, ValueError
+            On a missing, unknown or malformed entry. The optimizer is unchanged then.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
+        required = ["step", *self._hyper]
+        missing = [key for key in required if key not in state_dict]
+        if missing:
+            raise ValueError(f"state_dict is missing {missing}")
+        step = check_step(state_dict["step"])
+        hyper = self._check_hyperparameters(
+            **{name: _plain(state_dict[name]) for name in self._hyper}
+        )
+        names = self._state_names(hyper) if step > 0 else ()
+        array_keys = [f"{name}.{i}" for i in range(len(self._params)) for name in names]
+        unknown = sorted(set(state_dict) - set(required) - set(array_keys), key=str)
+        if unknown:
+            raise ValueError(f"state_dict has unexpected keys {unknown}")
+        missing = [key for key in array_keys if key not in state_dict]
+        if missing:
+            raise ValueError(f"state_dict is missing {missing}")
+        new_state = None
+        if step > 0:
+            new_state = [
+                {name: _state_array(f"{name}.{i}", state_dict[f"{name}.{i}"], p)
+                 for name in names}
+                for i, p in enumerate(self._params)
+            ]
+        self._hyper, self._step, self._state = hyper, step, new_state
+
+    # -- pickling: re-resolve the thread count where the optimizer is loaded -----------------
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_n_threads"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._n_threads = effective_n_threads(self._n_threads_spec)
+
+    def __repr__(self):
+        hyper = ", ".join(f"{k}={v!r}" for k, v in self._hyper.items())
+        shapes = [p.shape for p in self._params]
+        what = f"params={shapes[0]}" if self._single else f"params=[{len(shapes)} arrays]"
+        return f"{type(self).__name__}({what}, {hyper})"
+
+
+def _plain(value):
+    """A state-dict value as a Python object: 0-d arrays become scalars, 1-d arrays tuples."""
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return value[()]
+        if value.ndim == 1:
+            return tuple(value.tolist())
+    return value
+
+
+def _state_array(key, value, param):
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"state_dict[{key!r}] must be a numpy.ndarray, got {type(value).__name__}")
+    if value.dtype != param.dtype:
+        raise TypeError(f"state_dict[{key!r}] has dtype {value.dtype}, its parameter {param.dtype}")
+    if value.shape != param.shape:
+        raise ValueError(f"state_dict[{key!r}] has shape {value.shape}, its parameter {param.shape}")
+    return np.array(value, dtype=param.dtype, order="C", copy=True)

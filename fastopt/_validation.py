@@ -1,0 +1,198 @@
+"""Checks of arrays and hyperparameters shared by every optimizer.
+
+Each check raises ``TypeError`` (wrong kind of object) or ``ValueError`` (right kind, bad value)
+with a message that names the argument and shows the bad value, in torch.optim's style
+("Invalid learning rate: ..."). Checks never modify their inputs, so an optimizer can run all
+of them before it touches any array.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _describe(value):
+    """Short description of a bad value for an error message."""
+    if isinstance(value, np.ndarray):
+        return f"ndarray(shape={value.shape}, dtype={value.dtype})"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ---------------------------------------------------------------------------------------------
+# Hyperparameters
+
+
+def check_real(name, value, what, *, low=None, high=None, low_open=False, high_open=False):
+    """Return ``value`` as a float after checking its type and range.
+
+    Parameters
+    ----------
+    name : str
+        Argument name, shown in the message.
+    value : object
+        The value to check: a real number (Python or NumPy), not a bool.
+    what : str
+        Human description, torch style ("learning rate", "epsilon value").
+    low, high : float or None
+        Bounds; inclusive unless ``low_open``/``high_open``.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a real number.
+    ValueError
+        If it is NaN, infinite, or out of range.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"Invalid {what}: {name}={_describe(value)} must be a real number")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"Invalid {what}: {name}={value} must be finite")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        raise ValueError(f"Invalid {what}: {name}={value!r} must be in {left}{lo}, {hi}{right}")
+    return value
+
+
+def check_lr(lr):
+    return check_real("lr", lr, "learning rate", low=0.0)
+
+
+def check_eps(eps):
+    return check_real("eps", eps, "epsilon value", low=0.0)
+
+
+def check_weight_decay(weight_decay):
+    return check_real("weight_decay", weight_decay, "weight_decay value", low=0.0)
+
+
+def check_bool(name, value):
+    """Return ``value`` as a bool; only ``bool`` and ``numpy.bool_`` are accepted."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"Invalid {name}: {name}={_describe(value)} must be a bool")
+    return bool(value)
+
+
+def check_betas(betas):
+    """Return ``betas`` as a tuple of two floats, each in [0, 1)."""
+    if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+        raise TypeError(f"Invalid betas: betas={_describe(betas)} must be a pair of floats")
+    return tuple(
+        check_real(f"betas[{i}]", b, f"beta parameter at index {i}", low=0.0, high=1.0,
+                   high_open=True)
+        for i, b in enumerate(betas)
+    )
+
+
+def check_step(step):
+    """Return a step count (a non-negative int) read from a state dict."""
+    if isinstance(step, np.ndarray) and step.ndim == 0:
+        step = step[()]
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, numbers.Integral):
+        raise TypeError(f"Invalid step: step={_describe(step)} must be an int")
+    if step < 0:
+        raise ValueError(f"Invalid step: step={int(step)} must be >= 0")
+    return int(step)
+
+
+# ---------------------------------------------------------------------------------------------
+# Arrays
+
+
+def _check_param_array(name, p):
+    if not isinstance(p, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(p).__name__}")
+    if p.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {p.dtype}")
+    if not p.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (use numpy.ascontiguousarray)")
+    if not p.flags.writeable:
+        raise ValueError(f"{name} must be writeable: it is updated in place")
+
+
+def _byte_ranges_overlap(arrays):
+    """Index pair of two arrays whose memory overlaps, or None (sort by address: O(k log k))."""
+    spans = sorted(
+        (a.__array_interface__["data"][0], a.nbytes, i) for i, a in enumerate(arrays) if a.nbytes
+    )
+    for (start0, size0, i0), (start1, _, i1) in zip(spans, spans[1:]):
+        if start1 < start0 + size0:
+            return min(i0, i1), max(i0, i1)
+    return None
+
+
+def check_params(params):
+    """Validate the parameters given to an optimizer.
+
+    Parameters
+    ----------
+    params : ndarray or sequence of ndarray
+        Arrays of any shape, float32 or float64, C-contiguous and writeable; no two may share
+        memory.
+
+    Returns
+    -------
+    arrays : list of ndarray
+        The same array objects (never copies).
+    single : bool
+        True when ``params`` was one array.
+    """
+    if isinstance(params, np.ndarray):
+        _check_param_array("params", params)
+        return [params], True
+    if not isinstance(params, (list, tuple)):
+        raise TypeError(
+            f"params must be a numpy.ndarray or a list of them, got {type(params).__name__}"
+        )
+    if len(params) == 0:
+        raise ValueError("params must not be empty")
+    for i, p in enumerate(params):
+        _check_param_array(f"params[{i}]", p)
+    overlap = _byte_ranges_overlap(params)
+    if overlap is not None:
+        raise ValueError(
+            f"params[{overlap[0]}] and params[{overlap[1]}] share memory: each parameter "
+            "must be a separate array"
+        )
+    return list(params), False
+
+
+def _check_grad(name, g, p):
+    if not isinstance(g, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(g).__name__}")
+    if g.dtype != p.dtype:
+        raise TypeError(f"{name} has dtype {g.dtype}, its parameter has {p.dtype}")
+    if g.shape != p.shape:
+        raise ValueError(f"{name} has shape {g.shape}, its parameter has {p.shape}")
+    if np.may_share_memory(g, p):
+        raise ValueError(f"{name} shares memory with its parameter: pass a separate array")
+    # A non-contiguous gradient is accepted and read through a contiguous copy.
+    return g if g.flags.c_contiguous else np.ascontiguousarray(g)
+
+
+def check_grads(grads, params, single):
+    """Validate gradients against the parameters they update; returns the list to use.
+
+    ``grads`` mirrors ``params``: one array when the optimizer was built on one array, else a
+    list or tuple of the same length; each gradient has its parameter's dtype and shape.
+    Non-contiguous gradients are copied; gradients are never modified.
+    """
+    if single:
+        return [_check_grad("grads", grads, params[0])]
+    if not isinstance(grads, (list, tuple)):
+        raise TypeError(
+            f"grads must be a list of {len(params)} arrays (like params), "
+            f"got {type(grads).__name__}"
+        )
+    if len(grads) != len(params):
+        raise ValueError(f"grads has {len(grads)} arrays, params has {len(params)}")
+    return [_check_grad(f"grads[{i}]", g, p) for i, (g, p) in enumerate(zip(grads, params))]

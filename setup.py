@@ -1,0 +1,140 @@
+"""Build fastopt's Cython kernels, with OpenMP when the compiler supports it.
+
+The OpenMP probe follows scikit-learn's ``sklearn/_build_utils/openmp_helpers.py`` and astropy's
+``extension_helpers/_openmp_helpers.py``: compile, link and *run* a tiny OpenMP program with the
+very compiler setuptools is about to use.  On success every extension gets the OpenMP flags; on
+failure the build warns and produces serial code (Cython guards its ``prange`` pragmas with
+``#ifdef _OPENMP``, and ``src_c/fastopt_openmp.h`` stubs the runtime calls).
+
+Environment variables
+---------------------
+FASTOPT_NO_OPENMP=1       skip the probe and build serial code.
+FASTOPT_FAIL_NO_OPENMP=1  a failed probe is an error instead of a warning (CI sets it).
+FASTOPT_DEBUG_CYTHON=1    turn Cython's bounds and initialisation checks back on.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import warnings
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+OPENMP_TEST_PROGRAM = textwrap.dedent(
+    """\
+    #include <omp.h>
+    #include <stdio.h>
+    int main(void) {
+        int nthreads = 0;
+        #pragma omp parallel
+        {
+            #pragma omp atomic
+            nthreads += 1;
+        }
+        printf("%d\\n", nthreads == omp_get_max_threads());
+        return 0;
+    }
+    """
+)
+
+
+def _env_flag(name):
+    return os.environ.get(name, "0").strip().lower() not in ("", "0", "false", "no")
+
+
+def _openmp_flags(compiler):
+    """Return (compile_args, link_args) enabling OpenMP for ``compiler``."""
+    if compiler.compiler_type == "msvc":
+        return ["/openmp"], []
+    if sys.platform == "darwin":
+        # Apple clang has no -fopenmp driver flag; libomp comes from Homebrew or conda.
+        return ["-Xpreprocessor", "-fopenmp"], ["-lomp"]
+    return ["-fopenmp"], ["-fopenmp"]
+
+
+def _probe_openmp(compiler, compile_args, link_args):
+    """Compile, link and run the test program; True when it works and reports its threads."""
+    tmp = tempfile.mkdtemp(prefix="fastopt-openmp-")
+    try:
+        source = os.path.join(tmp, "test_openmp.c")
+        with open(source, "w") as f:
+            f.write(OPENMP_TEST_PROGRAM)
+        objects = compiler.compile([source], output_dir=tmp, extra_postargs=compile_args)
+        exe = os.path.join(tmp, "test_openmp")
+        compiler.link_executable(objects, "test_openmp", output_dir=tmp, extra_postargs=link_args)
+        out = subprocess.run([exe], capture_output=True, text=True, timeout=60, check=True)
+        return out.stdout.strip() == "1"
+    except Exception as exc:  # any compile, link or run failure means "no usable OpenMP"
+        print(f"fastopt: OpenMP probe failed: {exc}")
+        return False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class build_ext_openmp(build_ext):
+    """build_ext that probes OpenMP once and adds its flags (or builds serial code)."""
+
+    def build_extensions(self):
+        compile_args, link_args = [], []
+        if _env_flag("FASTOPT_NO_OPENMP"):
+            print("fastopt: FASTOPT_NO_OPENMP is set, building serial kernels")
+        else:
+            omp_compile, omp_link = _openmp_flags(self.compiler)
+            if _probe_openmp(self.compiler, omp_compile, omp_link):
+                print(f"fastopt: OpenMP enabled ({' '.join(omp_compile)})")
+                compile_args, link_args = omp_compile, omp_link
+            elif _env_flag("FASTOPT_FAIL_NO_OPENMP"):
+                raise RuntimeError(
+                    "fastopt: the compiler cannot build OpenMP code and FASTOPT_FAIL_NO_OPENMP "
+                    "is set. Install an OpenMP runtime (libgomp or libomp) or unset the variable."
+                )
+            else:
+                warnings.warn(
+                    "fastopt: the compiler cannot build OpenMP code; building SERIAL kernels. "
+                    "Set FASTOPT_FAIL_NO_OPENMP=1 to make this an error.",
+                    stacklevel=1,
+                )
+        if self.compiler.compiler_type != "msvc":
+            # -O3 for loop vectorisation; -fno-math-errno lets gcc vectorise sqrt (it only stops
+            # libm from setting errno on a negative argument; results are unchanged). No
+            # -ffast-math: it would change rounding and, via crtfastmath.o, the whole process.
+            compile_args = ["-O3", "-fno-math-errno", *compile_args]
+        for ext in self.extensions:
+            ext.extra_compile_args = [*ext.extra_compile_args, *compile_args]
+            ext.extra_link_args = [*ext.extra_link_args, *link_args]
+        super().build_extensions()
+
+
+def _extensions():
+    debug = _env_flag("FASTOPT_DEBUG_CYTHON")
+    directives = {
+        "language_level": 3,
+        "boundscheck": debug,
+        "wraparound": False,
+        "cdivision": True,
+        "initializedcheck": debug,
+        "embedsignature": True,
+    }
+    include_dirs = [os.path.join(HERE, "src_c"), numpy.get_include()]
+    macros = [("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")]
+    extensions = [
+        Extension(
+            f"fastopt.{name}",
+            [f"fastopt/{name}.pyx"],
+            include_dirs=include_dirs,
+            define_macros=macros,
+        )
+        for name in ("_openmp", "_kernels")
+    ]
+    return cythonize(extensions, compiler_directives=directives, include_path=["fastopt"])
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": build_ext_openmp})

@@ -1,0 +1,112 @@
+"""Plain NumPy update rules, written to read like the maths in the docstrings.
+
+Each function takes the parameter, the gradient, a dict of state arrays (created here on the
+first step, as torch.optim does), the step number ``t`` (1 on the first update) and the
+hyperparameters, and returns the new parameter. Arithmetic stays in the arrays' dtype
+(NumPy 2 treats Python floats as "weak" scalars), as in the kernels.
+"""
+
+import math
+
+import numpy as np
+
+
+def sgd(p, g, state, t, lr, momentum, dampening, weight_decay, nesterov, maximize):
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    if momentum != 0:
+        if t == 1:
+            b = g.copy()
+        else:
+            b = state["momentum_buffer"] * momentum + (1 - dampening) * g
+        state["momentum_buffer"] = b
+        g = g + momentum * b if nesterov else b
+    return p - lr * g
+
+
+def adagrad(p, g, state, t, lr, lr_decay, weight_decay, initial_accumulator_value, eps,
+            maximize):
+    if t == 1:
+        state["sum"] = np.full_like(p, initial_accumulator_value)
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    clr = lr / (1 + (t - 1) * lr_decay)
+    state["sum"] = state["sum"] + g * g
+    return p - clr * g / (np.sqrt(state["sum"]) + eps)
+
+
+def rmsprop(p, g, state, t, lr, alpha, eps, weight_decay, momentum, centered, maximize):
+    if t == 1:
+        state["square_avg"] = np.zeros_like(p)
+        if centered:
+            state["grad_avg"] = np.zeros_like(p)
+        if momentum > 0:
+            state["momentum_buffer"] = np.zeros_like(p)
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    v = state["square_avg"] * alpha + (1 - alpha) * g * g
+    state["square_avg"] = v
+    if centered:
+        ga = state["grad_avg"] * alpha + (1 - alpha) * g
+        state["grad_avg"] = ga
+        v = v - ga * ga
+    avg = np.sqrt(v) + eps
+    if momentum > 0:
+        b = state["momentum_buffer"] * momentum + g / avg
+        state["momentum_buffer"] = b
+        return p - lr * b
+    return p - lr * g / avg
+
+
+def adadelta(p, g, state, t, lr, rho, eps, weight_decay, maximize):
+    if t == 1:
+        state["square_avg"] = np.zeros_like(p)
+        state["acc_delta"] = np.zeros_like(p)
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    v = state["square_avg"] * rho + (1 - rho) * g * g
+    state["square_avg"] = v
+    u = state["acc_delta"]
+    delta = np.sqrt(u + eps) / np.sqrt(v + eps) * g
+    state["acc_delta"] = u * rho + (1 - rho) * delta * delta
+    return p - lr * delta
+
+
+def _adam(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled):
+    beta1, beta2 = betas
+    if t == 1:
+        state["exp_avg"] = np.zeros_like(p)
+        state["exp_avg_sq"] = np.zeros_like(p)
+        if amsgrad:
+            state["max_exp_avg_sq"] = np.zeros_like(p)
+    if maximize:
+        g = -g
+    if decoupled:
+        p = p * (1 - lr * weight_decay)
+    elif weight_decay != 0:
+        g = g + weight_decay * p
+    m = state["exp_avg"] * beta1 + (1 - beta1) * g
+    v = state["exp_avg_sq"] * beta2 + (1 - beta2) * g * g
+    state["exp_avg"], state["exp_avg_sq"] = m, v
+    if amsgrad:
+        v = np.maximum(state["max_exp_avg_sq"], v)
+        state["max_exp_avg_sq"] = v
+    step_size = lr / (1 - beta1**t)
+    bias_correction2_sqrt = math.sqrt(1 - beta2**t)
+    return p - step_size * m / (np.sqrt(v) / bias_correction2_sqrt + eps)
+
+
+def adam(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize):
+    return _adam(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize, False)
+
+
+def adamw(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize):
+    return _adam(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize, True)
