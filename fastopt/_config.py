@@ -6,7 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
-from fastopt._kernels import parallel_threshold
+from fastopt._kernels import get_parallel_threshold
 from fastopt._openmp import effective_n_threads, openmp_enabled, usable_cpu_count
 
 try:
@@ -26,7 +26,7 @@ def config():
         "openmp": openmp_enabled(),
         "threads": effective_n_threads(None),
         "usable cpus": usable_cpu_count(),
-        "parallel threshold": f"{parallel_threshold} elements",
+        "parallel threshold": f"{get_parallel_threshold()} elements",
     }
 
 

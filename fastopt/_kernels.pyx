@@ -36,7 +36,19 @@ cnp.import_array()
 # of repeats, `python asv_benchmarks/threshold.py`); see the table there. Below it, the fork/join
 # of a parallel region (a few microseconds) costs more than the second thread saves.
 cdef Py_ssize_t PARALLEL_THRESHOLD = 16384
-parallel_threshold = PARALLEL_THRESHOLD
+
+
+def get_parallel_threshold():
+    """Smallest array size (elements) stepped with several threads."""
+    return PARALLEL_THRESHOLD
+
+
+def _set_parallel_threshold(Py_ssize_t size):
+    """Set the threshold; returns the old one. For measuring it (asv_benchmarks/threshold.py),
+    not for use while other threads step optimizers."""
+    global PARALLEL_THRESHOLD
+    old, PARALLEL_THRESHOLD = PARALLEL_THRESHOLD, max(size, 0)
+    return old
 
 
 # ---------------------------------------------------------------------------------------------

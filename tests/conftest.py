@@ -4,7 +4,7 @@ threshold, and the gradient sequences the kernels are checked on."""
 import numpy as np
 import pytest
 
-from fastopt._kernels import parallel_threshold
+from fastopt._kernels import get_parallel_threshold
 
 DTYPES = [np.float32, np.float64]
 
@@ -12,7 +12,7 @@ DTYPES = [np.float32, np.float64]
 RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
 
 # 0 and 1 (edge cases), small, and above the threshold by an odd amount (uneven chunks).
-SIZES = [0, 1, 37, parallel_threshold + 123]
+SIZES = [0, 1, 37, get_parallel_threshold() + 123]
 
 # Scale of the gradient at each step: ordinary, exactly zero and very large steps.
 GRADIENT_SCALES = [1.0, 0.5, 0.0, 2.0, 1e6, 1.0, 0.1, 0.0, 3.0, 1.0, 1e-3, 1.0] * 3

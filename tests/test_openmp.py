@@ -1,0 +1,35 @@
+"""Thread-count resolution (scikit-learn's n_threads semantics) and the OpenMP status."""
+
+import numpy as np
+import pytest
+
+from fastopt import Adam
+from fastopt._openmp import effective_n_threads, openmp_enabled, usable_cpu_count
+
+
+def test_n_threads_semantics():
+    cpus = usable_cpu_count()
+    if not openmp_enabled():
+        assert effective_n_threads(None) == effective_n_threads(4) == 1
+        return
+    assert 1 <= effective_n_threads(None) <= cpus
+    assert effective_n_threads(3) == 3
+    assert effective_n_threads(-1) == cpus
+    assert effective_n_threads(-2) == max(1, cpus - 1)
+    assert effective_n_threads(-1000) == 1
+    assert effective_n_threads(np.int64(2)) == 2
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (1.0, TypeError), ("2", TypeError),
+                                        (True, TypeError)])
+def test_bad_n_threads(bad, error):
+    with pytest.raises(error, match="n_threads"):
+        effective_n_threads(bad)
+    with pytest.raises(error, match="n_threads"):
+        Adam(np.zeros(2), n_threads=bad)
+
+
+def test_optimizer_reports_its_thread_count():
+    assert Adam(np.zeros(2), n_threads=1).n_threads == 1
+    assert Adam(np.zeros(2), n_threads=-1).n_threads == (usable_cpu_count() if openmp_enabled()
+                                                          else 1)

@@ -1,0 +1,48 @@
+"""fastopt against torch.optim itself (skipped when torch is not installed).
+
+torch is the reference the classes promise to follow: same hyperparameter names, defaults
+and update rules. torch evaluates a few expressions in another order (``lerp`` for the first
+moment, for instance), so the trajectories agree to rounding, not bit for bit.
+"""
+
+import inspect
+
+import numpy as np
+import pytest
+
+from _registry import OPTIMIZERS, variant_cases
+from conftest import gradient_sequence
+
+torch = pytest.importorskip("torch")
+
+TORCH_RTOL = {np.float64: 1e-10, np.float32: 1e-5}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case, kwargs", variant_cases())
+def test_trajectory_matches_torch_optim(case, kwargs, dtype, rng):
+    shape = (7, 5)
+    params = rng.standard_normal(shape).astype(dtype)
+    opt = case.cls(params, **kwargs)
+
+    torch_param = torch.nn.Parameter(torch.from_numpy(params.copy()))
+    torch_kwargs = {**case.torch_kwargs, **kwargs}
+    torch_opt = getattr(torch.optim, case.torch_name)([torch_param], **torch_kwargs)
+
+    # Keep gradients moderate: float32 trajectories after 1e6-sized steps are chaotic.
+    scales = [1.0, 0.5, 0.0, 2.0, 1.0, 0.1, 0.0, 3.0, 1e-3, 1.0] * 2
+    for grad in gradient_sequence(rng, shape, dtype, scales):
+        opt.step(grad)
+        torch_param.grad = torch.from_numpy(grad.copy())
+        torch_opt.step()
+        rtol = TORCH_RTOL[dtype]
+        np.testing.assert_allclose(params, torch_param.detach().numpy(), rtol=rtol, atol=rtol)
+
+
+def test_torch_defaults_match():
+    for case in OPTIMIZERS:
+        if case.torch_kwargs:  # Momentum, NAG: torch.optim.SGD with other defaults
+            continue
+        torch_sig = inspect.signature(getattr(torch.optim, case.torch_name))
+        for name, value in case.defaults.items():
+            assert torch_sig.parameters[name].default == value, (case.name, name)
