@@ -34,7 +34,8 @@ def test_bad_arguments_exit_with_status_2():
         assert info.value.code == 2
 
 
-def test_module_runs_as_a_command():
+def test_module_runs_as_a_command(tmp_path):
+    # run outside the source tree, so that the installed package is the one imported
     out = subprocess.run([sys.executable, "-m", "fastopt", "--steps", "20"], capture_output=True,
-                         text=True, timeout=120, check=True).stdout
+                         text=True, timeout=120, check=True, cwd=tmp_path).stdout
     assert "Adam" in out and "fastopt" in out
