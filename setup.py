@@ -132,7 +132,7 @@ def _extensions():
             include_dirs=include_dirs,
             define_macros=macros,
         )
-        for name in ("_openmp", "_kernels")
+        for name in ("_openmp", "_kernels", "_step")
     ]
     return cythonize(extensions, compiler_directives=directives, include_path=["fastopt"])
 

@@ -1,7 +1,7 @@
 """Adam and AdamW (each with the AMSGrad variant)."""
 
 from fastopt._base import Optimizer
-from fastopt._kernels import adam_step
+from fastopt._step import Rule
 from fastopt._validation import (
     check_betas,
     check_bool,
@@ -95,17 +95,19 @@ class Adam(Optimizer):
             maximize=check_bool("maximize", maximize),
         )
 
+    _slot_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
     @classmethod
     def _state_names(cls, hyper):
-        names = ("exp_avg", "exp_avg_sq")
-        return names + ("max_exp_avg_sq",) if hyper["amsgrad"] else names
+        return cls._slot_names if hyper["amsgrad"] else cls._slot_names[:2]
 
-    def _update(self, param, grad, state, step):
-        h = self._hyper
-        beta1, beta2 = h["betas"]
-        adam_step(param, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
-                  step, h["lr"], beta1, beta2, h["eps"], h["weight_decay"],
-                  self._decoupled_weight_decay, h["amsgrad"], h["maximize"], self._n_threads)
+    @classmethod
+    def _make_rule(cls, hyper):
+        beta1, beta2 = hyper["betas"]
+        return Rule("adam", lr=hyper["lr"], beta1=beta1, beta2=beta2, eps=hyper["eps"],
+                    weight_decay=hyper["weight_decay"], amsgrad=hyper["amsgrad"],
+                    maximize=hyper["maximize"],
+                    decoupled_weight_decay=cls._decoupled_weight_decay)
 
 
 class AdamW(Adam):

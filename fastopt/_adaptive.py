@@ -3,7 +3,7 @@
 import numpy as np
 
 from fastopt._base import Optimizer
-from fastopt._kernels import adadelta_step, adagrad_step, rmsprop_step
+from fastopt._step import Rule
 from fastopt._validation import (
     check_bool,
     check_eps,
@@ -87,17 +87,20 @@ class Adagrad(Optimizer):
             maximize=check_bool("maximize", maximize),
         )
 
+    _slot_names = ("sum",)
+
     @classmethod
     def _state_names(cls, hyper):
-        return ("sum",)
+        return cls._slot_names
+
+    @classmethod
+    def _make_rule(cls, hyper):
+        return Rule("adagrad", lr=hyper["lr"], lr_decay=hyper["lr_decay"],
+                    weight_decay=hyper["weight_decay"], eps=hyper["eps"],
+                    maximize=hyper["maximize"])
 
     def _init_state(self, name, param):
         return np.full_like(param, self._hyper["initial_accumulator_value"])
-
-    def _update(self, param, grad, state, step):
-        h = self._hyper
-        adagrad_step(param, grad, state["sum"], step, h["lr"], h["lr_decay"], h["weight_decay"],
-                     h["eps"], h["maximize"], self._n_threads)
 
 
 class RMSprop(Optimizer):
@@ -177,6 +180,8 @@ class RMSprop(Optimizer):
             maximize=check_bool("maximize", maximize),
         )
 
+    _slot_names = ("square_avg", "grad_avg", "momentum_buffer")
+
     @classmethod
     def _state_names(cls, hyper):
         names = ["square_avg"]
@@ -186,12 +191,9 @@ class RMSprop(Optimizer):
             names.append("momentum_buffer")
         return tuple(names)
 
-    def _update(self, param, grad, state, step):
-        h = self._hyper
-        rmsprop_step(param, grad, state["square_avg"], state.get("grad_avg"),
-                     state.get("momentum_buffer"), h["lr"], h["alpha"], h["eps"],
-                     h["weight_decay"], h["momentum"], h["centered"], h["maximize"],
-                     self._n_threads)
+    @classmethod
+    def _make_rule(cls, hyper):
+        return Rule("rmsprop", **hyper)
 
 
 class Adadelta(Optimizer):
@@ -259,11 +261,12 @@ class Adadelta(Optimizer):
             maximize=check_bool("maximize", maximize),
         )
 
+    _slot_names = ("square_avg", "acc_delta")
+
     @classmethod
     def _state_names(cls, hyper):
-        return ("square_avg", "acc_delta")
+        return cls._slot_names
 
-    def _update(self, param, grad, state, step):
-        h = self._hyper
-        adadelta_step(param, grad, state["square_avg"], state["acc_delta"], h["lr"], h["rho"],
-                      h["eps"], h["weight_decay"], h["maximize"], self._n_threads)
+    @classmethod
+    def _make_rule(cls, hyper):
+        return Rule("adadelta", **hyper)

@@ -1,13 +1,14 @@
 """The Optimizer base class: validation, lazy state, the ``step`` template, state dicts.
 
-A subclass declares its hyperparameters and state, and supplies three small methods:
+A subclass declares its state slots and supplies three small methods:
 
+* ``_slot_names`` (class attribute): its state arrays in the kernel's slot order (torch's
+  state keys, e.g. ``("exp_avg", "exp_avg_sq", "max_exp_avg_sq")``; see _kernels.pyx).
 * ``_check_hyperparameters(**hyper)`` (classmethod): validate every hyperparameter and return
   them as a dict of plain Python values; used by ``__init__`` and ``load_state_dict``.
-* ``_state_names(hyper)`` (classmethod): the names of the per-array state buffers those
-  hyperparameters need (torch's state keys, e.g. ``("exp_avg", "exp_avg_sq")``).
-* ``_update(param, grad, state, step)``: call the kernel for one array; ``step`` is the
-  number of this update (1 on the first).
+* ``_state_names(hyper)`` (classmethod): the slots those hyperparameters use.
+* ``_make_rule(hyper)`` (classmethod): the ``fastopt._step.Rule`` (kernel kind + scalars) that
+  ``step`` runs -- the one C-level entry every consumer of the optimizer goes through.
 
 Everything that can fail is checked before any array is touched, so a failed call leaves
 parameters, state and the step count as they were.
@@ -18,7 +19,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from fastopt._openmp import effective_n_threads
-from fastopt._validation import check_grads, check_lr, check_params, check_step
+from fastopt._step import check_grads
+from fastopt._validation import check_lr, check_params, check_step
 
 
 class Optimizer:
@@ -35,13 +37,15 @@ class Optimizer:
         Validated by the subclass.
     """
 
+    _slot_names = ()
+
     def __init__(self, params, *, n_threads=None, **hyperparameters):
         self._hyper = self._check_hyperparameters(**hyperparameters)
         self._n_threads_spec = n_threads
         self._n_threads = effective_n_threads(n_threads)
         self._params, self._single = check_params(params)
-        self._step = 0
-        self._state = None  # one dict of state arrays per parameter, made on the first step
+        self._rule = self._make_rule(self._hyper)
+        self._set_state(0, None)
 
     # -- subclass hooks ------------------------------------------------------------------------
 
@@ -53,12 +57,22 @@ class Optimizer:
     def _state_names(cls, hyper):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @classmethod
+    def _make_rule(cls, hyper):  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def _init_state(self, name, param):
         """New state buffer ``name`` for ``param`` (zeros unless a subclass says otherwise)."""
         return np.zeros_like(param)
 
-    def _update(self, param, grad, state, step):  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _set_state(self, step, state):
+        """Install a step count and per-parameter state dicts (None: none made yet)."""
+        self._step = step
+        self._state = state
+        # The same arrays in the kernel's slot order, None for unused slots.
+        self._slots = None if state is None else [
+            tuple(s.get(name) for name in self._slot_names) for s in state
+        ]
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -80,14 +94,12 @@ class Optimizer:
             list is bad.
         """
         grads = check_grads(grads, self._params, self._single)
-        if self._state is None:
+        if self._slots is None:
             names = self._state_names(self._hyper)
-            self._state = [{name: self._init_state(name, p) for name in names}
-                           for p in self._params]
-        step = self._step + 1
-        for param, grad, state in zip(self._params, grads, self._state):
-            self._update(param, grad, state, step)
-        self._step = step
+            self._set_state(self._step, [{name: self._init_state(name, p) for name in names}
+                                         for p in self._params])
+        self._rule.apply(self._params, grads, self._slots, self._step + 1, self._n_threads)
+        self._step += 1
 
     @property
     def params(self):
@@ -111,7 +123,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value):
-        self._hyper["lr"] = check_lr(value)
+        self._hyper["lr"] = self._rule.lr = check_lr(value)
 
     @property
     def hyperparameters(self):
@@ -180,18 +192,21 @@ class Optimizer:
                  for name in names}
                 for i, p in enumerate(self._params)
             ]
-        self._hyper, self._step, self._state = hyper, step, new_state
+        rule = self._make_rule(hyper)
+        self._hyper, self._rule = hyper, rule
+        self._set_state(step, new_state)
 
-    # -- pickling: re-resolve the thread count where the optimizer is loaded -----------------
+    # -- pickling: the rule (a C struct) and the thread count are rebuilt where it is loaded --
 
     def __getstate__(self):
-        state = self.__dict__.copy()
-        del state["_n_threads"]
-        return state
+        return {key: self.__dict__[key]
+                for key in ("_hyper", "_n_threads_spec", "_params", "_single", "_step", "_state")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._n_threads = effective_n_threads(self._n_threads_spec)
+        self._rule = self._make_rule(self._hyper)
+        self._set_state(self._step, self._state)
 
     def __repr__(self):
         hyper = ", ".join(f"{k}={v!r}" for k, v in self._hyper.items())

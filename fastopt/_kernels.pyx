@@ -2,17 +2,15 @@
 #
 # Design (in the manner of scikit-learn's sklearn/_loss/_loss.pyx.tp):
 #
-# * Each ``<rule>_step`` applies one optimizer update to a parameter array in place, following
-#   torch.optim's documented algorithm and its order of operations
-#   (https://pytorch.org/docs/stable/optim.html). The Python classes (fastopt/_sgd.py,
-#   _adaptive.py, _adam.py) validate hyperparameters and call these with their arrays.
-# * Arrays may have any shape but must be C-contiguous, native-endian ndarrays of one dtype,
-#   float32 or float64; the kernels treat them as flat. Every kernel checks that, and each
-#   array's size (and that the ones it writes are writeable), once, before it touches memory:
-#   the loops run without bounds checks. Optional state (the momentum buffer when
-#   momentum == 0, ``max_exp_avg_sq`` without AMSGrad, ...) may be None and is then ignored.
-# * The NumPy C API hands over data pointers; typed memoryviews would cost ~0.4 us per array
-#   per call, more than a whole update of a small array.
+# * Each ``<rule>_step`` applies one optimizer update in place to ``n`` contiguous elements,
+#   following torch.optim's documented algorithm and its order of operations
+#   (https://pytorch.org/docs/stable/optim.html). The kernels know no Python objects: they take
+#   raw pointers, and ``apply_rule`` (declared in _kernels.pxd) dispatches an ``UpdateRule``
+#   struct -- kind plus scalars -- to them once per call. fastopt/_step.pyx checks the arrays
+#   (dtype, size, contiguity, writeability) and builds the struct from the Python classes'
+#   hyperparameters; the loops themselves run without bounds checks.
+# * Optional state (the momentum buffer when momentum == 0, ``max_exp_avg_sq`` without
+#   AMSGrad, ...) is passed as NULL and is then neither read nor written.
 # * Each rule is a fused ``floating`` function over ``[start, end)`` of raw pointers: float32 and
 #   float64 get one specialisation each, and arithmetic runs in the array's type, as torch's
 #   does. Scalars arrive as double; loop invariants are computed once in double and cast once.
@@ -25,16 +23,15 @@
 #   contiguous chunks (static schedule) calls the same range function on each. Elementwise
 #   updates give bitwise identical results for every thread count.
 
-cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf, pow
 
-cnp.import_array()
-
-# Minimum size for a parallel loop. Measured on 2 cores (x86-64, gcc 12, float32 Adam, median
-# of repeats, `python asv_benchmarks/threshold.py`); see the table there. Below it, the fork/join
-# of a parallel region (a few microseconds) costs more than the second thread saves.
+# Minimum size for a parallel loop, from `python asv_benchmarks/threshold.py` on the 2-core
+# development machine (AMD EPYC, gcc 12; Adam step, median of 300, 1 vs 2 threads): float32
+# 2^11 0.92x, 2^12 1.07x, 2^13 1.24x, 2^14 1.38x; float64 2^10 1.00x, 2^11 1.09x, 2^12 1.28x.
+# Below the break-even the fork/join of a parallel region (~2 us) costs more than the second
+# thread saves; 2^14 keeps a margin for cheaper rules (SGD) whose break-even comes later.
 cdef Py_ssize_t PARALLEL_THRESHOLD = 16384
 
 
@@ -49,42 +46,6 @@ def _set_parallel_threshold(Py_ssize_t size):
     global PARALLEL_THRESHOLD
     old, PARALLEL_THRESHOLD = PARALLEL_THRESHOLD, max(size, 0)
     return old
-
-
-# ---------------------------------------------------------------------------------------------
-# Argument checks (run once per call, with the GIL, before any memory is touched)
-
-cdef inline Py_ssize_t _check_params(cnp.ndarray params) except -1:
-    cdef int typenum = cnp.PyArray_TYPE(params)
-    if typenum != cnp.NPY_FLOAT and typenum != cnp.NPY_DOUBLE:
-        raise TypeError(f"params must be float32 or float64, got {params.dtype}")
-    _check_layout(params, "params", True)
-    return cnp.PyArray_SIZE(params)
-
-
-cdef inline int _check_layout(cnp.ndarray a, str name, bint writeable) except -1:
-    if not cnp.PyArray_IS_C_CONTIGUOUS(a):
-        raise ValueError(f"{name} must be C-contiguous")
-    if not cnp.PyArray_ISNOTSWAPPED(a):
-        raise ValueError(f"{name} must be in native byte order")
-    if writeable and not cnp.PyArray_ISWRITEABLE(a):
-        raise ValueError(f"{name} must be writeable")
-    return 0
-
-
-cdef inline int _check_like(cnp.ndarray a, cnp.ndarray params, str name, bint writeable) except -1:
-    """``a`` must be an array of params' dtype and size, C-contiguous (and writeable)."""
-    if a is None:
-        raise TypeError(f"{name} must be an ndarray, got None")
-    if cnp.PyArray_TYPE(a) != cnp.PyArray_TYPE(params):
-        raise TypeError(f"{name} has dtype {a.dtype}, params has {params.dtype}")
-    if cnp.PyArray_SIZE(a) != cnp.PyArray_SIZE(params):
-        raise ValueError(f"{name} has {a.size} elements, params has {params.size}")
-    return _check_layout(a, name, writeable)
-
-
-cdef inline void* _data(cnp.ndarray a):
-    return NULL if a is None else cnp.PyArray_DATA(a)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,56 +115,22 @@ cdef void _sgd_range(
             params[i] = params[i] - lr_ * g
 
 
-cdef void _sgd(
+cdef void sgd_step(
     floating* params, const floating* grad, floating* momentum_buffer, Py_ssize_t n,
     double lr, double momentum, double dampening, double weight_decay,
     bint nesterov, bint maximize, bint first_step, int n_threads,
-) noexcept:
+) noexcept nogil:
     cdef Py_ssize_t c, n_chunks = _n_chunks(n, n_threads)
-    with nogil:
-        if n_chunks == 1:
-            _sgd_range(params, grad, momentum_buffer, 0, n, lr, momentum, dampening,
-                       weight_decay, nesterov, maximize, first_step)
-            return
-        for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
-            _sgd_range(params, grad, momentum_buffer, _chunk_bound(c, n, n_chunks),
-                       _chunk_bound(c + 1, n, n_chunks), lr, momentum, dampening,
-                       weight_decay, nesterov, maximize, first_step)
+    if n_chunks == 1:
+        _sgd_range(params, grad, momentum_buffer, 0, n, lr, momentum, dampening,
+                   weight_decay, nesterov, maximize, first_step)
+        return
+    for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
+        _sgd_range(params, grad, momentum_buffer, _chunk_bound(c, n, n_chunks),
+                   _chunk_bound(c + 1, n, n_chunks), lr, momentum, dampening,
+                   weight_decay, nesterov, maximize, first_step)
 
 
-def sgd_step(
-    cnp.ndarray params not None,          # INOUT
-    cnp.ndarray grad not None,            # IN
-    cnp.ndarray momentum_buffer,          # INOUT; None when momentum == 0
-    double lr,
-    double momentum,
-    double dampening,
-    double weight_decay,
-    bint nesterov,
-    bint maximize,
-    bint first_step,                      # the buffer is set to the gradient, not averaged
-    int n_threads,
-):
-    """SGD update (plain, momentum with dampening, Nesterov), in place.
-
-    g = -grad if maximize else grad;  g += weight_decay * p;
-    b = g on the first step, else momentum * b + (1 - dampening) * g;
-    g = g + momentum * b if nesterov else b;  p -= lr * g.
-    """
-    cdef Py_ssize_t n = _check_params(params)
-    _check_like(grad, params, "grad", False)
-    if momentum != 0:
-        _check_like(momentum_buffer, params, "momentum_buffer", True)
-    else:
-        momentum_buffer = None
-    if cnp.PyArray_TYPE(params) == cnp.NPY_FLOAT:
-        _sgd(<float*>_data(params), <const float*>_data(grad), <float*>_data(momentum_buffer),
-             n, lr, momentum, dampening, weight_decay, nesterov, maximize, first_step,
-             n_threads)
-    else:
-        _sgd(<double*>_data(params), <const double*>_data(grad),
-             <double*>_data(momentum_buffer), n, lr, momentum, dampening, weight_decay,
-             nesterov, maximize, first_step, n_threads)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,47 +157,19 @@ cdef void _adagrad_range(
         params[i] = params[i] - clr_ * g / (_sqrt(s) + eps_)
 
 
-cdef void _adagrad(
+cdef void adagrad_step(
     floating* params, const floating* grad, floating* sum_, Py_ssize_t n,
     double clr, double weight_decay, double eps, bint maximize, int n_threads,
-) noexcept:
+) noexcept nogil:
     cdef Py_ssize_t c, n_chunks = _n_chunks(n, n_threads)
-    with nogil:
-        if n_chunks == 1:
-            _adagrad_range(params, grad, sum_, 0, n, clr, weight_decay, eps, maximize)
-            return
-        for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
-            _adagrad_range(params, grad, sum_, _chunk_bound(c, n, n_chunks),
-                           _chunk_bound(c + 1, n, n_chunks), clr, weight_decay, eps, maximize)
+    if n_chunks == 1:
+        _adagrad_range(params, grad, sum_, 0, n, clr, weight_decay, eps, maximize)
+        return
+    for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
+        _adagrad_range(params, grad, sum_, _chunk_bound(c, n, n_chunks),
+                       _chunk_bound(c + 1, n, n_chunks), clr, weight_decay, eps, maximize)
 
 
-def adagrad_step(
-    cnp.ndarray params not None,          # INOUT
-    cnp.ndarray grad not None,            # IN
-    cnp.ndarray sum not None,             # INOUT (torch's state key)
-    Py_ssize_t step,                      # t >= 1, the number of this update
-    double lr,
-    double lr_decay,
-    double weight_decay,
-    double eps,
-    bint maximize,
-    int n_threads,
-):
-    """Adagrad update, in place.
-
-    g = -grad if maximize else grad;  g += weight_decay * p;  clr = lr / (1 + (t - 1) lr_decay);
-    sum += g * g;  p -= clr * g / (sqrt(sum) + eps).
-    """
-    cdef Py_ssize_t n = _check_params(params)
-    _check_like(grad, params, "grad", False)
-    _check_like(sum, params, "sum", True)
-    cdef double clr = lr / (1.0 + (step - 1) * lr_decay)
-    if cnp.PyArray_TYPE(params) == cnp.NPY_FLOAT:
-        _adagrad(<float*>_data(params), <const float*>_data(grad), <float*>_data(sum), n,
-                 clr, weight_decay, eps, maximize, n_threads)
-    else:
-        _adagrad(<double*>_data(params), <const double*>_data(grad), <double*>_data(sum), n,
-                 clr, weight_decay, eps, maximize, n_threads)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,66 +211,23 @@ cdef void _rmsprop_range(
             params[i] = params[i] - lr_ * g / avg
 
 
-cdef void _rmsprop(
+cdef void rmsprop_step(
     floating* params, const floating* grad, floating* square_avg, floating* grad_avg,
     floating* momentum_buffer, Py_ssize_t n,
     double lr, double alpha, double eps, double weight_decay, double momentum, bint maximize,
     int n_threads,
-) noexcept:
+) noexcept nogil:
     cdef Py_ssize_t c, n_chunks = _n_chunks(n, n_threads)
-    with nogil:
-        if n_chunks == 1:
-            _rmsprop_range(params, grad, square_avg, grad_avg, momentum_buffer, 0, n,
-                           lr, alpha, eps, weight_decay, momentum, maximize)
-            return
-        for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
-            _rmsprop_range(params, grad, square_avg, grad_avg, momentum_buffer,
-                           _chunk_bound(c, n, n_chunks), _chunk_bound(c + 1, n, n_chunks),
-                           lr, alpha, eps, weight_decay, momentum, maximize)
+    if n_chunks == 1:
+        _rmsprop_range(params, grad, square_avg, grad_avg, momentum_buffer, 0, n,
+                       lr, alpha, eps, weight_decay, momentum, maximize)
+        return
+    for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
+        _rmsprop_range(params, grad, square_avg, grad_avg, momentum_buffer,
+                       _chunk_bound(c, n, n_chunks), _chunk_bound(c + 1, n, n_chunks),
+                       lr, alpha, eps, weight_decay, momentum, maximize)
 
 
-def rmsprop_step(
-    cnp.ndarray params not None,          # INOUT
-    cnp.ndarray grad not None,            # IN
-    cnp.ndarray square_avg not None,      # INOUT
-    cnp.ndarray grad_avg,                 # INOUT; None unless centered
-    cnp.ndarray momentum_buffer,          # INOUT; None when momentum == 0
-    double lr,
-    double alpha,
-    double eps,
-    double weight_decay,
-    double momentum,
-    bint centered,
-    bint maximize,
-    int n_threads,
-):
-    """RMSprop update (optionally centered, with momentum), in place.
-
-    g = -grad if maximize else grad;  g += weight_decay * p;
-    v = alpha * v + (1 - alpha) * g * g;  avg = v, or v - ga * ga with
-    ga = alpha * ga + (1 - alpha) * g when centered;  d = sqrt(avg) + eps;
-    b = momentum * b + g / d, p -= lr * b  (momentum > 0), else p -= lr * g / d.
-    """
-    cdef Py_ssize_t n = _check_params(params)
-    _check_like(grad, params, "grad", False)
-    _check_like(square_avg, params, "square_avg", True)
-    if centered:
-        _check_like(grad_avg, params, "grad_avg", True)
-    else:
-        grad_avg = None
-    if momentum > 0:
-        _check_like(momentum_buffer, params, "momentum_buffer", True)
-    else:
-        momentum_buffer = None
-    if cnp.PyArray_TYPE(params) == cnp.NPY_FLOAT:
-        _rmsprop(<float*>_data(params), <const float*>_data(grad), <float*>_data(square_avg),
-                 <float*>_data(grad_avg), <float*>_data(momentum_buffer), n,
-                 lr, alpha, eps, weight_decay, momentum, maximize, n_threads)
-    else:
-        _rmsprop(<double*>_data(params), <const double*>_data(grad),
-                 <double*>_data(square_avg), <double*>_data(grad_avg),
-                 <double*>_data(momentum_buffer), n,
-                 lr, alpha, eps, weight_decay, momentum, maximize, n_threads)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,52 +259,21 @@ cdef void _adadelta_range(
         params[i] = params[i] - lr_ * delta
 
 
-cdef void _adadelta(
+cdef void adadelta_step(
     floating* params, const floating* grad, floating* square_avg, floating* acc_delta,
     Py_ssize_t n, double lr, double rho, double eps, double weight_decay, bint maximize,
     int n_threads,
-) noexcept:
+) noexcept nogil:
     cdef Py_ssize_t c, n_chunks = _n_chunks(n, n_threads)
-    with nogil:
-        if n_chunks == 1:
-            _adadelta_range(params, grad, square_avg, acc_delta, 0, n,
-                            lr, rho, eps, weight_decay, maximize)
-            return
-        for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
-            _adadelta_range(params, grad, square_avg, acc_delta, _chunk_bound(c, n, n_chunks),
-                            _chunk_bound(c + 1, n, n_chunks), lr, rho, eps, weight_decay, maximize)
+    if n_chunks == 1:
+        _adadelta_range(params, grad, square_avg, acc_delta, 0, n,
+                        lr, rho, eps, weight_decay, maximize)
+        return
+    for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
+        _adadelta_range(params, grad, square_avg, acc_delta, _chunk_bound(c, n, n_chunks),
+                        _chunk_bound(c + 1, n, n_chunks), lr, rho, eps, weight_decay, maximize)
 
 
-def adadelta_step(
-    cnp.ndarray params not None,          # INOUT
-    cnp.ndarray grad not None,            # IN
-    cnp.ndarray square_avg not None,      # INOUT
-    cnp.ndarray acc_delta not None,       # INOUT
-    double lr,
-    double rho,
-    double eps,
-    double weight_decay,
-    bint maximize,
-    int n_threads,
-):
-    """Adadelta update, in place.
-
-    g = -grad if maximize else grad;  g += weight_decay * p;  v = rho * v + (1 - rho) * g * g;
-    delta = sqrt(u + eps) / sqrt(v + eps) * g;  u = rho * u + (1 - rho) * delta * delta;
-    p -= lr * delta.
-    """
-    cdef Py_ssize_t n = _check_params(params)
-    _check_like(grad, params, "grad", False)
-    _check_like(square_avg, params, "square_avg", True)
-    _check_like(acc_delta, params, "acc_delta", True)
-    if cnp.PyArray_TYPE(params) == cnp.NPY_FLOAT:
-        _adadelta(<float*>_data(params), <const float*>_data(grad),
-                  <float*>_data(square_avg), <float*>_data(acc_delta), n,
-                  lr, rho, eps, weight_decay, maximize, n_threads)
-    else:
-        _adadelta(<double*>_data(params), <const double*>_data(grad),
-                  <double*>_data(square_avg), <double*>_data(acc_delta), n,
-                  lr, rho, eps, weight_decay, maximize, n_threads)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -493,70 +318,66 @@ cdef void _adam_range(
         params[i] = p - step_size_ * m / (_sqrt(v) / bc2_sqrt + eps_)
 
 
-cdef void _adam(
+cdef void adam_step(
     floating* params, const floating* grad, floating* exp_avg, floating* exp_avg_sq,
     floating* max_exp_avg_sq, Py_ssize_t n,
     double step_size, double bias_correction2_sqrt, double beta1, double beta2, double eps,
     double coupled_weight_decay, double param_decay, bint maximize, int n_threads,
-) noexcept:
+) noexcept nogil:
     cdef Py_ssize_t c, n_chunks = _n_chunks(n, n_threads)
-    with nogil:
-        if n_chunks == 1:
-            _adam_range(params, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, 0, n, step_size,
-                        bias_correction2_sqrt, beta1, beta2, eps, coupled_weight_decay,
-                        param_decay, maximize)
-            return
-        for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
-            _adam_range(params, grad, exp_avg, exp_avg_sq, max_exp_avg_sq,
-                        _chunk_bound(c, n, n_chunks), _chunk_bound(c + 1, n, n_chunks), step_size,
-                        bias_correction2_sqrt, beta1, beta2, eps, coupled_weight_decay,
-                        param_decay, maximize)
+    if n_chunks == 1:
+        _adam_range(params, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, 0, n, step_size,
+                    bias_correction2_sqrt, beta1, beta2, eps, coupled_weight_decay,
+                    param_decay, maximize)
+        return
+    for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
+        _adam_range(params, grad, exp_avg, exp_avg_sq, max_exp_avg_sq,
+                    _chunk_bound(c, n, n_chunks), _chunk_bound(c + 1, n, n_chunks), step_size,
+                    bias_correction2_sqrt, beta1, beta2, eps, coupled_weight_decay,
+                    param_decay, maximize)
 
 
-def adam_step(
-    cnp.ndarray params not None,          # INOUT
-    cnp.ndarray grad not None,            # IN
-    cnp.ndarray exp_avg not None,         # INOUT
-    cnp.ndarray exp_avg_sq not None,      # INOUT
-    cnp.ndarray max_exp_avg_sq,           # INOUT; None unless amsgrad
-    Py_ssize_t step,                      # t >= 1, the number of this update
-    double lr,
-    double beta1,
-    double beta2,
-    double eps,
-    double weight_decay,
-    bint decoupled_weight_decay,          # AdamW: p *= 1 - lr * weight_decay first
-    bint amsgrad,
-    bint maximize,
-    int n_threads,
-):
-    """Adam / AdamW update (optionally AMSGrad), in place.
+# ---------------------------------------------------------------------------------------------
+# The C-level entry: one rule struct, dispatched once per call (never inside a loop).
+#
+# State slots, in order, per rule (NULL where the flags need no array):
+#   SGD       momentum_buffer (momentum != 0)
+#   Adagrad   sum
+#   RMSprop   square_avg, grad_avg (centered), momentum_buffer (momentum > 0)
+#   Adadelta  square_avg, acc_delta
+#   Adam      exp_avg, exp_avg_sq, max_exp_avg_sq (amsgrad)
 
-    g = -grad if maximize else grad;
-    AdamW: p *= 1 - lr * weight_decay;  Adam: g += weight_decay * p;
-    m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g;
-    AMSGrad: vmax = max(vmax, v), used in place of v below;
-    p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
-    """
-    cdef Py_ssize_t n = _check_params(params)
-    _check_like(grad, params, "grad", False)
-    _check_like(exp_avg, params, "exp_avg", True)
-    _check_like(exp_avg_sq, params, "exp_avg_sq", True)
-    if amsgrad:
-        _check_like(max_exp_avg_sq, params, "max_exp_avg_sq", True)
+cdef void _apply(const UpdateRule* r, floating* params, const floating* grad, void** state,
+                 Py_ssize_t n, Py_ssize_t step, int n_threads) noexcept nogil:
+    cdef floating* s0 = <floating*>state[0]
+    cdef floating* s1 = <floating*>state[1]
+    cdef floating* s2 = <floating*>state[2]
+    cdef double t = <double>step
+    if r.kind == RULE_SGD:
+        sgd_step(params, grad, s0 if r.momentum != 0 else NULL, n, r.lr, r.momentum,
+                 r.dampening, r.weight_decay, r.nesterov, r.maximize, step == 1, n_threads)
+    elif r.kind == RULE_ADAGRAD:
+        adagrad_step(params, grad, s0, n, r.lr / (1.0 + (t - 1.0) * r.lr_decay),
+                     r.weight_decay, r.eps, r.maximize, n_threads)
+    elif r.kind == RULE_RMSPROP:
+        rmsprop_step(params, grad, s0, s1 if r.centered else NULL,
+                     s2 if r.momentum > 0 else NULL, n, r.lr, r.alpha, r.eps, r.weight_decay,
+                     r.momentum, r.maximize, n_threads)
+    elif r.kind == RULE_ADADELTA:
+        adadelta_step(params, grad, s0, s1, n, r.lr, r.rho, r.eps, r.weight_decay, r.maximize,
+                      n_threads)
+    elif r.kind == RULE_ADAM:
+        adam_step(params, grad, s0, s1, s2 if r.amsgrad else NULL, n,
+                  r.lr / (1.0 - pow(r.beta1, t)), sqrt(1.0 - pow(r.beta2, t)), r.beta1, r.beta2,
+                  r.eps, 0.0 if r.decoupled_weight_decay else r.weight_decay,
+                  1.0 - r.lr * r.weight_decay if r.decoupled_weight_decay else 1.0,
+                  r.maximize, n_threads)
+
+
+cdef void apply_rule(const UpdateRule* rule, bint single, void* params, const void* grad,
+                     void** state, Py_ssize_t n, Py_ssize_t step, int n_threads) noexcept nogil:
+    if single:
+        _apply(rule, <float*>params, <const float*>grad, state, n, step, n_threads)
     else:
-        max_exp_avg_sq = None
-    cdef double step_size = lr / (1.0 - pow(beta1, <double>step))
-    cdef double bias_correction2_sqrt = sqrt(1.0 - pow(beta2, <double>step))
-    cdef double coupled = 0.0 if decoupled_weight_decay else weight_decay
-    cdef double param_decay = 1.0 - lr * weight_decay if decoupled_weight_decay else 1.0
-    if cnp.PyArray_TYPE(params) == cnp.NPY_FLOAT:
-        _adam(<float*>_data(params), <const float*>_data(grad), <float*>_data(exp_avg),
-              <float*>_data(exp_avg_sq), <float*>_data(max_exp_avg_sq), n, step_size,
-              bias_correction2_sqrt, beta1, beta2, eps, coupled, param_decay, maximize,
-              n_threads)
-    else:
-        _adam(<double*>_data(params), <const double*>_data(grad), <double*>_data(exp_avg),
-              <double*>_data(exp_avg_sq), <double*>_data(max_exp_avg_sq), n, step_size,
-              bias_correction2_sqrt, beta1, beta2, eps, coupled, param_decay, maximize,
-              n_threads)
+        _apply(rule, <double*>params, <const double*>grad, state, n, step, n_threads)
+

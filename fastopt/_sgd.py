@@ -5,7 +5,7 @@ whole data set, of one sample, of a batch). The classes here only apply the rule
 """
 
 from fastopt._base import Optimizer
-from fastopt._kernels import sgd_step
+from fastopt._step import Rule
 from fastopt._validation import check_bool, check_lr, check_real, check_weight_decay
 
 
@@ -100,15 +100,15 @@ class SGD(Optimizer):
             )
         return hyper
 
+    _slot_names = ("momentum_buffer",)
+
     @classmethod
     def _state_names(cls, hyper):
-        return ("momentum_buffer",) if hyper["momentum"] != 0 else ()
+        return cls._slot_names if hyper["momentum"] != 0 else ()
 
-    def _update(self, param, grad, state, step):
-        h = self._hyper
-        sgd_step(param, grad, state.get("momentum_buffer"), h["lr"], h["momentum"],
-                 h["dampening"], h["weight_decay"], h["nesterov"], h["maximize"], step == 1,
-                 self._n_threads)
+    @classmethod
+    def _make_rule(cls, hyper):
+        return Rule("sgd", **hyper)
 
 
 class Momentum(SGD):

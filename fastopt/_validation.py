@@ -164,35 +164,3 @@ def check_params(params):
             "must be a separate array"
         )
     return list(params), False
-
-
-def _check_grad(name, g, p):
-    if not isinstance(g, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(g).__name__}")
-    if g.dtype != p.dtype:
-        raise TypeError(f"{name} has dtype {g.dtype}, its parameter has {p.dtype}")
-    if g.shape != p.shape:
-        raise ValueError(f"{name} has shape {g.shape}, its parameter has {p.shape}")
-    if np.may_share_memory(g, p):
-        raise ValueError(f"{name} shares memory with its parameter: pass a separate array")
-    # A non-contiguous gradient is accepted and read through a contiguous copy.
-    return g if g.flags.c_contiguous else np.ascontiguousarray(g)
-
-
-def check_grads(grads, params, single):
-    """Validate gradients against the parameters they update; returns the list to use.
-
-    ``grads`` mirrors ``params``: one array when the optimizer was built on one array, else a
-    list or tuple of the same length; each gradient has its parameter's dtype and shape.
-    Non-contiguous gradients are copied; gradients are never modified.
-    """
-    if single:
-        return [_check_grad("grads", grads, params[0])]
-    if not isinstance(grads, (list, tuple)):
-        raise TypeError(
-            f"grads must be a list of {len(params)} arrays (like params), "
-            f"got {type(grads).__name__}"
-        )
-    if len(grads) != len(params):
-        raise ValueError(f"grads has {len(grads)} arrays, params has {len(params)}")
-    return [_check_grad(f"grads[{i}]", g, p) for i, (g, p) in enumerate(zip(grads, params))]

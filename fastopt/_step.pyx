@@ -1,0 +1,199 @@
+"""C-level stepping of optimizers: gradient checks and the ``Rule`` extension type.
+
+``Optimizer.step`` (fastopt/_base.py) makes two calls here: ``check_grads`` validates every
+gradient against its parameter before anything is touched, then ``Rule.apply`` runs the
+kernel on each array through ``apply_rule`` (fastopt/_kernels.pxd). Both work on the NumPy C
+API, so a step on a small array costs a few hundred nanoseconds, not the microseconds that
+NumPy attribute lookups from Python would. ``Rule`` wraps the ``UpdateRule`` struct that the
+minimize loop also uses, so every consumer runs an optimizer through one C-level entry.
+"""
+
+cimport numpy as cnp
+from fastopt._kernels cimport (
+    MAX_STATE,
+    RULE_ADADELTA,
+    RULE_ADAGRAD,
+    RULE_ADAM,
+    RULE_RMSPROP,
+    RULE_SGD,
+    RuleKind,
+    UpdateRule,
+    apply_rule,
+)
+
+import numpy as np
+
+cnp.import_array()
+
+# Arrays at least this large are updated with the GIL released (other Python threads may run);
+# below it, releasing and re-taking the GIL would cost more than the update itself.
+cdef Py_ssize_t NOGIL_THRESHOLD = 2048
+
+_KINDS = {
+    "sgd": RULE_SGD,
+    "adagrad": RULE_ADAGRAD,
+    "rmsprop": RULE_RMSPROP,
+    "adadelta": RULE_ADADELTA,
+    "adam": RULE_ADAM,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradient checks
+
+cdef str _grad_name(Py_ssize_t index):
+    return "grads" if index < 0 else f"grads[{index}]"
+
+
+cdef inline bint _spans_overlap(cnp.ndarray a, cnp.ndarray b):
+    """Whether the memory of two C-contiguous arrays overlaps."""
+    cdef char* a0 = <char*>cnp.PyArray_DATA(a)
+    cdef char* b0 = <char*>cnp.PyArray_DATA(b)
+    cdef Py_ssize_t na = cnp.PyArray_NBYTES(a), nb = cnp.PyArray_NBYTES(b)
+    return na > 0 and nb > 0 and a0 < b0 + nb and b0 < a0 + na
+
+
+cdef object _check_grad(object grad, cnp.ndarray param, Py_ssize_t index):
+    """Return ``grad`` (or a contiguous copy) after checking it against ``param``."""
+    cdef cnp.ndarray g
+    cdef int d
+    if not cnp.PyArray_Check(grad):
+        raise TypeError(f"{_grad_name(index)} must be a numpy.ndarray, "
+                        f"got {type(grad).__name__}")
+    g = <cnp.ndarray>grad
+    if (cnp.PyArray_TYPE(g) != cnp.PyArray_TYPE(param)
+            or not cnp.PyArray_ISNOTSWAPPED(g)):
+        raise TypeError(f"{_grad_name(index)} has dtype {g.dtype}, "
+                        f"its parameter has {param.dtype}")
+    if cnp.PyArray_NDIM(g) != cnp.PyArray_NDIM(param):
+        _raise_shape(g, param, index)
+    for d in range(cnp.PyArray_NDIM(g)):
+        if cnp.PyArray_DIM(g, d) != cnp.PyArray_DIM(param, d):
+            _raise_shape(g, param, index)
+    if not cnp.PyArray_IS_C_CONTIGUOUS(g):
+        # Read through a contiguous copy: it cannot alias the parameter any more.
+        return np.ascontiguousarray(g)
+    if _spans_overlap(g, param):
+        raise ValueError(f"{_grad_name(index)} shares memory with its parameter: "
+                         "pass a separate array")
+    return g
+
+
+cdef int _raise_shape(object g, object param, Py_ssize_t index) except -1:
+    raise ValueError(f"{_grad_name(index)} has shape {g.shape}, its parameter has {param.shape}")
+
+
+def check_grads(grads, list params, bint single):
+    """Validate gradients against the parameters they update; return the list to use.
+
+    ``grads`` mirrors ``params``: one array when the optimizer was built on one array, else a
+    list or tuple of the same length; each gradient has its parameter's dtype and shape and
+    does not overlap it. Non-contiguous gradients are read through a contiguous copy;
+    gradients are never modified.
+    """
+    cdef Py_ssize_t i, n = len(params)
+    if single:
+        return [_check_grad(grads, params[0], -1)]
+    if not isinstance(grads, (list, tuple)):
+        raise TypeError(f"grads must be a list of {n} arrays (like params), "
+                        f"got {type(grads).__name__}")
+    if len(grads) != n:
+        raise ValueError(f"grads has {len(grads)} arrays, params has {n}")
+    return [_check_grad(grads[i], params[i], i) for i in range(n)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Rule
+
+cdef class Rule:
+    """An update rule's kind and scalars, as the kernels take them (``UpdateRule``).
+
+    Parameters
+    ----------
+    kind : {"sgd", "adagrad", "rmsprop", "adadelta", "adam"}
+    **scalars
+        The ``UpdateRule`` fields the rule uses (already validated by the optimizer class);
+        the others stay 0 / False.
+    """
+
+    def __cinit__(self, str kind, *, double lr=0.0, double momentum=0.0, double dampening=0.0,
+                  double weight_decay=0.0, double lr_decay=0.0, double eps=0.0,
+                  double alpha=0.0, double rho=0.0, double beta1=0.0, double beta2=0.0,
+                  bint nesterov=False, bint maximize=False, bint centered=False,
+                  bint amsgrad=False, bint decoupled_weight_decay=False):
+        if kind not in _KINDS:
+            raise ValueError(f"unknown rule kind {kind!r}")
+        self.rule.kind = <RuleKind><int>_KINDS[kind]
+        self.rule.lr = lr
+        self.rule.momentum = momentum
+        self.rule.dampening = dampening
+        self.rule.weight_decay = weight_decay
+        self.rule.lr_decay = lr_decay
+        self.rule.eps = eps
+        self.rule.alpha = alpha
+        self.rule.rho = rho
+        self.rule.beta1 = beta1
+        self.rule.beta2 = beta2
+        self.rule.nesterov = nesterov
+        self.rule.maximize = maximize
+        self.rule.centered = centered
+        self.rule.amsgrad = amsgrad
+        self.rule.decoupled_weight_decay = decoupled_weight_decay
+
+    @property
+    def lr(self):
+        return self.rule.lr
+
+    @lr.setter
+    def lr(self, double value):
+        self.rule.lr = value
+
+    def apply(self, list params, list grads, list slots, Py_ssize_t step, int n_threads):
+        """Update every parameter in place with its (checked) gradient and state slots.
+
+        ``slots[i]`` is a tuple of state arrays in the rule's slot order, None where unused.
+        State arrays are checked against their parameter first (they are made by the
+        optimizer, so a failure here is a bug, but the kernels must never run out of bounds).
+        """
+        cdef Py_ssize_t i, k, size, n = len(params)
+        cdef bint single
+        cdef void* p_data
+        cdef void* g_data
+        cdef cnp.ndarray p, g
+        cdef tuple s
+        cdef void* state[MAX_STATE]
+        if len(grads) != n or len(slots) != n:
+            raise ValueError("params, grads and slots differ in length")
+        for i in range(n):
+            p, s = params[i], slots[i]
+            if len(s) > MAX_STATE:
+                raise ValueError("too many state arrays")
+            for a in s:
+                if a is not None:
+                    _check_state(a, p)
+        for i in range(n):
+            p, g, s = params[i], grads[i], slots[i]
+            for k in range(MAX_STATE):
+                state[k] = NULL
+            for k in range(len(s)):
+                if s[k] is not None:
+                    state[k] = cnp.PyArray_DATA(<cnp.ndarray>s[k])
+            size = cnp.PyArray_SIZE(p)
+            single = cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT
+            p_data = cnp.PyArray_DATA(p)
+            g_data = cnp.PyArray_DATA(g)
+            if size >= NOGIL_THRESHOLD:
+                with nogil:
+                    apply_rule(&self.rule, single, p_data, g_data, state, size, step, n_threads)
+            else:
+                apply_rule(&self.rule, single, p_data, g_data, state, size, step, n_threads)
+
+
+cdef int _check_state(object a, cnp.ndarray p) except -1:
+    if not (cnp.PyArray_Check(a)
+            and cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.PyArray_TYPE(p)
+            and cnp.PyArray_SIZE(<cnp.ndarray>a) == cnp.PyArray_SIZE(p)
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
+            and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>a)):
+        raise ValueError("internal error: a state array does not match its parameter")
+    return 0
