@@ -132,7 +132,7 @@ def _extensions():
             include_dirs=include_dirs,
             define_macros=macros,
         )
-        for name in ("_openmp", "_kernels", "_step")
+        for name in ("_openmp", "_kernels", "_step", "_loop")
     ]
     return cythonize(extensions, compiler_directives=directives, include_path=["fastopt"])
 

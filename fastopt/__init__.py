@@ -11,13 +11,18 @@ arrays) behind a stateful class with torch.optim's names, defaults and update ru
     array([-0.1,  0.1,  0. ])
 
 Classes: SGD (also GD and mini-batch SGD: the same rule fed different gradients), Momentum,
-NAG, Adagrad, RMSprop, Adadelta, Adam, AdamW. ``show_config()`` prints the build.
+NAG, Adagrad, RMSprop, Adadelta, Adam, AdamW. ``minimize`` runs any of them on a function
+with SciPy's conventions, and ``fastopt.gd``, ``fastopt.adam``, ... are the same methods for
+``scipy.optimize.minimize(method=...)``. ``show_config()`` prints the build.
 """
 
 from fastopt._adam import Adam, AdamW
 from fastopt._adaptive import Adadelta, Adagrad, RMSprop
 from fastopt._base import Optimizer
 from fastopt._config import __version__, show_config
+from fastopt._driver import minimize
+from fastopt._minibatch import minimize_minibatch
+from fastopt._scipy import adadelta, adagrad, adam, adamw, gd, momentum, nag, rmsprop, sgd
 from fastopt._sgd import NAG, SGD, Momentum
 
 __all__ = [
@@ -31,5 +36,16 @@ __all__ = [
     "RMSprop",
     "SGD",
     "__version__",
+    "adadelta",
+    "adagrad",
+    "adam",
+    "adamw",
+    "gd",
+    "minimize",
+    "minimize_minibatch",
+    "momentum",
+    "nag",
+    "rmsprop",
+    "sgd",
     "show_config",
 ]

@@ -65,6 +65,13 @@ class Optimizer:
         """New state buffer ``name`` for ``param`` (zeros unless a subclass says otherwise)."""
         return np.zeros_like(param)
 
+    def _ensure_state(self):
+        """Make the state arrays (lazily, as torch does) if there are none yet."""
+        if self._slots is None:
+            names = self._state_names(self._hyper)
+            self._set_state(self._step, [{name: self._init_state(name, p) for name in names}
+                                         for p in self._params])
+
     def _set_state(self, step, state):
         """Install a step count and per-parameter state dicts (None: none made yet)."""
         self._step = step
@@ -94,10 +101,7 @@ class Optimizer:
             list is bad.
         """
         grads = check_grads(grads, self._params, self._single)
-        if self._slots is None:
-            names = self._state_names(self._hyper)
-            self._set_state(self._step, [{name: self._init_state(name, p) for name in names}
-                                         for p in self._params])
+        self._ensure_state()
         self._rule.apply(self._params, grads, self._slots, self._step + 1, self._n_threads)
         self._step += 1
 

@@ -1,0 +1,386 @@
+"""``fastopt.minimize``: one minimize loop for every optimizer, with SciPy's conventions.
+
+This module validates and prepares (x0, options, jac, bounds, callback), builds the optimizer
+on a private copy of x0, and hands the iteration to the Cython loop (fastopt/_loop.pyx); it
+knows no particular update rule. fastopt/_scipy.py exposes the same entry as
+``scipy.optimize.minimize`` methods.
+"""
+
+import inspect
+import math
+import numbers
+import warnings
+
+import numpy as np
+from scipy.optimize import Bounds, OptimizeResult, OptimizeWarning
+
+from fastopt._finite_diff import FD_METHODS, FiniteDifferenceGradient, check_fd_method
+from fastopt._loop import (
+    EVAL_FINITE_DIFF,
+    EVAL_FUN_AND_GRAD,
+    EVAL_SEPARATE,
+    STATUS_CALLBACK,
+    STATUS_CONVERGED,
+    STATUS_MAXITER,
+    STATUS_NONFINITE,
+    minimize_loop,
+)
+from fastopt._methods import optimizer_class
+from fastopt._validation import check_bool, check_real
+
+try:  # scipy.optimize.minimize(jac=True) wraps fun in MemoizeJac; unwrapping it saves a copy
+    from scipy.optimize._optimize import MemoizeJac
+except ImportError:  # pragma: no cover - private scipy name
+    MemoizeJac = None
+
+DEFAULT_MAXITER = 1000
+DEFAULT_GTOL = 1e-5
+
+# The options of the loop itself (the optimizer's hyperparameters come from its class).
+LOOP_OPTIONS = ("maxiter", "gtol", "ftol", "xtol", "tol", "disp", "return_all",
+                "finite_diff_method", "finite_diff_rel_step", "n_threads")
+
+STATUS_MESSAGES = {
+    (STATUS_CONVERGED, "gtol"): "Optimization terminated successfully: the inf-norm of the "
+                                "(projected) gradient is <= gtol.",
+    (STATUS_CONVERGED, "ftol"): "Optimization terminated successfully: the relative "
+                                "reduction of f is <= ftol.",
+    (STATUS_CONVERGED, "xtol"): "Optimization terminated successfully: the step's inf-norm "
+                                "is <= xtol.",
+    (STATUS_MAXITER, None): "Maximum number of iterations has been exceeded.",
+    (STATUS_NONFINITE, None): "Stopped: fun or jac returned a non-finite value (NaN or "
+                              "inf); x is the last iterate where both were finite.",
+    (STATUS_CALLBACK, None): "`callback` raised `StopIteration`.",
+}
+
+
+def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, callback=None,
+             options=None):
+    r"""Minimize a scalar function with one of fastopt's first-order methods.
+
+    The arguments mean what they mean in :func:`scipy.optimize.minimize`, and the result is
+    the same :class:`scipy.optimize.OptimizeResult`.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x, *args) -> float``, or ``(float, ndarray)`` when ``jac=True``. It receives a
+        **read-only view** of the current iterate (not a copy): copy it if you keep it.
+    x0 : array_like, shape (n,)
+        Starting point; never modified. float32 stays float32 (the float32 kernels run);
+        every other real dtype becomes float64.
+    args : tuple, optional
+        Extra arguments of ``fun`` and ``jac``.
+    method : str, default="adam"
+        ``"gd"``, ``"sgd"``, ``"momentum"``, ``"nag"``, ``"adagrad"``, ``"rmsprop"``,
+        ``"adadelta"``, ``"adam"`` or ``"adamw"`` (case-insensitive). ``"gd"`` and ``"sgd"``
+        are both :class:`fastopt.SGD`; here both see the exact gradient.
+    jac : callable, bool, str or None, optional
+        ``jac(x, *args) -> ndarray (n,)``; ``True`` if ``fun`` returns ``(f, g)``; None (or
+        ``"2-point"``, ``"3-point"``, ``"cs"``) for finite differences (option
+        ``finite_diff_method``, default ``"2-point"``).
+    bounds : scipy.optimize.Bounds or sequence of (min, max), optional
+        Box constraints (``None`` for no bound). x0 is clipped into the box and every step is
+        projected back onto it.
+    tol : float, optional
+        Default for ``gtol``.
+    callback : callable, optional
+        ``callback(intermediate_result)`` (the only parameter has exactly that name: it gets an
+        ``OptimizeResult`` with ``x``, ``fun``, ``jac``, ``nit``), or ``callback(xk)`` (a copy
+        of x). Called after each update: the j-th call sees the iterate after j updates.
+        Raising ``StopIteration`` ends the run (status 99).
+    options : dict, optional
+        The method's hyperparameters (those of its class, e.g. ``lr``, ``betas`` for Adam;
+        ``maximize`` is not allowed), ``n_threads``, and:
+
+        maxiter : int, default=1000
+            Maximum number of updates (``nit``).
+        gtol : float, default=1e-5 (or ``tol``)
+            Stop when the inf-norm of the gradient (projected on the bounds) is <= gtol.
+        ftol : float, default=0 (off)
+            Stop when ``|f_k - f_{k+1}| <= ftol * max(|f_k|, |f_{k+1}|, 1)``.
+        xtol : float, default=0 (off)
+            Stop when the inf-norm of the last step is <= xtol.
+        disp : bool, default=False
+            Print a summary at the end.
+        return_all : bool, default=False
+            Also return ``allvecs``, the list of iterates (x0 first).
+        finite_diff_method : {"2-point", "3-point", "cs"}, default="2-point"
+            Finite differences used when ``jac`` is None.
+        finite_diff_rel_step : float, optional
+            Relative step of the finite differences.
+
+        Unknown options give an ``OptimizeWarning``, as SciPy's methods do.
+
+    Returns
+    -------
+    res : scipy.optimize.OptimizeResult
+        ``x`` (the final iterate, x0's dtype), ``fun``, ``jac``, ``nit`` (updates made),
+        ``nfev``, ``njev``, ``status``, ``success``, ``message``; ``allvecs`` with
+        ``return_all``. Status codes: 0 converged (``success=True``; the message says which
+        test), 1 ``maxiter`` reached, 3 ``fun`` or ``jac`` returned NaN or inf (``x`` is the
+        last finite iterate), 99 the callback raised ``StopIteration``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On bad arguments, before ``fun`` is called.
+
+    See Also
+    --------
+    fastopt.adam, fastopt.sgd, ... : the same methods for ``scipy.optimize.minimize``.
+
+    Notes
+    -----
+    Each iteration evaluates ``fun`` (and ``jac``) once and applies the method's update rule
+    (see its class, e.g. :class:`fastopt.Adam`) to x in place, then projects onto the bounds.
+    The loop is compiled: beyond the user's function it costs well under a microsecond per
+    iteration for small problems.
+
+    Examples
+    --------
+    >>> import numpy as np, fastopt
+    >>> from scipy.optimize import rosen, rosen_der
+    >>> res = fastopt.minimize(rosen, np.zeros(2), method="adam", jac=rosen_der,
+    ...                        options={"lr": 0.01, "maxiter": 20000, "gtol": 1e-6})
+    >>> res.success, np.round(res.x, 4)
+    (True, array([1., 1.]))
+    """
+    options = {} if options is None else dict(options)
+    if tol is not None:
+        options.setdefault("tol", tol)
+    return run_method(method, fun, x0, args=args, jac=jac, bounds=bounds, callback=callback,
+                      options=options)
+
+
+def run_method(method, fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None,
+               constraints=(), callback=None, options=None):
+    """The shared body of ``minimize`` and the ``scipy.optimize.minimize`` method callables."""
+    cls = optimizer_class(method)
+    name = method.lower()
+    if not callable(fun):
+        raise TypeError(f"fun must be callable, got {type(fun).__name__}")
+    if not isinstance(args, tuple):
+        args = (args,)
+    if _has_constraints(constraints):
+        raise ValueError(
+            f"fastopt's {name!r} method cannot handle constraints; use bounds, or a "
+            "constrained method such as 'SLSQP' or 'trust-constr'"
+        )
+    for what, value in (("hess", hess), ("hessp", hessp)):
+        if value is not None:
+            warnings.warn(f"fastopt's {name!r} method does not use Hessian information "
+                          f"({what}); it is ignored.", RuntimeWarning, stacklevel=3)
+
+    x = _starting_point(x0)
+    hyper, loop = _split_options(cls, options or {})
+    fun, jac, mode = _evaluation_mode(fun, jac, loop)
+    lower, upper = _bounds(bounds, x)
+    if lower is not None:
+        np.clip(x, lower, upper, out=x)
+    new_style = _callback_style(callback)
+
+    optimizer = cls(x, n_threads=loop["n_threads"], **hyper)
+    optimizer._ensure_state()
+    if mode == EVAL_FINITE_DIFF:
+        jac = FiniteDifferenceGradient(fun, args, loop["finite_diff_method"],
+                                       loop["finite_diff_rel_step"], lower, upper)
+    allvecs = [x.copy()] if loop["return_all"] else None
+
+    status, reason, nit, nfev, njev, f, g = minimize_loop(
+        x, optimizer._rule, optimizer._slots[0], fun, jac, args, mode, lower, upper,
+        loop["maxiter"], loop["gtol"], loop["ftol"], loop["xtol"], callback, new_style,
+        allvecs, optimizer.n_threads,
+    )
+    if mode == EVAL_FINITE_DIFF:
+        nfev += jac.nfev
+    result = OptimizeResult(
+        x=x, fun=f, jac=g, nit=nit, nfev=nfev, njev=njev, status=status,
+        success=status == STATUS_CONVERGED, message=STATUS_MESSAGES[status, reason],
+    )
+    if allvecs is not None:
+        result.allvecs = allvecs
+    if loop["disp"]:
+        _print_summary(name, result)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument preparation
+
+
+def _has_constraints(constraints):
+    if constraints is None:
+        return False
+    if isinstance(constraints, (list, tuple)):
+        return len(constraints) > 0
+    return True  # a dict or a constraint object
+
+
+def _starting_point(x0):
+    """A private, C-contiguous, 1-D copy of x0: float32 kept, other real dtypes float64."""
+    try:
+        arr = np.asarray(x0)
+    except Exception as exc:
+        raise TypeError(f"x0 must be array-like, got {type(x0).__name__}") from exc
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"x0 must be real numbers, got dtype {arr.dtype}")
+    arr = np.atleast_1d(arr)
+    if arr.ndim != 1:
+        raise ValueError(f"x0 must be one-dimensional, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError("x0 must not be empty")
+    dtype = np.float32 if arr.dtype == np.float32 else np.float64
+    x = np.array(arr, dtype=dtype, order="C", copy=True)
+    if not np.all(np.isfinite(x)):
+        raise ValueError("x0 must be finite (no NaN or inf)")
+    return x
+
+
+def _hyperparameter_names(cls):
+    params = inspect.signature(cls.__init__).parameters
+    return [p for p in params if p not in ("self", "params", "n_threads")]
+
+
+def _split_options(cls, options):
+    """(hyperparameters of cls, validated loop options); unknown ones warn."""
+    if not isinstance(options, dict):
+        raise TypeError(f"options must be a dict, got {type(options).__name__}")
+    hyper_names = _hyperparameter_names(cls)
+    hyper = {k: v for k, v in options.items() if k in hyper_names}
+    if hyper.get("maximize", False) is not False:
+        raise ValueError("minimize() minimizes: maximize=True is not allowed (negate fun)")
+    hyper.pop("maximize", None)
+    unknown = [k for k in options if k not in hyper_names and k not in LOOP_OPTIONS]
+    if unknown:
+        warnings.warn(f"Unknown solver options: {', '.join(map(str, unknown))}",
+                      OptimizeWarning, stacklevel=4)
+    tol = options.get("tol")
+    if tol is not None:
+        tol = check_real("tol", tol, "tolerance", low=0.0)
+    loop = {
+        "maxiter": _check_maxiter(options.get("maxiter", DEFAULT_MAXITER)),
+        "gtol": check_real("gtol", options.get("gtol", DEFAULT_GTOL if tol is None else tol),
+                           "tolerance", low=0.0),
+        "ftol": check_real("ftol", options.get("ftol", 0.0), "tolerance", low=0.0),
+        "xtol": check_real("xtol", options.get("xtol", 0.0), "tolerance", low=0.0),
+        "disp": _check_disp(options.get("disp", False)),
+        "return_all": check_bool("return_all", options.get("return_all", False)),
+        "finite_diff_method": check_fd_method(options.get("finite_diff_method", "2-point")),
+        "finite_diff_rel_step": options.get("finite_diff_rel_step"),
+        "n_threads": options.get("n_threads"),
+    }
+    if loop["finite_diff_rel_step"] is not None:
+        loop["finite_diff_rel_step"] = check_real(
+            "finite_diff_rel_step", loop["finite_diff_rel_step"], "relative step",
+            low=0.0, low_open=True)
+    return hyper, loop
+
+
+def _check_disp(disp):
+    if not isinstance(disp, (bool, np.bool_, numbers.Integral)):  # SciPy also takes ints
+        raise TypeError(f"Invalid disp: disp={disp!r} must be a bool")
+    return bool(disp)
+
+
+def _check_maxiter(maxiter):
+    if isinstance(maxiter, (bool, np.bool_)) or not isinstance(maxiter, numbers.Integral):
+        if isinstance(maxiter, float) and maxiter == math.inf:
+            return np.iinfo(np.intp).max
+        raise TypeError(f"Invalid maxiter: maxiter={maxiter!r} must be an int")
+    if maxiter < 0:
+        raise ValueError(f"Invalid maxiter: maxiter={maxiter} must be >= 0")
+    return int(maxiter)
+
+
+def _evaluation_mode(fun, jac, loop):
+    """(fun, jac, mode) for the loop; unwraps scipy's MemoizeJac of ``jac=True``."""
+    if (MemoizeJac is not None and isinstance(fun, MemoizeJac)
+            and getattr(jac, "__self__", None) is fun):
+        return fun.fun, None, EVAL_FUN_AND_GRAD
+    if jac is True:
+        return fun, None, EVAL_FUN_AND_GRAD
+    if callable(jac):
+        return fun, jac, EVAL_SEPARATE
+    if jac is None or jac is False:
+        return fun, None, EVAL_FINITE_DIFF
+    if isinstance(jac, str) and jac in FD_METHODS:
+        loop["finite_diff_method"] = jac
+        return fun, None, EVAL_FINITE_DIFF
+    raise ValueError(f"jac must be callable, True, None or one of {FD_METHODS}, got {jac!r}")
+
+
+def _bounds(bounds, x):
+    """Bounds as two arrays of x's dtype (rounded inward), or (None, None) for no bounds."""
+    if bounds is None:
+        return None, None
+    n = x.size
+    if isinstance(bounds, Bounds):
+        lower = np.broadcast_to(np.asarray(bounds.lb, dtype=float), (n,)).copy() \
+            if np.size(bounds.lb) in (1, n) else None
+        upper = np.broadcast_to(np.asarray(bounds.ub, dtype=float), (n,)).copy() \
+            if np.size(bounds.ub) in (1, n) else None
+        if lower is None or upper is None:
+            raise ValueError(f"bounds must have {n} entries (one per variable) or 1")
+    else:
+        try:
+            pairs = list(bounds)
+        except TypeError:
+            raise TypeError("bounds must be a scipy.optimize.Bounds or a sequence of "
+                            f"(min, max) pairs, got {type(bounds).__name__}") from None
+        if len(pairs) != n:
+            raise ValueError(f"bounds has {len(pairs)} (min, max) pairs, x0 has {n} variables")
+        lower, upper = np.empty(n), np.empty(n)
+        for i, pair in enumerate(pairs):
+            try:
+                lo, hi = pair
+            except (TypeError, ValueError):
+                raise ValueError(f"bounds[{i}] must be a (min, max) pair, got {pair!r}") from None
+            lower[i] = -np.inf if lo is None else _bound_value(lo, i)
+            upper[i] = np.inf if hi is None else _bound_value(hi, i)
+    if np.isnan(lower).any() or np.isnan(upper).any():
+        raise ValueError("bounds must not contain NaN")
+    bad = np.flatnonzero(lower > upper)
+    if bad.size:
+        i = bad[0]
+        raise ValueError(f"bounds[{i}] has min {lower[i]} > max {upper[i]}")
+    if np.all(np.isneginf(lower)) and np.all(np.isposinf(upper)):
+        return None, None
+    return _inward(lower, x.dtype, np.inf), _inward(upper, x.dtype, -np.inf)
+
+
+def _bound_value(value, i):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"bounds[{i}] must hold numbers or None, got {value!r}") from None
+
+
+def _inward(bound, dtype, direction):
+    """``bound`` in ``dtype``, moved one ulp inward where rounding put it outside the box."""
+    rounded = bound.astype(dtype)
+    outside = (rounded < bound) if direction > 0 else (rounded > bound)
+    rounded[outside] = np.nextafter(rounded[outside], dtype.type(direction))
+    return rounded
+
+
+def _callback_style(callback):
+    """True for ``callback(intermediate_result)``, False for ``callback(xk)`` (SciPy's rule)."""
+    if callback is None:
+        return False
+    if not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    try:
+        parameters = inspect.signature(callback).parameters
+    except (TypeError, ValueError):  # builtins without a signature: old style
+        return False
+    return set(parameters) == {"intermediate_result"}
+
+
+def _print_summary(name, result):
+    print(result.message)
+    print(f"         Method: fastopt.{name}")
+    print(f"         Current function value: {result.fun:.6f}")
+    print(f"         Iterations: {result.nit}")
+    print(f"         Function evaluations: {result.nfev}")
+    print(f"         Gradient evaluations: {result.njev}")

@@ -1,0 +1,65 @@
+"""The optimizers as ``scipy.optimize.minimize`` methods: ``minimize(..., method=fastopt.adam)``.
+
+SciPy calls a custom method raw, as ``method(fun, x0, args=, jac=, hess=, hessp=, bounds=,
+constraints=, callback=, **options)`` with ``tol`` inside ``options``, the callback unwrapped,
+bounds as the user gave them, and ``jac=True`` turned into ``jac=fun.derivative``
+(scipy/optimize/_minimize.py, "Custom minimizers"). Each callable here hands all of it to
+fastopt's one minimize loop (fastopt/_driver.py), which does what SciPy's own methods do.
+"""
+
+from fastopt._driver import run_method
+from fastopt._methods import METHODS
+
+_DOC = """Minimize ``fun`` with fastopt's {title}; a ``scipy.optimize.minimize`` method.
+
+    Use as ``scipy.optimize.minimize(fun, x0, method=fastopt.{name}, jac=..., options={{...}})``.
+    Equivalent to ``fastopt.minimize(fun, x0, method="{name}", ...)``: see it for the
+    arguments, the options (the hyperparameters of :class:`fastopt.{cls}`, plus ``maxiter``,
+    ``gtol``, ``ftol``, ``xtol``, ``disp``, ``return_all``, ``finite_diff_method``,
+    ``finite_diff_rel_step``, ``n_threads``), the status codes and the result.
+    ``hess`` and ``hessp`` are ignored with a warning; constraints raise ``ValueError``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastopt
+    >>> from scipy.optimize import minimize
+    >>> res = minimize(lambda x: np.sum((x - 3.0) ** 2), np.zeros(3), method=fastopt.{name},
+    ...                jac=lambda x: 2 * (x - 3.0), options={{{options}"maxiter": 5000}})
+    >>> res.success, np.round(res.x, 3)
+    (True, array([3., 3., 3.]))
+    """
+
+# Learning rates that solve the docstring example well within maxiter.
+_EXAMPLE_OPTIONS = {"gd": '"lr": 0.1, ', "sgd": '"lr": 0.1, ', "momentum": '"lr": 0.05, ',
+                    "nag": '"lr": 0.05, ', "adagrad": '"lr": 0.5, ', "rmsprop": '"lr": 0.01, ',
+                    "adadelta": '"lr": 1.0, ', "adam": '"lr": 0.1, ',
+                    "adamw": '"lr": 0.1, "weight_decay": 0.0, '}
+
+_TITLES = {"gd": "gradient descent", "sgd": "(stochastic) gradient descent",
+           "momentum": "momentum", "nag": "Nesterov accelerated gradient"}
+
+
+def _make_method(name):
+    def method(fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None, constraints=(),
+               callback=None, **options):
+        return run_method(name, fun, x0, args=args, jac=jac, hess=hess, hessp=hessp,
+                          bounds=bounds, constraints=constraints, callback=callback,
+                          options=options)
+
+    cls = METHODS[name].__name__
+    method.__name__ = method.__qualname__ = name
+    method.__module__ = "fastopt"
+    method.__doc__ = _DOC.format(title=_TITLES.get(name, cls), name=name, cls=cls,
+                                 options=_EXAMPLE_OPTIONS[name])
+    return method
+
+
+gd = _make_method("gd")
+sgd = _make_method("sgd")
+momentum = _make_method("momentum")
+nag = _make_method("nag")
+adagrad = _make_method("adagrad")
+rmsprop = _make_method("rmsprop")
+adadelta = _make_method("adadelta")
+adam = _make_method("adam")
+adamw = _make_method("adamw")
