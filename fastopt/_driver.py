@@ -146,6 +146,8 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
     >>> res.success, np.round(res.x, 4)
     (True, array([1., 1.]))
     """
+    if options is not None and not isinstance(options, dict):
+        raise TypeError(f"options must be a dict, got {type(options).__name__}")
     options = {} if options is None else dict(options)
     if tol is not None:
         options.setdefault("tol", tol)

@@ -76,14 +76,17 @@ class FiniteDifferenceGradient:
         g = np.empty(x.size)
         lo, hi = self.lower, self.upper
         point = x.copy()
+        def inside(i, value):
+            return lo is None or lo[i] <= value <= hi[i]
+
         for i in range(x.size):
             xi, hi_ = x[i], h[i]
-            if lo is not None and not (lo[i] <= xi + hi_ <= hi[i]):
+            if not inside(i, xi + hi_):
                 hi_ = -hi_  # the other side is inside the box
             if self.method == "2-point":
                 point[i] = xi + hi_
                 g[i] = (self._call(point) - f0) / (point[i] - xi)
-            elif lo is None or (lo[i] <= xi - hi_ and xi + hi_ <= hi[i]):
+            elif inside(i, xi - hi_):
                 point[i] = xi + hi_
                 f_plus = self._call(point)
                 point[i] = xi - hi_
