@@ -210,7 +210,9 @@ def minimize_loop(
         memcpy(cnp.PyArray_DATA(g_prev), _data(g), nbytes)
         f_prev = f
         apply_rule(&rule.rule, single, xp, _data(g), state, n, nit + 1, n_threads)
-        if single:
+        if lo == NULL and xtol <= 0:
+            pass  # nothing to project, no step length needed
+        elif single:
             step = _project_and_step(<float*>xp, <const float*>cnp.PyArray_DATA(x_prev),
                                      <const float*>lo, <const float*>hi, n)
         else:
