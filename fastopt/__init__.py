@@ -16,6 +16,7 @@ with SciPy's conventions, and ``fastopt.gd``, ``fastopt.adam``, ... are the same
 ``scipy.optimize.minimize(method=...)``. ``show_config()`` prints the build.
 """
 
+from fastopt import problems
 from fastopt._adam import Adam, AdamW
 from fastopt._adaptive import Adadelta, Adagrad, RMSprop
 from fastopt._base import Optimizer
@@ -45,6 +46,7 @@ __all__ = [
     "minimize_minibatch",
     "momentum",
     "nag",
+    "problems",
     "rmsprop",
     "sgd",
     "show_config",

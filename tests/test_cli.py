@@ -1,41 +1,116 @@
-"""``python -m fastopt``: configuration, then the optimizers' table."""
+"""The ``fastopt`` command: configuration and usage, ``race`` (table and pictures), ``demo``."""
 
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from fastopt.__main__ import main
+import fastopt
+from fastopt import problems
+from fastopt._cli import main
 from fastopt._demo import METHODS, race_table
+from fastopt._race import DEFAULT_LR, RACERS, run_race
 
 
-def test_main_prints_config_and_a_row_per_method(capsys):
-    assert main(["--steps", "50"]) == 0
+def test_no_subcommand_prints_config_and_usage(capsys):
+    assert main([]) == 0
     out = capsys.readouterr().out
-    assert "openmp" in out and "threads" in out
+    assert "openmp" in out and "threads" in out and "python -m fastopt race" in out
+
+
+def test_demo_prints_config_and_a_row_per_method(capsys):
+    assert main(["demo", "--steps", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "openmp" in out
     for name, cls, _, _ in METHODS:
         assert f"\n{name} " in out and f"{cls.__name__}(" in out
 
 
-def test_every_method_makes_progress():
+def test_demo_methods_make_progress():
     rows, best, initial = race_table(steps=500)
     for name, _, _, final, _, _ in rows:
         assert final < 0.1 * initial, name
-    # the full-gradient methods that suit this problem reach its optimum
     finals = {row[0]: row[3] for row in rows}
     for name in ("Momentum", "NAG", "Adagrad", "Adam"):
         assert finals[name] == pytest.approx(best, rel=1e-3), name
 
 
-def test_bad_arguments_exit_with_status_2():
-    for argv in (["--steps", "0"], ["--steps", "x"], ["--nope"]):
-        with pytest.raises(SystemExit) as info:
-            main(argv)
-        assert info.value.code == 2
+def test_race_writes_png_and_gif_that_load_and_are_not_blank(tmp_path, capsys):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    from PIL import Image
+
+    assert main(["race", "--problem", "beale", "--steps", "60", "--out", str(tmp_path),
+                 "--animate"]) == 0
+    out = capsys.readouterr().out
+    for racer in RACERS.values():
+        assert f"\n{racer[0]} " in out
+    png = plt.imread(tmp_path / "race_beale.png")
+    assert png.ndim == 3 and png.shape[0] > 300 and png.std() > 0.05
+    with Image.open(tmp_path / "race_beale.gif") as gif:
+        assert gif.n_frames > 10
+        gif.seek(gif.n_frames - 1)
+        last = np.asarray(gif.convert("RGB"), dtype=float)
+        gif.seek(0)
+        first = np.asarray(gif.convert("RGB"), dtype=float)
+    assert last.std() > 10 and np.abs(last - first).mean() > 0.1  # the paths grew
 
 
-def test_module_runs_as_a_command(tmp_path):
+def test_race_table_agrees_with_minimize(capsys, tmp_path):
+    main(["race", "--problem", "booth", "--steps", "100", "--methods", "nag,adam",
+          "--lr", "adam=0.2", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    p = problems.booth()
+    for method, lr in (("nag", DEFAULT_LR["booth"]["nag"]), ("adam", 0.2)):
+        res = fastopt.minimize(p.f, p.x0, method=method, jac=p.grad,
+                               options={"lr": lr, "maxiter": 100, "gtol": 0})
+        row = next(line for line in out.splitlines() if line.startswith(RACERS[method][0] + " "))
+        label, lr_text, loss, distance = row.split()[:4]
+        assert float(lr_text) == lr
+        assert float(loss) == pytest.approx(res.fun, rel=1e-3, abs=1e-12)
+        assert float(distance) == pytest.approx(p.distance_to_minimum(res.x), rel=1e-3,
+                                                abs=1e-12)
+
+
+def test_race_results_iterations_to_tolerance():
+    problem, results = run_race("booth", ["gd", "adadelta"], steps=300, tol=1e-4)
+    gd, adadelta = results
+    assert gd.iterations_to_tol is not None
+    assert gd.values[gd.iterations_to_tol] - problem.f_min <= 1e-4
+    assert np.all(gd.values[:gd.iterations_to_tol] - problem.f_min > 1e-4)
+    assert adadelta.iterations_to_tol is None  # Adadelta starts slowly on Booth
+    assert gd.path.shape == (301, 2)
+
+
+def test_race_without_matplotlib_prints_table_and_hint(monkeypatch, capsys, tmp_path):
+    from fastopt import _plot
+
+    monkeypatch.setattr(_plot, "have_matplotlib", lambda: False)
+    assert main(["race", "--steps", "10", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "pip install \"fastopt[plot]\"" in out and "Adam" in out
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("argv", [
+    ["race", "--steps", "0"], ["race", "--steps", "x"], ["race", "--problem", "nope"],
+    ["race", "--methods", "adam,bogus"], ["race", "--methods", ","],
+    ["race", "--lr", "adam"], ["race", "--lr", "adam=-1"], ["race", "--lr", "nope=0.1"],
+    ["race", "--start", "1,2,3"], ["race", "--start", "a,b"], ["race", "--tol", "0"],
+    ["race", "--bogus"], ["demo", "--steps", "0"], ["fly"],
+])
+def test_bad_arguments_exit_with_status_2(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_module_and_console_script_run(tmp_path):
     # run outside the source tree, so that the installed package is the one imported
-    out = subprocess.run([sys.executable, "-m", "fastopt", "--steps", "20"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "fastopt"], capture_output=True,
                          text=True, timeout=120, check=True, cwd=tmp_path).stdout
-    assert "Adam" in out and "fastopt" in out
+    assert "fastopt" in out and "race" in out
+    bad = subprocess.run([sys.executable, "-m", "fastopt", "race", "--steps", "-3"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
