@@ -11,6 +11,9 @@ Environment variables
 FASTOPT_NO_OPENMP=1       skip the probe and build serial code.
 FASTOPT_FAIL_NO_OPENMP=1  a failed probe is an error instead of a warning (CI sets it).
 FASTOPT_DEBUG_CYTHON=1    turn Cython's bounds and initialisation checks back on.
+FASTOPT_NATIVE=1          compile for this machine's CPU (-march=native: AVX2/AVX-512 where
+                          present). Faster kernels, but the build only runs on CPUs like this one:
+                          for a local `pip install`, never for a wheel that ships elsewhere.
 """
 
 import os
@@ -107,6 +110,11 @@ class build_ext_openmp(build_ext):
             # libm from setting errno on a negative argument; results are unchanged). No
             # -ffast-math: it would change rounding and, via crtfastmath.o, the whole process.
             compile_args = ["-O3", "-fno-math-errno", *compile_args]
+            if _env_flag("FASTOPT_NATIVE"):
+                print("fastopt: FASTOPT_NATIVE is set, compiling for this CPU (-march=native)")
+                # -ffp-contract=off: no fused multiply-adds, so results stay those of the
+                # portable build (FMA contraction would change rounding).
+                compile_args += ["-march=native", "-ffp-contract=off"]
         for ext in self.extensions:
             ext.extra_compile_args = [*ext.extra_compile_args, *compile_args]
             ext.extra_link_args = [*ext.extra_link_args, *link_args]

@@ -254,7 +254,8 @@ cdef void _adadelta_range(
         v = square_avg[i] * rho_ + one_minus_rho * g * g
         square_avg[i] = v
         u = acc_delta[i]
-        delta = _sqrt(u + eps_) / _sqrt(v + eps_) * g
+        # sqrt(u + eps) / sqrt(v + eps) as one root of a quotient: one square root fewer
+        delta = _sqrt((u + eps_) / (v + eps_)) * g
         acc_delta[i] = u * rho_ + one_minus_rho * delta * delta
         params[i] = params[i] - lr_ * delta
 
@@ -287,13 +288,15 @@ cdef void _adam_range(
 ) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating sign = -1 if maximize else 1
-    cdef floating step_size_ = <floating>step_size
-    cdef floating bc2_sqrt = <floating>bias_correction2_sqrt
+    # m / (sqrt(v) / bc2 + eps) == bc2 * m / (sqrt(v) + eps * bc2): one division instead of
+    # two (divisions and square roots bound this loop's speed, not memory); the bias
+    # correction is still applied before eps, as in torch, up to rounding.
+    cdef floating step_size_ = <floating>(step_size * bias_correction2_sqrt)
+    cdef floating eps_bc2 = <floating>(eps * bias_correction2_sqrt)
     cdef floating beta1_ = <floating>beta1
     cdef floating beta2_ = <floating>beta2
     cdef floating one_minus_beta1 = <floating>(1.0 - beta1)
     cdef floating one_minus_beta2 = <floating>(1.0 - beta2)
-    cdef floating eps_ = <floating>eps
     cdef floating wd = <floating>coupled_weight_decay
     cdef bint decay = coupled_weight_decay != 0
     # AdamW's p *= 1 - lr * wd; exactly p when the factor is 1 (Adam), so no branch.
@@ -315,7 +318,7 @@ cdef void _adam_range(
                 vmax = v
             max_exp_avg_sq[i] = vmax
             v = vmax
-        params[i] = p - step_size_ * m / (_sqrt(v) / bc2_sqrt + eps_)
+        params[i] = p - step_size_ * m / (_sqrt(v) + eps_bc2)
 
 
 cdef void adam_step(
