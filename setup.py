@@ -17,6 +17,7 @@ FASTOPT_NATIVE=1          compile for this machine's CPU (-march=native: AVX2/AV
 """
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -115,10 +116,19 @@ class build_ext_openmp(build_ext):
                 # -ffp-contract=off: no fused multiply-adds, so results stay those of the
                 # portable build (FMA contraction would change rounding).
                 compile_args += ["-march=native", "-ffp-contract=off"]
+        if self.compiler.compiler_type == "msvc":  # no AVX2 build there: baseline kernels only
+            self.extensions = [e for e in self.extensions if e.name not in AVX2_MODULES]
         for ext in self.extensions:
             ext.extra_compile_args = [*ext.extra_compile_args, *compile_args]
             ext.extra_link_args = [*ext.extra_link_args, *link_args]
+            if ext.name in AVX2_MODULES:
+                # Run-time dispatch target (fastopt/_kernels.pyx loads it on AVX2 CPUs only).
+                # -ffp-contract=off: no FMA contraction, results stay those of the baseline.
+                ext.extra_compile_args += ["-mavx2", "-ffp-contract=off"]
         super().build_extensions()
+
+
+AVX2_MODULES = ("fastopt._kernels_avx2",)
 
 
 def _extensions():
@@ -142,6 +152,9 @@ def _extensions():
         )
         for name in ("_openmp", "_kernels", "_step", "_loop")
     ]
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        extensions.append(Extension("fastopt._kernels_avx2", ["fastopt/_kernels_avx2.pyx"],
+                                    include_dirs=include_dirs, define_macros=macros))
     return cythonize(extensions, compiler_directives=directives, include_path=["fastopt"])
 
 

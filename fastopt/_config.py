@@ -6,7 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
-from fastopt._kernels import get_parallel_threshold
+from fastopt._kernels import get_parallel_threshold, kernel_isa
 from fastopt._openmp import effective_n_threads, openmp_enabled, usable_cpu_count
 
 try:
@@ -23,6 +23,7 @@ def config():
         "numpy": np.__version__,
         "platform": f"{platform.system()} {platform.machine()}",
         "dtypes": "float32, float64",
+        "kernels": kernel_isa(),
         "openmp": openmp_enabled(),
         "threads": effective_n_threads(None),
         "usable cpus": usable_cpu_count(),

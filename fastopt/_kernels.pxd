@@ -2,37 +2,16 @@
 # (fastopt/_step.pyx, the minimize loop): one struct holds an update rule's kind and scalars,
 # and apply_rule runs it on raw arrays without the GIL.
 
-cdef enum RuleKind:
-    RULE_SGD
-    RULE_ADAGRAD
-    RULE_RMSPROP
-    RULE_ADADELTA
-    RULE_ADAM
+include "_kernels_decl.pxi"
 
-# The most state arrays a rule uses (RMSprop, Adam: three).
-cdef enum:
-    MAX_STATE = 3
+# The implementation compiled into this module (portable instruction set).
+cdef void apply_rule_impl(const UpdateRule* rule, bint single, void* params, const void* grad,
+                          void** state, Py_ssize_t n, Py_ssize_t step,
+                          int n_threads) noexcept nogil
 
-ctypedef struct UpdateRule:
-    RuleKind kind
-    double lr
-    double momentum
-    double dampening
-    double weight_decay
-    double lr_decay
-    double eps
-    double alpha
-    double rho
-    double beta1
-    double beta2
-    bint nesterov
-    bint maximize
-    bint centered
-    bint amsgrad
-    bint decoupled_weight_decay
-
-# Apply ``rule`` to ``n`` elements in place. ``single`` selects float32 (else float64) for
-# every array; ``state`` holds the rule's state arrays in its slot order (see _kernels.pyx),
-# NULL for the ones its flags do not use. ``step`` is the number of this update (t >= 1).
+# Apply ``rule`` to ``n`` elements in place, with the fastest implementation this CPU runs
+# (chosen at import). ``single`` selects float32 (else float64) for every array; ``state``
+# holds the rule's state arrays in its slot order (see _kernels_impl.pxi), NULL for the ones
+# its flags do not use. ``step`` is the number of this update (t >= 1).
 cdef void apply_rule(const UpdateRule* rule, bint single, void* params, const void* grad,
                      void** state, Py_ssize_t n, Py_ssize_t step, int n_threads) noexcept nogil

@@ -4,6 +4,8 @@ sizes on both sides of the OpenMP threshold (and 0 and 1), 1 and 2 threads, many
 import numpy as np
 import pytest
 
+from fastopt import _kernels
+
 from conftest import DTYPES, SIZES, assert_close, gradient_sequence
 from _registry import variant_cases
 
@@ -60,3 +62,25 @@ def test_list_of_arrays_of_any_shape(case, kwargs, dtype, rng):
     for p, s, shape in zip(params, singles, shapes):
         assert p.shape == shape and p.dtype == dtype
         np.testing.assert_array_equal(p, s)
+
+
+@pytest.mark.skipif("avx2" not in _kernels.available_isas(), reason="no AVX2 kernel build here")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case, kwargs", variant_cases())
+def test_avx2_and_baseline_builds_agree_bitwise(case, kwargs, dtype, rng):
+    size = 1000 + 7  # a remainder after the vector loop
+    start = rng.standard_normal(size).astype(dtype)
+    grads = gradient_sequence(rng, size, dtype)
+    results = []
+    previous = _kernels.kernel_isa()
+    try:
+        for isa in ("baseline", "avx2"):
+            _kernels._set_isa(isa)
+            params = start.copy()
+            opt = case.cls(params, **kwargs)
+            for g in grads:
+                opt.step(g)
+            results.append(params)
+    finally:
+        _kernels._set_isa(previous)
+    np.testing.assert_array_equal(results[0], results[1])
