@@ -15,3 +15,6 @@ cdef void apply_rule_impl(const UpdateRule* rule, bint single, void* params, con
 # its flags do not use. ``step`` is the number of this update (t >= 1).
 cdef void apply_rule(const UpdateRule* rule, bint single, void* params, const void* grad,
                      void** state, Py_ssize_t n, Py_ssize_t step, int n_threads) noexcept nogil
+
+# Smallest array size stepped with several threads (PARALLEL_THRESHOLD).
+cdef Py_ssize_t parallel_threshold() noexcept nogil

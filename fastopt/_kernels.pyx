@@ -95,6 +95,10 @@ if _load_avx2() and os.environ.get("FASTOPT_DISPATCH", "auto").strip().lower() !
     _set_isa("avx2")
 
 
+cdef Py_ssize_t parallel_threshold() noexcept nogil:
+    return PARALLEL_THRESHOLD
+
+
 def get_parallel_threshold():
     """Smallest array size (elements) stepped with several threads."""
     return _get_threshold()

@@ -9,6 +9,8 @@ minimize loop also uses, so every consumer runs an optimizer through one C-level
 """
 
 cimport numpy as cnp
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cython.parallel cimport prange
 from fastopt._kernels cimport (
     MAX_STATE,
     RULE_ADADELTA,
@@ -19,6 +21,7 @@ from fastopt._kernels cimport (
     RuleKind,
     UpdateRule,
     apply_rule,
+    parallel_threshold,
 )
 
 import numpy as np
@@ -154,14 +157,15 @@ cdef class Rule:
         ``slots[i]`` is a tuple of state arrays in the rule's slot order, None where unused.
         State arrays are checked against their parameter first (they are made by the
         optimizer, so a failure here is a bug, but the kernels must never run out of bounds).
+
+        Arrays of at least PARALLEL_THRESHOLD elements are split among the threads one after
+        the other; the smaller ones of a list are shared out whole among the threads, so that
+        many small arrays step as fast as one large one.
         """
-        cdef Py_ssize_t i, k, size, n = len(params)
-        cdef bint single
-        cdef void* p_data
-        cdef void* g_data
-        cdef cnp.ndarray p, g
+        cdef Py_ssize_t i, k, n = len(params), total = 0, n_small = 0
+        cdef Py_ssize_t threshold = parallel_threshold()
+        cdef cnp.ndarray p
         cdef tuple s
-        cdef void* state[MAX_STATE]
         if len(grads) != n or len(slots) != n:
             raise ValueError("params, grads and slots differ in length")
         for i in range(n):
@@ -171,22 +175,60 @@ cdef class Rule:
             for a in s:
                 if a is not None:
                     _check_state(a, p)
-        for i in range(n):
-            p, g, s = params[i], grads[i], slots[i]
-            for k in range(MAX_STATE):
-                state[k] = NULL
-            for k in range(len(s)):
-                if s[k] is not None:
-                    state[k] = cnp.PyArray_DATA(<cnp.ndarray>s[k])
-            size = cnp.PyArray_SIZE(p)
-            single = cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT
-            p_data = cnp.PyArray_DATA(p)
-            g_data = cnp.PyArray_DATA(g)
-            if size >= NOGIL_THRESHOLD:
+            total += cnp.PyArray_SIZE(p)
+        cdef _Batch* batch = <_Batch*>PyMem_Malloc(n * sizeof(_Batch))
+        if batch == NULL:
+            raise MemoryError()
+        try:
+            for i in range(n):
+                _fill(&batch[i], params[i], grads[i], slots[i])
+                n_small += batch[i].size < threshold
+            if total >= NOGIL_THRESHOLD:
                 with nogil:
-                    apply_rule(&self.rule, single, p_data, g_data, state, size, step, n_threads)
+                    _run(&self.rule, batch, n, n_small, total, threshold, step, n_threads)
             else:
-                apply_rule(&self.rule, single, p_data, g_data, state, size, step, n_threads)
+                _run(&self.rule, batch, n, n_small, total, threshold, step, n_threads)
+        finally:
+            PyMem_Free(batch)
+
+
+ctypedef struct _Batch:
+    # One array's pointers, as the kernels take them.
+    bint single
+    void* params
+    void* grad
+    void* state[MAX_STATE]
+    Py_ssize_t size
+
+
+cdef void _fill(_Batch* b, cnp.ndarray p, cnp.ndarray g, tuple s):
+    cdef Py_ssize_t k
+    b.single = cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT
+    b.params = cnp.PyArray_DATA(p)
+    b.grad = cnp.PyArray_DATA(g)
+    b.size = cnp.PyArray_SIZE(p)
+    for k in range(MAX_STATE):
+        b.state[k] = NULL
+        if k < len(s) and s[k] is not None:
+            b.state[k] = cnp.PyArray_DATA(<cnp.ndarray>s[k])
+
+
+cdef void _run(const UpdateRule* rule, _Batch* batch, Py_ssize_t n, Py_ssize_t n_small,
+               Py_ssize_t total, Py_ssize_t threshold, Py_ssize_t step,
+               int n_threads) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef bint share_small = n_threads > 1 and n_small > 1 and total >= threshold
+    for i in range(n):
+        if not share_small or batch[i].size >= threshold:
+            apply_rule(rule, batch[i].single, batch[i].params, batch[i].grad, batch[i].state,
+                       batch[i].size, step, n_threads)
+    if share_small:
+        # Whole small arrays per thread; dynamic, as their sizes may differ. Elementwise
+        # updates: the result does not depend on which thread takes which array.
+        for i in prange(n, schedule="static", num_threads=n_threads):
+            if batch[i].size < threshold:
+                apply_rule(rule, batch[i].single, batch[i].params, batch[i].grad,
+                           batch[i].state, batch[i].size, step, 1)
 
 
 cdef int _check_state(object a, cnp.ndarray p) except -1:
