@@ -27,11 +27,14 @@
 #   contiguous chunks (static schedule) calls the same range function on each. Elementwise
 #   updates give bitwise identical results for every thread count.
 
+cimport numpy as cnp
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 
 import os
 
 include "_kernels_impl.pxi"
+
+cnp.import_array()
 
 
 cdef extern from "fastopt_cpu.h" nogil:
@@ -111,3 +114,21 @@ def _set_parallel_threshold(Py_ssize_t size):
         _avx2_module._set_threshold(size)
     return _set_threshold(size)
 
+
+
+def axpy(cnp.ndarray y not None, cnp.ndarray x not None, double a, int n_threads):
+    """``y += a * x`` in place (contiguous arrays of one float dtype): the benchmark's
+    bandwidth reference, compiled and threaded like the update rules (baseline build)."""
+    if (cnp.PyArray_TYPE(y) != cnp.PyArray_TYPE(x) or cnp.PyArray_SIZE(y) != cnp.PyArray_SIZE(x)
+            or not cnp.PyArray_IS_C_CONTIGUOUS(y) or not cnp.PyArray_IS_C_CONTIGUOUS(x)
+            or not cnp.PyArray_ISWRITEABLE(y)
+            or cnp.PyArray_TYPE(y) not in (cnp.NPY_FLOAT, cnp.NPY_DOUBLE)):
+        raise ValueError("axpy needs two contiguous arrays of one float dtype and size")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(y)
+    cdef void* yp = cnp.PyArray_DATA(y)
+    cdef void* xp = cnp.PyArray_DATA(x)
+    with nogil:
+        if cnp.PyArray_TYPE(y) == cnp.NPY_FLOAT:
+            axpy_step(<float*>yp, <const float*>xp, a, n, n_threads)
+        else:
+            axpy_step(<double*>yp, <const double*>xp, a, n, n_threads)

@@ -6,12 +6,15 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf, pow
 
-# Minimum size for a parallel loop, from `python asv_benchmarks/threshold.py` on the 2-core
-# development machine (AMD EPYC, gcc 12; Adam step, median of 300, 1 vs 2 threads): float32
-# 2^11 0.92x, 2^12 1.07x, 2^13 1.24x, 2^14 1.38x; float64 2^10 1.00x, 2^11 1.09x, 2^12 1.28x.
-# Below the break-even the fork/join of a parallel region (~2 us) costs more than the second
-# thread saves; 2^14 keeps a margin for cheaper rules (SGD) whose break-even comes later.
-cdef Py_ssize_t PARALLEL_THRESHOLD = 16384
+# Minimum size for a parallel loop, from `python asv_benchmarks/threshold.py` (run with the
+# threshold lowered to 0) on the 2-core development machine (AMD EPYC, gcc 12, AVX2 kernels,
+# median of 300 steps, speed-up of 2 threads over 1):
+#   Adam float32  2^13 0.74x  2^14 0.77x  2^15 1.11x  2^16 1.32x  2^18 1.53x
+#   Adam float64  2^13 0.91x  2^14 0.97x  2^15 1.01x  2^16 1.03x  2^18 1.11x
+#   SGD  float32  2^13 0.76x  2^14 1.13x  2^15 1.22x  2^16 1.19x  2^18 1.50x
+# Below the break-even the fork/join of a parallel region (~3 us) costs more than the second
+# thread saves. Machines with more cores or slower ones may want another value.
+cdef Py_ssize_t PARALLEL_THRESHOLD = 32768
 
 
 def _get_threshold():
@@ -317,6 +320,28 @@ cdef void adam_step(
                     _chunk_bound(c, n, n_chunks), _chunk_bound(c + 1, n, n_chunks), step_size,
                     bias_correction2_sqrt, beta1, beta2, eps, coupled_weight_decay,
                     param_decay, maximize)
+
+
+# ---------------------------------------------------------------------------------------------
+# axpy: y += a * x, the practical speed limit of an in-place update (read two arrays, write
+# one), threaded like the rules. Only the benchmark (fastopt/_bench.py) uses it.
+
+cdef void _axpy_range(floating* y, const floating* x, double a, Py_ssize_t start,
+                      Py_ssize_t end) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating a_ = <floating>a
+    for i in range(start, end):
+        y[i] = y[i] + a_ * x[i]
+
+
+cdef void axpy_step(floating* y, const floating* x, double a, Py_ssize_t n,
+                    int n_threads) noexcept nogil:
+    cdef Py_ssize_t c, n_chunks = _n_chunks(n, n_threads)
+    if n_chunks == 1:
+        _axpy_range(y, x, a, 0, n)
+        return
+    for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
+        _axpy_range(y, x, a, _chunk_bound(c, n, n_chunks), _chunk_bound(c + 1, n, n_chunks))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -114,3 +114,24 @@ def test_module_and_console_script_run(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "fastopt", "race", "--steps", "-3"],
                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_bench_prints_a_row_per_case(capsys):
+    from fastopt._bench import RULES, run
+
+    rows = run(sizes=[2**8, 2**15], dtypes=["float64"], rules=["Adam", "RMSprop"], repeats=2)
+    out = capsys.readouterr().out
+    assert len(rows) == 2 * 2 * len({1, fastopt.Adam(np.zeros(1), n_threads=-1).n_threads})
+    for row in rows:
+        assert row["fastopt_s"] > 0 and row["vs_numpy"] > 0 and row["bandwidth_fraction"] > 0
+        assert row["rule"] in RULES
+    assert "Adam" in out and "RMSprop" in out and "vs NumPy" in out
+
+
+@pytest.mark.parametrize("argv", [["bench", "--sizes", "a"], ["bench", "--sizes", "40"],
+                                  ["bench", "--rules", "Nope"], ["bench", "--dtypes", "int8"],
+                                  ["bench", "--repeats", "0"]])
+def test_bench_bad_arguments_exit_with_status_2(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2

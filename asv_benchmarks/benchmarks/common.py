@@ -4,7 +4,7 @@ import numpy as np
 
 import fastopt
 
-# Sizes on both sides of the OpenMP threshold (2^14), up to 2^22 (32 MiB in float64 per array).
+# Sizes on both sides of the OpenMP threshold (2^15), up to 2^22 (32 MiB in float64 per array).
 SIZES = [2**10, 2**14, 2**18, 2**22]
 DTYPES = ["float32", "float64"]
 THREADS = [1, -1]
