@@ -33,3 +33,14 @@ def test_optimizer_reports_its_thread_count():
     assert Adam(np.zeros(2), n_threads=1).n_threads == 1
     assert Adam(np.zeros(2), n_threads=-1).n_threads == (usable_cpu_count() if openmp_enabled()
                                                           else 1)
+
+
+def test_threadpoolctl_sees_and_limits_fastopts_openmp_pool():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not openmp_enabled():
+        pytest.skip("built without OpenMP")
+    Adam(np.zeros(2**16)).step(np.ones(2**16))  # make sure the runtime is loaded
+    apis = {info["internal_api"] for info in threadpoolctl.threadpool_info()}
+    assert "openmp" in apis
+    with threadpoolctl.threadpool_limits(1, user_api="openmp"):
+        assert Adam(np.zeros(2)).n_threads == 1
