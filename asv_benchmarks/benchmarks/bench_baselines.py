@@ -1,49 +1,47 @@
-"""The same Adam step written in NumPy (plainly, and with ``out=``), to compare with AdamStep.
+"""The same steps done by NumPy (plainly, and with ``out=``) and torch.optim (single-tensor,
+foreach, fused CPU paths, when torch is importable), to compare with the *Step classes.
 
-    cd asv_benchmarks && asv run --python=same -b "AdamStep|NumpyAdam"
+    cd asv_benchmarks && asv run --python=same -b "AdamStep|Baseline"
 """
 
 import numpy as np
 
-from .common import DTYPES, SIZES, Benchmark, make_arrays
+from fastopt._bench import RULES, _torch
+
+from .common import DTYPES, Benchmark, make_arrays
+
+IMPLEMENTATIONS = ["numpy plain", "numpy out=", "torch single-tensor", "torch foreach",
+                   "torch fused"]
 
 
-class NumpyAdam(Benchmark):
-    params = [DTYPES, SIZES, ["plain", "out"]]
-    param_names = ["dtype", "size", "style"]
+class BaselineStep(Benchmark):
+    # A cache-sized and a large size: the full size range of the *Step classes would make this
+    # grid (rules x dtypes x sizes x implementations) run for many minutes.
+    timeout = 900
+    params = [list(RULES), DTYPES, [2**14, 2**22], IMPLEMENTATIONS]
+    param_names = ["rule", "dtype", "size", "implementation"]
 
-    def setup(self, dtype, size, style):
-        self.p, self.g = make_arrays(size, dtype)
-        self.m = np.zeros_like(self.p)
-        self.v = np.zeros_like(self.p)
-        self.tmp = np.empty_like(self.p)
-        self.t = 1
+    def setup(self, rule, dtype, size, implementation):
+        cls, torch_name, kwargs, fused_ok, plain, out, _ = RULES[rule]
+        params, grad = make_arrays(size, dtype)
+        if implementation.startswith("numpy"):
+            state = {k: np.zeros(size, dtype) for k in ("m", "v", "b", "sum", "u", "tmp", "tmp2")}
+            fn = plain if implementation == "numpy plain" else out
+            self.step = lambda: fn(params, grad, state, 2)
+            return
+        torch = _torch()
+        if torch is None:
+            raise NotImplementedError("torch is not installed")
+        path = implementation.split()[1]
+        if path == "fused" and not fused_ok:
+            raise NotImplementedError(f"torch has no fused CPU {torch_name}")
+        flags = {"single-tensor": {"foreach": False}, "foreach": {"foreach": True},
+                 "fused": {"fused": True}}[path]
+        p = torch.nn.Parameter(torch.from_numpy(params))
+        p.grad = torch.from_numpy(grad)
+        opt = getattr(torch.optim, torch_name)([p], **kwargs, **flags)
+        opt.step()
+        self.step = opt.step
 
-    def time_step(self, dtype, size, style):
-        if style == "plain":
-            numpy_adam_plain(self.p, self.g, self.m, self.v, self.t)
-        else:
-            numpy_adam_out(self.p, self.g, self.m, self.v, self.tmp, self.t)
-
-
-def numpy_adam_plain(p, g, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
-    m[...] = beta1 * m + (1 - beta1) * g
-    v[...] = beta2 * v + (1 - beta2) * g * g
-    denom = np.sqrt(v) / np.sqrt(1 - beta2**t) + eps
-    p -= lr / (1 - beta1**t) * m / denom
-
-
-def numpy_adam_out(p, g, m, v, tmp, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
-    m *= beta1
-    np.multiply(g, 1 - beta1, out=tmp)
-    m += tmp
-    v *= beta2
-    np.multiply(g, g, out=tmp)
-    tmp *= 1 - beta2
-    v += tmp
-    np.sqrt(v, out=tmp)
-    tmp /= np.sqrt(1 - beta2**t)
-    tmp += eps
-    np.divide(m, tmp, out=tmp)
-    tmp *= lr / (1 - beta1**t)
-    p -= tmp
+    def time_step(self, rule, dtype, size, implementation):
+        self.step()

@@ -4,8 +4,8 @@ import numpy as np
 
 import fastopt
 
-# Sizes on both sides of the OpenMP threshold (2^15), up to 2^22 (32 MiB in float64 per array).
-SIZES = [2**10, 2**14, 2**18, 2**22]
+# Sizes on both sides of the OpenMP threshold (2^15), up to 2^24 (128 MiB in float64 per array).
+SIZES = [2**10, 2**14, 2**18, 2**22, 2**24]
 DTYPES = ["float32", "float64"]
 THREADS = [1, -1]
 
