@@ -10,17 +10,12 @@ Each repeat runs every variant once, in turn (interleaved); the table gives medi
 """
 
 import argparse
-import os
-import sys
-import time
 
 import numpy as np
 from scipy.optimize import minimize, rosen, rosen_der
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import fastopt  # noqa: E402
-from compare import interleaved_times  # noqa: E402
+import fastopt
+from fastopt._bench import interleaved_times
 
 
 def numpy_adam_loop(x0, iters, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):

@@ -8,16 +8,12 @@ and their ratio. fastopt/_kernels.pyx records the result next to PARALLEL_THRESH
 """
 
 import argparse
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import fastopt  # noqa: E402
-from compare import interleaved_times  # noqa: E402
-from fastopt import _kernels  # noqa: E402
+import fastopt
+from fastopt._bench import interleaved_times
+from fastopt import _kernels
 
 
 def main(argv=None):

@@ -192,7 +192,8 @@ def _variants(rule, dtype, size, n_threads, rng, torch):
     return variants
 
 
-def _interleaved(variants, repeats):
+def interleaved_times(variants, repeats):
+    """{name: array of seconds}: each round runs every variant once, in turn."""
     times = {name: [] for name in variants}
     for _ in range(repeats):
         for name, fn in variants.items():
@@ -225,7 +226,7 @@ def run(quick=False, sizes=None, dtypes=None, rules=None, repeats=None, file=Non
         for dtype in dtypes:
             for size in sizes:
                 for n_threads in threads:
-                    t = _interleaved(_variants(rule, dtype, size, n_threads, rng, torch),
+                    t = interleaved_times(_variants(rule, dtype, size, n_threads, rng, torch),
                                      repeats)
                     rows.append(_row(rule, dtype, size, n_threads, t, file))
     return rows
