@@ -98,6 +98,17 @@ if _load_avx2() and os.environ.get("FASTOPT_DISPATCH", "auto").strip().lower() !
     _set_isa("avx2")
 
 
+def _serial_after_fork():
+    # GNU libgomp cannot run a parallel region in a child forked from a process whose OpenMP
+    # threads exist: the child would wait for them forever. So a forked child (multiprocessing's
+    # default start method on Linux) steps serially; results are the same, bitwise.
+    _set_parallel_threshold(2**62)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_serial_after_fork)
+
+
 cdef Py_ssize_t parallel_threshold() noexcept nogil:
     return PARALLEL_THRESHOLD
 

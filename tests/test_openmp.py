@@ -1,5 +1,7 @@
 """Thread-count resolution (scikit-learn's n_threads semantics) and the OpenMP status."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -44,3 +46,33 @@ def test_threadpoolctl_sees_and_limits_fastopts_openmp_pool():
     assert "openmp" in apis
     with threadpoolctl.threadpool_limits(1, user_api="openmp"):
         assert Adam(np.zeros(2)).n_threads == 1
+
+
+def _step_in_child(queue):
+    x = np.zeros(2**17)
+    Adam(x).step(np.ones(2**17))
+    many = [np.zeros(1000) for _ in range(100)]
+    Adam(many).step([np.ones(1000)] * 100)
+    queue.put((x[:16].copy(), float(x.sum()), float(sum(m.sum() for m in many))))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_child_steps_without_hanging():
+    import multiprocessing
+
+    parent = np.zeros(2**17)
+    Adam(parent, n_threads=2).step(np.ones(2**17))  # the OpenMP threads now exist
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_step_in_child, args=(queue,))
+    child.start()
+    try:
+        head, total, many_total = queue.get(timeout=60)  # before join: the queue must drain
+    except Exception:
+        child.kill()
+        pytest.fail("the forked child hung")
+    child.join(60)
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(head, parent[:16])
+    assert total == parent.sum()
+    assert many_total == pytest.approx(100 * parent[:1000].sum(), rel=1e-12)
