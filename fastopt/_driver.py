@@ -287,8 +287,10 @@ def _check_disp(disp):
 
 def _check_maxiter(maxiter):
     if isinstance(maxiter, (bool, np.bool_)) or not isinstance(maxiter, numbers.Integral):
-        if isinstance(maxiter, float) and maxiter == math.inf:
+        if isinstance(maxiter, numbers.Real) and maxiter == math.inf:
             return np.iinfo(np.intp).max
+        if isinstance(maxiter, numbers.Real) and float(maxiter).is_integer():
+            return _check_maxiter(int(maxiter))  # maxiter=1e4, as people write it for SciPy
         raise TypeError(f"Invalid maxiter: maxiter={maxiter!r} must be an int")
     if maxiter < 0:
         raise ValueError(f"Invalid maxiter: maxiter={maxiter} must be >= 0")

@@ -133,6 +133,13 @@ def test_result_fields_and_counts():
     np.testing.assert_allclose(res.jac, quadratic_grad(res.x))
 
 
+def test_maxiter_accepts_integral_floats_and_inf():
+    assert fastopt.minimize(rosen2, np.zeros(2), jac=True, options={"maxiter": 5.0}).nit == 5
+    res = fastopt.minimize(quadratic, np.zeros(5), method="adam", jac=quadratic_grad,
+                           options={"lr": 0.1, "maxiter": float("inf"), "gtol": 1e-6})
+    assert res.success
+
+
 def test_maxiter_zero_returns_x0():
     x0 = np.array([1.0, 2.0])
     res = fastopt.minimize(rosen2, x0, jac=True, options={"maxiter": 0})
