@@ -99,11 +99,20 @@ class Optimizer:
         TypeError, ValueError
             On a bad gradient. Nothing is modified then, not even when only one array of a
             list is bad.
+        RuntimeError
+            If another thread is inside ``step`` of this optimizer (the kernels release the
+            GIL, so two steps would race on the same arrays); nothing is modified then.
+            Independent optimizers may be stepped from different threads at once.
         """
         grads = check_grads(grads, self._params, self._single)
-        self._ensure_state()
-        self._rule.apply(self._params, grads, self._slots, self._step + 1, self._n_threads)
-        self._step += 1
+        self._rule.enter()  # RuntimeError if another thread is stepping this optimizer
+        try:
+            self._ensure_state()
+            self._rule.apply(self._params, grads, self._slots, self._step + 1,
+                             self._n_threads)
+            self._step += 1
+        finally:
+            self._rule.leave()
 
     @property
     def params(self):

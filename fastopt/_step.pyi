@@ -31,6 +31,8 @@ class Rule:
         amsgrad: bool = ...,
         decoupled_weight_decay: bool = ...,
     ) -> None: ...
+    def enter(self) -> None: ...  # RuntimeError if another thread is stepping
+    def leave(self) -> None: ...
     def apply(
         self,
         params: list[np.ndarray],  # INOUT, each C-contiguous float32/float64

@@ -143,6 +143,21 @@ cdef class Rule:
         self.rule.amsgrad = amsgrad
         self.rule.decoupled_weight_decay = decoupled_weight_decay
 
+    def enter(self):
+        """Mark the optimizer as being stepped; RuntimeError if another thread already is.
+
+        Checked and set with the GIL held, so two threads cannot both pass; ``leave()``
+        clears it. ``Optimizer.step`` brackets its state changes with the two.
+        """
+        if self.busy:
+            raise RuntimeError("step() is already running in another thread for this "
+                               "optimizer: one optimizer must not be stepped from two threads "
+                               "at once (use one optimizer per thread)")
+        self.busy = True
+
+    def leave(self):
+        self.busy = False
+
     @property
     def lr(self):
         return self.rule.lr
