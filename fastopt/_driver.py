@@ -244,19 +244,25 @@ def _hyperparameter_names(cls):
     return [p for p in params if p not in ("self", "params", "n_threads")]
 
 
-def _split_options(cls, options):
-    """(hyperparameters of cls, validated loop options); unknown ones warn."""
+def split_hyperparameters(cls, options, loop_options, caller, stacklevel):
+    """The hyperparameters of ``cls`` found in ``options``; ``maximize`` is refused (the
+    drivers minimize) and options that are neither hyperparameters nor ``loop_options`` give
+    an OptimizeWarning, as SciPy's methods do."""
     if not isinstance(options, dict):
         raise TypeError(f"options must be a dict, got {type(options).__name__}")
     hyper_names = _hyperparameter_names(cls)
-    hyper = {k: v for k, v in options.items() if k in hyper_names}
-    if hyper.get("maximize", False) is not False:
-        raise ValueError("minimize() minimizes: maximize=True is not allowed (negate fun)")
-    hyper.pop("maximize", None)
-    unknown = [k for k in options if k not in hyper_names and k not in LOOP_OPTIONS]
+    if options.get("maximize", False) is not False:
+        raise ValueError(f"{caller}() minimizes: maximize=True is not allowed (negate fun)")
+    unknown = [k for k in options if k not in hyper_names and k not in loop_options]
     if unknown:
         warnings.warn(f"Unknown solver options: {', '.join(map(str, unknown))}",
-                      OptimizeWarning, stacklevel=4)
+                      OptimizeWarning, stacklevel=stacklevel + 1)
+    return {k: v for k, v in options.items() if k in hyper_names and k != "maximize"}
+
+
+def _split_options(cls, options):
+    """(hyperparameters of cls, validated loop options); unknown ones warn."""
+    hyper = split_hyperparameters(cls, options, LOOP_OPTIONS, "minimize", stacklevel=4)
     tol = options.get("tol")
     if tol is not None:
         tol = check_real("tol", tol, "tolerance", low=0.0)

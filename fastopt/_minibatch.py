@@ -7,17 +7,16 @@ Every fastopt method works with any batch size; the update goes through the opti
 """
 
 import numbers
-import warnings
 
 import numpy as np
-from scipy.optimize import OptimizeResult, OptimizeWarning
+from scipy.optimize import OptimizeResult
 
 from fastopt._driver import (
     STATUS_MESSAGES,
     _callback_style,
     _check_maxiter,
-    _hyperparameter_names,
     _starting_point,
+    split_hyperparameters,
 )
 from fastopt._loop import STATUS_CALLBACK, STATUS_MAXITER, STATUS_NONFINITE
 from fastopt._methods import optimizer_class
@@ -202,16 +201,8 @@ def _positive_int(name, value):
 def _split_options(cls, options):
     """(hyperparameters, n_threads, maxiter); unknown options warn, as in ``minimize``."""
     options = {} if options is None else options
-    if not isinstance(options, dict):
-        raise TypeError(f"options must be a dict, got {type(options).__name__}")
-    names = _hyperparameter_names(cls)
-    if options.get("maximize", False) is not False:
-        raise ValueError("minimize_minibatch() minimizes: maximize=True is not allowed")
-    hyper = {k: v for k, v in options.items() if k in names and k != "maximize"}
-    unknown = [k for k in options if k not in names and k not in ("n_threads", "maxiter")]
-    if unknown:
-        warnings.warn(f"Unknown solver options: {', '.join(map(str, unknown))}",
-                      OptimizeWarning, stacklevel=3)
+    hyper = split_hyperparameters(cls, options, ("n_threads", "maxiter"), "minimize_minibatch",
+                                  stacklevel=3)
     maxiter = options.get("maxiter")
     maxiter = np.iinfo(np.intp).max if maxiter is None else _check_maxiter(maxiter)
     return hyper, options.get("n_threads"), maxiter
