@@ -103,6 +103,13 @@ class Optimizer:
             If another thread is inside ``step`` of this optimizer (the kernels release the
             GIL, so two steps would race on the same arrays); nothing is modified then.
             Independent optimizers may be stepped from different threads at once.
+
+        Notes
+        -----
+        Non-finite values are not checked (that would cost another pass over memory): a NaN
+        or inf in a gradient reaches only its own element of the parameter and state, as in
+        torch.optim. ``minimize`` and ``minimize_minibatch`` do check, and stop (status 3)
+        with the last finite iterate.
         """
         grads = check_grads(grads, self._params, self._single)
         self._rule.enter()  # RuntimeError if another thread is stepping this optimizer

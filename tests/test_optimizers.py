@@ -313,3 +313,18 @@ def test_show_config_reports_version_openmp_threads():
     fastopt.show_config(file=out)
     text = out.getvalue()
     assert "fastopt" in text and "openmp" in text and "threads" in text
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_non_finite_gradient_reaches_only_its_element(case):
+    params = np.ones(6)
+    opt = case.cls(params, lr=0.1)
+    grad = np.array([0.5, np.nan, 0.5, np.inf, 0.5, -np.inf])
+    with np.errstate(all="ignore"):
+        opt.step(grad)
+    reference = np.ones(6)
+    case.cls(reference, lr=0.1).step(np.full(6, 0.5))
+    np.testing.assert_array_equal(params[[0, 2, 4]], reference[[0, 2, 4]])
+    assert np.isnan(params[1])
+    for state in opt.state[0].values():
+        assert np.all(np.isfinite(state[[0, 2, 4]]))
