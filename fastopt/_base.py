@@ -20,7 +20,7 @@ import numpy as np
 
 from fastopt._openmp import effective_n_threads
 from fastopt._step import check_grads
-from fastopt._validation import check_lr, check_params, check_step
+from fastopt._validation import check_lr, check_params, check_step, memory_spans
 
 
 class Optimizer:
@@ -44,6 +44,7 @@ class Optimizer:
         self._n_threads_spec = n_threads
         self._n_threads = effective_n_threads(n_threads)
         self._params, self._single = check_params(params)
+        self._spans = None if self._single else memory_spans(self._params)
         self._rule = self._make_rule(self._hyper)
         self._set_state(0, None)
 
@@ -111,7 +112,7 @@ class Optimizer:
         torch.optim. ``minimize`` and ``minimize_minibatch`` do check, and stop (status 3)
         with the last finite iterate.
         """
-        grads = check_grads(grads, self._params, self._single)
+        grads = check_grads(grads, self._params, self._single, self._spans)
         self._rule.enter()  # RuntimeError if another thread is stepping this optimizer
         try:
             self._ensure_state()
@@ -226,6 +227,7 @@ class Optimizer:
         self.__dict__.update(state)
         self._n_threads = effective_n_threads(self._n_threads_spec)
         self._rule = self._make_rule(self._hyper)
+        self._spans = None if self._single else memory_spans(self._params)  # new addresses
         self._set_state(self._step, self._state)
 
     def __repr__(self):

@@ -86,12 +86,36 @@ cdef int _raise_shape(object g, object param, Py_ssize_t index) except -1:
     raise ValueError(f"{_grad_name(index)} has shape {g.shape}, its parameter has {param.shape}")
 
 
-def check_grads(grads, list params, bint single):
+cdef Py_ssize_t _overlapping_param(cnp.ndarray g, cnp.ndarray spans):
+    """Index of the parameter whose memory overlaps g's, or -1.
+
+    ``spans`` holds the parameters' byte ranges (start, end, index), sorted and disjoint
+    (fastopt._validation.memory_spans): a binary search finds the one range that could
+    overlap, so a list of k gradients is checked in O(k log k).
+    """
+    cdef long long g0 = <long long><size_t>cnp.PyArray_DATA(g)
+    cdef long long g1 = g0 + cnp.PyArray_NBYTES(g)
+    cdef const long long* rows = <const long long*>cnp.PyArray_DATA(spans)
+    cdef Py_ssize_t lo = 0, hi = cnp.PyArray_DIM(spans, 0), mid
+    if g1 == g0:
+        return -1
+    while lo < hi:  # first range starting at or after g's end
+        mid = (lo + hi) // 2
+        if rows[3 * mid] < g1:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo > 0 and rows[3 * (lo - 1) + 1] > g0:
+        return rows[3 * (lo - 1) + 2]
+    return -1
+
+
+def check_grads(grads, list params, bint single, spans=None):
     """Validate gradients against the parameters they update; return the list to use.
 
     ``grads`` mirrors ``params``: one array when the optimizer was built on one array, else a
     list or tuple of the same length; each gradient has its parameter's dtype and shape and
-    does not overlap it. Non-contiguous gradients are read through a contiguous copy;
+    does not overlap it, nor (given ``spans``, see memory_spans) any other parameter. Non-contiguous gradients are read through a contiguous copy;
     gradients are never modified.
     """
     cdef Py_ssize_t i, n = len(params)
@@ -102,7 +126,17 @@ def check_grads(grads, list params, bint single):
                         f"got {type(grads).__name__}")
     if len(grads) != n:
         raise ValueError(f"grads has {len(grads)} arrays, params has {n}")
-    return [_check_grad(grads[i], params[i], i) for i in range(n)]
+    checked = [_check_grad(grads[i], params[i], i) for i in range(n)]
+    if spans is not None:
+        # A gradient that is (part of) another parameter would be overwritten before, or
+        # while, it is read: list updates may run in any order, on several threads.
+        for i in range(n):
+            if checked[i] is grads[i]:
+                j = _overlapping_param(<cnp.ndarray>checked[i], <cnp.ndarray>spans)
+                if j >= 0 and j != i:
+                    raise ValueError(f"grads[{i}] shares memory with params[{j}]: pass a "
+                                     "separate array")
+    return checked
 
 
 # ---------------------------------------------------------------------------------------------

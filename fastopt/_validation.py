@@ -119,14 +119,22 @@ def _check_param_array(name, p):
         raise ValueError(f"{name} must be writeable: it is updated in place")
 
 
-def _byte_ranges_overlap(arrays):
-    """Index pair of two arrays whose memory overlaps, or None (sort by address: O(k log k))."""
-    spans = sorted(
-        (a.__array_interface__["data"][0], a.nbytes, i) for i, a in enumerate(arrays) if a.nbytes
+def memory_spans(arrays):
+    """Byte ranges of the arrays with data, as an int64 array of rows (start, end, index)
+    sorted by start; the gradient checks search it (fastopt/_step.pyx)."""
+    rows = sorted(
+        (a.__array_interface__["data"][0], a.__array_interface__["data"][0] + a.nbytes, i)
+        for i, a in enumerate(arrays) if a.nbytes
     )
-    for (start0, size0, i0), (start1, _, i1) in zip(spans, spans[1:]):
-        if start1 < start0 + size0:
-            return min(i0, i1), max(i0, i1)
+    return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+
+def _byte_ranges_overlap(arrays):
+    """Index pair of two arrays whose memory overlaps, or None (sorted by address)."""
+    spans = memory_spans(arrays)
+    for (_, end0, i0), (start1, _, i1) in zip(spans, spans[1:]):
+        if start1 < end0:
+            return int(min(i0, i1)), int(max(i0, i1))
     return None
 
 

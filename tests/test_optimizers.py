@@ -129,6 +129,7 @@ def _bad_grads(params):
         (good + [good[0]], ValueError, "grads has 3 arrays"),
         (good[0], TypeError, "grads must be a list of 2 arrays"),
         ([good[0], params[1]], ValueError, r"grads\[1\] shares memory with its parameter"),
+        ([params[1][:3], good[1]], ValueError, r"grads\[0\] shares memory with params\[1\]"),
         ([good[0], np.ones(4, dtype=np.int64)], TypeError, "has dtype int64"),
     ]
 
