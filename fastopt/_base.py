@@ -247,6 +247,11 @@ def _plain(value):
     return value
 
 
+# State that sums or averages squares: a negative entry would make the kernels take the
+# square root of a negative number, so load_state_dict refuses it.
+NONNEGATIVE_STATE = ("exp_avg_sq", "max_exp_avg_sq", "square_avg", "acc_delta", "sum")
+
+
 def _state_array(key, value, param):
     if not isinstance(value, np.ndarray):
         raise TypeError(f"state_dict[{key!r}] must be a numpy.ndarray, got {type(value).__name__}")
@@ -254,4 +259,7 @@ def _state_array(key, value, param):
         raise TypeError(f"state_dict[{key!r}] has dtype {value.dtype}, its parameter {param.dtype}")
     if value.shape != param.shape:
         raise ValueError(f"state_dict[{key!r}] has shape {value.shape}, its parameter {param.shape}")
+    if key.rsplit(".", 1)[0] in NONNEGATIVE_STATE and np.any(value < 0):
+        raise ValueError(f"state_dict[{key!r}] has negative entries; it holds averages of "
+                         "squares")
     return np.array(value, dtype=param.dtype, order="C", copy=True)

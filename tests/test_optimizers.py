@@ -286,6 +286,10 @@ def test_bad_state_dict_changes_nothing(case):
             (dict(good, **{array_key: np.zeros(4, np.float32)}), TypeError, "has dtype float32"),
             (dict(good, **{array_key: [0.0] * 4}), TypeError, "must be a numpy.ndarray"),
         ]
+    squares = [k for k in good if k.rsplit(".", 1)[0] in
+               ("exp_avg_sq", "square_avg", "acc_delta", "sum")]
+    for key in squares:
+        bad_dicts.append((dict(good, **{key: -np.ones(4)}), ValueError, "negative entries"))
     for bad, error, match in bad_dicts:
         before = _snapshot(opt, [params])
         with pytest.raises(error, match=match):
