@@ -115,7 +115,7 @@ cdef Py_ssize_t parallel_threshold() noexcept nogil:
 
 def get_parallel_threshold():
     """Smallest array size (elements) stepped with several threads."""
-    return _get_threshold()
+    return PARALLEL_THRESHOLD
 
 
 def _set_parallel_threshold(Py_ssize_t size):

@@ -17,11 +17,6 @@ from libc.math cimport sqrt, sqrtf, pow
 cdef Py_ssize_t PARALLEL_THRESHOLD = 32768
 
 
-def _get_threshold():
-    """Smallest array size (elements) stepped with several threads."""
-    return PARALLEL_THRESHOLD
-
-
 def _set_threshold(Py_ssize_t size):
     """Set the threshold; returns the old one. For measuring it (asv_benchmarks/threshold.py),
     not for use while other threads step optimizers."""
