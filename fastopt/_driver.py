@@ -326,12 +326,10 @@ def _bounds(bounds, x):
         return None, None
     n = x.size
     if isinstance(bounds, Bounds):
-        lower = np.broadcast_to(np.asarray(bounds.lb, dtype=float), (n,)).copy() \
-            if np.size(bounds.lb) in (1, n) else None
-        upper = np.broadcast_to(np.asarray(bounds.ub, dtype=float), (n,)).copy() \
-            if np.size(bounds.ub) in (1, n) else None
-        if lower is None or upper is None:
+        if np.size(bounds.lb) not in (1, n) or np.size(bounds.ub) not in (1, n):
             raise ValueError(f"bounds must have {n} entries (one per variable) or 1")
+        lower, upper = (np.broadcast_to(np.asarray(b, dtype=float).reshape(-1), (n,)).copy()
+                        for b in (bounds.lb, bounds.ub))
     else:
         try:
             pairs = list(bounds)
