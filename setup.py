@@ -150,7 +150,7 @@ def _extensions():
             include_dirs=include_dirs,
             define_macros=macros,
         )
-        for name in ("_openmp", "_kernels", "_step", "_loop")
+        for name in ("_openmp", "_kernels", "_step", "_native", "_loop", "_batch", "_objectives")
     ]
     if platform.machine().lower() in ("x86_64", "amd64"):
         extensions.append(Extension("fastopt._kernels_avx2", ["fastopt/_kernels_avx2.pyx"],

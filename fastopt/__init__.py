@@ -23,6 +23,7 @@ from fastopt._base import Optimizer
 from fastopt._config import __version__, show_config
 from fastopt._driver import minimize
 from fastopt._minibatch import minimize_minibatch
+from fastopt._minimize_batch import minimize_batch
 from fastopt._scipy import adadelta, adagrad, adam, adamw, gd, momentum, nag, rmsprop, sgd
 from fastopt._sgd import NAG, SGD, Momentum
 
@@ -43,6 +44,7 @@ __all__ = [
     "adamw",
     "gd",
     "minimize",
+    "minimize_batch",
     "minimize_minibatch",
     "momentum",
     "nag",

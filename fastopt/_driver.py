@@ -12,12 +12,14 @@ import numbers
 import warnings
 
 import numpy as np
+from scipy import LowLevelCallable
 from scipy.optimize import Bounds, OptimizeResult, OptimizeWarning
 
 from fastopt._finite_diff import FD_METHODS, FiniteDifferenceGradient, check_fd_method
 from fastopt._loop import (
     EVAL_FINITE_DIFF,
     EVAL_FUN_AND_GRAD,
+    EVAL_NATIVE,
     EVAL_SEPARATE,
     STATUS_CALLBACK,
     STATUS_CONVERGED,
@@ -26,6 +28,7 @@ from fastopt._loop import (
     minimize_loop,
 )
 from fastopt._methods import optimizer_class
+from fastopt._native import NativeObjective
 from fastopt._validation import check_bool, check_real
 
 try:  # scipy.optimize.minimize(jac=True) wraps fun in MemoizeJac; unwrapping it saves a copy
@@ -34,6 +37,7 @@ except ImportError:  # pragma: no cover - private scipy name
     MemoizeJac = None
 
 DEFAULT_MAXITER = 1000
+INT_MAX = 2**31 - 1  # n of a C objective is an int
 DEFAULT_GTOL = 1e-5
 
 # The options of the loop itself (the optimizer's hyperparameters come from its class).
@@ -160,8 +164,9 @@ def run_method(method, fun, x0, args=(), jac=None, hess=None, hessp=None, bounds
     """The shared body of ``minimize`` and the ``scipy.optimize.minimize`` method callables."""
     cls = optimizer_class(method)
     name = method.lower()
-    if not callable(fun):
-        raise TypeError(f"fun must be callable, got {type(fun).__name__}")
+    if not callable(fun) and not isinstance(fun, LowLevelCallable):
+        raise TypeError(f"fun must be callable or a scipy.LowLevelCallable, got "
+                        f"{type(fun).__name__}")
     if not isinstance(args, tuple):
         args = (args,)
     if _has_constraints(constraints):
@@ -176,7 +181,11 @@ def run_method(method, fun, x0, args=(), jac=None, hess=None, hessp=None, bounds
 
     x = _starting_point(x0)
     hyper, loop = _split_options(cls, options or {})
+    given_jac = jac
     fun, jac, mode = _evaluation_mode(fun, jac, loop)
+    if isinstance(fun, LowLevelCallable):
+        fun, mode = native_evaluation(fun, given_jac, mode, args, x.size), EVAL_NATIVE
+        x = x.astype(fun.dtype, copy=False)
     lower, upper = _bounds(bounds, x)
     if lower is not None:
         np.clip(x, lower, upper, out=x)
@@ -301,6 +310,22 @@ def _check_maxiter(maxiter):
     if maxiter < 0:
         raise ValueError(f"Invalid maxiter: maxiter={maxiter} must be >= 0")
     return int(maxiter)
+
+
+def native_evaluation(fun, given_jac, mode, args, n):
+    """The NativeObjective of a LowLevelCallable ``fun``, after checking what goes with it
+    (``given_jac``: jac as the user gave it; ``mode``: what _evaluation_mode made of it)."""
+    objective = NativeObjective(fun)
+    if mode == EVAL_SEPARATE or isinstance(given_jac, str):
+        raise ValueError("jac: a LowLevelCallable fun computes its own gradient; pass jac=True "
+                         "(or None)")
+    if args:
+        raise ValueError("args: a LowLevelCallable fun takes no args; pass data through its "
+                         "user_data pointer")
+    if n > INT_MAX:
+        raise ValueError(f"x0: a LowLevelCallable fun takes n as a C int; {n} variables are "
+                         "too many")
+    return objective
 
 
 def _evaluation_mode(fun, jac, loop):

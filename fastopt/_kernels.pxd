@@ -2,19 +2,38 @@
 # (fastopt/_step.pyx, the minimize loop): one struct holds an update rule's kind and scalars,
 # and apply_rule runs it on raw arrays without the GIL.
 
+from libc.math cimport pow
+
 include "_kernels_decl.pxi"
 
 # The implementation compiled into this module (portable instruction set).
 cdef void apply_rule_impl(const UpdateRule* rule, bint single, void* params, const void* grad,
-                          void** state, Py_ssize_t n, Py_ssize_t step,
+                          void** state, Py_ssize_t n, const RuleStep* step,
                           int n_threads) noexcept nogil
 
 # Apply ``rule`` to ``n`` elements in place, with the fastest implementation this CPU runs
 # (chosen at import). ``single`` selects float32 (else float64) for every array; ``state``
 # holds the rule's state arrays in its slot order (see _kernels_impl.pxi), NULL for the ones
-# its flags do not use. ``step`` is the number of this update (t >= 1).
+# its flags do not use. ``step`` says which update this is (see RuleStep).
 cdef void apply_rule(const UpdateRule* rule, bint single, void* params, const void* grad,
-                     void** state, Py_ssize_t n, Py_ssize_t step, int n_threads) noexcept nogil
+                     void** state, Py_ssize_t n, const RuleStep* step, int n_threads) noexcept nogil
 
 # Smallest array size stepped with several threads (PARALLEL_THRESHOLD).
 cdef Py_ssize_t parallel_threshold() noexcept nogil
+
+
+# Update number t of ``rule``, with the powers computed directly (the optimizer classes).
+cdef inline RuleStep rule_step_at(const UpdateRule* rule, Py_ssize_t t) noexcept nogil:
+    return RuleStep(t, pow(rule.beta1, <double>t), pow(rule.beta2, <double>t))
+
+
+# Before the first update: rule_step_next then gives update 1.
+cdef inline RuleStep rule_step_zero() noexcept nogil:
+    return RuleStep(0, 1.0, 1.0)
+
+
+# The next update, with running products (the minimize loops).
+cdef inline void rule_step_next(const UpdateRule* rule, RuleStep* step) noexcept nogil:
+    step.t += 1
+    step.beta1_pow *= rule.beta1
+    step.beta2_pow *= rule.beta2

@@ -41,7 +41,7 @@ cdef extern from "fastopt_cpu.h" nogil:
     int fastopt_cpu_has_avx2()
 
 ctypedef void (*apply_rule_fn)(const UpdateRule*, bint, void*, const void*, void**, Py_ssize_t,
-                               Py_ssize_t, int) noexcept nogil
+                               const RuleStep*, int) noexcept nogil
 
 cdef apply_rule_fn _APPLY = apply_rule_impl
 _ISA = "baseline"
@@ -49,7 +49,8 @@ _avx2_module = None
 
 
 cdef void apply_rule(const UpdateRule* rule, bint single, void* params, const void* grad,
-                     void** state, Py_ssize_t n, Py_ssize_t step, int n_threads) noexcept nogil:
+                     void** state, Py_ssize_t n, const RuleStep* step,
+                     int n_threads) noexcept nogil:
     _APPLY(rule, single, params, grad, state, n, step, n_threads)
 
 

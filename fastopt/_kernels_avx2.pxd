@@ -4,5 +4,5 @@
 include "_kernels_decl.pxi"
 
 cdef void apply_rule_impl(const UpdateRule* rule, bint single, void* params, const void* grad,
-                          void** state, Py_ssize_t n, Py_ssize_t step,
+                          void** state, Py_ssize_t n, const RuleStep* step,
                           int n_threads) noexcept nogil

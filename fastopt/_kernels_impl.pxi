@@ -4,7 +4,7 @@
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport sqrt, sqrtf, pow
+from libc.math cimport sqrt, sqrtf
 
 # Minimum size for a parallel loop, from `python asv_benchmarks/threshold.py` (run with the
 # threshold lowered to 0) on the 2-core development machine (AMD EPYC, gcc 12, AVX2 kernels,
@@ -350,14 +350,14 @@ cdef void axpy_step(floating* y, const floating* x, double a, Py_ssize_t n,
 #   Adam      exp_avg, exp_avg_sq, max_exp_avg_sq (amsgrad)
 
 cdef void _apply(const UpdateRule* r, floating* params, const floating* grad, void** state,
-                 Py_ssize_t n, Py_ssize_t step, int n_threads) noexcept nogil:
+                 Py_ssize_t n, const RuleStep* step, int n_threads) noexcept nogil:
     cdef floating* s0 = <floating*>state[0]
     cdef floating* s1 = <floating*>state[1]
     cdef floating* s2 = <floating*>state[2]
-    cdef double t = <double>step
+    cdef double t = <double>step.t
     if r.kind == RULE_SGD:
         sgd_step(params, grad, s0 if r.momentum != 0 else NULL, n, r.lr, r.momentum,
-                 r.dampening, r.weight_decay, r.nesterov, r.maximize, step == 1, n_threads)
+                 r.dampening, r.weight_decay, r.nesterov, r.maximize, step.t == 1, n_threads)
     elif r.kind == RULE_ADAGRAD:
         adagrad_step(params, grad, s0, n, r.lr / (1.0 + (t - 1.0) * r.lr_decay),
                      r.weight_decay, r.eps, r.maximize, n_threads)
@@ -370,14 +370,14 @@ cdef void _apply(const UpdateRule* r, floating* params, const floating* grad, vo
                       n_threads)
     elif r.kind == RULE_ADAM:
         adam_step(params, grad, s0, s1, s2 if r.amsgrad else NULL, n,
-                  r.lr / (1.0 - pow(r.beta1, t)), sqrt(1.0 - pow(r.beta2, t)), r.beta1, r.beta2,
+                  r.lr / (1.0 - step.beta1_pow), sqrt(1.0 - step.beta2_pow), r.beta1, r.beta2,
                   r.eps, 0.0 if r.decoupled_weight_decay else r.weight_decay,
                   1.0 - r.lr * r.weight_decay if r.decoupled_weight_decay else 1.0,
                   r.maximize, n_threads)
 
 
 cdef void apply_rule_impl(const UpdateRule* rule, bint single, void* params,
-                          const void* grad, void** state, Py_ssize_t n, Py_ssize_t step,
+                          const void* grad, void** state, Py_ssize_t n, const RuleStep* step,
                           int n_threads) noexcept nogil:
     if single:
         _apply(rule, <float*>params, <const float*>grad, state, n, step, n_threads)

@@ -19,9 +19,11 @@ from fastopt._kernels cimport (
     RULE_RMSPROP,
     RULE_SGD,
     RuleKind,
+    RuleStep,
     UpdateRule,
     apply_rule,
     parallel_threshold,
+    rule_step_at,
 )
 
 import numpy as np
@@ -267,17 +269,18 @@ cdef void _run(const UpdateRule* rule, _Batch* batch, Py_ssize_t n, Py_ssize_t n
                int n_threads) noexcept nogil:
     cdef Py_ssize_t i
     cdef bint share_small = n_threads > 1 and n_small > 1 and total >= threshold
+    cdef RuleStep at = rule_step_at(rule, step)
     for i in range(n):
         if not share_small or batch[i].size >= threshold:
             apply_rule(rule, batch[i].single, batch[i].params, batch[i].grad, batch[i].state,
-                       batch[i].size, step, n_threads)
+                       batch[i].size, &at, n_threads)
     if share_small:
         # Whole small arrays per thread; dynamic, as their sizes may differ. Elementwise
         # updates: the result does not depend on which thread takes which array.
         for i in prange(n, schedule="static", num_threads=n_threads):
             if batch[i].size < threshold:
                 apply_rule(rule, batch[i].single, batch[i].params, batch[i].grad,
-                           batch[i].state, batch[i].size, step, 1)
+                           batch[i].state, batch[i].size, &at, 1)
 
 
 cdef int _check_state(object a, cnp.ndarray p) except -1:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["Problem", "PROBLEMS", "beale", "booth", "get", "himmelblau", "noisy", "rosenbrock",
-           "saddle", "valley"]
+           "rosenbrock_lowlevel", "saddle", "valley"]
 
 
 @dataclass
@@ -103,6 +103,34 @@ def rosenbrock(n=2):
     x0 = np.resize(np.array([-1.2, 1.0]), n)  # the classic (-1.2, 1, -1.2, 1, ...)
     return Problem("rosenbrock", f, grad, x0, [(np.ones(n), 0.0)], ((-2.0, 2.0), (-1.0, 3.0)),
                    description="narrow curved valley; minimum 0 at (1, 1)")
+
+
+def rosenbrock_lowlevel(dtype="float64"):
+    """Rosenbrock's function in C, as a ``scipy.LowLevelCallable`` for ``fastopt.minimize`` and
+    ``fastopt.minimize_batch`` (any n >= 2; the same function as ``rosenbrock(n).f``).
+
+    Parameters
+    ----------
+    dtype : {"float64", "float32"}, default="float64"
+        The C signature: ``double f(int n, const double *x, double *grad, void *user_data)``,
+        or its float32 twin (float32 arithmetic).
+
+    Examples
+    --------
+    >>> import fastopt
+    >>> res = fastopt.minimize(fastopt.problems.rosenbrock_lowlevel(), [-1.2, 1.0],
+    ...                        options={"lr": 0.01, "maxiter": 20000, "gtol": 1e-6})
+    >>> res.success, res.x.round(4).tolist()
+    (True, [1.0, 1.0])
+    """
+    from scipy import LowLevelCallable
+
+    from fastopt import _objectives
+
+    names = {"float64": "rosenbrock", "float32": "rosenbrock_f32"}
+    if str(np.dtype(dtype)) not in names:
+        raise ValueError(f"dtype must be float64 or float32, got {dtype!r}")
+    return LowLevelCallable.from_cython(_objectives, names[str(np.dtype(dtype))])
 
 
 def beale():

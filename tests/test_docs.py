@@ -7,12 +7,13 @@ import re
 import pytest
 
 import fastopt
-from fastopt import _adam, _adaptive, _driver, _minibatch, _sgd
+from fastopt import _adam, _adaptive, _driver, _minibatch, _minimize_batch, _sgd, problems
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
-@pytest.mark.parametrize("module", [fastopt, _sgd, _adaptive, _adam, _driver, _minibatch])
+@pytest.mark.parametrize("module", [fastopt, _sgd, _adaptive, _adam, _driver, _minibatch,
+                                    _minimize_batch, problems])
 def test_docstring_examples(module):
     result = doctest.testmod(module, raise_on_error=False, verbose=False)
     assert result.failed == 0

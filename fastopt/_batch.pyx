@@ -1,0 +1,271 @@
+"""The loops of ``fastopt.minimize_batch``: m independent problems of n variables.
+
+Both loops iterate each problem with the single-problem functions of fastopt/_loop.pyx
+(``measure``, ``check_stop``, ``advance``), so a problem stops on the same rules, at the same
+iterate, as ``fastopt.minimize`` would stop it alone.
+
+* ``batch_native``: a C objective (one problem per call). Each problem's whole loop runs in C
+  (``run_native``); problems are spread over threads with ``prange`` (dynamic schedule: their
+  iteration counts differ), and each update runs on one thread.
+* ``batch_python``: a vectorised Python objective, called once per iteration with the rows of
+  the problems still running. Those rows are kept packed at the front of the work arrays
+  (iterates, state, gradients), so one ``apply_rule`` call updates all of them as one array,
+  as fast as one large problem; a problem that stops is written to the results and the rows
+  after it move up. Elementwise updates make that bitwise what updating each row alone gives.
+
+The work arrays are (m, n) C-contiguous arrays of x's dtype; the optimizer's state arrays are
+those of an optimizer built on all m * n values, which is the m states side by side.
+"""
+
+cimport numpy as cnp
+from cython.parallel cimport prange
+from libc.string cimport memcpy
+
+from fastopt._kernels cimport MAX_STATE, apply_rule, rule_step_next
+from fastopt._loop cimport (
+    STOP_NONE,
+    Problem,
+    Tolerances,
+    advance,
+    as_gradient,
+    check_stop,
+    evaluate_native,
+    init_problem,
+    measure,
+    run_native,
+)
+from fastopt._native cimport NativeObjective
+from fastopt._step cimport Rule
+
+import numpy as np
+
+from fastopt._loop import EVAL_FUN_AND_GRAD
+
+cnp.import_array()
+
+
+cdef void _point_at(Problem* p, const Problem* first, Py_ssize_t i,
+                   const double* lrs) noexcept nogil:
+    """Point ``p`` (a copy of ``first``, problem 0 of the batch) at problem ``i``: its rows of
+    n elements in every array, and its learning rate."""
+    cdef Py_ssize_t k, offset = i * p.n * (sizeof(float) if p.single else sizeof(double))
+    p.x = <char*>first.x + offset
+    p.x_prev = <char*>first.x_prev + offset
+    p.g = <char*>first.g + offset
+    p.g_prev = <char*>first.g_prev + offset
+    for k in range(MAX_STATE):
+        if first.state[k] != NULL:
+            p.state[k] = <char*>first.state[k] + offset
+    if lrs != NULL:
+        p.rule.lr = lrs[i]
+
+
+cdef void _solve_native(const Problem* first, Py_ssize_t i, const double* lrs,
+                        const Tolerances* tol, void* fun, void* user_data, int* stops,
+                        Py_ssize_t* nits, Py_ssize_t* nfevs, double* fs) noexcept nogil:
+    cdef Problem p = first[0]
+    cdef void* g_row
+    _point_at(&p, first, i, lrs)
+    g_row = p.g
+    evaluate_native(&p, fun, user_data)
+    stops[i] = run_native(&p, tol, fun, user_data, 1)
+    if p.g != g_row:  # went back to the previous iterate: its gradient is in g_prev
+        memcpy(g_row, p.g, p.n * (sizeof(float) if p.single else sizeof(double)))
+    nits[i] = p.nit
+    nfevs[i] = p.nfev
+    fs[i] = p.f
+
+
+def batch_native(
+    cnp.ndarray X not None,        # INOUT (m, n): the starting points, then the solutions
+    Rule rule not None,
+    tuple slots not None,          # INOUT: the state arrays (m * n values each)
+    NativeObjective objective not None,
+    object lower,                  # (n,) bounds in X's dtype, or None
+    object upper,
+    object lrs,                    # (m,) float64 learning rates, or None (the rule's)
+    Py_ssize_t maxiter, double gtol, double ftol, double xtol,
+    int n_threads,
+):
+    """Solve each row of X with a C objective; returns ``(stop, nit, nfev, fun, jac)``."""
+    cdef Py_ssize_t m = X.shape[0], n = X.shape[1], i
+    cdef Tolerances tol = Tolerances(maxiter, gtol, ftol, xtol)
+    cdef Problem first
+    cdef cnp.ndarray G = np.empty_like(X)
+    cdef int[::1] stops = np.empty(m, dtype=np.intc)
+    cdef Py_ssize_t[::1] nits = np.empty(m, dtype=np.intp)
+    cdef Py_ssize_t[::1] nfevs = np.empty(m, dtype=np.intp)
+    cdef double[::1] fs = np.empty(m)
+    cdef const double* lr_ptr = NULL
+    cdef void* fun = objective.fun
+    cdef void* user_data = objective.user_data
+    if m == 0:
+        return (np.asarray(stops), np.asarray(nits), np.asarray(nfevs), np.asarray(fs), G)
+    if lrs is not None:
+        lr_ptr = <const double*>cnp.PyArray_DATA(<cnp.ndarray>lrs)
+    X_prev, G_prev = np.empty_like(X), np.empty_like(X)  # first points into them
+    init_problem(&first, X, X_prev, G, G_prev, rule, slots, lower, upper, &tol)
+    first.n = n
+    first.g_owned = True
+    with nogil:
+        if n_threads > 1 and m > 1:
+            # Chunks of rows, so that two threads rarely write the same cache line.
+            for i in prange(m, schedule="dynamic", chunksize=64, num_threads=n_threads):
+                _solve_native(&first, i, lr_ptr, &tol, fun, user_data, &stops[0], &nits[0],
+                              &nfevs[0], &fs[0])
+        else:
+            for i in range(m):
+                _solve_native(&first, i, lr_ptr, &tol, fun, user_data, &stops[0], &nits[0],
+                              &nfevs[0], &fs[0])
+    return (np.asarray(stops), np.asarray(nits), np.asarray(nfevs), np.asarray(fs), G)
+
+
+def batch_python(
+    cnp.ndarray X not None,        # INOUT (m, n): the starting points, then the solutions
+    Rule rule not None,
+    tuple slots not None,          # INOUT: the state arrays (m * n values each)
+    object fun,                    # fun(X, *args) -> (f, G) (EVAL_FUN_AND_GRAD) or f
+    object jac,                    # jac(X, *args) -> G (EVAL_SEPARATE)
+    tuple args,                    # arrays with a row per problem are passed sliced
+    tuple per_problem,             # which args have a row per problem
+    int mode,
+    object lower,                  # (n,) bounds in X's dtype, or None
+    object upper,
+    object lrs,                    # (m,) float64 learning rates, or None (the rule's)
+    Py_ssize_t maxiter, double gtol, double ftol, double xtol,
+    int n_threads,
+):
+    """Solve the rows of X with a vectorised objective; returns ``(stop, nit, nfev, fun,
+    jac)``."""
+    cdef Py_ssize_t m = X.shape[0], n = X.shape[1], active = m, kept, r, i, nit = 0
+    cdef size_t row_bytes = n * X.itemsize
+    cdef Tolerances tol = Tolerances(maxiter, gtol, ftol, xtol)
+    cdef Problem first, p
+    cdef int stop
+    cdef bint per_row = lrs is not None or lower is not None or xtol > 0
+    cdef cnp.ndarray G
+    # Work arrays: the rows of the running problems, packed at the front.
+    cdef cnp.ndarray work = X.copy()
+    cdef cnp.ndarray grad_buf = np.empty_like(X)
+    work_prev, grad_prev = np.empty_like(X), np.empty_like(X)  # first points into them
+    f_now_arr = np.empty(m)
+    cdef double[::1] f_now = f_now_arr, f_prev = np.empty(m), steps = np.zeros(m)
+    cdef Py_ssize_t[::1] index = np.arange(m, dtype=np.intp)  # packed row -> problem
+    cdef Py_ssize_t[::1] stay = np.empty(m, dtype=np.intp)
+    cdef double[::1] lr_work = np.array(lrs if lrs is not None else np.empty(m), dtype=float)
+    cdef const double* lr_ptr = &lr_work[0] if (lrs is not None and m > 0) else NULL
+    # Results, by problem.
+    cdef cnp.ndarray G_out = np.empty_like(X)
+    cdef int[::1] stops = np.empty(m, dtype=np.intc)
+    cdef Py_ssize_t[::1] nits = np.empty(m, dtype=np.intp)
+    cdef Py_ssize_t[::1] nfevs = np.empty(m, dtype=np.intp)
+    cdef double[::1] fs = np.empty(m)
+    if m == 0:
+        return (np.asarray(stops), np.asarray(nits), np.asarray(nfevs), np.asarray(fs), G_out)
+    init_problem(&first, work, work_prev, grad_buf, grad_prev, rule, slots, lower, upper, &tol)
+    first.n = n
+    running_args = args
+
+    while True:
+        view = work[:active]
+        view.flags.writeable = False
+        G = _evaluate(mode, fun, jac, running_args, view, f_now_arr[:active],
+                      grad_buf[:active])
+        first.g = cnp.PyArray_DATA(G)
+
+        # Each problem's stopping rules; a problem that stops goes to the results.
+        kept = 0
+        p = first
+        for r in range(active):
+            _point_at(&p, &first, r, NULL)
+            p.nit, p.nfev, p.f, p.f_prev, p.step = nit, nit + 1, f_now[r], f_prev[r], steps[r]
+            measure(&p)
+            stop = check_stop(&p, &tol)
+            if stop == STOP_NONE:
+                stay[kept] = r
+                kept += 1
+                continue
+            i = index[r]
+            memcpy(cnp.PyArray_GETPTR1(X, i), p.x, row_bytes)
+            memcpy(cnp.PyArray_GETPTR1(G_out, i), p.g, row_bytes)
+            stops[i], nits[i], nfevs[i], fs[i] = stop, p.nit, p.nfev, p.f
+        if kept == 0:
+            break
+        if kept < active:
+            if G is not grad_buf:  # the user's array: pack a copy
+                grad_buf[:active] = G
+                G = grad_buf
+                first.g = cnp.PyArray_DATA(G)
+            _pack(&first, &stay[0], kept, &index[0], &f_now[0], &steps[0], &lr_work[0],
+                  row_bytes)
+            active = kept
+            rows = np.asarray(index[:active])
+            running_args = tuple(a[rows] if each else a for a, each in zip(args, per_problem))
+
+        # Update every running problem: one kernel call over the packed rows, or row by row
+        # when rows differ (learning rates) or need their own step (bounds, xtol).
+        if per_row:
+            p = first
+            for r in range(active):
+                _point_at(&p, &first, r, lr_ptr)
+                p.f, p.clock = f_now[r], first.clock
+                advance(&p, 1)
+                f_prev[r], steps[r] = p.f_prev, p.step
+            rule_step_next(&first.rule, &first.clock)
+        else:
+            memcpy(first.x_prev, first.x, active * row_bytes)
+            memcpy(first.g_prev, first.g, active * row_bytes)
+            f_prev[:active] = f_now[:active]
+            rule_step_next(&first.rule, &first.clock)
+            with nogil:
+                apply_rule(&first.rule, first.single, first.x, first.g, first.state,
+                           active * n, &first.clock, n_threads)
+        nit += 1
+    return (np.asarray(stops), np.asarray(nits), np.asarray(nfevs), np.asarray(fs), G_out)
+
+
+cdef void _pack(Problem* first, const Py_ssize_t* stay, Py_ssize_t kept, Py_ssize_t* index,
+                double* f_now, double* steps, double* lrs, size_t row_bytes) noexcept nogil:
+    """Move rows ``stay[0..kept)`` of the work arrays (iterates, gradients, state, and the
+    per-problem scalars) to the front, in order."""
+    cdef Py_ssize_t w, r, k
+    for w in range(kept):
+        r = stay[w]
+        if r == w:
+            continue
+        _move_row(first.x, w, r, row_bytes)
+        _move_row(first.g, w, r, row_bytes)
+        for k in range(MAX_STATE):
+            if first.state[k] != NULL:
+                _move_row(first.state[k], w, r, row_bytes)
+        index[w], f_now[w], steps[w], lrs[w] = index[r], f_now[r], steps[r], lrs[r]
+
+
+cdef inline void _move_row(void* a, Py_ssize_t to, Py_ssize_t frm, size_t row_bytes) noexcept nogil:
+    memcpy(<char*>a + to * row_bytes, <char*>a + frm * row_bytes, row_bytes)
+
+
+cdef cnp.ndarray _evaluate(int mode, object fun, object jac, tuple args, object X,
+                           object f_out, cnp.ndarray grad_buf):
+    """Evaluate the vectorised objective at the rows of X: f into ``f_out``; returns the
+    gradients as a C-contiguous (k, n) array of X's dtype (the user's, or ``grad_buf``)."""
+    if mode == EVAL_FUN_AND_GRAD:
+        out = fun(X, *args)
+        if not isinstance(out, tuple) or len(out) != 2:
+            raise TypeError("with jac=True, fun must return a tuple (f, G), got "
+                            f"{type(out).__name__}")
+        f, g = out
+    else:
+        f = fun(X, *args)
+        g = jac(X, *args)
+    f = np.asarray(f)
+    if f.shape != f_out.shape:
+        raise ValueError(f"fun must return f of shape {f_out.shape} for X of shape "
+                         f"{X.shape}, got shape {f.shape}")
+    if f.dtype.kind not in "fiub":
+        raise TypeError(f"fun must return real values, got dtype {f.dtype}")
+    f_out[...] = f
+    if np.shape(g) != X.shape:
+        raise ValueError(f"the gradient must have the shape of X, {X.shape}, got shape "
+                         f"{np.shape(g)}")
+    return as_gradient(g, X, grad_buf)

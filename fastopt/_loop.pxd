@@ -1,0 +1,66 @@
+# The iteration of one problem as C functions over a struct, shared by the single-problem
+# loops (fastopt/_loop.pyx) and the batch loops (fastopt/_batch.pyx).
+
+cimport numpy as cnp
+
+from fastopt._kernels cimport MAX_STATE, RuleStep, UpdateRule
+from fastopt._step cimport Rule
+
+# C-level objectives: f(n, x, grad, user_data) returns f(x) and writes its gradient to grad.
+ctypedef double (*objective_f64)(int, const double*, double*, void*) noexcept nogil
+ctypedef float (*objective_f32)(int, const float*, float*, void*) noexcept nogil
+
+# Why a run stopped (check_stop); the drivers map these to SciPy's status codes.
+cdef enum:
+    STOP_NONE = -1
+    STOP_GTOL = 0
+    STOP_FTOL = 1
+    STOP_XTOL = 2
+    STOP_MAXITER = 3
+    STOP_NONFINITE = 4
+    STOP_CALLBACK = 5
+
+ctypedef struct Tolerances:
+    Py_ssize_t maxiter
+    double gtol
+    double ftol
+    double xtol
+
+ctypedef struct Problem:
+    # Buffers of n elements of the problem's dtype (float32 when ``single``). ``g`` may point
+    # into an array a Python objective returned (g_owned false); the others belong to the loop.
+    void* x
+    void* x_prev
+    void* g
+    void* g_prev
+    void* state[MAX_STATE]
+    const void* lower  # both NULL, or the bounds
+    const void* upper
+    Py_ssize_t n
+    bint single
+    UpdateRule rule
+    RuleStep clock
+    Py_ssize_t nit
+    Py_ssize_t nfev
+    double f
+    double f_prev
+    double gnorm  # of the projected gradient; -1 when g has a non-finite entry
+    double step   # inf-norm of the last step (when bounds or track_step need it)
+    bint track_step  # xtol is on
+    bint g_owned  # g and g_prev are the loop's buffers (a C objective): swapped, not copied
+
+cdef void measure(Problem* p) noexcept nogil
+cdef int check_stop(Problem* p, const Tolerances* tol) noexcept nogil
+cdef void advance(Problem* p, int n_threads) noexcept nogil
+cdef void evaluate_native(Problem* p, void* fun, void* user_data) noexcept nogil
+cdef int run_native(Problem* p, const Tolerances* tol, void* fun, void* user_data,
+                    int n_threads) noexcept nogil
+cdef int init_problem(Problem* p, cnp.ndarray x, cnp.ndarray x_prev, cnp.ndarray g,
+                      cnp.ndarray g_prev, Rule rule, tuple slots, object lower, object upper,
+                      const Tolerances* tol) except -1
+
+# What a Python objective returned, as the loop needs it: f as a double; g itself when it is a
+# C-contiguous array of x's dtype and size that does not overlap x shifted, else its values
+# converted into gbuf (errors name fun or jac).
+cdef double as_scalar(object f) except? -1.0
+cdef object as_gradient(object g, cnp.ndarray x, cnp.ndarray gbuf)

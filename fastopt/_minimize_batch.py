@@ -1,0 +1,235 @@
+"""``fastopt.minimize_batch``: many independent problems of the same size, one call.
+
+People who fit thousands of small models (one per pixel, per sensor, per customer) pay a
+Python call per iteration per problem with ``scipy.optimize.minimize`` in a loop (SciPy issues
+11783 and 23229). Here the m problems are the rows of one (m, n) array: a vectorised Python
+objective is called once per iteration for all the rows still running, and a C objective
+(``scipy.LowLevelCallable``) runs every problem's whole loop in C, problems in parallel. This
+module validates and prepares; the loops are in fastopt/_batch.pyx.
+"""
+
+import numbers
+
+import numpy as np
+from scipy import LowLevelCallable
+from scipy.optimize import OptimizeResult
+
+from fastopt._batch import batch_native, batch_python
+from fastopt._driver import (
+    DEFAULT_GTOL,
+    DEFAULT_MAXITER,
+    _bounds,
+    _check_maxiter,
+    native_evaluation,
+    split_hyperparameters,
+)
+from fastopt._loop import EVAL_FUN_AND_GRAD, EVAL_SEPARATE, STATUS_CONVERGED, STOP_RESULTS
+from fastopt._methods import optimizer_class
+from fastopt._validation import check_real
+
+BATCH_OPTIONS = ("maxiter", "gtol", "ftol", "xtol")
+
+
+def minimize_batch(fun, X0, method="adam", jac=None, args=(), bounds=None, options=None,
+                   n_threads=None):
+    r"""Minimize m independent functions of n variables at once, each on its own stopping rule.
+
+    Problem i starts at ``X0[i]`` and is solved as ``fastopt.minimize`` would solve it alone
+    (the same update rule, the same stopping rules, the same result), but the m problems share
+    each call of a vectorised objective, or run in C, in parallel, with a C objective.
+
+    Parameters
+    ----------
+    fun : callable or scipy.LowLevelCallable
+        Either a vectorised Python function ``fun(X, *args)`` of the rows ``X`` (shape
+        (k, n), a read-only array of the k problems still running, in their original order)
+        returning ``(f, G)`` with ``f`` of shape (k,) and ``G`` of shape (k, n) when
+        ``jac=True``, or ``f`` alone when ``jac`` is a callable; row j of its results must
+        depend on row j of X only. Or a ``scipy.LowLevelCallable`` of one problem, with the
+        C signature ``double f(int n, const double *x, double *grad, void *user_data)``
+        (``float`` for float32): it returns f(x) and writes the gradient to ``grad``; every
+        problem's loop then runs in C without the GIL.
+    X0 : array_like, shape (m, n)
+        The starting points; never modified. float32 stays float32; other real dtypes become
+        float64 (a C objective sets the dtype: float64 or float32 by its signature).
+    method : str, default="adam"
+        As in :func:`fastopt.minimize`.
+    jac : bool or callable, optional
+        ``True`` when ``fun`` returns ``(f, G)``; or ``jac(X, *args) -> G``. A Python ``fun``
+        needs one of them (there are no finite differences here); with a C objective, leave it
+        None (or True).
+    args : tuple of array_like, optional
+        Extra arguments of a Python ``fun`` and ``jac``, as in SciPy's elementwise solvers
+        (``scipy.optimize.elementwise``): an array with m rows holds one row per problem and
+        is passed sliced to the running problems, in step with ``X``; a scalar or an array
+        with one row is passed as is.
+    bounds : scipy.optimize.Bounds or sequence of (min, max), optional
+        One box for every problem (n pairs); X0 is clipped into it and every step projected.
+    options : dict, optional
+        The method's hyperparameters (``lr``, ``betas``, ...) and ``maxiter`` (default 1000),
+        ``gtol`` (default 1e-5), ``ftol``, ``xtol``, which mean what they mean in
+        :func:`fastopt.minimize` and apply to each problem. ``lr`` may also be an array of
+        shape (m,): one learning rate per problem.
+    n_threads : int or None, default=None
+        Threads (scikit-learn's meaning: None all usable cores, -1 all, -2 all but one). With
+        a C objective the problems are spread over them; with a Python objective they update
+        the packed rows of the running problems (one array) when it is large.
+
+    Returns
+    -------
+    res : scipy.optimize.OptimizeResult
+        Per problem: ``x`` (m, n), ``fun`` (m,), ``jac`` (m, n), ``nit`` (m,), ``nfev`` (m,),
+        ``status`` (m,) and ``success`` (m,), with :func:`fastopt.minimize`'s status codes (0
+        converged, 1 ``maxiter``, 3 non-finite value: ``x`` is that problem's last finite
+        iterate); ``message``, a summary.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On bad arguments, before ``fun`` is called.
+
+    See Also
+    --------
+    fastopt.minimize : one problem, with callbacks.
+
+    Notes
+    -----
+    A problem that stops is no longer evaluated nor updated. The result does not depend on the
+    thread count nor on the other problems: with a C objective, each problem's loop is the one
+    ``fastopt.minimize`` runs; with a Python objective, the running problems' rows are
+    updated as one array by the same elementwise kernel.
+
+    Examples
+    --------
+    Fit a centre to each of 1000 clouds of points (f_i(x) = mean |p - x|^2 over cloud i):
+
+    >>> import numpy as np, fastopt
+    >>> rng = np.random.default_rng(0)
+    >>> clouds = rng.normal(rng.uniform(-5, 5, (1000, 1, 2)), 1.0, (1000, 50, 2))
+    >>> def fg(X, P):  # X: (k, 2), P: (k, 50, 2), the running problems' rows
+    ...     D = X[:, None, :] - P
+    ...     return np.mean(np.sum(D * D, axis=2), axis=1), 2 * np.mean(D, axis=1)
+    >>> res = fastopt.minimize_batch(fg, np.zeros((1000, 2)), jac=True, args=(clouds,),
+    ...                              options={"lr": 0.1, "maxiter": 5000})
+    >>> bool(res.success.all()), bool(np.allclose(res.x, clouds.mean(axis=1), atol=1e-5))
+    (True, True)
+    """
+    cls = optimizer_class(method)
+    if not callable(fun) and not isinstance(fun, LowLevelCallable):
+        raise TypeError(f"fun must be callable or a scipy.LowLevelCallable, got "
+                        f"{type(fun).__name__}")
+    if not isinstance(args, tuple):
+        args = (args,)
+    X = _starting_points(X0)
+    m, n = X.shape
+    if options is None:
+        options = {}
+    hyper = split_hyperparameters(cls, options, BATCH_OPTIONS, "minimize_batch", stacklevel=2)
+    lrs = _learning_rates(hyper, m)
+    maxiter, gtol, ftol, xtol = _loop_options(options)
+
+    if isinstance(fun, LowLevelCallable):
+        objective = native_evaluation(fun, jac, EVAL_FUN_AND_GRAD if jac in (None, True)
+                                      else EVAL_SEPARATE, args, n)
+        X = X.astype(objective.dtype, copy=False)
+        mode = None
+    elif jac is True:
+        mode = EVAL_FUN_AND_GRAD
+    elif callable(jac):
+        mode = EVAL_SEPARATE
+    else:
+        raise ValueError("jac: minimize_batch needs gradients: pass jac=True (fun returns "
+                         f"(f, G)) or a callable jac(X) -> G; got {jac!r}")
+    lower, upper = _bounds(bounds, X[0] if m else np.empty(n, X.dtype))
+    if lower is not None:
+        np.clip(X, lower, upper, out=X)
+
+    optimizer = cls(X.reshape(-1), n_threads=n_threads, **hyper)
+    optimizer._ensure_state()
+    rule, slots = optimizer._rule, optimizer._slots[0]
+    if mode is None:
+        stops, nit, nfev, f, G = batch_native(X, rule, slots, objective, lower, upper, lrs,
+                                              maxiter, gtol, ftol, xtol, optimizer.n_threads)
+    else:
+        args, per_problem = _batch_args(args, m)
+        stops, nit, nfev, f, G = batch_python(X, rule, slots, fun, jac, args, per_problem,
+                                              mode, lower, upper, lrs, maxiter, gtol, ftol,
+                                              xtol, optimizer.n_threads)
+    status = np.array([STOP_RESULTS[s][0] for s in stops.tolist()], dtype=np.intp)
+    return OptimizeResult(x=X, fun=f, jac=G, nit=nit, nfev=nfev, njev=nfev.copy(),
+                          status=status, success=status == STATUS_CONVERGED,
+                          message=_summary(status))
+
+
+def _starting_points(X0):
+    """A private (m, n) C-contiguous copy of X0: float32 kept, other real dtypes float64."""
+    try:
+        arr = np.asarray(X0)
+    except Exception as exc:
+        raise TypeError(f"X0 must be array-like, got {type(X0).__name__}") from exc
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"X0 must be real numbers, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"X0 must have shape (m, n): one row per problem, got shape "
+                         f"{arr.shape}")
+    if arr.shape[1] == 0:
+        raise ValueError("X0 must have at least one column (variable)")
+    dtype = np.float32 if arr.dtype == np.float32 else np.float64
+    X = np.array(arr, dtype=dtype, order="C", copy=True)
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X0 must be finite (no NaN or inf)")
+    return X
+
+
+def _batch_args(args, m):
+    """(args, which have a row per problem): SciPy's elementwise convention
+    (scipy.optimize.elementwise): an array with m rows is per problem and is passed sliced to
+    the running problems; a scalar or an array with one row is shared."""
+    out, per_problem = [], []
+    for i, a in enumerate(args):
+        arr = np.asarray(a)
+        if arr.ndim == 0 or arr.shape[0] == 1:
+            out.append(a)
+            per_problem.append(False)
+        elif arr.shape[0] == m:
+            out.append(arr)
+            per_problem.append(True)
+        else:
+            raise ValueError(f"args[{i}] must have m = {m} rows (one per problem), or be a "
+                             f"scalar or have one row (shared); got shape {arr.shape}")
+    return tuple(out), tuple(per_problem)
+
+
+def _learning_rates(hyper, m):
+    """The per-problem learning rates (float64, shape (m,)) when ``lr`` is an array, else
+    None; ``hyper["lr"]`` becomes a scalar the optimizer class validates."""
+    lr = hyper.get("lr")
+    if lr is None or isinstance(lr, numbers.Real) or np.ndim(lr) == 0:
+        return None
+    try:
+        lrs = np.array(lr, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"lr must be a real number or an array of m = {m} real numbers") from None
+    if lrs.shape != (m,):
+        raise ValueError(f"lr must be a number or have shape (m,) = ({m},), got shape "
+                         f"{lrs.shape}")
+    if not np.all(np.isfinite(lrs)) or np.any(lrs < 0):
+        raise ValueError("lr: every learning rate must be finite and >= 0")
+    hyper["lr"] = float(lrs[0]) if m else 1e-3  # validated with the others by the class
+    return lrs
+
+
+def _loop_options(options):
+    return (
+        _check_maxiter(options.get("maxiter", DEFAULT_MAXITER)),
+        check_real("gtol", options.get("gtol", DEFAULT_GTOL), "tolerance", low=0.0),
+        check_real("ftol", options.get("ftol", 0.0), "tolerance", low=0.0),
+        check_real("xtol", options.get("xtol", 0.0), "tolerance", low=0.0),
+    )
+
+
+def _summary(status):
+    counts = {int(s): int(c) for s, c in zip(*np.unique(status, return_counts=True))}
+    names = {0: "converged", 1: "reached maxiter", 3: "hit a non-finite value"}
+    parts = [f"{c} {names.get(s, f'status {s}')}" for s, c in sorted(counts.items())]
+    return f"{status.size} problems: " + (", ".join(parts) if parts else "none")

@@ -1,0 +1,67 @@
+"""Compiled objectives, usable as ``scipy.LowLevelCallable``: the Cython way to write one.
+
+A C-level objective for ``fastopt.minimize`` and ``fastopt.minimize_batch`` is a ``cdef api``
+function with the signature ``double (int n, const double *x, double *grad, void *user_data)``
+(or its float32 twin) that returns f(x) and writes the gradient to ``grad``; it must not keep
+``x`` or ``grad`` nor touch the GIL. ``scipy.LowLevelCallable.from_cython(module, name)``
+reads it from the module's ``__pyx_capi__``. ``fastopt.problems.rosenbrock_lowlevel`` wraps
+the ones below.
+
+``plain_adam_rosenbrock2`` is the benchmarks' floor (src_c/fastopt_plain_adam.h), not an API.
+"""
+
+cimport numpy as cnp
+
+import numpy as np
+
+cnp.import_array()
+
+
+cdef extern from "fastopt_plain_adam.h" nogil:
+    double fastopt_plain_adam_rosenbrock2(double* x, long iters, double lr, double beta1,
+                                          double beta2, double eps)
+
+
+cdef api double rosenbrock(int n, const double* x, double* grad, void* user_data) noexcept nogil:
+    """Rosenbrock's function (scipy.optimize.rosen) and its gradient; user_data unused."""
+    cdef int i
+    cdef double a, b, f = 0.0
+    for i in range(n):
+        grad[i] = 0.0
+    for i in range(n - 1):
+        a = x[i + 1] - x[i] * x[i]
+        b = 1.0 - x[i]
+        f += 100.0 * a * a + b * b
+        grad[i] += -400.0 * x[i] * a - 2.0 * b
+        grad[i + 1] += 200.0 * a
+    return f
+
+
+cdef api float rosenbrock_f32(int n, const float* x, float* grad, void* user_data) noexcept nogil:
+    """float32 twin of ``rosenbrock`` (arithmetic in float32)."""
+    cdef int i
+    cdef float a, b, f = 0.0
+    for i in range(n):
+        grad[i] = 0.0
+    for i in range(n - 1):
+        a = x[i + 1] - x[i] * x[i]
+        b = 1.0 - x[i]
+        f += 100.0 * a * a + b * b
+        grad[i] += -400.0 * x[i] * a - 2.0 * b
+        grad[i + 1] += 200.0 * a
+    return f
+
+
+def plain_adam_rosenbrock2(cnp.ndarray[double, ndim=2, mode="c"] X not None, long iters,
+                           double lr=1e-3, double beta1=0.9, double beta2=0.999,
+                           double eps=1e-8):
+    """Adam on each row of X (shape (m, 2), modified in place) for ``iters`` steps, one row
+    after another on one thread, in plain C; returns f at each row's last evaluated point."""
+    if X.shape[1] != 2:
+        raise ValueError(f"X must have shape (m, 2), got {np.shape(X)}")
+    cdef Py_ssize_t i, m = X.shape[0]
+    cdef cnp.ndarray[double, ndim=1] f = np.empty(m)
+    with nogil:
+        for i in range(m):
+            f[i] = fastopt_plain_adam_rosenbrock2(&X[i, 0], iters, lr, beta1, beta2, eps)
+    return f

@@ -1,0 +1,239 @@
+"""fastopt.minimize_batch: a batch gives what solving each problem alone gives, whatever the
+thread count, with a vectorised Python objective or a C one; per-problem stopping, learning
+rates and data; clear errors on bad input."""
+
+import numpy as np
+import pytest
+
+import fastopt
+from fastopt._methods import METHODS
+
+OPTIONS = {"lr": 1e-2, "maxiter": 400, "gtol": 1e-3}
+
+
+def rosen_rows(X):
+    """Vectorised 2-D Rosenbrock, in the C function's order of operations (row by row)."""
+    x0, x1 = X[:, 0], X[:, 1]
+    with np.errstate(over="ignore", invalid="ignore"):  # some diverge (status 3)
+        a = x1 - x0 * x0
+        b = 1.0 - x0
+        G = np.empty_like(X)
+        G[:, 0] = -400.0 * x0 * a - 2.0 * b
+        G[:, 1] = 200.0 * a
+        return 100.0 * a * a + b * b, G
+
+
+def rosen_one(x):
+    f, G = rosen_rows(np.asarray(x)[None, :])
+    return f[0], G[0]
+
+
+@pytest.fixture
+def starts():
+    return np.random.default_rng(7).uniform(-2.0, 2.0, (40, 2))
+
+
+@pytest.fixture(scope="module")
+def rosen_llc():
+    return fastopt.problems.rosenbrock_lowlevel()
+
+
+def assert_batch_is_each_alone(batch, singles):
+    for i, r in enumerate(singles):
+        np.testing.assert_array_equal(batch.x[i], r.x)
+        np.testing.assert_array_equal(batch.jac[i], r.jac)
+        assert batch.fun[i] == r.fun
+        assert (batch.nit[i], batch.nfev[i], batch.status[i], batch.success[i]) == (
+            r.nit, r.nfev, r.status, r.success)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_vectorised_batch_is_each_problem_alone(method, starts):
+    options = dict(OPTIONS, lr=1e-3 if method in ("gd", "sgd", "momentum", "nag") else 1e-2)
+    batch = fastopt.minimize_batch(rosen_rows, starts, method=method, jac=True, options=options)
+    singles = [fastopt.minimize(rosen_one, x0, method=method, jac=True, options=options)
+               for x0 in starts]
+    assert_batch_is_each_alone(batch, singles)
+
+
+@pytest.mark.parametrize("method", ["adam", "rmsprop", "nag"])
+def test_c_batch_is_each_problem_alone_for_every_thread_count(method, starts, rosen_llc):
+    options = dict(OPTIONS, lr=1e-3 if method == "nag" else 1e-2, maxiter=3000, gtol=0.05)
+    singles = [fastopt.minimize(rosen_llc, x0, method=method, options=options)
+               for x0 in starts]
+    for n_threads in (1, 2, 4):
+        batch = fastopt.minimize_batch(rosen_llc, starts, method=method, options=options,
+                                       n_threads=n_threads)
+        assert_batch_is_each_alone(batch, singles)
+    # The problems stop at different iterations (the test means something).
+    assert len(set(batch.nit.tolist())) >= 3 and batch.success.any() and not batch.success.all()
+
+
+def test_vectorised_batch_does_not_depend_on_threads(rosen_llc):
+    # Above the parallel threshold the packed rows are updated by several threads.
+    starts = np.random.default_rng(3).uniform(-2, 2, (20000, 2))
+    results = [fastopt.minimize_batch(rosen_rows, starts, jac=True, n_threads=t,
+                                      options=dict(OPTIONS, maxiter=50)) for t in (1, 2, 4)]
+    for r in results[1:]:
+        np.testing.assert_array_equal(r.x, results[0].x)
+        np.testing.assert_array_equal(r.nit, results[0].nit)
+    c = fastopt.minimize_batch(rosen_llc, starts, options=dict(OPTIONS, maxiter=50))
+    np.testing.assert_array_equal(c.x, results[0].x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_is_kept_and_separate_jac_works(dtype, starts):
+    X0 = starts.astype(dtype)
+
+    def f_rows(X):
+        return rosen_rows(X)[0]
+
+    def g_rows(X):
+        return rosen_rows(X)[1]
+
+    a = fastopt.minimize_batch(f_rows, X0, jac=g_rows, options=OPTIONS)
+    b = fastopt.minimize_batch(rosen_rows, X0, jac=True, options=OPTIONS)
+    assert a.x.dtype == dtype and a.jac.dtype == dtype and a.fun.dtype == np.float64
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(X0, starts.astype(dtype))  # X0 untouched
+
+
+def test_per_problem_learning_rates(starts, rosen_llc):
+    lrs = np.linspace(1e-3, 5e-2, len(starts))
+    for fun, jac in ((rosen_rows, True), (rosen_llc, None)):
+        batch = fastopt.minimize_batch(fun, starts, jac=jac, options=dict(OPTIONS, lr=lrs))
+        singles = [fastopt.minimize(rosen_one, x0, jac=True, options=dict(OPTIONS, lr=lr))
+                   for x0, lr in zip(starts, lrs)]
+        assert_batch_is_each_alone(batch, singles)
+
+
+def test_bounds_and_tolerances_per_problem(starts, rosen_llc):
+    options = dict(OPTIONS, ftol=1e-9, xtol=1e-7, maxiter=3000)
+    bounds = [(-1.5, 0.5), (None, 1.5)]
+    singles = [fastopt.minimize(rosen_one, x0, jac=True, bounds=bounds, options=options)
+               for x0 in starts]
+    for fun, jac in ((rosen_rows, True), (rosen_llc, None)):
+        batch = fastopt.minimize_batch(fun, starts, jac=jac, bounds=bounds, options=options)
+        assert_batch_is_each_alone(batch, singles)
+    assert np.all(batch.x[:, 0] <= 0.5) and np.all(batch.x[:, 0] >= -1.5)
+
+
+def test_per_problem_args_are_sliced_to_the_running_problems():
+    rng = np.random.default_rng(1)
+    centers = rng.uniform(-3, 3, (50, 3))
+    scales = rng.uniform(0.1, 10.0, (50, 1))
+    seen_rows = []
+
+    def fg(X, C, S, shift):
+        assert X.shape[0] == C.shape[0] == S.shape[0]
+        seen_rows.append(X.shape[0])
+        D = X - C - shift
+        return np.sum(S * D * D, axis=1), 2.0 * S * D
+
+    options = {"lr": 0.05, "maxiter": 3000, "gtol": 1e-6}
+    batch = fastopt.minimize_batch(fg, np.zeros((50, 3)), jac=True,
+                                   args=(centers, scales, 0.5), options=options)
+    assert batch.success.all()
+    np.testing.assert_allclose(batch.x, centers + 0.5, atol=1e-5)
+    assert seen_rows[0] == 50 and seen_rows[-1] < 50  # problems left as they converged
+    for i in (0, 17, 49):
+        alone = fastopt.minimize(
+            lambda x: tuple(v[0] for v in fg(x[None], centers[i:i + 1], scales[i:i + 1], 0.5)),
+            np.zeros(3), jac=True, options=options)
+        np.testing.assert_array_equal(batch.x[i], alone.x)
+        assert batch.nit[i] == alone.nit
+
+
+def test_non_finite_problem_stops_alone(starts):
+    bad_row = 5
+
+    def fg(X, index):
+        f, G = rosen_rows(X)
+        f[(index == bad_row) & (np.abs(X[:, 0] - starts[bad_row, 0]) > 0.05)] = np.nan
+        return f, G
+
+    batch = fastopt.minimize_batch(fg, starts, jac=True, args=(np.arange(len(starts)),),
+                                   options=OPTIONS)
+    assert batch.status[bad_row] == 3 and not batch.success[bad_row]
+    assert np.isfinite(batch.fun[bad_row]) and np.all(np.isfinite(batch.x[bad_row]))
+    others = np.arange(len(starts)) != bad_row
+    ref = fastopt.minimize_batch(rosen_rows, starts, jac=True, options=OPTIONS)
+    np.testing.assert_array_equal(batch.x[others], ref.x[others])
+
+
+def test_empty_batch_and_result_fields(rosen_llc):
+    for fun, jac in ((rosen_rows, True), (rosen_llc, None)):
+        res = fastopt.minimize_batch(fun, np.empty((0, 2)), jac=jac)
+        assert res.x.shape == (0, 2) and res.fun.shape == res.nit.shape == (0,)
+    res = fastopt.minimize_batch(rosen_rows, np.zeros((3, 2)), jac=True, options=OPTIONS)
+    assert set(res) >= {"x", "fun", "jac", "nit", "nfev", "njev", "status", "success",
+                        "message"}
+    assert res.message.startswith("3 problems:")
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"X0": np.zeros(3)}, ValueError, "X0 must have shape"),
+    ({"X0": np.zeros((2, 0))}, ValueError, "X0 must have at least one column"),
+    ({"X0": np.array([[np.nan, 1.0]])}, ValueError, "X0 must be finite"),
+    ({"X0": np.array([["a", "b"]])}, TypeError, "X0 must be real"),
+    ({"jac": None}, ValueError, "jac: minimize_batch needs gradients"),
+    ({"jac": "2-point"}, ValueError, "jac: minimize_batch needs gradients"),
+    ({"fun": 3.0}, TypeError, "fun must be callable"),
+    ({"options": {"lr": np.ones(3)}}, ValueError, r"lr must be a number or have shape"),
+    ({"options": {"lr": -np.ones(4)}}, ValueError, "lr: every learning rate"),
+    ({"options": {"lr": np.array([1, 1, np.nan, 1])}}, ValueError, "lr: every learning rate"),
+    ({"options": {"maxiter": -1}}, ValueError, "maxiter"),
+    ({"options": {"gtol": -1.0}}, ValueError, "gtol"),
+    ({"options": {"betas": (1.5, 0.9)}}, ValueError, "betas"),
+    ({"options": {"maximize": True}}, ValueError, "maximize"),
+    ({"method": "newton"}, ValueError, "newton"),
+    ({"args": (np.ones((3, 2)),)}, ValueError, r"args\[0\] must have m = 4 rows"),
+    ({"bounds": [(0, 1)]}, ValueError, "bounds"),
+    ({"bounds": [(1, 0), (0, 1)]}, ValueError, "bounds"),
+    ({"n_threads": 0}, ValueError, "n_threads"),
+])
+def test_bad_input_raises_before_any_call(kwargs, error, match):
+    calls = []
+
+    def fg(X, *args):
+        calls.append(1)
+        return rosen_rows(X)
+
+    X0 = np.zeros((4, 2))
+    arguments = {"fun": fg, "X0": X0, "jac": True} | kwargs
+    with pytest.raises(error, match=match):
+        fastopt.minimize_batch(**arguments)
+    assert calls == []
+    np.testing.assert_array_equal(X0, 0.0)
+
+
+@pytest.mark.parametrize("bad_return, error, match", [
+    (lambda X: (np.zeros(len(X) + 1), np.zeros_like(X)), ValueError, "fun must return f of shape"),
+    (lambda X: (np.zeros(len(X)), np.zeros((len(X), 3))), ValueError, "gradient must have"),
+    (lambda X: (np.zeros(len(X)), np.zeros_like(X).T.copy()), ValueError, "gradient must have"),
+    (lambda X: np.zeros(len(X)), TypeError, "tuple"),
+    (lambda X: (np.array(["a"] * len(X)), np.zeros_like(X)), TypeError, "real values"),
+])
+def test_bad_returns_are_clear_errors(bad_return, error, match):
+    with pytest.raises(error, match=match):
+        fastopt.minimize_batch(bad_return, np.zeros((4, 2)), jac=True)
+
+
+def test_exception_in_fun_propagates_and_leaves_x0_untouched():
+    X0 = np.ones((5, 2))
+
+    def fg(X):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fastopt.minimize_batch(fg, X0, jac=True)
+    np.testing.assert_array_equal(X0, 1.0)
+
+
+def test_fun_sees_read_only_rows():
+    def fg(X):
+        with pytest.raises(ValueError):
+            X[0, 0] = 1.0
+        return rosen_rows(X)
+
+    fastopt.minimize_batch(fg, np.zeros((3, 2)), jac=True, options={"maxiter": 2})

@@ -1,0 +1,313 @@
+"""C-level objectives (scipy.LowLevelCallable) in fastopt.minimize: the same trajectory as a
+Python objective, the three ways to make one (Cython, ctypes, numba), and clear errors."""
+
+import ctypes
+import shutil
+import subprocess
+import sys
+import sysconfig
+
+import numpy as np
+import pytest
+from scipy import LowLevelCallable
+from scipy.optimize import minimize as scipy_minimize
+
+import fastopt
+from fastopt import _objectives
+from fastopt._methods import METHODS
+
+OPTIONS = {"lr": 1e-2, "maxiter": 300, "gtol": 0.0}
+
+# A ctypes function type of the C signature: double f(int, double *, double *, void *).
+F64 = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_int, ctypes.POINTER(ctypes.c_double),
+                       ctypes.POINTER(ctypes.c_double), ctypes.c_void_p)
+
+
+def rosen_twin(x):
+    """Python twin of fastopt._objectives.rosenbrock, in the same order of operations."""
+    x = np.asarray(x, dtype=np.float64)
+    f, g = 0.0, np.zeros_like(x)
+    for i in range(x.size - 1):
+        a = x[i + 1] - x[i] * x[i]
+        b = 1.0 - x[i]
+        f += 100.0 * a * a + b * b
+        g[i] += -400.0 * x[i] * a - 2.0 * b
+        g[i + 1] += 200.0 * a
+    return f, g
+
+
+def rosen_twin_f32(x):
+    f, g = rosen_twin(x)
+    return f, g.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def rosen_llc():
+    return fastopt.problems.rosenbrock_lowlevel()
+
+
+def same_result(a, b):
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(a.jac, b.jac)
+    assert a.fun == b.fun
+    assert (a.nit, a.nfev, a.status) == (b.nit, b.nfev, b.status)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("n", [2, 5])
+def test_c_level_and_python_objectives_give_the_same_trajectory(rosen_llc, method, n):
+    x0 = np.resize([-1.2, 1.0], n)
+    options = dict(OPTIONS, lr=1e-3 if method in ("gd", "sgd", "momentum", "nag") else 1e-2)
+    native = fastopt.minimize(rosen_llc, x0, method=method, jac=True, options=options)
+    python = fastopt.minimize(rosen_twin, x0, method=method, jac=True, options=options)
+    same_result(native, python)
+    assert native.nit == 300
+
+
+def test_jac_none_is_jac_true_for_a_c_objective(rosen_llc):
+    same_result(fastopt.minimize(rosen_llc, [-1.2, 1.0], options=OPTIONS),
+                fastopt.minimize(rosen_llc, [-1.2, 1.0], jac=True, options=OPTIONS))
+
+
+def test_stopping_rules_bounds_and_callbacks_match_the_python_path(rosen_llc):
+    options = {"lr": 0.05, "maxiter": 5000, "gtol": 1e-6, "ftol": 1e-14}
+    bounds = [(-1.0, 0.9), (None, 0.8)]
+    seen = {"native": [], "python": []}
+    results = {}
+    def recorder(log):
+        def callback(intermediate_result):
+            log.append((intermediate_result.nit, intermediate_result.fun))
+        return callback
+
+    for name, fun in (("native", rosen_llc), ("python", rosen_twin)):
+        results[name] = fastopt.minimize(
+            fun, [-1.2, 1.0], jac=True, bounds=bounds, options=dict(options, return_all=True),
+            callback=recorder(seen[name]))
+    same_result(results["native"], results["python"])
+    assert seen["native"] == seen["python"]
+    assert [nit for nit, _ in seen["native"]] == list(range(1, results["native"].nit + 1))
+    for a, b in zip(results["native"].allvecs, results["python"].allvecs):
+        np.testing.assert_array_equal(a, b)
+    assert results["native"].x[0] <= 0.9 and results["native"].x[1] <= 0.8
+
+
+def test_callback_stop_iteration_and_no_callback_give_the_same_iterates(rosen_llc):
+    def stop_at_7(intermediate_result):
+        if intermediate_result.nit == 7:
+            raise StopIteration
+
+    res = fastopt.minimize(rosen_llc, [-1.2, 1.0], callback=stop_at_7, options=OPTIONS)
+    assert res.status == 99 and res.nit == 7
+    ref = fastopt.minimize(rosen_llc, [-1.2, 1.0], options=dict(OPTIONS, maxiter=7))
+    ref.status = 99
+    same_result(res, ref)
+
+
+def test_as_a_scipy_minimize_method(rosen_llc):
+    res = scipy_minimize(rosen_llc, [-1.2, 1.0], method=fastopt.adam, jac=True, options=OPTIONS)
+    same_result(res, fastopt.minimize(rosen_llc, [-1.2, 1.0], options=OPTIONS))
+
+
+def test_float32_signature_runs_float32(rosen_llc):
+    llc32 = fastopt.problems.rosenbrock_lowlevel("float32")
+    res = fastopt.minimize(llc32, [-1.2, 1.0], jac=True, options=OPTIONS)
+    assert res.x.dtype == np.float32 and res.jac.dtype == np.float32
+    ref = fastopt.minimize(rosen_twin_f32, np.array([-1.2, 1.0], np.float32), jac=True,
+                           options=OPTIONS)
+    # f and g are computed in float32 by the C twin, in float64 then rounded by the Python one.
+    np.testing.assert_allclose(res.x, ref.x, rtol=1e-4)
+    # A float64 objective runs float64 whatever x0's dtype.
+    res64 = fastopt.minimize(rosen_llc, np.array([-1.2, 1.0], np.float32), options=OPTIONS)
+    assert res64.x.dtype == np.float64
+
+
+def test_cython_signature_spellings_are_accepted():
+    capsule = tuple.__getitem__(fastopt.problems.rosenbrock_lowlevel(), 0)
+    for signature in ("double (int, double const *, double *, void *)",
+                      "double (int, const double *, double *, void *)",
+                      "double(int,double*,double*,void*)"):
+        llc = LowLevelCallable(capsule, signature=signature)
+        assert fastopt.minimize(llc, [-1.2, 1.0], options=OPTIONS).nit == 300
+
+
+@pytest.mark.parametrize("signature", [
+    "double (double *, double *, void *)",
+    "double (int, double *, double *)",
+    "float (int, double *, double *, void *)",
+    "double (int, double *, double const *, void *)",  # grad must be writable
+    "double (long, double *, double *, void *)",
+    "int (int, double *, double *, void *)",
+    "",
+])
+def test_wrong_signature_is_a_value_error_naming_fun(signature):
+    capsule = tuple.__getitem__(fastopt.problems.rosenbrock_lowlevel(), 0)
+    llc = LowLevelCallable(capsule, signature=signature)
+    x0 = np.array([-1.2, 1.0])
+    with pytest.raises(ValueError, match="fun: a LowLevelCallable must have the signature"):
+        fastopt.minimize(llc, x0)
+    with pytest.raises(ValueError, match="fun: a LowLevelCallable must have the signature"):
+        fastopt.minimize_batch(llc, x0[None])
+    np.testing.assert_array_equal(x0, [-1.2, 1.0])
+
+
+def test_null_function_pointer_cannot_reach_fastopt():
+    # A NULL function pointer cannot be wrapped: scipy (and PyCapsule) refuse it first.
+    with pytest.raises((TypeError, ValueError)):
+        LowLevelCallable(ctypes.cast(0, F64))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"jac": lambda x: x}, "jac: a LowLevelCallable fun computes its own gradient"),
+    ({"jac": "2-point"}, "jac: a LowLevelCallable fun computes its own gradient"),
+    ({"args": (1.0,)}, "args: a LowLevelCallable fun takes no args"),
+])
+def test_what_does_not_go_with_a_c_objective(rosen_llc, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        fastopt.minimize(rosen_llc, [-1.2, 1.0], **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Non-finite values from the C function: status 3 and the last finite iterate, never a crash.
+
+def ctypes_objective(python_fun):
+    """A C function pointer that calls ``python_fun(x, g) -> f`` (ctypes takes the GIL)."""
+    def c_fun(n, x, grad, user_data):
+        xs = np.ctypeslib.as_array(x, shape=(n,))
+        gs = np.ctypeslib.as_array(grad, shape=(n,))
+        return python_fun(xs, gs)
+
+    func = F64(c_fun)
+    return LowLevelCallable(func), func  # keep func alive while the callable is used
+
+
+@pytest.mark.parametrize("bad", ["f_nan", "f_inf", "g_nan", "g_inf"])
+def test_non_finite_value_from_c_stops_with_status_3(bad):
+    calls = []
+
+    def fun(x, g):
+        calls.append(x.copy())
+        f, grad = rosen_twin(x)
+        g[:] = grad
+        if len(calls) == 6:  # the 6th evaluation: the iterate after 5 updates
+            if bad.startswith("f"):
+                return np.nan if bad == "f_nan" else np.inf
+            g[1] = np.nan if bad == "g_nan" else -np.inf
+        return f
+
+    llc, keep = ctypes_objective(fun)
+    res = fastopt.minimize(llc, [-1.2, 1.0], options=OPTIONS)
+    assert res.status == 3 and not res.success and res.nit == 4
+    np.testing.assert_array_equal(res.x, calls[4])  # the last finite iterate
+    assert np.isfinite(res.fun) and np.all(np.isfinite(res.jac))
+    assert res.fun == rosen_twin(calls[4])[0]
+    del keep
+
+
+def test_non_finite_at_x0_from_c():
+    llc, keep = ctypes_objective(lambda x, g: np.nan)
+    res = fastopt.minimize(llc, [1.0, 2.0], options=OPTIONS)
+    assert res.status == 3 and res.nit == 0
+    np.testing.assert_array_equal(res.x, [1.0, 2.0])
+    del keep
+
+
+# ---------------------------------------------------------------------------------------------
+# The three ways to make a C objective (README, "C-level objectives").
+
+C_SOURCE = r"""
+/* f(x) = sum_i w_i (x_i - 1)^2, with the weights w passed as user_data */
+double weighted_sphere(int n, double *x, double *grad, void *user_data)
+{
+    const double *w = (const double *)user_data;
+    double f = 0.0;
+    for (int i = 0; i < n; i++) {
+        double d = x[i] - 1.0;
+        f += w[i] * d * d;
+        grad[i] = 2.0 * w[i] * d;
+    }
+    return f;
+}
+"""
+
+
+def test_readme_shows_the_tested_c_source():
+    import pathlib
+    readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+    if not readme.exists():
+        pytest.skip("README.md not found (installed package)")
+    def unindented(text):  # the README indents it in a list item
+        return "\n".join(line.strip() for line in text.strip().splitlines())
+
+    assert unindented(C_SOURCE) in unindented(readme.read_text())
+
+
+def _c_compiler():
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    return shutil.which(cc) or shutil.which("cc")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="builds a shared library with cc")
+def test_ctypes_objective_from_a_compiled_c_file(tmp_path):
+    cc = _c_compiler()
+    if cc is None:
+        pytest.skip("no C compiler")
+    (tmp_path / "sphere.c").write_text(C_SOURCE)
+    lib_path = tmp_path / "libsphere.so"
+    subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(lib_path),
+                    str(tmp_path / "sphere.c")], check=True)
+    lib = ctypes.CDLL(str(lib_path))
+    lib.weighted_sphere.restype = ctypes.c_double
+    lib.weighted_sphere.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_double),
+                                    ctypes.POINTER(ctypes.c_double), ctypes.c_void_p]
+    weights = np.array([1.0, 10.0, 100.0])
+    llc = LowLevelCallable(lib.weighted_sphere,
+                           user_data=weights.ctypes.data_as(ctypes.c_void_p))
+    res = fastopt.minimize(llc, np.zeros(3), options={"lr": 0.1, "maxiter": 5000})
+    assert res.success
+    np.testing.assert_allclose(res.x, 1.0, atol=1e-5)
+
+    def python_twin(x):
+        d = x - 1.0
+        return float(np.sum(weights * d * d)), 2.0 * weights * d
+
+    ref = fastopt.minimize(python_twin, np.zeros(3), jac=True,
+                           options={"lr": 0.1, "maxiter": 5000})
+    np.testing.assert_allclose(res.x, ref.x, rtol=1e-12)
+    assert res.nit == ref.nit
+    batch = fastopt.minimize_batch(llc, np.zeros((4, 3)) + [[0.0], [2.0], [-1.0], [5.0]],
+                                   options={"lr": 0.1, "maxiter": 5000}, n_threads=2)
+    assert batch.success.all()
+
+
+def test_numba_cfunc_objective():
+    numba = pytest.importorskip("numba")
+    from numba import types
+
+    signature = types.float64(types.intc, types.CPointer(types.float64),
+                              types.CPointer(types.float64), types.voidptr)
+
+    @numba.cfunc(signature)
+    def sphere(n, x, grad, user_data):
+        f = 0.0
+        for i in range(n):
+            d = x[i] - 1.0
+            f += d * d
+            grad[i] = 2.0 * d
+        return f
+
+    res = fastopt.minimize(LowLevelCallable(sphere.ctypes), np.zeros(4),
+                           options={"lr": 0.1, "maxiter": 5000})
+    assert res.success
+    np.testing.assert_allclose(res.x, 1.0, atol=1e-5)
+
+
+def test_objectives_module_matches_the_problem_definition():
+    # The compiled Rosenbrock is fastopt.problems.rosenbrock, value and gradient.
+    p = fastopt.problems.rosenbrock(5)
+    x = np.random.default_rng(0).uniform(-2, 2, 5)
+    f, g = rosen_twin(x)
+    np.testing.assert_allclose(f, p.f(x), rtol=1e-13)
+    np.testing.assert_allclose(g, p.grad(x), rtol=1e-13)
+    X = np.tile([-1.2, 1.0], (3, 1))
+    fs = _objectives.plain_adam_rosenbrock2(X, 10, 1e-3)
+    assert fs.shape == (3,) and np.all(X[:, 0] > -1.2)
