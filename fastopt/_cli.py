@@ -19,12 +19,16 @@ usage: python -m fastopt race [--problem NAME] [--steps N] [--methods adam,nag,.
                               [--lr adam=0.01,...] [--seed S] [--start x,y] [--tol T]
                               [--out DIR] [--animate]
        python -m fastopt bench [--quick] [--sizes 14,22] [--dtypes ...] [--rules Adam,...]
+       python -m fastopt bench-loops [--repeats R] [--problems M] [--scipy-problems K]
        python -m fastopt demo [--steps N] [--seed S]
 
-  race   the classic optimizers racing across a loss surface: a table, a contour plot
-         (PNG) and with --animate a GIF (pictures need matplotlib: pip install "fastopt[plot]")
-  bench  fastopt vs NumPy vs torch, timed side by side (--quick: about a minute)
-  demo   the optimizers on a least-squares problem, as a table
+  race         the classic optimizers racing across a loss surface: a table, a contour
+               plot (PNG) and with --animate a GIF (pictures need matplotlib:
+               pip install "fastopt[plot]")
+  bench        fastopt vs NumPy vs torch, timed side by side (--quick: about a minute)
+  bench-loops  whole minimize loops on small problems: C-level and batched vs Python,
+               NumPy, SciPy and plain C (about two minutes)
+  demo         the optimizers on a least-squares problem, as a table
 Problems: {problems}. Run 'python -m fastopt race --help' for details."""
 
 
@@ -60,10 +64,20 @@ def _build_parser():
     bench.add_argument("--dtypes", default=None, help="float32,float64")
     bench.add_argument("--rules", default=None, help="e.g. Adam,RMSprop")
     bench.add_argument("--repeats", type=int, default=None, help="rounds (default 15; quick 5)")
+    loops = sub.add_parser(
+        "bench-loops", help="time whole minimize loops on small problems",
+        description="2-D Rosenbrock, Adam, 1000 iterations: one problem (C-level loop, "
+                    "Python-function loop, scipy.optimize.minimize with a Python Adam, plain "
+                    "C) in ns per iteration, and m problems (minimize_batch with a C or a "
+                    "vectorised objective, NumPy, plain C, a loop of scipy) in problems/s.")
+    loops.add_argument("--repeats", type=int, default=5, help="rounds (default 5)")
+    loops.add_argument("--problems", type=int, default=10000, help="m (default 10000)")
+    loops.add_argument("--scipy-problems", type=int, default=10,
+                       help="problems the scipy loop solves per round (default 10)")
     demo = sub.add_parser("demo", help="the optimizers on a least-squares problem")
     demo.add_argument("--steps", type=int, default=500, help="steps per method (default 500)")
     demo.add_argument("--seed", type=int, default=0, help="data and sampling seed")
-    return parser, race, demo, bench
+    return parser, race, demo, bench, loops
 
 
 def _parse_race(parser, args):
@@ -151,6 +165,16 @@ def bench(parser, args):
     return 0
 
 
+def bench_loops(parser, args):
+    from fastopt._bench_loops import run
+
+    for name in ("repeats", "problems", "scipy_problems"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    run(repeats=args.repeats, m=args.problems, m_scipy=args.scipy_problems)
+    return 0
+
+
 def demo(parser, args):
     from fastopt._demo import print_table
 
@@ -162,7 +186,7 @@ def demo(parser, args):
 
 
 def main(argv=None):
-    parser, race_parser, demo_parser, bench_parser = _build_parser()
+    parser, race_parser, demo_parser, bench_parser, loops_parser = _build_parser()
     args = parser.parse_args(argv)
     if args.command == "race":
         return race(race_parser, args)
@@ -170,6 +194,8 @@ def main(argv=None):
         return demo(demo_parser, args)
     if args.command == "bench":
         return bench(bench_parser, args)
+    if args.command == "bench-loops":
+        return bench_loops(loops_parser, args)
     show_config()
     print()
     print(USAGE.format(problems=", ".join(problems.PROBLEMS)))

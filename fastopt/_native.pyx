@@ -14,6 +14,7 @@ from cpython.pycapsule cimport (
     PyCapsule_GetPointer,
 )
 
+import functools
 import re
 
 from scipy import LowLevelCallable
@@ -28,6 +29,7 @@ SIGNATURE_DOC = ("double (int n, const double *x, double *grad, void *user_data)
                  "float (int n, const float *x, float *grad, void *user_data)")
 
 
+@functools.cache
 def _canonical(signature):
     """The signature without spaces, with ``const`` dropped where it is allowed (x)."""
     match = re.fullmatch(r"\s*(\w+)\s*\((.*)\)\s*", signature)

@@ -47,7 +47,8 @@ def check_real(name, value, what, *, low=None, high=None, low_open=False, high_o
     ValueError
         If it is NaN, infinite, or out of range.
     """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if type(value) is not float and (  # (the common case skips the slower abc checks)
+            isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)):
         raise TypeError(f"Invalid {what}: {name}={_describe(value)} must be a real number")
     value = float(value)
     if not math.isfinite(value):

@@ -6,6 +6,7 @@
 #ifndef FASTOPT_PLAIN_ADAM_H
 #define FASTOPT_PLAIN_ADAM_H
 
+#include <float.h>
 #include <math.h>
 
 /* Run `iters` Adam steps from x[0..1] in place; returns f at the last evaluated point. */
@@ -21,6 +22,8 @@ static inline double fastopt_plain_adam_rosenbrock2(double *x, long iters, doubl
         g[1] = 200.0 * a;
         beta1_pow *= beta1;
         beta2_pow *= beta2;
+        if (beta1_pow < DBL_MIN) beta1_pow = 0.0;  /* else stuck at a slow subnormal */
+        if (beta2_pow < DBL_MIN) beta2_pow = 0.0;
         double step_size = lr / (1.0 - beta1_pow);
         double bias_correction2_sqrt = sqrt(1.0 - beta2_pow);
         for (int i = 0; i < 2; i++) {

@@ -128,9 +128,18 @@ def test_bench_prints_a_row_per_case(capsys):
     assert "Adam" in out and "RMSprop" in out and "vs NumPy" in out
 
 
+def test_bench_loops_prints_both_tables(capsys):
+    assert main(["bench-loops", "--repeats", "1", "--problems", "20",
+                 "--scipy-problems", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "ns/iter" in out and "problems/s" in out
+    assert "C-level loop (LowLevelCallable)" in out and "plain scalar C loop" in out
+
+
 @pytest.mark.parametrize("argv", [["bench", "--sizes", "a"], ["bench", "--sizes", "40"],
                                   ["bench", "--rules", "Nope"], ["bench", "--dtypes", "int8"],
-                                  ["bench", "--repeats", "0"]])
+                                  ["bench", "--repeats", "0"], ["bench-loops", "--repeats", "0"],
+                                  ["bench-loops", "--problems", "-1"]])
 def test_bench_bad_arguments_exit_with_status_2(argv, capsys):
     with pytest.raises(SystemExit) as info:
         main(argv)

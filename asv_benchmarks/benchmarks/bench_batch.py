@@ -1,0 +1,54 @@
+"""Small problems: the C-level loop and minimize_batch against Python, NumPy, SciPy and plain C
+(2-D Rosenbrock, Adam, 1000 iterations). The same variants as ``python -m fastopt
+bench-loops``, which prints them side by side with ratios.
+
+    cd asv_benchmarks && asv run --python=same --quick -b Batch -b OneProblem
+"""
+
+import numpy as np
+
+import fastopt
+from fastopt import _bench_loops as loops
+
+from .common import Benchmark
+
+
+class OneProblem(Benchmark):
+    """One 2-D Rosenbrock problem, 1000 Adam iterations (divide by 1000 for per iteration)."""
+
+    params = [["plain C loop", "C-level loop (LowLevelCallable)", "Python-function loop",
+               "scipy.optimize.minimize + Python Adam"]]
+    param_names = ["variant"]
+
+    def setup(self, variant):
+        self.run, self.runs = loops.one_problem_variants(fastopt.problems.rosenbrock_lowlevel())[
+            variant]
+
+    def time_one_problem(self, variant):
+        self.run()  # the plain C loop makes 100 runs per call (see self.runs)
+
+
+class Batch(Benchmark):
+    """1000 problems, 1000 Adam iterations each (the SciPy loop: 2 of them)."""
+
+    params = [["minimize_batch, C objective, 1 thread", "minimize_batch, C objective, 2 threads",
+               "minimize_batch, vectorised NumPy objective", "hand-written vectorised NumPy Adam",
+               "plain scalar C loop, 1 thread", "Python loop of scipy.optimize.minimize"]]
+    param_names = ["variant"]
+    timeout = 120
+
+    def setup(self, variant):
+        self.run, self.problems = loops.batch_variants(fastopt.problems.rosenbrock_lowlevel(),
+                                                       1000, 2)[variant]
+
+    def time_batch(self, variant):
+        self.run()
+
+    def track_problems_per_second(self, variant):
+        import time
+
+        start = time.perf_counter()
+        self.run()
+        return self.problems / (time.perf_counter() - start)
+
+    track_problems_per_second.unit = "problems/s"

@@ -1,0 +1,158 @@
+"""Benchmark of whole minimize loops on small problems: ``python -m fastopt bench-loops``.
+
+2-D Rosenbrock from (-1.2, 1), Adam (lr 1e-3), 1000 iterations (gtol=0: every run makes them
+all). Variants run interleaved, one after another in each round, and the tables give medians,
+so that a noisy machine slows all of them alike.
+
+One problem, ns per iteration (the whole call divided by the iterations):
+  plain C loop          src_c/fastopt_plain_adam.h: scalar C, nothing but the maths (the floor)
+  C-level loop          fastopt.minimize with a LowLevelCallable objective
+  Python-function loop  fastopt.minimize with a Python fun returning (f, g)
+  scipy + Python Adam   scipy.optimize.minimize(method=python_adam): Adam written in Python
+                        as a SciPy custom method, as a user would without fastopt
+
+m problems, problems per second:
+  minimize_batch, C objective, 1 and 2 threads
+  minimize_batch, vectorised NumPy objective
+  hand-written vectorised NumPy Adam (all rows, no stopping rules)
+  plain scalar C loop, one thread
+  a Python loop of scipy.optimize.minimize(method=python_adam) (on a few problems)
+"""
+
+import sys
+import time
+
+import numpy as np
+from scipy.optimize import OptimizeResult
+from scipy.optimize import minimize as scipy_minimize
+
+import fastopt
+from fastopt._bench import interleaved_times
+from fastopt._objectives import plain_adam_rosenbrock2
+
+ITERS = 1000
+LR = 1e-3
+X_START = (-1.2, 1.0)
+
+
+def rosen2(x):
+    """2-D Rosenbrock and its gradient, as a Python user writes it."""
+    a = x[1] - x[0] * x[0]
+    b = 1.0 - x[0]
+    return 100.0 * a * a + b * b, np.array([-400.0 * x[0] * a - 2.0 * b, 200.0 * a])
+
+
+def rosen2_rows(X):
+    """Vectorised over rows: f of shape (m,), G of shape (m, 2)."""
+    x0, x1 = X[:, 0], X[:, 1]
+    a = x1 - x0 * x0
+    b = 1.0 - x0
+    return 100.0 * a * a + b * b, np.stack([-400.0 * x0 * a - 2.0 * b, 200.0 * a], axis=1)
+
+
+def python_adam(fun, x0, args=(), jac=None, callback=None, maxiter=ITERS, lr=LR,
+                betas=(0.9, 0.999), eps=1e-8, **unused):
+    """Adam as a SciPy custom method, in Python/NumPy (the baseline without fastopt)."""
+    x = np.array(x0, dtype=float)
+    m, v = np.zeros_like(x), np.zeros_like(x)
+    beta1, beta2 = betas
+    for t in range(1, maxiter + 1):
+        g = jac(x, *args)
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        x = x - lr / (1 - beta1**t) * m / (np.sqrt(v) / np.sqrt(1 - beta2**t) + eps)
+    return OptimizeResult(x=x, fun=fun(x, *args), nit=maxiter, success=False)
+
+
+def numpy_adam_rows(X0, iters=ITERS, lr=LR, beta1=0.9, beta2=0.999, eps=1e-8):
+    """Hand-written vectorised NumPy Adam over all rows (no stopping rules)."""
+    X = X0.copy()
+    m, v = np.zeros_like(X), np.zeros_like(X)
+    for t in range(1, iters + 1):
+        _, G = rosen2_rows(X)
+        m = beta1 * m + (1 - beta1) * G
+        v = beta2 * v + (1 - beta2) * G * G
+        X -= lr / (1 - beta1**t) * m / (np.sqrt(v) / np.sqrt(1 - beta2**t) + eps)
+    return X
+
+
+def one_problem_variants(llc):
+    options = {"lr": LR, "maxiter": ITERS, "gtol": 0.0}
+    floor_rows = np.tile(X_START, (100, 1))  # 100 runs per call: the Python call is amortised
+    return {
+        "plain C loop": (lambda: plain_adam_rosenbrock2(floor_rows.copy(), ITERS, LR), 100),
+        "C-level loop (LowLevelCallable)": (
+            lambda: fastopt.minimize(llc, X_START, options=options), 1),
+        "Python-function loop": (
+            lambda: fastopt.minimize(rosen2, X_START, jac=True, options=options), 1),
+        "scipy.optimize.minimize + Python Adam": (
+            lambda: scipy_minimize(lambda x: rosen2(x)[0], X_START, method=python_adam,
+                                   jac=lambda x: rosen2(x)[1]), 1),
+    }
+
+
+def batch_variants(llc, m, m_scipy):
+    options = {"lr": LR, "maxiter": ITERS, "gtol": 0.0}
+    X0 = np.tile(X_START, (m, 1))
+
+    def scipy_loop():
+        for x0 in X0[:m_scipy]:
+            scipy_minimize(lambda x: rosen2(x)[0], x0, method=python_adam,
+                           jac=lambda x: rosen2(x)[1])
+
+    return {
+        "minimize_batch, C objective, 1 thread": (
+            lambda: fastopt.minimize_batch(llc, X0, options=options, n_threads=1), m),
+        "minimize_batch, C objective, 2 threads": (
+            lambda: fastopt.minimize_batch(llc, X0, options=options, n_threads=2), m),
+        "minimize_batch, vectorised NumPy objective": (
+            lambda: fastopt.minimize_batch(rosen2_rows, X0, jac=True, options=options,
+                                           n_threads=1), m),
+        "hand-written vectorised NumPy Adam": (lambda: numpy_adam_rows(X0), m),
+        "plain scalar C loop, 1 thread": (
+            lambda: plain_adam_rosenbrock2(X0.copy(), ITERS, LR), m),
+        "Python loop of scipy.optimize.minimize": (scipy_loop, m_scipy),
+    }
+
+
+def _medians(variants, repeats):
+    times = interleaved_times({k: f for k, (f, _) in variants.items()}, repeats)
+    return {k: float(np.median(times[k])) for k in variants}
+
+
+def run(repeats=5, m=10000, m_scipy=10, file=None):
+    """Print both tables (medians of ``repeats`` interleaved rounds); returns
+    ``{"ns_per_iteration": {variant: ns}, "problems_per_second": {variant: rate}}``."""
+    file = sys.stdout if file is None else file
+    llc = fastopt.problems.rosenbrock_lowlevel()
+    started = time.perf_counter()
+
+    one = one_problem_variants(llc)
+    times = _medians(one, repeats)
+    floor = times["plain C loop"] / (100 * ITERS)
+    print(f"One problem: 2-D Rosenbrock, Adam, {ITERS} iterations; median of {repeats} "
+          "interleaved rounds", file=file)
+    print(f"  {'variant':<40} {'ns/iter':>10} {'vs plain C':>11}", file=file)
+    ns = {}
+    for name, (_, runs) in one.items():
+        per_iter = times[name] / (runs * ITERS)
+        ns[name] = per_iter * 1e9
+        print(f"  {name:<40} {per_iter * 1e9:10.1f} {per_iter / floor:10.2f}x", file=file)
+
+    batch = batch_variants(llc, m, m_scipy)
+    times = _medians(batch, repeats)
+    rates = {name: runs / times[name] for name, (_, runs) in batch.items()}
+    scipy_rate = rates["Python loop of scipy.optimize.minimize"]
+    print(f"\n{m} problems (the scipy loop: {m_scipy} of them), {ITERS} iterations each; "
+          f"median of {repeats} rounds", file=file)
+    print(f"  {'variant':<44} {'problems/s':>12} {'vs scipy loop':>14}", file=file)
+    for name, rate in rates.items():
+        print(f"  {name:<44} {rate:12.0f} {rate / scipy_rate:13.0f}x", file=file)
+    c_rate = rates["plain scalar C loop, 1 thread"]
+    print(f"\n  C objective, 1 thread, vs plain scalar C loop: "
+          f"{rates['minimize_batch, C objective, 1 thread'] / c_rate:.2f}x", file=file)
+    print(f"  vectorised objective vs hand-written NumPy Adam: "
+          f"{rates['minimize_batch, vectorised NumPy objective'] / rates['hand-written vectorised NumPy Adam']:.2f}x",
+          file=file)
+    print(f"\n({time.perf_counter() - started:.0f} s)", file=file)
+    return {"ns_per_iteration": ns, "problems_per_second": rates}
