@@ -26,12 +26,12 @@ from fastopt._loop cimport (
     STOP_NONE,
     Problem,
     Tolerances,
+    _projected_grad_norm,
     advance,
     as_gradient,
     check_stop,
     evaluate_native,
     init_problem,
-    measure,
     run_native,
 )
 from fastopt._native cimport NativeObjective
@@ -174,21 +174,10 @@ def batch_python(
         first.g = cnp.PyArray_DATA(G)
 
         # Each problem's stopping rules; a problem that stops goes to the results.
-        kept = 0
-        p = first
-        for r in range(active):
-            _point_at(&p, &first, r, NULL)
-            p.nit, p.nfev, p.f, p.f_prev, p.step = nit, nit + 1, f_now[r], f_prev[r], steps[r]
-            measure(&p)
-            stop = check_stop(&p, &tol)
-            if stop == STOP_NONE:
-                stay[kept] = r
-                kept += 1
-                continue
-            i = index[r]
-            memcpy(cnp.PyArray_GETPTR1(X, i), p.x, row_bytes)
-            memcpy(cnp.PyArray_GETPTR1(G_out, i), p.g, row_bytes)
-            stops[i], nits[i], nfevs[i], fs[i] = stop, p.nit, p.nfev, p.f
+        kept = _check_rows(&first, active, nit, &tol, &f_now[0], &f_prev[0], &steps[0],
+                           &index[0], &stay[0], <char*>cnp.PyArray_DATA(X),
+                           <char*>cnp.PyArray_DATA(G_out), &stops[0], &nits[0], &nfevs[0],
+                           &fs[0])
         if kept == 0:
             break
         if kept < active:
@@ -222,6 +211,46 @@ def batch_python(
                            active * n, &first.clock, n_threads)
         nit += 1
     return (np.asarray(stops), np.asarray(nits), np.asarray(nfevs), np.asarray(fs), G_out)
+
+
+cdef Py_ssize_t _check_rows(
+    const Problem* first, Py_ssize_t active, Py_ssize_t nit, const Tolerances* tol,
+    const double* f_now, const double* f_prev, const double* steps, const Py_ssize_t* index,
+    Py_ssize_t* stay, char* x_out, char* g_out, int* stops, Py_ssize_t* nits,
+    Py_ssize_t* nfevs, double* fs,
+) noexcept nogil:
+    """Check the stopping rules of the ``active`` packed rows (evaluated, ``nit`` updates
+    made). The rows that go on are listed in ``stay``; a problem that stops (after going back
+    to its last finite iterate where check_stop says so) is written to the results. Returns
+    the number of rows that go on."""
+    cdef Problem p = first[0]
+    cdef Py_ssize_t r, i, kept = 0
+    cdef size_t row_bytes = p.n * (sizeof(float) if p.single else sizeof(double))
+    cdef size_t offset
+    cdef int stop
+    for r in range(active):
+        offset = r * row_bytes
+        p.x = <char*>first.x + offset
+        p.x_prev = <char*>first.x_prev + offset
+        p.g = <char*>first.g + offset
+        p.g_prev = <char*>first.g_prev + offset
+        if p.single:
+            p.gnorm = _projected_grad_norm(<const float*>p.g, <const float*>p.x,
+                                           <const float*>p.lower, <const float*>p.upper, p.n)
+        else:
+            p.gnorm = _projected_grad_norm(<const double*>p.g, <const double*>p.x,
+                                           <const double*>p.lower, <const double*>p.upper, p.n)
+        p.nit, p.nfev, p.f, p.f_prev, p.step = nit, nit + 1, f_now[r], f_prev[r], steps[r]
+        stop = check_stop(&p, tol)
+        if stop == STOP_NONE:
+            stay[kept] = r
+            kept += 1
+            continue
+        i = index[r]
+        memcpy(x_out + i * row_bytes, p.x, row_bytes)
+        memcpy(g_out + i * row_bytes, p.g, row_bytes)
+        stops[i], nits[i], nfevs[i], fs[i] = stop, p.nit, p.nfev, p.f
+    return kept
 
 
 cdef void _pack(Problem* first, const Py_ssize_t* stay, Py_ssize_t kept, Py_ssize_t* index,

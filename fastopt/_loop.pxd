@@ -1,9 +1,12 @@
-# The iteration of one problem as C functions over a struct, shared by the single-problem
-# loops (fastopt/_loop.pyx) and the batch loops (fastopt/_batch.pyx).
+# The iteration of one problem as C functions over a struct (fastopt/_iteration.pxi), shared
+# by the single-problem loops (fastopt/_loop.pyx) and the batch loops (fastopt/_batch.pyx).
 
 cimport numpy as cnp
+from cython cimport floating
+from libc.math cimport fabs, fmax, isfinite
+from libc.string cimport memcpy
 
-from fastopt._kernels cimport MAX_STATE, RuleStep, UpdateRule
+from fastopt._kernels cimport MAX_STATE, RuleStep, UpdateRule, apply_rule, rule_step_next
 from fastopt._step cimport Rule
 
 # C-level objectives: f(n, x, grad, user_data) returns f(x) and writes its gradient to grad.
@@ -49,12 +52,8 @@ ctypedef struct Problem:
     bint track_step  # xtol is on
     bint g_owned  # g and g_prev are the loop's buffers (a C objective): swapped, not copied
 
-cdef void measure(Problem* p) noexcept nogil
-cdef int check_stop(Problem* p, const Tolerances* tol) noexcept nogil
-cdef void advance(Problem* p, int n_threads) noexcept nogil
-cdef void evaluate_native(Problem* p, void* fun, void* user_data) noexcept nogil
-cdef int run_native(Problem* p, const Tolerances* tol, void* fun, void* user_data,
-                    int n_threads) noexcept nogil
+include "_iteration.pxi"
+
 cdef int init_problem(Problem* p, cnp.ndarray x, cnp.ndarray x_prev, cnp.ndarray g,
                       cnp.ndarray g_prev, Rule rule, tuple slots, object lower, object upper,
                       const Tolerances* tol) except -1

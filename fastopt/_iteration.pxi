@@ -1,0 +1,137 @@
+# The iteration of one problem, included by fastopt/_loop.pxd: inline C functions over a
+# ``Problem``, so that the single-problem loops (fastopt/_loop.pyx) and the batch loops
+# (fastopt/_batch.pyx) compile them into their own loops -- a call through a module's function
+# table per row and per step would cost more than the work for small problems.
+
+# ---------------------------------------------------------------------------------------------
+# C loops over the iterate (fused float32/float64; bounds, when given, in x's dtype)
+
+cdef inline double _projected_grad_norm(const floating* g, const floating* x, const floating* lo,
+                                 const floating* hi, Py_ssize_t n) noexcept nogil:
+    """Inf-norm of the gradient projected on the box; -1 if an element is not finite.
+
+    A component pushing x out of an active bound is zero, as in L-BFGS-B's projected gradient.
+    Branch-free without bounds (a conditional move, maxsd; 0 * g is NaN for a NaN or inf g):
+    which component is largest changes from one iteration to the next, and a mispredicted
+    branch costs as much as a small problem's whole update. (libm's fmax is a call.)
+    """
+    cdef Py_ssize_t i
+    cdef double gi, norm = 0.0, nonfinite = 0.0
+    if lo == NULL:
+        for i in range(n):
+            gi = g[i]
+            nonfinite += 0.0 * gi
+            gi = fabs(gi)
+            norm = gi if gi > norm else norm
+        return norm if nonfinite == 0.0 else -1.0
+    for i in range(n):
+        gi = g[i]
+        if not isfinite(gi):
+            return -1.0
+        if (x[i] <= lo[i] and gi > 0) or (x[i] >= hi[i] and gi < 0):
+            continue
+        gi = fabs(gi)
+        norm = gi if gi > norm else norm
+    return norm
+
+
+cdef inline double _project_and_step(floating* x, const floating* x_prev, const floating* lo,
+                              const floating* hi, Py_ssize_t n) noexcept nogil:
+    """Clip x onto [lo, hi] (when lo is given); return the inf-norm of x - x_prev."""
+    cdef Py_ssize_t i
+    cdef double step = 0.0, d
+    for i in range(n):
+        if lo != NULL:
+            if x[i] < lo[i]:
+                x[i] = lo[i]
+            elif x[i] > hi[i]:
+                x[i] = hi[i]
+        d = fabs(<double>x[i] - <double>x_prev[i])
+        step = d if d > step else step
+    return step
+
+
+# ---------------------------------------------------------------------------------------------
+# One problem's iteration (declared in _loop.pxd)
+
+cdef inline size_t _nbytes(const Problem* p) noexcept nogil:
+    return p.n * (sizeof(float) if p.single else sizeof(double))
+
+
+cdef inline void measure(Problem* p) noexcept nogil:
+    """Set ``gnorm`` from ``g`` at ``x``."""
+    if p.single:
+        p.gnorm = _projected_grad_norm(<const float*>p.g, <const float*>p.x,
+                                       <const float*>p.lower, <const float*>p.upper, p.n)
+    else:
+        p.gnorm = _projected_grad_norm(<const double*>p.g, <const double*>p.x,
+                                       <const double*>p.lower, <const double*>p.upper, p.n)
+
+
+cdef inline int check_stop(Problem* p, const Tolerances* tol) noexcept nogil:
+    """The stopping rule that holds at the evaluated iterate (STOP_*), or STOP_NONE.
+
+    On a non-finite f or g, goes back to the previous iterate, its value and its gradient.
+    """
+    if p.gnorm < 0 or not isfinite(p.f):
+        if p.nit > 0:
+            memcpy(p.x, p.x_prev, _nbytes(p))
+            p.g = p.g_prev
+            p.f = p.f_prev
+            p.nit -= 1
+        return STOP_NONFINITE
+    if p.gnorm <= tol.gtol:
+        return STOP_GTOL
+    if (p.nit > 0 and tol.ftol > 0
+            and fabs(p.f_prev - p.f) <= tol.ftol * fmax(fmax(fabs(p.f_prev), fabs(p.f)), 1.0)):
+        return STOP_FTOL
+    if p.nit > 0 and tol.xtol > 0 and p.step <= tol.xtol:
+        return STOP_XTOL
+    if p.nit >= tol.maxiter:
+        return STOP_MAXITER
+    return STOP_NONE
+
+
+cdef inline void advance(Problem* p, int n_threads) noexcept nogil:
+    """Keep the iterate, update x in place, project it onto the bounds (``step`` too)."""
+    cdef size_t nbytes = _nbytes(p)
+    cdef void* g
+    memcpy(p.x_prev, p.x, nbytes)
+    if not p.g_owned:
+        memcpy(p.g_prev, p.g, nbytes)  # before the update: g may be x itself
+    p.f_prev = p.f
+    rule_step_next(&p.rule, &p.clock)
+    apply_rule(&p.rule, p.single, p.x, p.g, p.state, p.n, &p.clock, n_threads)
+    if p.g_owned:  # the next evaluation writes into g_prev's buffer: swap, not copy
+        g, p.g = p.g, p.g_prev
+        p.g_prev = g
+    if p.lower == NULL and not p.track_step:
+        pass  # nothing to project, no step length needed
+    elif p.single:
+        p.step = _project_and_step(<float*>p.x, <const float*>p.x_prev, <const float*>p.lower,
+                                   <const float*>p.upper, p.n)
+    else:
+        p.step = _project_and_step(<double*>p.x, <const double*>p.x_prev,
+                                   <const double*>p.lower, <const double*>p.upper, p.n)
+    p.nit += 1
+
+
+cdef inline void evaluate_native(Problem* p, void* fun, void* user_data) noexcept nogil:
+    """f and g at x from a C objective (objective_f32 or objective_f64, as x's dtype)."""
+    if p.single:
+        p.f = (<objective_f32>fun)(<int>p.n, <const float*>p.x, <float*>p.g, user_data)
+    else:
+        p.f = (<objective_f64>fun)(<int>p.n, <const double*>p.x, <double*>p.g, user_data)
+    p.nfev += 1
+    measure(p)
+
+
+cdef inline int run_native(Problem* p, const Tolerances* tol, void* fun, void* user_data,
+                    int n_threads) noexcept nogil:
+    """Iterate from an evaluated iterate until a stopping rule holds; returns it."""
+    cdef int stop = check_stop(p, tol)
+    while stop == STOP_NONE:
+        advance(p, n_threads)
+        evaluate_native(p, fun, user_data)
+        stop = check_stop(p, tol)
+    return stop
