@@ -1,15 +1,14 @@
-"""The optimizer classes: defaults, validation, in-place semantics, state and resume."""
+"""The optimizer classes: defaults, validation, in-place semantics (checkpoints and resume:
+test_checkpoints.py)."""
 
-import copy
 import inspect
 import io
-import pickle
 
 import numpy as np
 import pytest
 
 import fastopt
-from _registry import OPTIMIZERS, bad_kwarg_cases, variant_cases
+from _registry import OPTIMIZERS, bad_kwarg_cases
 from conftest import DTYPES, gradient_sequence
 
 CASES = [pytest.param(case, id=case.name) for case in OPTIMIZERS]
@@ -188,129 +187,6 @@ def test_lr_can_be_read_and_set(case, rng):
 def test_repr_names_class_and_hyperparameters(case):
     text = repr(case.cls([np.zeros(2), np.zeros(3)], lr=0.5))
     assert text.startswith(f"{case.name}(params=[2 arrays], lr=0.5")
-
-
-# -- state dict, resume, pickling -------------------------------------------------------------
-
-
-def _run(opt, grads):
-    for g in grads:
-        opt.step(g)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case, kwargs", variant_cases())
-@pytest.mark.parametrize("split", [0, 1, 7])
-def test_resume_from_state_dict_is_bit_identical(case, kwargs, dtype, split, rng):
-    shapes = [(5,), (2, 3)]
-    start = [rng.standard_normal(s).astype(dtype) for s in shapes]
-    seq = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(12)]
-
-    full = [p.copy() for p in start]
-    _run(case.cls(full, **kwargs), seq)
-
-    first = [p.copy() for p in start]
-    opt = case.cls(first, **kwargs)
-    _run(opt, seq[:split])
-    saved = opt.state_dict()
-    _run(opt, seq[split:split + 2])  # the saved dict must not see these steps
-
-    resumed = [p.copy() for p in first]
-    for p, q in zip(resumed, start):  # restore params as they were at the split
-        p[...] = q
-    replay = case.cls(resumed, **kwargs)
-    _run(replay, seq[:split])
-    fresh_params = [p.copy() for p in resumed]
-    fresh = case.cls(fresh_params, lr=0.123)  # different lr: the state dict restores it
-    fresh.load_state_dict(saved)
-    assert fresh.step_count == split and fresh.hyperparameters == replay.hyperparameters
-    _run(fresh, seq[split:])
-    for a, b in zip(fresh_params, full):
-        np.testing.assert_array_equal(a, b)
-
-
-@pytest.mark.parametrize("case, kwargs", variant_cases())
-def test_state_dict_round_trips_through_savez(case, kwargs, rng, tmp_path):
-    params = [rng.standard_normal(4), rng.standard_normal((2, 2))]
-    opt = case.cls(params, **kwargs)
-    _run(opt, [[np.ones(4), np.ones((2, 2))]] * 3)
-    saved = opt.state_dict()
-    np.savez(tmp_path / "state.npz", **saved)
-    with np.load(tmp_path / "state.npz", allow_pickle=False) as data:
-        loaded = dict(data)
-    other = case.cls([p.copy() for p in params], **kwargs)
-    other.load_state_dict(loaded)
-    assert other.hyperparameters == opt.hyperparameters
-    assert other.step_count == 3
-    for s_other, s_opt in zip(other.state, opt.state):
-        assert s_other.keys() == s_opt.keys()
-        for name in s_opt:
-            np.testing.assert_array_equal(s_other[name], s_opt[name])
-
-
-@pytest.mark.parametrize("case", CASES)
-def test_state_dict_never_shares_memory(case):
-    params = np.ones(4)
-    opt = case.cls(params, lr=0.1)
-    opt.step(np.ones(4))
-    saved = opt.state_dict()
-    for value in saved.values():
-        if isinstance(value, np.ndarray):
-            assert not any(np.shares_memory(value, s) for s in opt.state[0].values())
-    opt.load_state_dict(saved)
-    for value in saved.values():
-        if isinstance(value, np.ndarray):
-            assert not any(np.shares_memory(value, s) for s in opt.state[0].values())
-
-
-@pytest.mark.parametrize("case", CASES)
-def test_bad_state_dict_changes_nothing(case):
-    params = np.linspace(0, 1, 4)
-    opt = case.cls(params, lr=0.1)
-    opt.step(np.ones(4))
-    good = opt.state_dict()
-    array_key = next((k for k in good if "." in k), None)
-    bad_dicts = [
-        ([1, 2], TypeError, "state_dict must be a dict"),
-        ({k: v for k, v in good.items() if k != "step"}, ValueError, "missing.*step"),
-        ({k: v for k, v in good.items() if k != "lr"}, ValueError, "missing.*lr"),
-        (dict(good, step=-1), ValueError, "Invalid step: step=-1"),
-        (dict(good, step=1.5), TypeError, "Invalid step"),
-        (dict(good, lr=-1.0), ValueError, "Invalid learning rate"),
-        (dict(good, extra=np.zeros(4)), ValueError, "unexpected keys.*extra"),
-    ]
-    if array_key is not None:
-        bad_dicts += [
-            ({k: v for k, v in good.items() if k != array_key}, ValueError, "missing"),
-            (dict(good, **{array_key: np.zeros(5)}), ValueError, "has shape"),
-            (dict(good, **{array_key: np.zeros(4, np.float32)}), TypeError, "has dtype float32"),
-            (dict(good, **{array_key: [0.0] * 4}), TypeError, "must be a numpy.ndarray"),
-        ]
-    squares = [k for k in good if k.rsplit(".", 1)[0] in
-               ("exp_avg_sq", "square_avg", "acc_delta", "sum")]
-    for key in squares:
-        bad_dicts.append((dict(good, **{key: -np.ones(4)}), ValueError, "negative entries"))
-    for bad, error, match in bad_dicts:
-        before = _snapshot(opt, [params])
-        with pytest.raises(error, match=match):
-            opt.load_state_dict(bad)
-        assert _snapshot(opt, [params]) == before
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case, kwargs", variant_cases())
-def test_pickle_and_deepcopy_resume_identically(case, kwargs, dtype, rng):
-    params = rng.standard_normal(6).astype(dtype)
-    opt = case.cls(params, **kwargs)
-    grads = gradient_sequence(rng, 6, dtype)[:6]
-    _run(opt, grads[:3])
-    clones = [pickle.loads(pickle.dumps(opt)), copy.deepcopy(opt)]
-    _run(opt, grads[3:])
-    for clone in clones:
-        assert clone.params is not params and not np.shares_memory(clone.params, params)
-        _run(clone, grads[3:])
-        np.testing.assert_array_equal(clone.params, params)
-        assert clone.step_count == opt.step_count
 
 
 def test_show_config_reports_version_openmp_threads():
