@@ -237,3 +237,11 @@ def test_fun_sees_read_only_rows():
         return rosen_rows(X)
 
     fastopt.minimize_batch(fg, np.zeros((3, 2)), jac=True, options={"maxiter": 2})
+
+
+def test_float32_c_objective_batch_is_each_problem_alone(starts):
+    rosen32 = fastopt.problems.rosenbrock_lowlevel("float32")
+    batch = fastopt.minimize_batch(rosen32, starts, options=OPTIONS, n_threads=2)
+    assert batch.x.dtype == np.float32 and batch.jac.dtype == np.float32
+    singles = [fastopt.minimize(rosen32, x0, options=OPTIONS) for x0 in starts]
+    assert_batch_is_each_alone(batch, singles)

@@ -311,3 +311,22 @@ def test_objectives_module_matches_the_problem_definition():
     X = np.tile([-1.2, 1.0], (3, 1))
     fs = _objectives.plain_adam_rosenbrock2(X, 10, 1e-3)
     assert fs.shape == (3,) and np.all(X[:, 0] > -1.2)
+
+
+def test_non_finite_value_in_a_c_batch_stops_that_problem_only():
+    # Problem 2 starts at x[0] == 3: its objective turns NaN once x[0] has moved away from 3.
+    def fun(x, g):
+        f, grad = rosen_twin(x)
+        g[:] = grad
+        return np.nan if (2.5 < x[0] < 2.9999) else f
+
+    llc, keep = ctypes_objective(fun)
+    X0 = np.array([[-1.2, 1.0], [0.5, 0.5], [3.0, 1.0], [-0.5, 2.0]])
+    options = {"lr": 0.01, "maxiter": 200, "gtol": 0.0}
+    batch = fastopt.minimize_batch(llc, X0, options=options, n_threads=2)
+    assert batch.status.tolist() == [1, 1, 3, 1]
+    assert np.isfinite(batch.fun).all() and np.isfinite(batch.x).all()
+    alone = fastopt.minimize(llc, X0[2], options=options)
+    np.testing.assert_array_equal(batch.x[2], alone.x)
+    assert batch.nit[2] == alone.nit and alone.status == 3
+    del keep
