@@ -18,6 +18,7 @@ FASTOPT_NATIVE=1          compile for this machine's CPU (-march=native: AVX2/AV
 
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -73,7 +74,11 @@ def _probe_openmp(compiler, compile_args, link_args):
             f.write(OPENMP_TEST_PROGRAM)
         objects = compiler.compile([source], output_dir=tmp, extra_postargs=compile_args)
         exe = os.path.join(tmp, "test_openmp")
-        compiler.link_executable(objects, "test_openmp", output_dir=tmp, extra_postargs=link_args)
+        # LDFLAGS reach shared libraries but not executables: the probe needs them too (a
+        # -fsanitize=address build compiles the probe with it, from CFLAGS).
+        env_ldflags = shlex.split(os.environ.get("LDFLAGS", ""))
+        compiler.link_executable(objects, "test_openmp", output_dir=tmp,
+                                 extra_postargs=link_args + env_ldflags)
         out = subprocess.run([exe], capture_output=True, text=True, timeout=60, check=True)
         return out.stdout.strip() == "1"
     except Exception as exc:  # any compile, link or run failure means "no usable OpenMP"

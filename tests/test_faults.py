@@ -2,6 +2,7 @@
 C-level paths, and fastopt beside torch's own OpenMP runtime in one process."""
 
 import gc
+import os
 import subprocess
 import sys
 
@@ -177,6 +178,8 @@ def test_drivers_keep_no_references(kind):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/statm")
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="AddressSanitizer's quarantine holds freed memory")
 def test_rss_flat_over_many_c_level_and_batch_calls():
     import resource
 
