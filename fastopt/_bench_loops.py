@@ -6,7 +6,9 @@ so that a noisy machine slows all of them alike.
 
 One problem, ns per iteration (the whole call divided by the iterations):
   plain C loop          src_c/fastopt_plain_adam.h: scalar C, nothing but the maths (the floor)
-  C-level loop          fastopt.minimize with a LowLevelCallable objective
+  C-level loop          fastopt.minimize with a LowLevelCallable objective; and its cost per
+                        iteration without the fixed cost of the call, from warm back-to-back
+                        calls of 1000 and 10000 iterations
   Python-function loop  fastopt.minimize with a Python fun returning (f, g)
   scipy + Python Adam   scipy.optimize.minimize(method=python_adam): Adam written in Python
                         as a SciPy custom method, as a user would without fastopt
@@ -115,6 +117,20 @@ def batch_variants(llc, m, m_scipy):
     }
 
 
+def c_level_marginal(llc, repeats):
+    """(seconds per iteration, seconds of fixed cost) of fastopt.minimize with a C objective,
+    from back-to-back (warm) calls of ITERS and 10 * ITERS iterations."""
+    options = {"lr": LR, "maxiter": ITERS, "gtol": 0.0}
+    long_options = dict(options, maxiter=10 * ITERS)
+    times = interleaved_times({
+        "short": lambda: fastopt.minimize(llc, X_START, options=options),
+        "long": lambda: fastopt.minimize(llc, X_START, options=long_options),
+    }, 5 * repeats)
+    short, long = (float(np.median(times[k])) for k in ("short", "long"))
+    per_iteration = (long - short) / (9 * ITERS)
+    return per_iteration, short - per_iteration * ITERS
+
+
 def _medians(variants, repeats):
     times = interleaved_times({k: f for k, (f, _) in variants.items()}, repeats)
     return {k: float(np.median(times[k])) for k in variants}
@@ -138,6 +154,12 @@ def run(repeats=5, m=10000, m_scipy=10, file=None):
         per_iter = times[name] / (runs * ITERS)
         ns[name] = per_iter * 1e9
         print(f"  {name:<40} {per_iter * 1e9:10.1f} {per_iter / floor:10.2f}x", file=file)
+    marginal, overhead = c_level_marginal(llc, repeats)
+    ns["C-level loop, per iteration"] = marginal * 1e9
+    print(f"  {'C-level loop, per iteration (*)':<40} {marginal * 1e9:10.1f} "
+          f"{marginal / floor:10.2f}x", file=file)
+    print(f"  (*) without the fixed cost of a fastopt.minimize call, {overhead * 1e6:.1f} us "
+          "warm: back-to-back calls of 1x and 10x the iterations", file=file)
 
     batch = batch_variants(llc, m, m_scipy)
     times = _medians(batch, repeats)
