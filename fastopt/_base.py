@@ -64,7 +64,7 @@ class Optimizer:
 
     def _init_state(self, name, param):
         """New state buffer ``name`` for ``param`` (zeros unless a subclass says otherwise)."""
-        return np.zeros_like(param)
+        return np.zeros(param.shape, param.dtype)  # (zeros_like costs 1 us more per call)
 
     def _ensure_state(self):
         """Make the state arrays (lazily, as torch does) if there are none yet."""

@@ -252,7 +252,7 @@ def _starting_point(x0):
         raise ValueError("x0 must not be empty")
     dtype = np.float32 if arr.dtype == np.float32 else np.float64
     x = np.array(arr, dtype=dtype, order="C", copy=True)
-    if not np.all(np.isfinite(x)):
+    if not np.isfinite(x).all():
         raise ValueError("x0 must be finite (no NaN or inf)")
     return x
 
