@@ -69,7 +69,7 @@ cdef void _solve_native(const Problem* first, Py_ssize_t i, const double* lrs,
     g_row = p.g
     evaluate_native(&p, fun, user_data)
     stops[i] = run_native(&p, tol, fun, user_data, 1)
-    if p.g != g_row:  # went back to the previous iterate: its gradient is in g_prev
+    if p.g != g_row:  # g and g_prev swap each update (and on a restore): the last is in G_prev
         memcpy(g_row, p.g, p.n * (sizeof(float) if p.single else sizeof(double)))
     nits[i] = p.nit
     nfevs[i] = p.nfev
