@@ -72,8 +72,8 @@ def minimize_batch(fun, X0, method="adam", jac=None, args=(), bounds=None, optio
         shape (m,): one learning rate per problem.
     n_threads : int or None, default=None
         Threads (scikit-learn's meaning: None all usable cores, -1 all, -2 all but one). With
-        a C objective the problems are spread over them; with a Python objective they update
-        the packed rows of the running problems (one array) when it is large.
+        a C objective chunks of problems are spread over them; with a Python objective they
+        update the packed rows of the running problems (one array) when it is large.
 
     Returns
     -------
@@ -95,9 +95,12 @@ def minimize_batch(fun, X0, method="adam", jac=None, args=(), bounds=None, optio
     Notes
     -----
     A problem that stops is no longer evaluated nor updated. The result does not depend on the
-    thread count nor on the other problems: with a C objective, each problem's loop is the one
-    ``fastopt.minimize`` runs; with a Python objective, the running problems' rows are
-    updated as one array by the same elementwise kernel.
+    thread count nor on the other problems: the running problems' rows are kept packed and
+    updated as one array by the same elementwise kernel ``fastopt.minimize`` uses, with a
+    Python objective for all of them, with a C objective per chunk of 128 problems on one
+    thread (chunks spread over the threads). Iterating problems side by side is also what
+    makes a batch faster per problem than a loop that solves one problem at a time, even in
+    plain C.
 
     Examples
     --------
