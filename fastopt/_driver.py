@@ -245,7 +245,8 @@ def _starting_point(x0):
         raise TypeError(f"x0 must be array-like, got {type(x0).__name__}") from exc
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"x0 must be real numbers, got dtype {arr.dtype}")
-    arr = np.atleast_1d(arr)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
     if arr.ndim != 1:
         raise ValueError(f"x0 must be one-dimensional, got shape {arr.shape}")
     if arr.size == 0:
@@ -305,12 +306,16 @@ def _split_options(cls, options):
 
 
 def _check_disp(disp):
+    if type(disp) is bool:
+        return disp
     if not isinstance(disp, (bool, np.bool_, numbers.Integral)):  # SciPy also takes ints
         raise TypeError(f"Invalid disp: disp={disp!r} must be a bool")
     return bool(disp)
 
 
 def _check_maxiter(maxiter):
+    if type(maxiter) is int and maxiter >= 0:  # the common case, without the abc checks
+        return maxiter
     if isinstance(maxiter, (bool, np.bool_)) or not isinstance(maxiter, numbers.Integral):
         if isinstance(maxiter, numbers.Real) and maxiter == math.inf:
             return np.iinfo(np.intp).max

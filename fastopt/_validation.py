@@ -87,11 +87,11 @@ def check_betas(betas):
     """Return ``betas`` as a tuple of two floats, each in [0, 1)."""
     if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
         raise TypeError(f"Invalid betas: betas={_describe(betas)} must be a pair of floats")
-    return tuple(
-        check_real(f"betas[{i}]", b, f"beta parameter at index {i}", low=0.0, high=1.0,
-                   high_open=True)
-        for i, b in enumerate(betas)
-    )
+    beta1, beta2 = betas
+    return (check_real("betas[0]", beta1, "beta parameter at index 0", low=0.0, high=1.0,
+                       high_open=True),
+            check_real("betas[1]", beta2, "beta parameter at index 1", low=0.0, high=1.0,
+                       high_open=True))
 
 
 def check_step(step):
