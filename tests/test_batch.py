@@ -57,7 +57,9 @@ def test_vectorised_batch_is_each_problem_alone(method, starts):
 
 
 @pytest.mark.parametrize("method", ["adam", "rmsprop", "nag"])
-def test_c_batch_is_each_problem_alone_for_every_thread_count(method, starts, rosen_llc):
+def test_c_batch_is_each_problem_alone_for_every_thread_count(method, rosen_llc):
+    # 300 problems: several chunks of problems (fastopt/_batch.pyx, CHUNK_ROWS) per thread.
+    starts = np.random.default_rng(11).uniform(-2.0, 2.0, (300, 2))
     options = dict(OPTIONS, lr=1e-3 if method == "nag" else 1e-2, maxiter=3000, gtol=0.05)
     singles = [fastopt.minimize(rosen_llc, x0, method=method, options=options)
                for x0 in starts]
