@@ -128,7 +128,7 @@ cdef object as_gradient(object g, cnp.ndarray x, cnp.ndarray gbuf):
         raise ValueError(f"jac must return {n} values (shape ({n},)), got shape {arr.shape}")
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"jac must return real values, got dtype {arr.dtype}")
-    np.copyto(gbuf, arr.reshape(-1), casting="unsafe")
+    np.copyto(gbuf.reshape(-1), arr.reshape(-1), casting="unsafe")  # gbuf: C-contiguous
     return gbuf
 
 

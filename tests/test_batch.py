@@ -247,3 +247,26 @@ def test_float32_c_objective_batch_is_each_problem_alone(starts):
     assert batch.x.dtype == np.float32 and batch.jac.dtype == np.float32
     singles = [fastopt.minimize(rosen32, x0, options=OPTIONS) for x0 in starts]
     assert_batch_is_each_alone(batch, singles)
+
+
+@pytest.mark.parametrize("convert, exact", [
+    (np.asfortranarray, True),
+    (lambda G: G.tolist(), True),
+    (lambda G: G[:, ::-1][:, ::-1], True),  # a strided view
+    (lambda G: G.astype(">f8"), True),       # big-endian
+    (lambda G: G.astype(np.float32), False),  # rounded to float32, then back
+])
+def test_gradients_of_any_layout_or_dtype_are_converted(convert, exact, starts):
+    # The gradient may come back Fortran-ordered, as a list, strided, in another byte order or
+    # dtype: it is converted into the loop's buffer, and the run is what a C-contiguous G gives.
+    def fg(X):
+        f, G = rosen_rows(X)
+        return f, convert(G)
+
+    ref = fastopt.minimize_batch(rosen_rows, starts, jac=True, options=OPTIONS)
+    res = fastopt.minimize_batch(fg, starts, jac=True, options=OPTIONS)
+    if exact:
+        np.testing.assert_array_equal(res.x, ref.x)
+        np.testing.assert_array_equal(res.nit, ref.nit)
+    else:
+        np.testing.assert_allclose(res.x, ref.x, rtol=1e-3, atol=1e-3)
