@@ -1,15 +1,16 @@
 """The loops of ``fastopt.minimize_batch``: m independent problems of n variables.
 
-Both loops iterate each problem with the single-problem functions of fastopt/_loop.pyx
-(``measure``, ``check_stop``, ``advance``), so a problem stops on the same rules, at the same
-iterate, as ``fastopt.minimize`` would stop it alone.
+Both loops iterate each problem with the single-problem functions of fastopt/_iteration.pxi
+(the projected-gradient norm, ``check_stop``, ``advance``) and the same kernel, so a problem
+stops on the same rules, at the same iterate, as ``fastopt.minimize`` would stop it alone.
 
 * ``batch_native``: a C objective (one problem per call). Everything runs in C without the
   GIL: chunks of CHUNK_ROWS problems are spread over threads with ``prange`` (dynamic
   schedule: iteration counts differ), and a thread iterates its chunk's problems side by side,
   as below, calling the C objective once per running row per iteration. (One problem at a
-  time, ``run_native``, ran at 0.68x a plain scalar C loop: every update waited for the last
-  one's square root and division. Side by side, 1.7x.)
+  time, with ``run_native``, ran at 0.68x a plain scalar C loop: every update waited for the
+  previous one's square root and division. Side by side: 1.1-1.7x, measured with
+  ``python -m fastopt bench-loops``.)
 * ``batch_python``: a vectorised Python objective, called once per iteration with the rows of
   the problems still running. Those rows are kept packed at the front of the work arrays
   (iterates, state, gradients), so one ``apply_rule`` call updates all of them as one array,
