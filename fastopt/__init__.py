@@ -12,8 +12,11 @@ arrays) behind a stateful class with torch.optim's names, defaults and update ru
 
 Classes: SGD (also GD and mini-batch SGD: the same rule fed different gradients), Momentum,
 NAG, Adagrad, RMSprop, Adadelta, Adam, AdamW. ``minimize`` runs any of them on a function
-with SciPy's conventions, and ``fastopt.gd``, ``fastopt.adam``, ... are the same methods for
-``scipy.optimize.minimize(method=...)``. ``show_config()`` prints the build.
+with SciPy's conventions (a ``scipy.LowLevelCallable`` objective runs the whole loop in C), and
+``fastopt.gd``, ``fastopt.adam``, ... are the same methods for
+``scipy.optimize.minimize(method=...)``. ``minimize_batch`` solves many independent problems
+at once, ``minimize_minibatch`` trains on data in mini-batches. ``show_config()`` prints the
+build.
 """
 
 from fastopt import problems
