@@ -23,6 +23,7 @@ those of an optimizer built on all m * n values, which is the m states side by s
 """
 
 cimport numpy as cnp
+from cython cimport floating
 from cython.parallel cimport prange
 from libc.string cimport memcpy
 
@@ -264,24 +265,36 @@ cdef Py_ssize_t _check_rows(
     made). The rows that go on are listed in ``stay``; a problem that stops (after going back
     to its last finite iterate where check_stop says so) is written to the results. Returns
     the number of rows that go on."""
+    if first.single:
+        return _check_rows_typed(<const float*>first.x, <const float*>first.g, first, active,
+                                 nit, tol, f_now, f_prev, steps, index, stay, x_out, g_out,
+                                 stops, nits, nfevs, fs)
+    return _check_rows_typed(<const double*>first.x, <const double*>first.g, first, active, nit,
+                             tol, f_now, f_prev, steps, index, stay, x_out, g_out, stops, nits,
+                             nfevs, fs)
+
+
+cdef Py_ssize_t _check_rows_typed(
+    const floating* x, const floating* g, const Problem* first, Py_ssize_t active,
+    Py_ssize_t nit, const Tolerances* tol, const double* f_now, const double* f_prev,
+    const double* steps, const Py_ssize_t* index, Py_ssize_t* stay, char* x_out, char* g_out,
+    int* stops, Py_ssize_t* nits, Py_ssize_t* nfevs, double* fs,
+) noexcept nogil:
+    # _check_rows for one dtype: the per-row work is a few instructions for small n, and it
+    # runs for every running problem at every iteration.
     cdef Problem p = first[0]
-    cdef Py_ssize_t r, i, kept = 0
-    cdef size_t row_bytes = p.n * (sizeof(float) if p.single else sizeof(double))
-    cdef size_t offset
+    cdef Py_ssize_t r, i, kept = 0, n = first.n
+    cdef size_t row_bytes = n * sizeof(floating)
     cdef int stop
+    p.nit, p.nfev = nit, nit + 1
     for r in range(active):
-        offset = r * row_bytes
-        p.x = <char*>first.x + offset
-        p.x_prev = <char*>first.x_prev + offset
-        p.g = <char*>first.g + offset
-        p.g_prev = <char*>first.g_prev + offset
-        if p.single:
-            p.gnorm = _projected_grad_norm(<const float*>p.g, <const float*>p.x,
-                                           <const float*>p.lower, <const float*>p.upper, p.n)
-        else:
-            p.gnorm = _projected_grad_norm(<const double*>p.g, <const double*>p.x,
-                                           <const double*>p.lower, <const double*>p.upper, p.n)
-        p.nit, p.nfev, p.f, p.f_prev, p.step = nit, nit + 1, f_now[r], f_prev[r], steps[r]
+        p.gnorm = _projected_grad_norm(g + r * n, x + r * n, <const floating*>p.lower,
+                                       <const floating*>p.upper, n)
+        p.f, p.f_prev, p.step = f_now[r], f_prev[r], steps[r]
+        p.x = <void*>(x + r * n)
+        p.g = <void*>(g + r * n)
+        p.x_prev = <char*>first.x_prev + r * row_bytes
+        p.g_prev = <char*>first.g_prev + r * row_bytes
         stop = check_stop(&p, tol)
         if stop == STOP_NONE:
             stay[kept] = r
@@ -291,6 +304,7 @@ cdef Py_ssize_t _check_rows(
         memcpy(x_out + i * row_bytes, p.x, row_bytes)
         memcpy(g_out + i * row_bytes, p.g, row_bytes)
         stops[i], nits[i], nfevs[i], fs[i] = stop, p.nit, p.nfev, p.f
+        p.nit = nit  # check_stop may have gone back one iteration for this row
     return kept
 
 
