@@ -35,6 +35,7 @@ from fastopt._loop cimport (
     _projected_grad_norm,
     advance,
     as_gradient,
+    call_objective,
     check_stop,
     init_problem,
     objective_f32,
@@ -45,7 +46,6 @@ from fastopt._step cimport Rule
 
 import numpy as np
 
-from fastopt._loop import EVAL_FUN_AND_GRAD
 
 cnp.import_array()
 
@@ -359,15 +359,7 @@ cdef cnp.ndarray _evaluate(int mode, object fun, object jac, tuple args, object 
                            object f_out, cnp.ndarray grad_buf):
     """Evaluate the vectorised objective at the rows of X: f into ``f_out``; returns the
     gradients as a C-contiguous (k, n) array of X's dtype (the user's, or ``grad_buf``)."""
-    if mode == EVAL_FUN_AND_GRAD:
-        out = fun(X, *args)
-        if not isinstance(out, tuple) or len(out) != 2:
-            raise TypeError("with jac=True, fun must return a tuple (f, G), got "
-                            f"{type(out).__name__}")
-        f, g = out
-    else:
-        f = fun(X, *args)
-        g = jac(X, *args)
+    f, g = call_objective(mode, fun, jac, args, X)
     f = np.asarray(f)
     if f.shape != f_out.shape:
         raise ValueError(f"fun must return f of shape {f_out.shape} for X of shape "

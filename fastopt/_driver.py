@@ -30,7 +30,7 @@ from fastopt._loop import (
 )
 from fastopt._methods import optimizer_class
 from fastopt._native import NativeObjective
-from fastopt._validation import check_bool, check_real
+from fastopt._validation import as_real_array, check_bool, check_real, finite_float_copy
 
 try:  # scipy.optimize.minimize(jac=True) wraps fun in MemoizeJac; unwrapping it saves a copy
     from scipy.optimize._optimize import MemoizeJac
@@ -239,23 +239,14 @@ def _has_constraints(constraints):
 
 def _starting_point(x0):
     """A private, C-contiguous, 1-D copy of x0: float32 kept, other real dtypes float64."""
-    try:
-        arr = np.asarray(x0)
-    except Exception as exc:
-        raise TypeError(f"x0 must be array-like, got {type(x0).__name__}") from exc
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"x0 must be real numbers, got dtype {arr.dtype}")
+    arr = as_real_array("x0", x0)
     if arr.ndim == 0:
         arr = arr.reshape(1)
     if arr.ndim != 1:
         raise ValueError(f"x0 must be one-dimensional, got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError("x0 must not be empty")
-    dtype = np.float32 if arr.dtype == np.float32 else np.float64
-    x = np.array(arr, dtype=dtype, order="C", copy=True)
-    if not np.isfinite(x).all():
-        raise ValueError("x0 must be finite (no NaN or inf)")
-    return x
+    return finite_float_copy("x0", arr)
 
 
 @functools.cache  # inspect.signature costs tens of microseconds, more than a small run

@@ -63,3 +63,7 @@ cdef int init_problem(Problem* p, cnp.ndarray x, cnp.ndarray x_prev, cnp.ndarray
 # converted into gbuf (errors name fun or jac).
 cdef double as_scalar(object f) except? -1.0
 cdef object as_gradient(object g, cnp.ndarray x, cnp.ndarray gbuf)
+
+# (f, g) as a Python objective returns them at x, for the loop's EVAL_* modes (TypeError when
+# jac=True and fun does not return a pair).
+cdef tuple call_objective(int mode, object fun, object jac, tuple args, object x)

@@ -215,21 +215,24 @@ cdef cnp.ndarray _copy(const void* values, cnp.ndarray like):
     return out
 
 
-cdef object _evaluate(Problem* p, int mode, object fun, object jac, tuple args, object x_view,
-                      cnp.ndarray x, cnp.ndarray gbuf):
-    """Evaluate the Python objective at x into ``p``; returns the gradient's array."""
+cdef tuple call_objective(int mode, object fun, object jac, tuple args, object x):
+    """(f, g) as a Python objective gives them at ``x``, for the EVAL_* modes."""
     if mode == EVAL_FUN_AND_GRAD:
-        out = fun(x_view, *args)
+        out = fun(x, *args)
         if not isinstance(out, tuple) or len(out) != 2:
             raise TypeError("with jac=True, fun must return a tuple (f, g), got "
                             f"{type(out).__name__}")
-        f, g = out
-    elif mode == EVAL_SEPARATE:
-        f = fun(x_view, *args)
-        g = jac(x_view, *args)
-    else:
-        f = fun(x_view, *args)
-        g = jac(x_view, as_scalar(f))
+        return out
+    f = fun(x, *args)
+    if mode == EVAL_SEPARATE:
+        return f, jac(x, *args)
+    return f, jac(x, as_scalar(f))  # EVAL_FINITE_DIFF: the driver's finite differences
+
+
+cdef object _evaluate(Problem* p, int mode, object fun, object jac, tuple args, object x_view,
+                      cnp.ndarray x, cnp.ndarray gbuf):
+    """Evaluate the Python objective at x into ``p``; returns the gradient's array."""
+    f, g = call_objective(mode, fun, jac, args, x_view)
     p.f = as_scalar(f)
     g = as_gradient(g, x, gbuf)
     p.g = cnp.PyArray_DATA(<cnp.ndarray>g)

@@ -25,7 +25,7 @@ from fastopt._driver import (
 )
 from fastopt._loop import EVAL_FUN_AND_GRAD, EVAL_SEPARATE, STATUS_CONVERGED, STOP_RESULTS
 from fastopt._methods import optimizer_class
-from fastopt._validation import check_real
+from fastopt._validation import as_real_array, check_real, finite_float_copy
 
 BATCH_OPTIONS = ("maxiter", "gtol", "ftol", "xtol")
 
@@ -166,22 +166,13 @@ def minimize_batch(fun, X0, method="adam", jac=None, args=(), bounds=None, optio
 
 def _starting_points(X0):
     """A private (m, n) C-contiguous copy of X0: float32 kept, other real dtypes float64."""
-    try:
-        arr = np.asarray(X0)
-    except Exception as exc:
-        raise TypeError(f"X0 must be array-like, got {type(X0).__name__}") from exc
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"X0 must be real numbers, got dtype {arr.dtype}")
+    arr = as_real_array("X0", X0)
     if arr.ndim != 2:
         raise ValueError(f"X0 must have shape (m, n): one row per problem, got shape "
                          f"{arr.shape}")
     if arr.shape[1] == 0:
         raise ValueError("X0 must have at least one column (variable)")
-    dtype = np.float32 if arr.dtype == np.float32 else np.float64
-    X = np.array(arr, dtype=dtype, order="C", copy=True)
-    if not np.all(np.isfinite(X)):
-        raise ValueError("X0 must be finite (no NaN or inf)")
-    return X
+    return finite_float_copy("X0", arr)
 
 
 def _batch_args(args, m):

@@ -11,6 +11,7 @@ the ones below.
 """
 
 cimport numpy as cnp
+from cython cimport floating
 
 import numpy as np
 
@@ -22,34 +23,29 @@ cdef extern from "fastopt_plain_adam.h" nogil:
                                           double beta2, double eps)
 
 
-cdef api double rosenbrock(int n, const double* x, double* grad, void* user_data) noexcept nogil:
-    """Rosenbrock's function (scipy.optimize.rosen) and its gradient; user_data unused."""
+cdef inline floating _rosenbrock(int n, const floating* x, floating* grad) noexcept nogil:
+    """Rosenbrock's function (scipy.optimize.rosen) and its gradient, in x's precision."""
     cdef int i
-    cdef double a, b, f = 0.0
+    cdef floating a, b, f = 0
     for i in range(n):
-        grad[i] = 0.0
+        grad[i] = 0
     for i in range(n - 1):
         a = x[i + 1] - x[i] * x[i]
-        b = 1.0 - x[i]
-        f += 100.0 * a * a + b * b
-        grad[i] += -400.0 * x[i] * a - 2.0 * b
-        grad[i + 1] += 200.0 * a
+        b = 1 - x[i]
+        f += 100 * a * a + b * b
+        grad[i] += -400 * x[i] * a - 2 * b
+        grad[i + 1] += 200 * a
     return f
+
+
+cdef api double rosenbrock(int n, const double* x, double* grad, void* user_data) noexcept nogil:
+    """Rosenbrock's function and its gradient (user_data unused)."""
+    return _rosenbrock(n, x, grad)
 
 
 cdef api float rosenbrock_f32(int n, const float* x, float* grad, void* user_data) noexcept nogil:
     """float32 twin of ``rosenbrock`` (arithmetic in float32)."""
-    cdef int i
-    cdef float a, b, f = 0.0
-    for i in range(n):
-        grad[i] = 0.0
-    for i in range(n - 1):
-        a = x[i + 1] - x[i] * x[i]
-        b = 1.0 - x[i]
-        f += 100.0 * a * a + b * b
-        grad[i] += -400.0 * x[i] * a - 2.0 * b
-        grad[i + 1] += 200.0 * a
-    return f
+    return _rosenbrock(n, x, grad)
 
 
 def plain_adam_rosenbrock2(cnp.ndarray[double, ndim=2, mode="c"] X not None, long iters,

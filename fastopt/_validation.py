@@ -139,6 +139,27 @@ def _byte_ranges_overlap(arrays):
     return None
 
 
+def as_real_array(name, value):
+    """``value`` as an ndarray of real numbers; TypeError naming ``name`` otherwise."""
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:
+        raise TypeError(f"{name} must be array-like, got {type(value).__name__}") from exc
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def finite_float_copy(name, arr):
+    """A private C-contiguous copy of ``arr``: float32 stays float32 (the float32 kernels run),
+    other real dtypes become float64; ValueError naming ``name`` on NaN or inf."""
+    dtype = np.float32 if arr.dtype == np.float32 else np.float64
+    out = np.array(arr, dtype=dtype, order="C", copy=True)
+    if not np.isfinite(out).all():
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return out
+
+
 def check_params(params):
     """Validate the parameters given to an optimizer.
 
