@@ -71,48 +71,121 @@ cdef enum:
     CHUNK_ROWS = 128
 
 
-cdef void _solve_chunk(
-    const Problem* whole, Py_ssize_t start, Py_ssize_t end, bint per_row, const double* lrs,
-    const Tolerances* tol, void* fun, void* user_data, Py_ssize_t* index, Py_ssize_t* stay,
-    double* f_now, double* f_prev, double* steps, double* lr_work, char* x_out, char* g_out,
-    int* stops, Py_ssize_t* nits, Py_ssize_t* nfevs, double* fs,
-) noexcept nogil:
+ctypedef struct _Rows:
+    # Per-problem scratch, indexed by packed row: the rows of the running problems sit at the
+    # front of the work arrays (of a chunk, for a C objective; see _rows_from).
+    Py_ssize_t* index  # packed row -> problem
+    Py_ssize_t* stay   # the rows that go on, from _check_rows
+    double* f_now
+    double* f_prev
+    double* steps
+    double* lrs        # per-problem learning rates, or NULL (the rule's)
+    # Results, indexed by problem.
+    char* x_out
+    char* g_out
+    int* stops
+    Py_ssize_t* nits
+    Py_ssize_t* nfevs
+    double* fs
+
+
+cdef _Rows _rows_from(const _Rows* rows, Py_ssize_t start) noexcept nogil:
+    """The scratch of the rows from ``start`` on (a chunk's); the results stay by problem."""
+    cdef _Rows out = rows[0]
+    out.index += start
+    out.stay += start
+    out.f_now += start
+    out.f_prev += start
+    out.steps += start
+    if out.lrs != NULL:
+        out.lrs += start
+    return out
+
+
+cdef class _BatchArrays:
+    """The arrays of one minimize_batch call: work arrays (iterates, previous iterates and
+    gradients, gradient buffer), per-problem scratch and results, and ``first``, problem 0
+    of the batch, pointing into them. Both batch loops start from it."""
+
+    cdef Problem first
+    cdef _Rows rows
+    cdef Tolerances tol
+    cdef bint per_row  # rows differ (learning rates) or need their own step (bounds, xtol)
+    cdef Py_ssize_t m
+    cdef cnp.ndarray work, grad_buf, f_now
+    cdef tuple results_  # (stop, nit, nfev, fun, jac) by problem
+    cdef object _keep  # the other arrays the pointers point into
+
+    def __cinit__(self, cnp.ndarray X, Rule rule, tuple slots, object lower, object upper,
+                  object lrs, Py_ssize_t maxiter, double gtol, double ftol, double xtol):
+        cdef Py_ssize_t m = X.shape[0]
+        cdef double* lr_data = NULL
+        self.m = m
+        self.tol = Tolerances(maxiter, gtol, ftol, xtol)
+        self.per_row = lrs is not None or lower is not None or xtol > 0
+        self.work = X.copy()
+        self.grad_buf = np.empty_like(X)
+        self.f_now = np.empty(m)
+        work_prev, grad_prev = np.empty_like(X), np.empty_like(X)
+        index = np.arange(m, dtype=np.intp)
+        stay = np.empty(m, dtype=np.intp)
+        f_prev, steps = np.empty(m), np.zeros(m)
+        lr_work = None if lrs is None else np.array(lrs, dtype=np.float64)
+        stops, nits, nfevs, fs, G_out = (np.empty(m, dtype=np.intc), np.empty(m, dtype=np.intp),
+                                         np.empty(m, dtype=np.intp), np.empty(m),
+                                         np.empty_like(X))
+        self.results_ = (stops, nits, nfevs, fs, G_out)
+        self._keep = (X, work_prev, grad_prev, index, stay, f_prev, steps, lr_work)
+        init_problem(&self.first, self.work, work_prev, self.grad_buf, grad_prev, rule, slots,
+                     lower, upper, &self.tol)
+        self.first.n = X.shape[1]
+        if lr_work is not None:
+            lr_data = <double*>cnp.PyArray_DATA(<cnp.ndarray>lr_work)
+        self.rows = _Rows(
+            <Py_ssize_t*>cnp.PyArray_DATA(index), <Py_ssize_t*>cnp.PyArray_DATA(stay),
+            <double*>cnp.PyArray_DATA(self.f_now), <double*>cnp.PyArray_DATA(f_prev),
+            <double*>cnp.PyArray_DATA(steps), lr_data,
+            <char*>cnp.PyArray_DATA(X), <char*>cnp.PyArray_DATA(G_out),
+            <int*>cnp.PyArray_DATA(stops), <Py_ssize_t*>cnp.PyArray_DATA(nits),
+            <Py_ssize_t*>cnp.PyArray_DATA(nfevs), <double*>cnp.PyArray_DATA(fs))
+
+    def results(self):
+        """``(stop, nit, nfev, fun, jac)`` by problem (x is written into X)."""
+        return self.results_
+
+
+cdef void _solve_chunk(const Problem* whole, Py_ssize_t start, Py_ssize_t end, bint per_row,
+                       const Tolerances* tol, void* fun, void* user_data,
+                       const _Rows* all_rows) noexcept nogil:
     """Solve problems [start, end) together, on this thread, as batch_python solves all of
     them: each iteration evaluates the running rows with the C objective, checks them, packs
     the rows that go on and updates them with one kernel call. Iterating independent problems
     side by side hides the latency of each one's update (sqrt, division), which a
-    problem-at-a-time loop pays in full. The scratch arrays are indexed from ``start``."""
+    problem-at-a-time loop pays in full."""
     cdef Problem first = whole[0]
+    cdef _Rows rows = _rows_from(all_rows, start)
     cdef Py_ssize_t r, kept, active = end - start, nit = 0
     cdef size_t row_bytes = first.n * (sizeof(float) if first.single else sizeof(double))
     cdef char* x
     cdef char* g
     _point_at(&first, whole, start, NULL)
-    index, stay, f_now, f_prev = index + start, stay + start, f_now + start, f_prev + start
-    steps, lr_work = steps + start, lr_work + start
-    for r in range(active):
-        index[r] = start + r
-        steps[r] = 0.0
-        lr_work[r] = lrs[start + r] if lrs != NULL else 0.0
     while True:
         for r in range(active):
             x = <char*>first.x + r * row_bytes
             g = <char*>first.g + r * row_bytes
             if first.single:
-                f_now[r] = (<objective_f32>fun)(<int>first.n, <const float*>x, <float*>g,
-                                                user_data)
+                rows.f_now[r] = (<objective_f32>fun)(<int>first.n, <const float*>x,
+                                                     <float*>g, user_data)
             else:
-                f_now[r] = (<objective_f64>fun)(<int>first.n, <const double*>x, <double*>g,
-                                                user_data)
-        kept = _check_rows(&first, active, nit, tol, f_now, f_prev, steps, index, stay, x_out,
-                           g_out, stops, nits, nfevs, fs)
+                rows.f_now[r] = (<objective_f64>fun)(<int>first.n, <const double*>x,
+                                                     <double*>g, user_data)
+        kept = _check_rows(&first, active, nit, tol, &rows)
         if kept == 0:
             return
         if kept < active:
-            _pack(&first, stay, kept, index, f_now, steps, lr_work, row_bytes)
+            _pack(&first, &rows, kept)
             active = kept
-        _update_rows(&first, active, per_row, lr_work if lrs != NULL else NULL, f_now, f_prev,
-                     steps, 1)
+        _update_rows(&first, active, per_row, &rows, 1)
         nit += 1
 
 
@@ -132,49 +205,21 @@ def batch_native(
     Chunks of CHUNK_ROWS problems are spread over the threads (dynamic schedule: their
     iteration counts differ); each chunk runs on one thread (_solve_chunk).
     """
-    cdef Py_ssize_t m = X.shape[0], n = X.shape[1], c
-    cdef Py_ssize_t n_chunks = (m + CHUNK_ROWS - 1) // CHUNK_ROWS
-    cdef Tolerances tol = Tolerances(maxiter, gtol, ftol, xtol)
-    cdef Problem first
-    cdef bint per_row = lrs is not None or lower is not None or xtol > 0
-    cdef const double* lr_ptr = NULL
+    cdef _BatchArrays b = _BatchArrays(X, rule, slots, lower, upper, lrs, maxiter, gtol, ftol,
+                                       xtol)
+    cdef Py_ssize_t m = b.m, c, n_chunks = (b.m + CHUNK_ROWS - 1) // CHUNK_ROWS
     cdef void* fun = objective.fun
     cdef void* user_data = objective.user_data
-    # Work arrays (rows packed within each chunk) and per-problem scratch.
-    cdef cnp.ndarray work = X.copy()
-    work_prev, grad_buf, grad_prev = np.empty_like(X), np.empty_like(X), np.empty_like(X)
-    cdef Py_ssize_t[::1] index = np.empty(m, dtype=np.intp)
-    cdef Py_ssize_t[::1] stay = np.empty(m, dtype=np.intp)
-    cdef double[::1] f_now = np.empty(m), f_prev = np.empty(m), steps = np.empty(m)
-    cdef double[::1] lr_work = np.empty(m)
-    # Results, by problem.
-    cdef cnp.ndarray G_out = np.empty_like(X)
-    cdef int[::1] stops = np.empty(m, dtype=np.intc)
-    cdef Py_ssize_t[::1] nits = np.empty(m, dtype=np.intp)
-    cdef Py_ssize_t[::1] nfevs = np.empty(m, dtype=np.intp)
-    cdef double[::1] fs = np.empty(m)
-    cdef char* x_out = <char*>cnp.PyArray_DATA(X)
-    cdef char* g_out = <char*>cnp.PyArray_DATA(G_out)
-    if m == 0:
-        return (np.asarray(stops), np.asarray(nits), np.asarray(nfevs), np.asarray(fs), G_out)
-    if lrs is not None:
-        lr_ptr = <const double*>cnp.PyArray_DATA(<cnp.ndarray>lrs)
-    init_problem(&first, work, work_prev, grad_buf, grad_prev, rule, slots, lower, upper, &tol)
-    first.n = n
     with nogil:
         if n_threads > 1 and n_chunks > 1:
             for c in prange(n_chunks, schedule="dynamic", num_threads=n_threads):
-                _solve_chunk(&first, c * CHUNK_ROWS, min((c + 1) * CHUNK_ROWS, m), per_row,
-                             lr_ptr, &tol, fun, user_data, &index[0], &stay[0], &f_now[0],
-                             &f_prev[0], &steps[0], &lr_work[0], x_out, g_out, &stops[0],
-                             &nits[0], &nfevs[0], &fs[0])
+                _solve_chunk(&b.first, c * CHUNK_ROWS, min((c + 1) * CHUNK_ROWS, m),
+                             b.per_row, &b.tol, fun, user_data, &b.rows)
         else:
             for c in range(n_chunks):
-                _solve_chunk(&first, c * CHUNK_ROWS, min((c + 1) * CHUNK_ROWS, m), per_row,
-                             lr_ptr, &tol, fun, user_data, &index[0], &stay[0], &f_now[0],
-                             &f_prev[0], &steps[0], &lr_work[0], x_out, g_out, &stops[0],
-                             &nits[0], &nfevs[0], &fs[0])
-    return (np.asarray(stops), np.asarray(nits), np.asarray(nfevs), np.asarray(fs), G_out)
+                _solve_chunk(&b.first, c * CHUNK_ROWS, min((c + 1) * CHUNK_ROWS, m),
+                             b.per_row, &b.tol, fun, user_data, &b.rows)
+    return b.results()
 
 
 def batch_python(
@@ -194,92 +239,53 @@ def batch_python(
 ):
     """Solve the rows of X with a vectorised objective; returns ``(stop, nit, nfev, fun,
     jac)``."""
-    cdef Py_ssize_t m = X.shape[0], n = X.shape[1], active = m, kept, r, i, nit = 0
-    cdef size_t row_bytes = n * X.itemsize
-    cdef Tolerances tol = Tolerances(maxiter, gtol, ftol, xtol)
-    cdef Problem first, p
-    cdef int stop
-    cdef bint per_row = lrs is not None or lower is not None or xtol > 0
+    cdef _BatchArrays b = _BatchArrays(X, rule, slots, lower, upper, lrs, maxiter, gtol, ftol,
+                                       xtol)
+    cdef Py_ssize_t active = b.m, kept, nit = 0
     cdef cnp.ndarray G
-    # Work arrays: the rows of the running problems, packed at the front.
-    cdef cnp.ndarray work = X.copy()
-    cdef cnp.ndarray grad_buf = np.empty_like(X)
-    work_prev, grad_prev = np.empty_like(X), np.empty_like(X)  # first points into them
-    f_now_arr = np.empty(m)
-    cdef double[::1] f_now = f_now_arr, f_prev = np.empty(m), steps = np.zeros(m)
-    cdef Py_ssize_t[::1] index = np.arange(m, dtype=np.intp)  # packed row -> problem
-    cdef Py_ssize_t[::1] stay = np.empty(m, dtype=np.intp)
-    cdef double[::1] lr_work = np.array(lrs if lrs is not None else np.empty(m), dtype=float)
-    cdef const double* lr_ptr = &lr_work[0] if (lrs is not None and m > 0) else NULL
-    # Results, by problem.
-    cdef cnp.ndarray G_out = np.empty_like(X)
-    cdef int[::1] stops = np.empty(m, dtype=np.intc)
-    cdef Py_ssize_t[::1] nits = np.empty(m, dtype=np.intp)
-    cdef Py_ssize_t[::1] nfevs = np.empty(m, dtype=np.intp)
-    cdef double[::1] fs = np.empty(m)
-    if m == 0:
-        return (np.asarray(stops), np.asarray(nits), np.asarray(nfevs), np.asarray(fs), G_out)
-    init_problem(&first, work, work_prev, grad_buf, grad_prev, rule, slots, lower, upper, &tol)
-    first.n = n
     running_args = args
-
-    while True:
-        view = work[:active]
+    while active > 0:
+        view = b.work[:active]
         view.flags.writeable = False
-        G = _evaluate(mode, fun, jac, running_args, view, f_now_arr[:active],
-                      grad_buf[:active])
-        first.g = cnp.PyArray_DATA(G)
+        G = _evaluate(mode, fun, jac, running_args, view, b.f_now[:active],
+                      b.grad_buf[:active])
+        b.first.g = cnp.PyArray_DATA(G)
 
         # Each problem's stopping rules; a problem that stops goes to the results.
-        kept = _check_rows(&first, active, nit, &tol, &f_now[0], &f_prev[0], &steps[0],
-                           &index[0], &stay[0], <char*>cnp.PyArray_DATA(X),
-                           <char*>cnp.PyArray_DATA(G_out), &stops[0], &nits[0], &nfevs[0],
-                           &fs[0])
+        kept = _check_rows(&b.first, active, nit, &b.tol, &b.rows)
         if kept == 0:
             break
         if kept < active:
-            if G is not grad_buf:  # the user's array: pack a copy
-                grad_buf[:active] = G
-                G = grad_buf
-                first.g = cnp.PyArray_DATA(G)
-            _pack(&first, &stay[0], kept, &index[0], &f_now[0], &steps[0], &lr_work[0],
-                  row_bytes)
+            if G is not b.grad_buf:  # the user's array: pack a copy
+                b.grad_buf[:active] = G
+                b.first.g = cnp.PyArray_DATA(b.grad_buf)
+            _pack(&b.first, &b.rows, kept)
             active = kept
-            rows = np.asarray(index[:active])
+            rows = np.asarray(<Py_ssize_t[:active]>b.rows.index)
             running_args = tuple(a[rows] if each else a for a, each in zip(args, per_problem))
 
         with nogil:
-            _update_rows(&first, active, per_row, lr_ptr, &f_now[0], &f_prev[0], &steps[0],
-                         n_threads)
+            _update_rows(&b.first, active, b.per_row, &b.rows, n_threads)
         nit += 1
-    return (np.asarray(stops), np.asarray(nits), np.asarray(nfevs), np.asarray(fs), G_out)
+    return b.results()
 
 
-cdef Py_ssize_t _check_rows(
-    const Problem* first, Py_ssize_t active, Py_ssize_t nit, const Tolerances* tol,
-    const double* f_now, const double* f_prev, const double* steps, const Py_ssize_t* index,
-    Py_ssize_t* stay, char* x_out, char* g_out, int* stops, Py_ssize_t* nits,
-    Py_ssize_t* nfevs, double* fs,
-) noexcept nogil:
+cdef Py_ssize_t _check_rows(const Problem* first, Py_ssize_t active, Py_ssize_t nit,
+                            const Tolerances* tol, const _Rows* rows) noexcept nogil:
     """Check the stopping rules of the ``active`` packed rows (evaluated, ``nit`` updates
-    made). The rows that go on are listed in ``stay``; a problem that stops (after going back
-    to its last finite iterate where check_stop says so) is written to the results. Returns
-    the number of rows that go on."""
+    made). The rows that go on are listed in ``rows.stay``; a problem that stops (after going
+    back to its last finite iterate where check_stop says so) is written to the results.
+    Returns the number of rows that go on."""
     if first.single:
         return _check_rows_typed(<const float*>first.x, <const float*>first.g, first, active,
-                                 nit, tol, f_now, f_prev, steps, index, stay, x_out, g_out,
-                                 stops, nits, nfevs, fs)
+                                 nit, tol, rows)
     return _check_rows_typed(<const double*>first.x, <const double*>first.g, first, active, nit,
-                             tol, f_now, f_prev, steps, index, stay, x_out, g_out, stops, nits,
-                             nfevs, fs)
+                             tol, rows)
 
 
-cdef Py_ssize_t _check_rows_typed(
-    const floating* x, const floating* g, const Problem* first, Py_ssize_t active,
-    Py_ssize_t nit, const Tolerances* tol, const double* f_now, const double* f_prev,
-    const double* steps, const Py_ssize_t* index, Py_ssize_t* stay, char* x_out, char* g_out,
-    int* stops, Py_ssize_t* nits, Py_ssize_t* nfevs, double* fs,
-) noexcept nogil:
+cdef Py_ssize_t _check_rows_typed(const floating* x, const floating* g, const Problem* first,
+                                  Py_ssize_t active, Py_ssize_t nit, const Tolerances* tol,
+                                  const _Rows* rows) noexcept nogil:
     # _check_rows for one dtype: the per-row work is a few instructions for small n, and it
     # runs for every running problem at every iteration.
     cdef Problem p = first[0]
@@ -290,26 +296,25 @@ cdef Py_ssize_t _check_rows_typed(
     for r in range(active):
         p.gnorm = _projected_grad_norm(g + r * n, x + r * n, <const floating*>p.lower,
                                        <const floating*>p.upper, n)
-        p.f, p.f_prev, p.step = f_now[r], f_prev[r], steps[r]
+        p.f, p.f_prev, p.step = rows.f_now[r], rows.f_prev[r], rows.steps[r]
         p.x = <void*>(x + r * n)
         p.g = <void*>(g + r * n)
         p.x_prev = <char*>first.x_prev + r * row_bytes
         p.g_prev = <char*>first.g_prev + r * row_bytes
         stop = check_stop(&p, tol)
         if stop == STOP_NONE:
-            stay[kept] = r
+            rows.stay[kept] = r
             kept += 1
             continue
-        i = index[r]
-        memcpy(x_out + i * row_bytes, p.x, row_bytes)
-        memcpy(g_out + i * row_bytes, p.g, row_bytes)
-        stops[i], nits[i], nfevs[i], fs[i] = stop, p.nit, p.nfev, p.f
+        i = rows.index[r]
+        memcpy(rows.x_out + i * row_bytes, p.x, row_bytes)
+        memcpy(rows.g_out + i * row_bytes, p.g, row_bytes)
+        rows.stops[i], rows.nits[i], rows.nfevs[i], rows.fs[i] = stop, p.nit, p.nfev, p.f
         p.nit = nit  # check_stop may have gone back one iteration for this row
     return kept
 
 
-cdef void _update_rows(Problem* first, Py_ssize_t active, bint per_row, const double* lrs,
-                       const double* f_now, double* f_prev, double* steps,
+cdef void _update_rows(Problem* first, Py_ssize_t active, bint per_row, const _Rows* rows,
                        int n_threads) noexcept nogil:
     """Update the ``active`` packed rows (evaluated, checked): one kernel call over all of
     them, or row by row when rows differ (learning rates) or need their own step (bounds,
@@ -320,27 +325,27 @@ cdef void _update_rows(Problem* first, Py_ssize_t active, bint per_row, const do
     if per_row:
         p = first[0]
         for r in range(active):
-            _point_at(&p, first, r, lrs)
-            p.f, p.clock = f_now[r], first.clock
+            _point_at(&p, first, r, rows.lrs)
+            p.f, p.clock = rows.f_now[r], first.clock
             advance(&p, 1)
-            f_prev[r], steps[r] = p.f_prev, p.step
+            rows.f_prev[r], rows.steps[r] = p.f_prev, p.step
         rule_step_next(&first.rule, &first.clock)
     else:
         memcpy(first.x_prev, first.x, active * row_bytes)
         memcpy(first.g_prev, first.g, active * row_bytes)
-        memcpy(f_prev, f_now, active * sizeof(double))
+        memcpy(rows.f_prev, rows.f_now, active * sizeof(double))
         rule_step_next(&first.rule, &first.clock)
         apply_rule(&first.rule, first.single, first.x, first.g, first.state, active * first.n,
                    &first.clock, n_threads)
 
 
-cdef void _pack(Problem* first, const Py_ssize_t* stay, Py_ssize_t kept, Py_ssize_t* index,
-                double* f_now, double* steps, double* lrs, size_t row_bytes) noexcept nogil:
-    """Move rows ``stay[0..kept)`` of the work arrays (iterates, gradients, state, and the
-    per-problem scalars) to the front, in order."""
+cdef void _pack(Problem* first, const _Rows* rows, Py_ssize_t kept) noexcept nogil:
+    """Move rows ``rows.stay[0..kept)`` of the work arrays (iterates, gradients, state, and
+    the per-problem scalars) to the front, in order."""
     cdef Py_ssize_t w, r, k
+    cdef size_t row_bytes = first.n * (sizeof(float) if first.single else sizeof(double))
     for w in range(kept):
-        r = stay[w]
+        r = rows.stay[w]
         if r == w:
             continue
         _move_row(first.x, w, r, row_bytes)
@@ -348,7 +353,9 @@ cdef void _pack(Problem* first, const Py_ssize_t* stay, Py_ssize_t kept, Py_ssiz
         for k in range(MAX_STATE):
             if first.state[k] != NULL:
                 _move_row(first.state[k], w, r, row_bytes)
-        index[w], f_now[w], steps[w], lrs[w] = index[r], f_now[r], steps[r], lrs[r]
+        rows.index[w], rows.f_now[w], rows.steps[w] = rows.index[r], rows.f_now[r], rows.steps[r]
+        if rows.lrs != NULL:
+            rows.lrs[w] = rows.lrs[r]
 
 
 cdef inline void _move_row(void* a, Py_ssize_t to, Py_ssize_t frm, size_t row_bytes) noexcept nogil:

@@ -88,11 +88,6 @@ cdef inline void* _data(object a):
     return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
-def stop_result(int stop):
-    """(status, reason) of a check_stop code."""
-    return STOP_RESULTS[stop]
-
-
 # ---------------------------------------------------------------------------------------------
 # Converting what the user's functions return
 
