@@ -277,23 +277,30 @@ def _split_options(cls, options):
     tol = options.get("tol")
     if tol is not None:
         tol = check_real("tol", tol, "tolerance", low=0.0)
-    loop = {
-        "maxiter": _check_maxiter(options.get("maxiter", DEFAULT_MAXITER)),
-        "gtol": check_real("gtol", options.get("gtol", DEFAULT_GTOL if tol is None else tol),
-                           "tolerance", low=0.0),
-        "ftol": check_real("ftol", options.get("ftol", 0.0), "tolerance", low=0.0),
-        "xtol": check_real("xtol", options.get("xtol", 0.0), "tolerance", low=0.0),
+    loop = stopping_options(options, DEFAULT_GTOL if tol is None else tol)
+    loop.update({
         "disp": _check_disp(options.get("disp", False)),
         "return_all": check_bool("return_all", options.get("return_all", False)),
         "finite_diff_method": check_fd_method(options.get("finite_diff_method", "2-point")),
         "finite_diff_rel_step": options.get("finite_diff_rel_step"),
         "n_threads": options.get("n_threads"),
-    }
+    })
     if loop["finite_diff_rel_step"] is not None:
         loop["finite_diff_rel_step"] = check_real(
             "finite_diff_rel_step", loop["finite_diff_rel_step"], "relative step",
             low=0.0, low_open=True)
     return hyper, loop
+
+
+def stopping_options(options, default_gtol):
+    """The validated stopping options ``maxiter``, ``gtol``, ``ftol`` and ``xtol``, as a dict
+    (shared with fastopt.minimize_batch)."""
+    return {
+        "maxiter": _check_maxiter(options.get("maxiter", DEFAULT_MAXITER)),
+        "gtol": check_real("gtol", options.get("gtol", default_gtol), "tolerance", low=0.0),
+        "ftol": check_real("ftol", options.get("ftol", 0.0), "tolerance", low=0.0),
+        "xtol": check_real("xtol", options.get("xtol", 0.0), "tolerance", low=0.0),
+    }
 
 
 def _check_disp(disp):

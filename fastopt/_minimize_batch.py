@@ -17,15 +17,14 @@ from scipy.optimize import OptimizeResult
 from fastopt._batch import batch_native, batch_python
 from fastopt._driver import (
     DEFAULT_GTOL,
-    DEFAULT_MAXITER,
     _bounds,
-    _check_maxiter,
     native_evaluation,
     split_hyperparameters,
+    stopping_options,
 )
 from fastopt._loop import EVAL_FUN_AND_GRAD, EVAL_SEPARATE, STATUS_CONVERGED, STOP_RESULTS
 from fastopt._methods import optimizer_class
-from fastopt._validation import as_real_array, check_real, finite_float_copy
+from fastopt._validation import as_real_array, finite_float_copy
 
 BATCH_OPTIONS = ("maxiter", "gtol", "ftol", "xtol")
 
@@ -129,7 +128,7 @@ def minimize_batch(fun, X0, method="adam", jac=None, args=(), bounds=None, optio
         options = {}
     hyper = split_hyperparameters(cls, options, BATCH_OPTIONS, "minimize_batch", stacklevel=2)
     lrs = _learning_rates(hyper, m)
-    maxiter, gtol, ftol, xtol = _loop_options(options)
+    stopping = stopping_options(options, DEFAULT_GTOL)
 
     if isinstance(fun, LowLevelCallable):
         objective = native_evaluation(fun, jac, EVAL_FUN_AND_GRAD if jac in (None, True)
@@ -152,12 +151,12 @@ def minimize_batch(fun, X0, method="adam", jac=None, args=(), bounds=None, optio
     rule, slots = optimizer._rule, optimizer._slots[0]
     if mode is None:
         stops, nit, nfev, f, G = batch_native(X, rule, slots, objective, lower, upper, lrs,
-                                              maxiter, gtol, ftol, xtol, optimizer.n_threads)
+                                              **stopping, n_threads=optimizer.n_threads)
     else:
         args, per_problem = _batch_args(args, m)
         stops, nit, nfev, f, G = batch_python(X, rule, slots, fun, jac, args, per_problem,
-                                              mode, lower, upper, lrs, maxiter, gtol, ftol,
-                                              xtol, optimizer.n_threads)
+                                              mode, lower, upper, lrs, **stopping,
+                                              n_threads=optimizer.n_threads)
     status = np.array([STOP_RESULTS[s][0] for s in stops.tolist()], dtype=np.intp)
     return OptimizeResult(x=X, fun=f, jac=G, nit=nit, nfev=nfev, njev=nfev.copy(),
                           status=status, success=status == STATUS_CONVERGED,
@@ -211,15 +210,6 @@ def _learning_rates(hyper, m):
         raise ValueError("lr: every learning rate must be finite and >= 0")
     hyper["lr"] = float(lrs[0]) if m else 1e-3  # validated with the others by the class
     return lrs
-
-
-def _loop_options(options):
-    return (
-        _check_maxiter(options.get("maxiter", DEFAULT_MAXITER)),
-        check_real("gtol", options.get("gtol", DEFAULT_GTOL), "tolerance", low=0.0),
-        check_real("ftol", options.get("ftol", 0.0), "tolerance", low=0.0),
-        check_real("xtol", options.get("xtol", 0.0), "tolerance", low=0.0),
-    )
 
 
 def _summary(status):
