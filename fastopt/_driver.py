@@ -8,7 +8,6 @@ knows no particular update rule. fastopt/_scipy.py exposes the same entry as
 
 import functools
 import inspect
-import math
 import numbers
 import warnings
 
@@ -28,9 +27,15 @@ from fastopt._loop import (
     STATUS_NONFINITE,
     minimize_loop,
 )
-from fastopt._methods import optimizer_class
+from fastopt._conventions import (
+    bool_option,
+    iteration_limit,
+    real_option,
+    scalar_value,
+)
+from fastopt._methods import METHODS, method_name
 from fastopt._native import NativeObjective
-from fastopt._validation import as_real_array, check_bool, check_real, finite_float_copy
+from fastopt._validation import as_real_array, finite_float_copy
 
 try:  # scipy.optimize.minimize(jac=True) wraps fun in MemoizeJac; unwrapping it saves a copy
     from scipy.optimize._optimize import MemoizeJac
@@ -80,10 +85,13 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
         every other real dtype becomes float64.
     args : tuple, optional
         Extra arguments of ``fun`` and ``jac``.
-    method : str, default="adam"
+    method : str or callable, default="adam"
         ``"gd"``, ``"sgd"``, ``"momentum"``, ``"nag"``, ``"adagrad"``, ``"rmsprop"``,
-        ``"adadelta"``, ``"adam"`` or ``"adamw"`` (case-insensitive). ``"gd"`` and ``"sgd"``
-        are both :class:`fastopt.SGD`; here both see the exact gradient.
+        ``"adadelta"``, ``"adam"`` or ``"adamw"`` (case-insensitive), or the same method as
+        fastopt's callable (``fastopt.adam``, ...) or class (``fastopt.Adam``, ...). ``"gd"``
+        and ``"sgd"`` are both :class:`fastopt.SGD`; here both see the exact gradient. Another
+        callable (a SciPy-style custom method) raises ``TypeError``: run it with
+        :func:`scipy.optimize.minimize`.
     jac : callable, bool, str or None, optional
         ``jac(x, *args) -> ndarray (n,)``; ``True`` if ``fun`` returns ``(f, g)``; None (or
         ``"2-point"``, ``"3-point"``, ``"cs"``) for finite differences (option
@@ -102,8 +110,10 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
         The method's hyperparameters (those of its class, e.g. ``lr``, ``betas`` for Adam;
         ``maximize`` is not allowed), ``n_threads``, and:
 
-        maxiter : int, default=1000
-            Maximum number of updates (``nit``).
+        maxiter : int or float, default=1000
+            Maximum number of updates (``nit``): the run goes on while ``nit < maxiter``, as
+            in SciPy's methods, so a non-integer is rounded up; ``inf`` or any count too
+            large to reach (``1e300``, ``2**63``) means no limit.
         gtol : float, default=1e-5 (or ``tol``)
             Stop when the inf-norm of the gradient (projected on the bounds) is <= gtol.
         ftol : float, default=0 (off)
@@ -119,7 +129,8 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
         finite_diff_rel_step : float, optional
             Relative step of the finite differences.
 
-        Unknown options give an ``OptimizeWarning``, as SciPy's methods do.
+        Unknown options give an ``OptimizeWarning``, as SciPy's methods do. Numbers may be
+        Python or NumPy scalars or 0-d arrays; bools may be ``numpy.bool_``.
 
     Returns
     -------
@@ -171,8 +182,8 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
 def run_method(method, fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None,
                constraints=(), callback=None, options=None):
     """The shared body of ``minimize`` and the ``scipy.optimize.minimize`` method callables."""
-    cls = optimizer_class(method)
-    name = method.lower()
+    name = method_name(method)
+    cls = METHODS[name]
     if not callable(fun) and not isinstance(fun, LowLevelCallable):
         raise TypeError(f"fun must be callable or a scipy.LowLevelCallable, got "
                         f"{type(fun).__name__}")
@@ -262,7 +273,7 @@ def split_hyperparameters(cls, options, loop_options, caller, stacklevel):
     if not isinstance(options, dict):
         raise TypeError(f"options must be a dict, got {type(options).__name__}")
     hyper_names = _hyperparameter_names(cls)
-    if options.get("maximize", False) is not False:
+    if "maximize" in options and bool_option("maximize", options["maximize"]):
         raise ValueError(f"{caller}() minimizes: maximize=True is not allowed (negate fun)")
     unknown = [k for k in options if k not in hyper_names and k not in loop_options]
     if unknown:
@@ -274,19 +285,19 @@ def split_hyperparameters(cls, options, loop_options, caller, stacklevel):
 def _split_options(cls, options):
     """(hyperparameters of cls, validated loop options); unknown ones warn."""
     hyper = split_hyperparameters(cls, options, LOOP_OPTIONS, "minimize", stacklevel=4)
-    tol = options.get("tol")
+    tol = scalar_value(options.get("tol"))
     if tol is not None:
-        tol = check_real("tol", tol, "tolerance", low=0.0)
+        tol = real_option("tol", tol, "tolerance", low=0.0)
     loop = stopping_options(options, DEFAULT_GTOL if tol is None else tol)
     loop.update({
         "disp": _check_disp(options.get("disp", False)),
-        "return_all": check_bool("return_all", options.get("return_all", False)),
+        "return_all": bool_option("return_all", options.get("return_all", False)),
         "finite_diff_method": check_fd_method(options.get("finite_diff_method", "2-point")),
-        "finite_diff_rel_step": options.get("finite_diff_rel_step"),
-        "n_threads": options.get("n_threads"),
+        "finite_diff_rel_step": scalar_value(options.get("finite_diff_rel_step")),
+        "n_threads": scalar_value(options.get("n_threads")),
     })
     if loop["finite_diff_rel_step"] is not None:
-        loop["finite_diff_rel_step"] = check_real(
+        loop["finite_diff_rel_step"] = real_option(
             "finite_diff_rel_step", loop["finite_diff_rel_step"], "relative step",
             low=0.0, low_open=True)
     return hyper, loop
@@ -296,33 +307,20 @@ def stopping_options(options, default_gtol):
     """The validated stopping options ``maxiter``, ``gtol``, ``ftol`` and ``xtol``, as a dict
     (shared with fastopt.minimize_batch)."""
     return {
-        "maxiter": _check_maxiter(options.get("maxiter", DEFAULT_MAXITER)),
-        "gtol": check_real("gtol", options.get("gtol", default_gtol), "tolerance", low=0.0),
-        "ftol": check_real("ftol", options.get("ftol", 0.0), "tolerance", low=0.0),
-        "xtol": check_real("xtol", options.get("xtol", 0.0), "tolerance", low=0.0),
+        "maxiter": iteration_limit("maxiter", options.get("maxiter", DEFAULT_MAXITER)),
+        "gtol": real_option("gtol", options.get("gtol", default_gtol), "tolerance", low=0.0),
+        "ftol": real_option("ftol", options.get("ftol", 0.0), "tolerance", low=0.0),
+        "xtol": real_option("xtol", options.get("xtol", 0.0), "tolerance", low=0.0),
     }
 
 
 def _check_disp(disp):
     if type(disp) is bool:
         return disp
+    disp = scalar_value(disp)
     if not isinstance(disp, (bool, np.bool_, numbers.Integral)):  # SciPy also takes ints
         raise TypeError(f"Invalid disp: disp={disp!r} must be a bool")
     return bool(disp)
-
-
-def _check_maxiter(maxiter):
-    if type(maxiter) is int and maxiter >= 0:  # the common case, without the abc checks
-        return maxiter
-    if isinstance(maxiter, (bool, np.bool_)) or not isinstance(maxiter, numbers.Integral):
-        if isinstance(maxiter, numbers.Real) and maxiter == math.inf:
-            return np.iinfo(np.intp).max
-        if isinstance(maxiter, numbers.Real) and float(maxiter).is_integer():
-            return _check_maxiter(int(maxiter))  # maxiter=1e4, as people write it for SciPy
-        raise TypeError(f"Invalid maxiter: maxiter={maxiter!r} must be an int")
-    if maxiter < 0:
-        raise ValueError(f"Invalid maxiter: maxiter={maxiter} must be >= 0")
-    return int(maxiter)
 
 
 def native_evaluation(fun, given_jac, mode, args, n):
@@ -346,6 +344,9 @@ def _evaluation_mode(fun, jac, loop):
     if (MemoizeJac is not None and isinstance(fun, MemoizeJac)
             and getattr(jac, "__self__", None) is fun):
         return fun.fun, None, EVAL_FUN_AND_GRAD
+    if isinstance(jac, (np.bool_, np.ndarray)) and np.ndim(jac) == 0 and \
+            np.asarray(jac).dtype == bool:
+        jac = bool(jac)  # numpy.True_ as True
     if jac is True:
         return fun, None, EVAL_FUN_AND_GRAD
     if callable(jac):

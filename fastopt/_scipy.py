@@ -5,10 +5,12 @@ constraints=, callback=, **options)`` with ``tol`` inside ``options``, the callb
 bounds as the user gave them, and ``jac=True`` turned into ``jac=fun.derivative``
 (scipy/optimize/_minimize.py, "Custom minimizers"). Each callable here hands all of it to
 fastopt's one minimize loop (fastopt/_driver.py), which does what SciPy's own methods do.
+Each callable is registered (fastopt/_methods.py), so ``fastopt.minimize``,
+``minimize_batch`` and ``minimize_minibatch`` take it as ``method`` as well as its name.
 """
 
 from fastopt._driver import run_method
-from fastopt._methods import METHODS
+from fastopt._methods import METHODS, register_callable
 
 _DOC = """Minimize ``fun`` with fastopt's {title}; a ``scipy.optimize.minimize`` method.
 
@@ -51,6 +53,7 @@ def _make_method(name):
     method.__module__ = "fastopt"
     method.__doc__ = _DOC.format(title=_TITLES.get(name, cls), name=name, cls=cls,
                                  options=_EXAMPLE_OPTIONS[name])
+    register_callable(name, method)
     return method
 
 

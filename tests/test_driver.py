@@ -438,11 +438,14 @@ def test_non_finite_gradient_and_start():
     ({"x0": "ab"}, TypeError, "x0 must be real"),
     ({"method": "bfgs"}, ValueError, "Unknown method 'bfgs'"),
     ({"method": None}, TypeError, "method must be a string"),
+    ({"method": lambda fun, x0, **kw: None}, TypeError, "not one of fastopt's methods"),
     ({"jac": "5-point"}, ValueError, "jac must be callable, True, None"),
     ({"callback": 3}, TypeError, "callback must be callable"),
     ({"options": {"lr": -1.0}}, ValueError, "Invalid learning rate: lr=-1.0"),
     ({"options": {"maxiter": -1}}, ValueError, "Invalid maxiter"),
-    ({"options": {"maxiter": 2.5}}, TypeError, "Invalid maxiter"),
+    ({"options": {"maxiter": "5"}}, TypeError, "Invalid maxiter"),
+    ({"options": {"maxiter": float("nan")}}, ValueError, "Invalid maxiter"),
+    ({"options": {"maxiter": np.True_}}, TypeError, "Invalid maxiter"),
     ({"options": {"gtol": -1.0}}, ValueError, "gtol=-1.0"),
     ({"options": {"maximize": True}}, ValueError, "maximize=True is not allowed"),
     ({"options": {"finite_diff_method": "4-point"}}, ValueError, "finite_diff_method"),
@@ -466,7 +469,11 @@ def test_bad_arguments_raise_before_fun_is_called(kwargs, error, match):
     (lambda x: (np.zeros(2), np.zeros(2)), ValueError, "fun must return a scalar"),
     (lambda x: (0.0, np.zeros(3)), ValueError, r"jac must return 2 values"),
     (lambda x: (0.0, np.zeros(2, complex)), TypeError, "jac must return real values"),
-    (lambda x: 0.0, TypeError, r"fun must return a tuple \(f, g\)"),
+    (lambda x: 0.0, TypeError, r"fun must return \(f, g\).*got float"),
+    (lambda x: (0.0, np.zeros(2), 1), TypeError, r"must return \(f, g\).*tuple of length 3"),
+    (lambda x: [0.0], TypeError, r"must return \(f, g\).*list of length 1"),
+    (lambda x: np.zeros(2), TypeError, r"must return \(f, g\).*ndarray of shape \(2,\)"),
+    (lambda x: None, TypeError, r"must return \(f, g\).*got None"),
 ])
 def test_bad_return_values(fg, error, match):
     with pytest.raises(error, match=match):
