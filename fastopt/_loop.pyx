@@ -35,6 +35,8 @@ from fastopt._native cimport NativeObjective
 import numpy as np
 from scipy.optimize import OptimizeResult
 
+from fastopt._conventions import fun_and_grad
+
 cnp.import_array()
 
 # How ``fun`` and ``jac`` give the gradient.
@@ -214,10 +216,9 @@ cdef tuple call_objective(int mode, object fun, object jac, tuple args, object x
     """(f, g) as a Python objective gives them at ``x``, for the EVAL_* modes."""
     if mode == EVAL_FUN_AND_GRAD:
         out = fun(x, *args)
-        if not isinstance(out, tuple) or len(out) != 2:
-            raise TypeError("with jac=True, fun must return a tuple (f, g), got "
-                            f"{type(out).__name__}")
-        return out
+        if type(out) is tuple and len(<tuple>out) == 2:
+            return out
+        return fun_and_grad(out)  # a list [f, g] as SciPy takes it, or a precise TypeError
     f = fun(x, *args)
     if mode == EVAL_SEPARATE:
         return f, jac(x, *args)
