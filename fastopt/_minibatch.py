@@ -6,28 +6,39 @@ Every fastopt method works with any batch size; the update goes through the opti
 (and its C-level rule), as in ``minimize``.
 """
 
-import numbers
-
 import numpy as np
 from scipy.optimize import OptimizeResult
 
+from fastopt._conventions import (
+    COUNT_MAX,
+    bool_option,
+    fun_and_grad,
+    iteration_limit,
+    real_option,
+    scalar_value,
+    whole_number,
+)
 from fastopt._driver import (
     STATUS_MESSAGES,
     _callback_style,
-    _check_maxiter,
     _starting_point,
     split_hyperparameters,
 )
-from fastopt._loop import STATUS_CALLBACK, STATUS_MAXITER, STATUS_NONFINITE
+from fastopt._loop import STATUS_CALLBACK, STATUS_CONVERGED, STATUS_MAXITER, STATUS_NONFINITE
 from fastopt._methods import optimizer_class
-from fastopt._validation import check_bool
 
-STATUS_DONE = 0
+MINIBATCH_OPTIONS = ("n_threads", "maxiter", "gtol", "ftol", "xtol")
 MINIBATCH_MESSAGES = {
-    STATUS_DONE: "Optimization terminated successfully: all epochs completed.",
-    STATUS_MAXITER: "Maximum number of iterations (steps) has been exceeded.",
-    STATUS_NONFINITE: STATUS_MESSAGES[STATUS_NONFINITE, None],
-    STATUS_CALLBACK: STATUS_MESSAGES[STATUS_CALLBACK, None],
+    (STATUS_CONVERGED, "gtol"): "Optimization terminated successfully: the inf-norm of the "
+                                "full-data gradient is <= gtol.",
+    (STATUS_CONVERGED, "ftol"): "Optimization terminated successfully: the relative change "
+                                "of the epoch's mean loss is <= ftol.",
+    (STATUS_CONVERGED, "xtol"): "Optimization terminated successfully: x moved by <= xtol "
+                                "(inf-norm) over the last epoch.",
+    (STATUS_MAXITER, "epochs"): "Maximum number of epochs has been reached.",
+    (STATUS_MAXITER, "maxiter"): "Maximum number of iterations (steps) has been exceeded.",
+    (STATUS_NONFINITE, None): STATUS_MESSAGES[STATUS_NONFINITE, None],
+    (STATUS_CALLBACK, None): STATUS_MESSAGES[STATUS_CALLBACK, None],
 }
 
 
@@ -39,21 +50,25 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
     ----------
     fun : callable
         ``fun(x, *batch, *args) -> (f, g)``: the loss on one batch and its gradient with
-        respect to ``x`` (usually means over the batch). ``x`` is a read-only view of the
-        current iterate.
+        respect to ``x``, the **means** over the batch (the ``gtol`` test averages them over
+        the data). ``x`` is a read-only view of the current iterate; ``g`` may be any array
+        of x's size (x itself, a view of it, a list, another real dtype): its values are
+        copied before the step.
     x0 : array_like, shape (n,)
         Starting point; never modified. float32 stays float32, other dtypes become float64.
     data : ndarray or tuple of ndarray
         The data set; every array shares the first axis (the samples), e.g. ``(X, y)``.
-    method : str, default="sgd"
-        Any fastopt method (``"sgd"``, ``"momentum"``, ``"nag"``, ``"adagrad"``,
-        ``"rmsprop"``, ``"adadelta"``, ``"adam"``, ``"adamw"``, ``"gd"``).
+    method : str or callable, default="sgd"
+        Any fastopt method, by name (``"sgd"``, ``"momentum"``, ``"nag"``, ``"adagrad"``,
+        ``"rmsprop"``, ``"adadelta"``, ``"adam"``, ``"adamw"``, ``"gd"``) or as
+        ``fastopt.adam``, ... (or the class, ``fastopt.Adam``, ...).
     batch_size : int, default=32
         Samples per step: 1 is SGD, ``len(data)`` (or more) is full-batch GD. When it does
         not divide the number of samples, the last batch of each epoch is smaller (it is kept,
         not dropped).
-    epochs : int, default=1
-        Passes over the data.
+    epochs : int or float, default=1
+        Maximum number of passes over the data; a non-integer is rounded up, ``inf`` means
+        no limit (then a stopping rule in ``options`` ends the run).
     shuffle : bool, default=True
         Visit the samples in a new random order each epoch.
     seed : int, numpy.random.Generator or None, default=None
@@ -61,22 +76,42 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
     args : tuple, optional
         Extra arguments of ``fun``, after the batch.
     callback : callable, optional
-        Called once per **epoch**, after its last step: ``callback(intermediate_result)``
-        (an ``OptimizeResult`` with ``x``, ``fun`` -- the epoch's mean loss --, ``nit``,
-        ``nepoch``) or ``callback(xk)``. ``StopIteration`` ends the run (status 99).
+        Called once per **epoch**, after its last step (and after the ``gtol`` evaluation):
+        ``callback(intermediate_result)`` (an ``OptimizeResult`` with ``x``, ``fun`` -- the
+        epoch's mean loss --, ``nit``, ``nepoch``, and ``jac``, the full-data gradient, when
+        ``gtol`` is on) or ``callback(xk)``. ``StopIteration`` ends the run (status 99).
     options : dict, optional
-        The method's hyperparameters (e.g. ``lr``), ``n_threads``, and ``maxiter`` (a cap on
-        the total number of steps, default none).
+        The method's hyperparameters (e.g. ``lr``), ``n_threads``, and:
+
+        maxiter : int or float, default=inf
+            A cap on the total number of steps (``nit``), as in :func:`fastopt.minimize`.
+        gtol : float, default=0 (off)
+            Stop when the inf-norm of the **full-data** gradient at the end of an epoch is
+            <= gtol. That gradient is the mean of ``fun``'s gradients over all the samples,
+            taken in order in batches of ``batch_size`` (weighted by batch size): one more
+            pass over the data per epoch, without steps, counted in ``nfev``.
+        ftol : float, default=0 (off)
+            Stop when the epoch's mean loss changed by at most
+            ``ftol * max(|F_prev|, |F|, 1)`` from the previous epoch's (free: the losses are
+            those of the steps; with stochastic batches they are noisy, so use a loose ftol).
+        xtol : float, default=0 (off)
+            Stop when x moved by at most xtol (inf-norm) over the last epoch.
+
+        The rules are tested once per completed epoch, in this order; numbers may be NumPy
+        scalars or 0-d arrays.
 
     Returns
     -------
     res : scipy.optimize.OptimizeResult
         ``x``; ``fun``, the mean loss of the last epoch (batch losses weighted by batch
         size, each evaluated before its step); ``history``, that mean for every epoch;
-        ``jac``, the last batch's gradient; ``nit`` (steps), ``nepoch`` (completed epochs),
-        ``nfev`` = ``njev`` (calls of ``fun``), ``status`` (0 all epochs done, 1 ``maxiter``
-        steps reached, 3 non-finite loss or gradient -- ``x`` is then the last finite iterate
-        --, 99 stopped by the callback), ``success``, ``message``.
+        ``jac``, the full-data gradient at ``x`` when ``gtol`` is on, else the last batch's
+        gradient; ``nit`` (steps), ``nepoch`` (completed epochs), ``nfev`` = ``njev`` (calls
+        of ``fun``), ``status``, ``success`` (True only when a stopping rule was met),
+        ``message``. Status codes, as in :func:`fastopt.minimize`: 0 a stopping rule was met
+        (the message says which), 1 ``epochs`` completed or ``maxiter`` steps made without
+        meeting one, 3 non-finite loss or gradient (``x`` is then the last iterate where they
+        were finite), 99 stopped by the callback.
 
     Examples
     --------
@@ -89,8 +124,16 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
     >>> res = fastopt.minimize_minibatch(loss_and_grad, np.zeros(3), data=(X, y),
     ...                                  method="sgd", batch_size=16, epochs=20, seed=0,
     ...                                  options={"lr": 0.1})
-    >>> np.round(res.x, 3), res.nit, res.nepoch
-    (array([ 1. , -2. ,  0.5]), 640, 20)
+    >>> np.round(res.x, 3), res.nit, res.nepoch, res.status
+    (array([ 1. , -2. ,  0.5]), 640, 20, 1)
+
+    With a stopping rule, the run ends as soon as it holds (success, status 0):
+
+    >>> res = fastopt.minimize_minibatch(loss_and_grad, np.zeros(3), data=(X, y),
+    ...                                  method="sgd", batch_size=16, epochs=np.inf, seed=0,
+    ...                                  options={"lr": 0.1, "gtol": 1e-8})
+    >>> res.success, res.nepoch < 20, bool(np.max(np.abs(res.jac)) <= 1e-8)
+    (True, True, True)
     """
     cls = optimizer_class(method)
     if not callable(fun):
@@ -99,74 +142,154 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
         args = (args,)
     x = _starting_point(x0)
     arrays, n_samples = _check_data(data)
-    batch_size = min(_positive_int("batch_size", batch_size), n_samples)
-    epochs = _positive_int("epochs", epochs)
-    shuffle = check_bool("shuffle", shuffle)
+    batch_size = min(whole_number("batch_size", batch_size), n_samples)
+    epochs = iteration_limit("epochs", epochs, low=1)
+    shuffle = bool_option("shuffle", shuffle)
     new_style = _callback_style(callback)
-    hyper, n_threads, maxiter = _split_options(cls, options)
-    rng = np.random.default_rng(seed)
+    hyper, n_threads, rules = _split_options(cls, options)
+    rng = _generator(seed)
 
     optimizer = cls(x, n_threads=n_threads, **hyper)
     x_view = x.view()
     x_view.flags.writeable = False
-    x_prev = np.empty_like(x)
-    history, g, nit, status = [], None, 0, STATUS_DONE
-    for epoch in range(epochs):
+    x_prev, x_epoch = np.empty_like(x), np.empty_like(x)
+    # fun's gradients are copied into these (the optimizer never sees the user's array):
+    # g_try for the batch being evaluated, g for the last finite one, g_full for gtol's.
+    g, g_try, g_full = np.empty_like(x), np.empty_like(x), np.empty_like(x)
+    history, nit, nfev, have_g, full_at_x = [], 0, 0, False, False
+    status, reason = STATUS_MAXITER, "epochs"
+    for _ in range(epochs):
         order = rng.permutation(n_samples) if shuffle else None
+        x_epoch[...] = x
         total = 0.0
         for start in range(0, n_samples, batch_size):
-            if nit >= maxiter:
-                status = STATUS_MAXITER
+            if nit >= rules["maxiter"]:
+                status, reason = STATUS_MAXITER, "maxiter"
                 break
             rows = slice(start, start + batch_size) if order is None else \
                 order[start:start + batch_size]
             batch = [a[rows] for a in arrays]
-            f, g_new = _loss_and_grad(fun, x_view, batch, args, x)
-            if not (np.isfinite(f) and np.all(np.isfinite(g_new))):
-                status = STATUS_NONFINITE
-                if nit > 0:  # return the iterate before the one where f or g blew up
-                    x[...] = x_prev
-                    nit -= 1
+            f = _loss_and_grad(fun, x_view, batch, args, g_try)
+            nfev += 1
+            if not (np.isfinite(f) and np.isfinite(g_try).all()):
+                status, reason = STATUS_NONFINITE, None
                 break
-            g = g_new
+            g, g_try, have_g = g_try, g, True
             x_prev[...] = x
             optimizer.step(g)
             nit += 1
+            full_at_x = False
             total += f * len(batch[0])
-        if status != STATUS_DONE:
+        if reason != "epochs":
             break
         history.append(total / n_samples)
+        gnorm = None
+        if rules["gtol"] > 0:
+            f_full, nfev = _full_data_loss_and_grad(fun, x_view, arrays, args, batch_size,
+                                                    g_full, nfev)
+            if not (np.isfinite(f_full) and np.isfinite(g_full).all()):
+                status, reason = STATUS_NONFINITE, None
+                break
+            gnorm, full_at_x = float(np.max(np.abs(g_full))), True
         if callback is not None:
             try:
-                if new_style:
-                    callback(intermediate_result=OptimizeResult(
-                        x=x.copy(), fun=history[-1], nit=nit, nepoch=len(history)))
-                else:
-                    callback(x.copy())
+                _call_back(callback, new_style, x, history, nit, g_full if full_at_x else None)
             except StopIteration:
-                status = STATUS_CALLBACK
+                status, reason = STATUS_CALLBACK, None
                 break
+        reason = _met_rule(rules, gnorm, history, x, x_epoch)
+        if reason is not None:
+            status = STATUS_CONVERGED
+            break
+        reason = "epochs"
+    if status == STATUS_NONFINITE and nit > 0:
+        x[...] = x_prev  # the iterate before the one where f or g blew up
+        nit -= 1
+        full_at_x = False
+    jac = g_full.copy() if full_at_x else (g.copy() if have_g else None)
     return OptimizeResult(
-        x=x, fun=history[-1] if history else np.nan, history=history,
-        jac=None if g is None else g.copy(), nit=nit, nepoch=len(history),
-        nfev=nit, njev=nit, status=status, success=status == STATUS_DONE,
-        message=MINIBATCH_MESSAGES[status],
+        x=x, fun=history[-1] if history else np.nan, history=history, jac=jac, nit=nit,
+        nepoch=len(history), nfev=nfev, njev=nfev, status=status,
+        success=status == STATUS_CONVERGED, message=MINIBATCH_MESSAGES[status, reason],
     )
 
 
-def _loss_and_grad(fun, x_view, batch, args, x):
-    out = fun(x_view, *batch, *args)
-    if not isinstance(out, tuple) or len(out) != 2:
-        raise TypeError(f"fun must return a tuple (f, g), got {type(out).__name__}")
-    f, g = out
+def _loss_and_grad(fun, x_view, batch, args, g):
+    """The loss fun returns on ``batch`` (a float); its gradient's values into ``g``."""
+    f, grad = fun_and_grad(fun(x_view, *batch, *args), context="")
     f = np.asarray(f)
     if f.size != 1 or f.dtype.kind not in "fiub":
-        raise ValueError(f"fun must return a real scalar loss, got {f!r}")
-    g = np.asarray(g)
-    if g.size != x.size or g.dtype.kind not in "fiub":
-        raise ValueError(f"fun's gradient must have {x.size} real values, got shape {g.shape} "
-                         f"and dtype {g.dtype}")
-    return float(f.reshape(-1)[0]), np.ascontiguousarray(g.reshape(-1), dtype=x.dtype)
+        raise ValueError(f"fun must return a real scalar loss f, got {f!r}")
+    try:
+        grad = np.asarray(grad)
+    except Exception as exc:
+        raise TypeError(f"fun must return a gradient g of {g.size} real values, got "
+                        f"{type(grad).__name__} ({exc})") from exc
+    if grad.dtype.kind not in "fiub":
+        raise TypeError(f"fun's gradient must have {g.size} real values, got dtype "
+                        f"{grad.dtype}")
+    if grad.size != g.size:
+        raise ValueError(f"fun's gradient must have {g.size} real values (x's size), got "
+                         f"shape {grad.shape}")
+    # A copy into the driver's own buffer: g may be x itself (read-only), a view of it, a
+    # list or another dtype, and the optimizer then never sees the user's array.
+    np.copyto(g, grad.reshape(-1), casting="unsafe")
+    return float(f.reshape(-1)[0])
+
+
+def _full_data_loss_and_grad(fun, x_view, arrays, args, batch_size, g_full, nfev):
+    """(mean loss, nfev) over all the samples in order, in batches of ``batch_size``; the
+    mean gradient (weighted by batch size) into ``g_full``."""
+    n_samples = len(arrays[0])
+    g_batch = np.empty_like(g_full)
+    g_sum = np.zeros(g_full.size)
+    total = 0.0
+    for start in range(0, n_samples, batch_size):
+        batch = [a[start:start + batch_size] for a in arrays]
+        f = _loss_and_grad(fun, x_view, batch, args, g_batch)
+        nfev += 1
+        size = len(batch[0])
+        total += f * size
+        g_sum += size * g_batch
+    np.copyto(g_full, g_sum / n_samples, casting="unsafe")
+    return total / n_samples, nfev
+
+
+def _call_back(callback, new_style, x, history, nit, jac):
+    if new_style:
+        result = OptimizeResult(x=x.copy(), fun=history[-1], nit=nit, nepoch=len(history))
+        if jac is not None:
+            result.jac = jac.copy()
+        callback(intermediate_result=result)
+    else:
+        callback(x.copy())
+
+
+def _met_rule(rules, gnorm, history, x, x_epoch):
+    """The stopping rule that holds after an epoch ("gtol", "ftol", "xtol"), or None."""
+    if gnorm is not None and gnorm <= rules["gtol"]:
+        return "gtol"
+    if rules["ftol"] > 0 and len(history) >= 2:
+        before, now = history[-2], history[-1]
+        if abs(before - now) <= rules["ftol"] * max(abs(before), abs(now), 1.0):
+            return "ftol"
+    if rules["xtol"] > 0 and float(np.max(np.abs(x - x_epoch))) <= rules["xtol"]:
+        return "xtol"
+    return None
+
+
+def _generator(seed):
+    """np.random.default_rng(seed), with errors that name ``seed``."""
+    seed = scalar_value(seed)
+    if isinstance(seed, (bool, np.bool_, float, np.floating)):
+        raise TypeError(f"Invalid seed: seed={seed!r} must be an int, a "
+                        "numpy.random.Generator or None")
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError, OverflowError) as exc:
+        error = ValueError if isinstance(exc, (ValueError, OverflowError)) else TypeError
+        raise error(f"Invalid seed: seed={seed!r} must be an int >= 0, a "
+                    f"numpy.random.Generator or None ({exc})") from None
 
 
 def _check_data(data):
@@ -190,19 +313,13 @@ def _check_data(data):
     return out, n_samples
 
 
-def _positive_int(name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
 def _split_options(cls, options):
-    """(hyperparameters, n_threads, maxiter); unknown options warn, as in ``minimize``."""
+    """(hyperparameters, n_threads, stopping rules); unknown options warn, as in
+    ``minimize``."""
     options = {} if options is None else options
-    hyper = split_hyperparameters(cls, options, ("n_threads", "maxiter"), "minimize_minibatch",
+    hyper = split_hyperparameters(cls, options, MINIBATCH_OPTIONS, "minimize_minibatch",
                                   stacklevel=3)
-    maxiter = options.get("maxiter")
-    maxiter = np.iinfo(np.intp).max if maxiter is None else _check_maxiter(maxiter)
-    return hyper, options.get("n_threads"), maxiter
+    rules = {"maxiter": iteration_limit("maxiter", options.get("maxiter", COUNT_MAX))}
+    for name in ("gtol", "ftol", "xtol"):
+        rules[name] = real_option(name, options.get(name, 0.0), "tolerance", low=0.0)
+    return hyper, scalar_value(options.get("n_threads")), rules

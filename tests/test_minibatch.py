@@ -30,7 +30,9 @@ def test_every_method_fits_least_squares(method, regression):
     res = fastopt.minimize_minibatch(squared_loss, np.zeros(4), data=(X, y), method=method,
                                      batch_size=8, epochs=60, seed=0,
                                      options={"lr": LR[method]})
-    assert res.success and res.status == 0 and res.nepoch == 60
+    # no stopping rule was asked for: the epochs ran out (status 1), as maxiter in SciPy
+    assert not res.success and res.status == 1 and res.nepoch == 60
+    assert res.message == "Maximum number of epochs has been reached."
     assert res.nit == 60 * 13  # ceil(103 / 8) steps per epoch
     assert len(res.history) == 60 and res.fun == res.history[-1]
     assert res.history[-1] < 0.1 * res.history[0]
@@ -146,7 +148,18 @@ def test_float32_x0_stays_float32(regression):
     ({"data": np.zeros(0)}, ValueError, "at least one sample"),
     ({"data": ()}, ValueError, "at least one array"),
     ({"batch_size": 0}, ValueError, "batch_size must be >= 1"),
-    ({"batch_size": 2.0}, TypeError, "batch_size must be an int"),
+    ({"batch_size": 2.5}, ValueError, "batch_size must be a whole number"),
+    ({"batch_size": "2"}, TypeError, "batch_size must be an int"),
+    ({"batch_size": np.nan}, ValueError, "batch_size must be a whole number"),
+    ({"epochs": np.nan}, ValueError, "epochs"),
+    ({"epochs": -2**63}, ValueError, "epochs must be >= 1"),
+    ({"seed": -1}, ValueError, "Invalid seed"),
+    ({"seed": 1.5}, TypeError, "Invalid seed"),
+    ({"method": lambda *a, **k: None}, TypeError, "not one of fastopt's methods"),
+    ({"options": {"gtol": -1.0}}, ValueError, "gtol"),
+    ({"options": {"ftol": np.nan}}, ValueError, "ftol"),
+    ({"options": {"xtol": "0"}}, TypeError, "xtol"),
+    ({"options": {"maxiter": np.nan}}, ValueError, "maxiter"),
     ({"epochs": 0}, ValueError, "epochs must be >= 1"),
     ({"shuffle": "yes"}, TypeError, "shuffle"),
     ({"method": "lbfgs"}, ValueError, "Unknown method"),
@@ -162,11 +175,11 @@ def test_bad_arguments(kwargs, error, match):
 
 
 def test_bad_return_and_unknown_option():
-    with pytest.raises(TypeError, match=r"fun must return a tuple \(f, g\)"):
+    with pytest.raises(TypeError, match=r"fun must return \(f, g\).*got float"):
         fastopt.minimize_minibatch(lambda w, X: 0.0, np.zeros(2), data=np.zeros(5))
     with pytest.raises(ValueError, match="gradient must have 2 real values"):
         fastopt.minimize_minibatch(lambda w, X: (0.0, np.zeros(3)), np.zeros(2),
                                    data=np.zeros(5))
-    with pytest.warns(OptimizeWarning, match="Unknown solver options: gtol"):
+    with pytest.warns(OptimizeWarning, match="Unknown solver options: foo"):
         fastopt.minimize_minibatch(lambda w, X: (0.0, np.zeros(2)), np.zeros(2),
-                                   data=np.zeros(5), options={"gtol": 1e-3})
+                                   data=np.zeros(5), options={"gtol": 1e-3, "foo": 1})
