@@ -120,7 +120,11 @@ cdef object as_gradient(object g, cnp.ndarray x, cnp.ndarray gbuf):
         nbytes = cnp.PyArray_NBYTES(x)
         if g0 == x0 or g0 >= x0 + nbytes or x0 >= g0 + nbytes:
             return g
-    arr = np.asarray(g)
+    try:
+        arr = np.asarray(g)
+    except (TypeError, ValueError) as exc:  # e.g. a ragged list: say whose value it was
+        raise TypeError(f"jac must return {n} real values, got {type(g).__name__} ({exc})") \
+            from None
     if arr.size != n:
         raise ValueError(f"jac must return {n} values (shape ({n},)), got shape {arr.shape}")
     if arr.dtype.kind not in "fiub":
