@@ -135,7 +135,7 @@ def minimize_batch(fun, X0, method="adam", jac=None, args=(), bounds=None, optio
                                       else EVAL_SEPARATE, args, n)
         X = X.astype(objective.dtype, copy=False)
         mode = None
-    elif jac is True:
+    elif jac is True or (type(jac) is np.bool_ and jac):  # numpy.True_ too
         mode = EVAL_FUN_AND_GRAD
     elif callable(jac):
         mode = EVAL_SEPARATE
