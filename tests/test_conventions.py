@@ -171,6 +171,9 @@ def test_zero_d_arrays_and_numpy_bools_in_minimize_options():
 def test_jac_numpy_true_and_maximize_numpy_true():
     res = fastopt.minimize(quad_fg, np.ones(2), jac=np.True_, options={"maxiter": 3})
     assert res.nfev == 4  # no finite differences
+    batch = fastopt.minimize_batch(quad_batch, np.ones((2, 2)), jac=np.True_,
+                                   options={"maxiter": 3})
+    assert np.all(batch.nit == 3)
     with pytest.raises(ValueError, match="maximize=True is not allowed"):
         fastopt.minimize(quad_fg, np.ones(2), jac=True, options={"maximize": np.True_})
 

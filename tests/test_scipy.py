@@ -107,3 +107,52 @@ def test_dual_annealing_local_search():
               "options": {"lr": 1e-2, "maxiter": 5000}}
     res = optimize.dual_annealing(rosen, bounds, minimizer_kwargs=kwargs, maxiter=50, seed=0)
     np.testing.assert_allclose(res.x, [1.0, 1.0], atol=1e-3)
+
+
+# SciPy's own tests (scipy/optimize/tests/test_optimize.py), run with fastopt's methods.
+
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+@pytest.mark.parametrize("interface", ["xk", "keyword", "annotated class"])
+def test_scipy_callback_stopiteration(name, interface):
+    # TestOptimizeSimple.test_callback_stopiteration: StopIteration at the 5th callback gives
+    # the result of maxiter=5.
+    calls = []
+
+    def stop():
+        calls.append(1)
+        if len(calls) == 5:
+            raise StopIteration
+
+    if interface == "keyword":
+        def callback(*, intermediate_result):
+            assert intermediate_result.fun == rosen(intermediate_result.x)
+            stop()
+    elif interface == "annotated class":
+        class Callback:
+            def __call__(self, intermediate_result: optimize.OptimizeResult):
+                assert intermediate_result.fun == rosen(intermediate_result.x)
+                stop()
+        callback = Callback()
+    else:
+        def callback(xk, *args):
+            stop()
+
+    kwargs = {"fun": rosen, "x0": [1.1] * 5, "jac": rosen_der, "method": getattr(fastopt, name)}
+    res = optimize.minimize(**kwargs, callback=callback)
+    ref = optimize.minimize(**kwargs, options={"maxiter": 5})
+    assert res.message.startswith("`callback` raised `StopIteration`") and res.status == 99
+    assert res.nit == ref.nit == 5 and res.fun == ref.fun and res.nfev == ref.nfev
+    np.testing.assert_array_equal(res.x, ref.x)
+
+
+def test_scipy_all_bounds_equal():
+    # test_all_bounds_equal: every variable fixed; fun is evaluated at the fixed point only.
+    def f(x, p1=1):
+        np.testing.assert_array_equal(x, [1.0, 2.0])
+        return np.linalg.norm(x) + p1
+
+    for args in ((), (2,)):
+        res = optimize.minimize(f, (1.0, 3.0), args=args, bounds=[(1, 1), (2, 2)],
+                                method=fastopt.adam)
+        assert res.success and res.nfev == 1
+        np.testing.assert_allclose(res.fun, f(np.array([1.0, 2.0]), *args))
