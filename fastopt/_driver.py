@@ -93,7 +93,8 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
         callable (a SciPy-style custom method) raises ``TypeError``: run it with
         :func:`scipy.optimize.minimize`.
     jac : callable, bool, str or None, optional
-        ``jac(x, *args) -> ndarray (n,)``; ``True`` if ``fun`` returns ``(f, g)``; None (or
+        ``jac(x, *args) -> ndarray (n,)``; ``True`` if ``fun`` returns ``(f, g)`` (a tuple
+        or a list, as SciPy takes it; ``g`` may be x itself or any array of n reals); None (or
         ``"2-point"``, ``"3-point"``, ``"cs"``) for finite differences (option
         ``finite_diff_method``, default ``"2-point"``).
     bounds : scipy.optimize.Bounds or sequence of (min, max), optional
@@ -127,7 +128,12 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
         finite_diff_method : {"2-point", "3-point", "cs"}, default="2-point"
             Finite differences used when ``jac`` is None.
         finite_diff_rel_step : float, optional
-            Relative step of the finite differences.
+            Relative step of the finite differences: the step is
+            ``finite_diff_rel_step * |x|`` (SciPy's rule; where that vanishes, the default
+            ``sqrt(eps) * max(1, |x|)``, or ``eps**(1/3) * max(1, |x|)`` for "3-point").
+            Within bounds, ``fun`` is never evaluated outside the box: steps turn one-sided
+            or shrink to fit, and a fixed variable (min == max) gets derivative 0 without a
+            call of ``fun``.
 
         Unknown options give an ``OptimizeWarning``, as SciPy's methods do. Numbers may be
         Python or NumPy scalars or 0-d arrays; bools may be ``numpy.bool_``.

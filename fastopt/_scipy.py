@@ -15,8 +15,9 @@ from fastopt._methods import METHODS, register_callable
 _DOC = """Minimize ``fun`` with fastopt's {title}; a ``scipy.optimize.minimize`` method.
 
     Use as ``scipy.optimize.minimize(fun, x0, method=fastopt.{name}, jac=..., options={{...}})``.
-    Equivalent to ``fastopt.minimize(fun, x0, method="{name}", ...)``: see it for the
-    arguments, the options (the hyperparameters of :class:`fastopt.{cls}`, plus ``maxiter``,
+    Equivalent to ``fastopt.minimize(fun, x0, method="{name}", ...)`` (or
+    ``method=fastopt.{name}``, which ``minimize_batch`` and ``minimize_minibatch`` take too):
+    see it for the arguments, the options (the hyperparameters of :class:`fastopt.{cls}`, plus ``maxiter``,
     ``gtol``, ``ftol``, ``xtol``, ``disp``, ``return_all``, ``finite_diff_method``,
     ``finite_diff_rel_step``, ``n_threads``), the status codes and the result.
     ``hess`` and ``hessp`` are ignored with a warning; constraints raise ``ValueError``.
