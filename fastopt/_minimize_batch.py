@@ -203,6 +203,8 @@ def _learning_rates(hyper, m):
         lrs = np.array(lr, dtype=np.float64)
     except (TypeError, ValueError):
         raise TypeError(f"lr must be a real number or an array of m = {m} real numbers") from None
+    except OverflowError:  # an int beyond the float range
+        raise ValueError("lr: every learning rate must be finite and >= 0") from None
     if lrs.shape != (m,):
         raise ValueError(f"lr must be a number or have shape (m,) = ({m},), got shape "
                          f"{lrs.shape}")
