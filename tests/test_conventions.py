@@ -118,6 +118,12 @@ def test_minibatch_counts_give_a_result_or_an_error_naming_them(name, value):
         assert res.status in (0, 1)
 
 
+def test_per_problem_learning_rates_beyond_float_range():
+    with pytest.raises(ValueError, match="lr: every learning rate must be finite"):
+        fastopt.minimize_batch(quad_batch, np.ones((2, 2)), jac=True,
+                               options={"lr": [10**400, 1.0]})
+
+
 # -- B13: non-integer maxiter as SciPy reads it ----------------------------------------------
 
 @pytest.mark.parametrize("maxiter", [3.7, 3.2, np.float32(3.5), np.array(3.01), 1e-300])
