@@ -113,19 +113,16 @@ class FiniteDifferenceGradient:
         h = np.where(adjusted_central, min_dist, h)
         return h, ~central & ~adjusted_central
 
-    def _point(self, x, i, offset):
-        """x[i] + offset in x's dtype, clipped into the box (rounding must not leave it)."""
-        value = x.dtype.type(x[i] + offset)
+    def _points(self, x, offsets):
+        """x + offsets in x's dtype, clipped into the box (rounding must not leave it)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            points = (x + offsets).astype(x.dtype)
         if self.lower is not None:
-            value = min(max(value, self.lower[i]), self.upper[i])
-        return value
+            np.clip(points, self.lower, self.upper, out=points)
+        return points
 
     def __call__(self, x, f0):
         x = np.array(x, copy=True)
-        g = np.zeros(x.size)
-        point = x.copy()
-        view = point.view()
-        view.flags.writeable = False  # fun sees a read-only array, as in the minimize loop
         fixed = (np.zeros(x.size, dtype=bool) if self.lower is None
                  else self.lower == self.upper)
         if self.method == "cs":
@@ -135,36 +132,33 @@ class FiniteDifferenceGradient:
             h, one_sided = self._fit_to_bounds(x, h)
         else:
             one_sided = np.full(x.size, self.method == "2-point")
-        for i in range(x.size):
-            xi = x[i]
-            if fixed[i] or h[i] == 0:
-                continue  # no room to move: derivative 0, fun not called
+        # Every point up front: x + h, and x + 2h (one-sided 3-point) or x - h (central);
+        # differences are taken on them as evaluated, in float64.
+        first = self._points(x, h)
+        second = self._points(x, np.where(one_sided, 2 * h, -h))
+        x64 = x.astype(np.float64)
+        a, b = first - x64, second - x64
+        g = np.zeros(x.size)
+        point = x.copy()
+        view = point.view()
+        view.flags.writeable = False  # fun sees a read-only array, as in the minimize loop
+        for i in np.flatnonzero(~fixed & (a != 0)).tolist():  # others: no room, derivative 0
+            point[i] = first[i]
+            f1 = self._call(view)
             if self.method == "2-point":
-                point[i] = self._point(x, i, h[i])
-                if point[i] != xi:
-                    g[i] = (self._call(view) - f0) / (float(point[i]) - float(xi))
-            elif not one_sided[i]:
-                low, high = self._point(x, i, -h[i]), self._point(x, i, h[i])
-                if high != low:
-                    point[i] = high
-                    f_high = self._call(view)
-                    point[i] = low
-                    f_low = self._call(view)
-                    g[i] = (f_high - f_low) / (float(high) - float(low))
-            else:  # one-sided 3-point formula into the box, on the points actually taken
-                p1, p2 = self._point(x, i, h[i]), self._point(x, i, 2 * h[i])
-                a, b = float(p1) - float(xi), float(p2) - float(xi)
-                if a != 0:
-                    point[i] = p1
-                    f1 = self._call(view)
-                    if b != a and b != 0:
-                        point[i] = p2
-                        f2 = self._call(view)
-                        g[i] = (-(a + b) / (a * b) * f0 + b / (a * (b - a)) * f1
-                                - a / (b * (b - a)) * f2)
-                    else:
-                        g[i] = (f1 - f0) / a
-            point[i] = xi
+                g[i] = (f1 - f0) / a[i]
+            elif b[i] == 0 or b[i] == a[i]:  # no second point fits: 2-point difference
+                g[i] = (f1 - f0) / a[i]
+            else:
+                point[i] = second[i]
+                f2 = self._call(view)
+                if one_sided[i]:  # 3-point formula on x, x + a, x + b (b = 2a before rounding)
+                    g[i] = (-(a[i] + b[i]) / (a[i] * b[i]) * f0
+                            + b[i] / (a[i] * (b[i] - a[i])) * f1
+                            - a[i] / (b[i] * (b[i] - a[i])) * f2)
+                else:
+                    g[i] = (f1 - f2) / (a[i] - b[i])
+            point[i] = x[i]
         return g
 
     def _complex_step(self, x, fixed):
