@@ -44,6 +44,8 @@ def scalar_value(value):
 def real_option(name, value, what, **limits):
     """``value`` as a float, as :func:`fastopt._validation.check_real` checks it, also from a
     0-d array; an int too large for a float is infinite (ValueError, not OverflowError)."""
+    if type(value) is float:  # the common case, without the abc checks
+        return check_real(name, value, what, **limits)
     value = scalar_value(value)
     if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
         try:
