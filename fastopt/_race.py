@@ -10,8 +10,9 @@ from its own generator, seeded from the seed *and the racer's name* (never from 
 
 The default budget and learning rates are measured, not guessed: :func:`sweep_lr` runs every
 racer over a grid of learning rates (all of them at once, with ``minimize_batch``), and
-:func:`robust_lr` picks the rate whose *worse neighbour* on the grid (x/1.8 and x*1.8) still ends
-closest to the minimum, so that the default is not balanced on the edge of divergence.
+:func:`robust_lr` picks the rate whose *worse neighbour* on the grid (x/1.47 and x*1.47) still
+arrives soonest (or, if none arrives, ends closest to the minimum), so that the default is not
+balanced on the edge of divergence.
 ``DEFAULT_LR`` below is what ``python -m fastopt lr-table --race`` prints (a test checks that
 they agree on Rosenbrock). :func:`lr_table` does the same for ``fastopt.minimize``'s methods on
 every deterministic problem: the learning rates that converge, the README's table.
@@ -59,22 +60,23 @@ MAX_STEPS = 100_000
 # The grid the learning rates are measured on: 6 per decade from 1e-5 to 10 (ratio 1.47).
 LR_GRID = np.geomspace(1e-5, 10.0, 37)
 
-# Measured with robust_lr over LR_GRID at DEFAULT_STEPS (``python -m fastopt lr-table --race``).
+# Measured by race_lr (robust_lr over LR_GRID at DEFAULT_STEPS, arrival at DEFAULT_TOL, seeds
+# 0-2 for the noisy racers): ``python -m fastopt lr-table --race`` prints it.
 DEFAULT_LR = {
-    "rosenbrock": {"gd": 0.0015, "sgd": 0.00046, "minibatch": 0.00068, "momentum": 0.0015,
+    "rosenbrock": {"gd": 0.0015, "sgd": 0.00046, "minibatch": 0.00068, "momentum": 0.001,
                    "nag": 0.00068, "adagrad": 0.68, "rmsprop": 0.0015, "adadelta": 0.068,
                    "adam": 0.022, "adamw": 0.022},
-    "beale": {"gd": 0.022, "sgd": 0.0032, "minibatch": 0.0046, "momentum": 0.0032, "nag": 0.0032,
-              "adagrad": 1.5, "rmsprop": 0.0032, "adadelta": 0.22, "adam": 0.32, "adamw": 0.32},
-    "booth": {"gd": 0.032, "sgd": 0.0022, "minibatch": 0.0046, "momentum": 0.015, "nag": 0.01,
-              "adagrad": 4.6, "rmsprop": 0.22, "adadelta": 6.8, "adam": 1.5, "adamw": 6.8},
-    "himmelblau": {"gd": 0.0046, "sgd": 0.00046, "minibatch": 0.00068, "momentum": 0.001,
-                   "nag": 0.001, "adagrad": 1.5, "rmsprop": 0.032, "adadelta": 1.5, "adam": 0.46,
+    "beale": {"gd": 0.022, "sgd": 0.0032, "minibatch": 0.0046, "momentum": 0.0046, "nag": 0.0046,
+              "adagrad": 1.5, "rmsprop": 0.0032, "adadelta": 0.22, "adam": 0.1, "adamw": 0.32},
+    "booth": {"gd": 0.032, "sgd": 0.0022, "minibatch": 0.0046, "momentum": 0.0022, "nag": 0.0068,
+              "adagrad": 4.6, "rmsprop": 0.1, "adadelta": 6.8, "adam": 3.2, "adamw": 6.8},
+    "himmelblau": {"gd": 0.01, "sgd": 0.00046, "minibatch": 0.00068, "momentum": 0.0046,
+                   "nag": 0.001, "adagrad": 4.6, "rmsprop": 2.2, "adadelta": 1.5, "adam": 1,
                    "adamw": 1},
-    "saddle": {"gd": 0.15, "sgd": 0.068, "minibatch": 0.068, "momentum": 0.01, "nag": 0.068,
-               "adagrad": 1.5, "rmsprop": 0.046, "adadelta": 6.8, "adam": 0.46, "adamw": 4.6},
-    "valley": {"gd": 1, "sgd": 0.068, "minibatch": 0.32, "momentum": 0.68, "nag": 0.32,
-               "adagrad": 3.2, "rmsprop": 0.015, "adadelta": 2.2, "adam": 1, "adamw": 1},
+    "saddle": {"gd": 0.46, "sgd": 0.068, "minibatch": 0.068, "momentum": 0.046, "nag": 0.32,
+               "adagrad": 3.2, "rmsprop": 0.1, "adadelta": 6.8, "adam": 0.068, "adamw": 4.6},
+    "valley": {"gd": 1, "sgd": 0.068, "minibatch": 0.32, "momentum": 0.46, "nag": 0.68,
+               "adagrad": 3.2, "rmsprop": 0.015, "adadelta": 2.2, "adam": 1, "adamw": 6.8},
     "noisy_rosenbrock": {"gd": 0.001, "sgd": 0.00046, "minibatch": 0.00068, "momentum": 0.00022,
                          "nag": 0.00015, "adagrad": 0.46, "rmsprop": 0.01, "adadelta": 2.2,
                          "adam": 0.01, "adamw": 0.01},
@@ -264,13 +266,18 @@ def format_table(problem, results, steps, tol):
 # ---------------------------------------------------------------------------------------------
 # Measuring learning rates: many at once, with minimize_batch (one row per learning rate).
 
-def sweep_lr(problem_name, method, lrs=LR_GRID, steps=None, noise=0.0, seeds=(0,)):
-    """Final gap ``f(x) - f_min`` after ``steps`` updates of ``method`` from the problem's start,
-    for each learning rate in ``lrs``: the worst over ``seeds`` when the gradient is noisy
-    (``noise``: the per-component standard deviation), inf where the run diverged.
+def sweep_lr(problem_name, method, lrs=LR_GRID, steps=None, noise=0.0, seeds=(0,), tol=None):
+    """How ``method`` does from the problem's start with each learning rate in ``lrs``.
+
+    Without ``tol``: the final gap ``f(x) - f_min`` after ``steps`` updates. With ``tol``: a
+    score, the step from which the gap stays <= ``tol`` (see :func:`arrival`), or, for a run
+    that does not arrive, ``steps + 1`` plus its final gap (so it ranks after every arrival,
+    the closer ones first). Both are inf where the run diverged, and the worst over ``seeds``
+    when the gradient is noisy (``noise``: the per-component standard deviation).
 
     All the rates (and seeds) run together as the rows of one :func:`fastopt.minimize_batch`
-    call, with the problem's bounds and no early stop.
+    call, with the problem's bounds and no early stop; the objective records the gap of each
+    row at each evaluation (the rows' ids ride along as a per-problem argument).
     """
     from fastopt._minimize_batch import minimize_batch
 
@@ -280,27 +287,40 @@ def sweep_lr(problem_name, method, lrs=LR_GRID, steps=None, noise=0.0, seeds=(0,
     seeds = list(seeds) if noise > 0 else [0]
     rates = np.repeat(lrs[None, :], len(seeds), axis=0).ravel()
     rng = np.random.default_rng(racer_seed(seeds[0], f"sweep:{problem_name}:{method}"))
+    gaps = np.full((steps + 1, rates.size), np.inf)
+    calls = np.zeros(rates.size, dtype=np.intp)
 
-    def fun(X):
+    def fun(X, ids):
+        f = problem.f(X)
+        gaps[calls[ids], ids] = f - problem.f_min
+        calls[ids] += 1
         g = problem.grad(X)
         if noise > 0:
             g = g + noise * rng.standard_normal(g.shape)
-        return problem.f(X), g
+        return f, g
 
     X0 = np.repeat(problem.x0[None, :], rates.size, axis=0)
     with np.errstate(all="ignore"):
-        res = minimize_batch(fun, X0, method=method, jac=True, bounds=problem.bounds,
+        res = minimize_batch(fun, X0, method=method, jac=True, args=(np.arange(rates.size),),
+                             bounds=problem.bounds,
                              options={"lr": rates, "maxiter": steps, "gtol": 0.0})
-        gap = np.where(res.status == 3, np.inf, problem.f(res.x) - problem.f_min)
-    return np.max(gap.reshape(len(seeds), lrs.size), axis=0)
+        final = np.where(res.status == 3, np.inf, problem.f(res.x) - problem.f_min)
+    if tol is None:
+        score = final
+    else:
+        score = np.array([np.inf if res.status[j] == 3 else
+                          (lambda k: steps + 1 + final[j] if k is None else k)(
+                              arrival(gaps[:, j], tol)) for j in range(rates.size)])
+    return np.max(score.reshape(len(seeds), lrs.size), axis=0)
 
 
-def robust_lr(lrs, gaps, floor=1e-12):
-    """The learning rate whose worse neighbour (one grid step down or up) ends closest to the
-    minimum: robust to a factor ~1.5 either way. Gaps below ``floor`` (where rounding decides)
-    count as equal; among equal rates, the middle of the longest run of them."""
-    gaps = np.maximum(np.asarray(gaps, dtype=float), floor)
-    padded = np.concatenate([[np.inf], gaps, [np.inf]])
+def robust_lr(lrs, scores, floor=1e-12):
+    """The learning rate whose worse neighbour (one grid step down or up) scores best (lower
+    is better: steps to arrival, or final gap): robust to a factor ~1.5 either way, never next
+    to a rate that diverges. Scores below ``floor`` (where rounding decides) count as equal;
+    among equal rates, the middle of the longest run of them."""
+    scores = np.maximum(np.asarray(scores, dtype=float), floor)
+    padded = np.concatenate([[np.inf], scores, [np.inf]])
     worst = np.maximum(np.maximum(padded[:-2], padded[1:-1]), padded[2:])
     best = worst == worst.min()
     runs, start = [], None
@@ -319,8 +339,8 @@ def race_lr(problem_name, steps=None, seeds=(0, 1, 2)):
     rates = {}
     for key, (_, method, gradient) in RACERS.items():
         noise = SAMPLE_NOISE[problem_name] * NOISE_SCALE[gradient]
-        gaps = sweep_lr(problem_name, method, LR_GRID, steps, noise, seeds)
-        rates[key] = float(f"{robust_lr(LR_GRID, gaps):.2g}")
+        scores = sweep_lr(problem_name, method, LR_GRID, steps, noise, seeds, DEFAULT_TOL)
+        rates[key] = float(f"{robust_lr(LR_GRID, scores):.2g}")
     return rates
 
 
