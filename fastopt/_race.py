@@ -220,10 +220,10 @@ def run_race(problem_name="rosenbrock", methods=None, steps=None, lr=None, seed=
             seconds = time.perf_counter() - began
             path = np.array(res.allvecs)
             values = problem.f(path)
+            distance = problem.distance_to_minimum(res.x)
         results.append(RaceResult(
-            key, label, rates[key], path, values, float(res.fun),
-            problem.distance_to_minimum(res.x), arrival(values - problem.f_min, tol),
-            seconds, int(res.status)))
+            key, label, rates[key], path, values, float(res.fun), distance,
+            arrival(values - problem.f_min, tol), seconds, int(res.status)))
     return problem, results
 
 
