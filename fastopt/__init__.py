@@ -19,16 +19,38 @@ at once, ``minimize_minibatch`` trains on data in mini-batches. ``show_config()`
 build.
 """
 
-from fastopt import problems
-from fastopt._adam import Adam, AdamW
-from fastopt._adaptive import Adadelta, Adagrad, RMSprop
-from fastopt._base import Optimizer
-from fastopt._config import __version__, show_config
-from fastopt._driver import minimize
-from fastopt._minibatch import minimize_minibatch
-from fastopt._minimize_batch import minimize_batch
-from fastopt._scipy import adadelta, adagrad, adam, adamw, gd, momentum, nag, rmsprop, sgd
-from fastopt._sgd import NAG, SGD, Momentum
+def _unbuilt_hint(exc):
+    """A clear error for a source checkout whose compiled modules were never built."""
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    name = (exc.name or "").rpartition(".")[2]
+    if not (exc.name or "").startswith("fastopt.") or \
+            not os.path.exists(os.path.join(here, name + ".pyx")):
+        return None
+    return ModuleNotFoundError(
+        f"fastopt's compiled extensions are not built (no {exc.name} next to {here}): run "
+        f"pip install -e . in the source checkout (or python setup.py build_ext --inplace), "
+        f"or install fastopt (pip install .) and run Python outside the checkout",
+        name=exc.name)
+
+
+try:
+    from fastopt import problems
+    from fastopt._adam import Adam, AdamW
+    from fastopt._adaptive import Adadelta, Adagrad, RMSprop
+    from fastopt._base import Optimizer
+    from fastopt._config import __version__, show_config
+    from fastopt._driver import minimize
+    from fastopt._minibatch import minimize_minibatch
+    from fastopt._minimize_batch import minimize_batch
+    from fastopt._scipy import adadelta, adagrad, adam, adamw, gd, momentum, nag, rmsprop, sgd
+    from fastopt._sgd import NAG, SGD, Momentum
+except ModuleNotFoundError as _exc:
+    _hint = _unbuilt_hint(_exc)
+    if _hint is None:
+        raise
+    raise _hint from None
 
 __all__ = [
     "Adadelta",

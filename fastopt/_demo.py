@@ -51,7 +51,8 @@ def gradient(w, X, y):
 
 
 def run_method(cls, kwargs, batch, X, y, steps, seed):
-    """Run one optimizer from w = 0; returns (w, seconds)."""
+    """Run one optimizer from w = 0; returns (w, seconds). ``seed``: an int or a
+    ``numpy.random.SeedSequence`` (the samples drawn)."""
     rng = np.random.default_rng(seed)
     w = np.zeros(X.shape[1])
     opt = cls(w, **kwargs)
@@ -67,10 +68,14 @@ def run_method(cls, kwargs, batch, X, y, steps, seed):
 
 def race_table(steps=500, seed=0):
     """Run every method; returns rows (name, class, kwargs, loss, distance, seconds)."""
+    from fastopt._race import check_seed, racer_seed
+
+    seed = check_seed(seed)
     X, y, w_best = make_problem(seed=seed)
     rows = []
     for name, cls, kwargs, batch in METHODS:
-        w, seconds = run_method(cls, kwargs, batch, X, y, steps, seed)
+        # each method samples from its own stream: (seed, its name), not its position
+        w, seconds = run_method(cls, kwargs, batch, X, y, steps, racer_seed(seed, name))
         rows.append((name, cls.__name__, kwargs, loss(w, X, y), float(np.linalg.norm(w - w_best)),
                      seconds))
     return rows, loss(w_best, X, y), loss(np.zeros_like(w_best), X, y)

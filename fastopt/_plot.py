@@ -1,19 +1,36 @@
 """Pictures of the race: contour plot of a 2-D problem with every trajectory, still or animated.
 
 matplotlib is an optional dependency (``pip install "fastopt[plot]"``); it is imported here
-only, when a picture is asked for. Colours are the Okabe-Ito palette (safe for the common
-kinds of colour blindness), with line styles to tell apart the racers that share a colour.
+only, when a picture is asked for. Every racer has its own colour *and* its own line style
+(``STYLES``, by racer name, so a method looks the same in every picture and in any
+``--methods`` order): ten colours that stand out on the light grey surface, ten dash patterns,
+so no two paths can be confused even where they overlap or for colour-blind readers. Each path
+ends in a marker; the view is framed on the paths and the minimum they head for.
 """
 
 import os
 
 import numpy as np
 
-OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
-             "#000000"]
-LINE_STYLES = ["-", "--", "-."]
+# racer key: (colour, line style). Colours: matplotlib's tab10 with its grey replaced by
+# black (the surface is grey); dash patterns as (offset, (on, off, ...)) in points.
+STYLES = {
+    "gd": ("#1f77b4", "-"),
+    "sgd": ("#ff7f0e", (0, (1, 1.5))),
+    "minibatch": ("#2ca02c", (0, (6, 2))),
+    "momentum": ("#d62728", (0, (6, 2, 1, 2))),
+    "nag": ("#9467bd", (0, (10, 3))),
+    "adagrad": ("#8c564b", (0, (6, 2, 1, 2, 1, 2))),
+    "rmsprop": ("#e377c2", (0, (3, 3))),
+    "adadelta": ("#000000", (0, (3, 1, 1, 1))),
+    "adam": ("#bcbd22", (0, (10, 2, 2, 2))),
+    "adamw": ("#17becf", (0, (1, 3))),
+}
+END_MARKERS = "os^vDPX*<>"
+FALLBACK_STYLES = [(0, (4, 1, 4, 4)), (0, (8, 2, 1, 2, 1, 2, 1, 2))]
 MAX_FRAMES = 60
 GIF_DPI = 55  # small frames: a GIF stores every one in full
+MARGIN = 0.08  # of the framed range, on each side
 
 
 def have_matplotlib():
@@ -24,73 +41,117 @@ def have_matplotlib():
     return True
 
 
-def _style(i):
-    return OKABE_ITO[i % len(OKABE_ITO)], LINE_STYLES[(i // len(OKABE_ITO)) % len(LINE_STYLES)]
+def style(key, i=0):
+    """``(colour, line style, end marker)`` of racer ``key`` (the ``i``-th drawn)."""
+    keys = list(STYLES)
+    if key in STYLES:
+        colour, dashes = STYLES[key]
+        return colour, dashes, END_MARKERS[keys.index(key) % len(END_MARKERS)]
+    colour = STYLES[keys[i % len(keys)]][0]
+    return colour, FALLBACK_STYLES[i % len(FALLBACK_STYLES)], END_MARKERS[i % len(END_MARKERS)]
 
 
-def _draw_surface(ax, problem):
-    """Filled contours of f over the plotting domain, logarithmic where the surface needs it."""
+def frame(problem, results):
+    """The view ``((x_lo, x_hi), (y_lo, y_hi))``: every finite point of every path and the
+    known minimum nearest to each path's end, with a margin, within the problem's domain."""
+    points = [r.path[np.all(np.isfinite(r.path), axis=1)] for r in results]
+    minima = []
+    for r, finite in zip(results, points):
+        end = finite[-1] if len(finite) else r.path[0]
+        minima.append(min((point for point, _ in problem.minima),
+                          key=lambda m: float(np.linalg.norm(end - m))))
+    cloud = np.vstack(points + [np.array(minima)])
+    (dx_lo, dx_hi), (dy_lo, dy_hi) = problem.domain
+    lo = np.maximum(cloud.min(axis=0), [dx_lo, dy_lo])
+    hi = np.minimum(cloud.max(axis=0), [dx_hi, dy_hi])
+    span = np.maximum(hi - lo, 0.05 * np.array([dx_hi - dx_lo, dy_hi - dy_lo]))
+    lo, hi = lo - MARGIN * span, hi + MARGIN * span
+    return (float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1]))
+
+
+def _draw_surface(ax, problem, view):
+    """Filled contours of f over the view, logarithmic where the surface needs it."""
     from matplotlib.colors import LogNorm
 
-    (x_lo, x_hi), (y_lo, y_hi) = problem.domain
+    (x_lo, x_hi), (y_lo, y_hi) = view
     X, Y = np.meshgrid(np.linspace(x_lo, x_hi, 300), np.linspace(y_lo, y_hi, 300))
     Z = problem.f(np.stack([X, Y], axis=-1))
     if problem.log_scale:
         gap = Z - problem.f_min
         floor = max(np.percentile(gap, 0.5), 1e-3)
-        levels = np.logspace(np.log10(floor), np.log10(gap.max()), 30)
-        ax.contourf(X, Y, np.maximum(gap, floor), levels=levels, norm=LogNorm(), cmap="Greys_r",
-                    alpha=0.55)
-        ax.contour(X, Y, np.maximum(gap, floor), levels=levels, norm=LogNorm(), colors="grey",
-                   linewidths=0.4)
+        levels = np.logspace(np.log10(floor), np.log10(max(gap.max(), 10 * floor)), 25)
+        ax.contourf(X, Y, np.maximum(gap, floor), levels=levels, norm=LogNorm(),
+                    cmap="Greys", alpha=0.45)
+        ax.contour(X, Y, np.maximum(gap, floor), levels=levels, norm=LogNorm(),
+                   colors="#9a9a9a", linewidths=0.5)
     else:
-        ax.contourf(X, Y, Z, levels=30, cmap="Greys_r", alpha=0.55)
-        ax.contour(X, Y, Z, levels=30, colors="grey", linewidths=0.4)
+        ax.contourf(X, Y, Z, levels=25, cmap="Greys", alpha=0.45)
+        ax.contour(X, Y, Z, levels=25, colors="#9a9a9a", linewidths=0.5)
     for point, _ in problem.minima:
-        ax.plot(point[0], point[1], marker="*", markersize=16, color="white",
-                markeredgecolor="black", linestyle="none", zorder=5)
+        ax.plot(point[0], point[1], marker="*", markersize=20, color="gold",
+                markeredgecolor="black", linestyle="none", zorder=7)
     ax.set_xlim(x_lo, x_hi)
     ax.set_ylim(y_lo, y_hi)
     ax.set_xlabel("x")
     ax.set_ylabel("y")
 
 
-def _figure(problem, results, steps, dpi=100):
+def _label(r):
+    return f"{r.label} (lr={r.lr:.2g}): {r.outcome}"
+
+
+def _figure(problem, results, steps, tol, dpi=100):
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no window
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9.5, 6.5), dpi=dpi)
-    _draw_surface(ax, problem)
+    from fastopt._race import RACERS, ranked
+
+    fig, ax = plt.subplots(figsize=(12, 6.5), dpi=dpi)
+    _draw_surface(ax, problem, frame(problem, results))
     start = results[0].path[0]
-    ax.plot(start[0], start[1], marker="o", markersize=8, color="black", linestyle="none",
-            zorder=5, label="start")
-    ax.plot([], [], marker="*", markersize=12, color="white", markeredgecolor="black",
+    ax.plot(start[0], start[1], marker="o", markersize=10, color="white",
+            markeredgecolor="black", markeredgewidth=1.5, linestyle="none", zorder=7,
+            label="start")
+    ax.plot([], [], marker="*", markersize=14, color="gold", markeredgecolor="black",
             linestyle="none", label="minimum")
-    lines = []
-    for i, r in enumerate(results):
-        colour, style = _style(i)
-        (line,) = ax.plot(r.path[:, 0], r.path[:, 1], color=colour, linestyle=style,
-                          linewidth=2, label=f"{r.label} (lr={r.lr:g})", zorder=4)
-        lines.append(line)
-    ax.set_title(f"{problem.name}: {problem.description} -- {steps} steps")
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9, frameon=False)
+    order = {id(r): i for i, r in enumerate(results)}
+    lines, ends = [], []
+    for rank, r in enumerate(ranked(results), 1):
+        colour, dashes, marker = style(r.key, order[id(r)])
+        finite = r.path[np.all(np.isfinite(r.path), axis=1)]
+        noisy = RACERS.get(r.key, ("", "", "exact"))[2] != "exact"
+        # The leaders on top; noisy paths thinner and translucent, so they hide nothing.
+        (line,) = ax.plot(finite[:, 0], finite[:, 1], color=colour, linestyle=dashes,
+                          linewidth=1.3 if noisy else 2.2, alpha=0.75 if noisy else 1.0,
+                          label=f"{rank}. {_label(r)}", zorder=5 - rank / 100,
+                          marker=marker, markevery=[len(finite) - 1], markersize=9,
+                          markeredgecolor="black")
+        lines.append((r, line, finite))
+        ends.append(finite[-1])
+    ax.set_title(f"{problem.name}: {problem.description}\n{steps} steps; reached = "
+                 f"f - f_min <= {tol:g} from that step on; markers: where each path ends",
+                 fontsize=11)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=10, frameon=False,
+              handlelength=4)
     fig.tight_layout()
     return fig, ax, lines
 
 
-def save_png(problem, results, steps, path):
+def save_png(problem, results, steps, path, tol=1e-4):
     """Contour plot with every trajectory, written to ``path`` (PNG)."""
     import matplotlib.pyplot as plt
 
-    fig, _, _ = _figure(problem, results, steps)
-    fig.savefig(path)
-    plt.close(fig)
+    fig, _, _ = _figure(problem, results, steps, tol)
+    try:
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
     return path
 
 
-def save_gif(problem, results, steps, path, fps=15):
+def save_gif(problem, results, steps, path, fps=15, tol=1e-4):
     """The race as an animated GIF: trajectories grow step by step (at most 60 frames).
 
     The surface is drawn once; each frame restores it and draws only the trajectories
@@ -99,29 +160,29 @@ def save_gif(problem, results, steps, path, fps=15):
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    fig, ax, lines = _figure(problem, results, steps, dpi=GIF_DPI)
-    heads = [ax.plot([], [], marker="o", color=line.get_color(), markersize=6,
-                     linestyle="none", zorder=6)[0] for line in lines]
-    counter = ax.text(0.02, 0.97, "", transform=ax.transAxes, va="top", fontsize=11,
-                      bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
-    for artist in (*lines, *heads, counter):
-        artist.set_animated(True)
-    fig.canvas.draw()
-    background = fig.canvas.copy_from_bbox(fig.bbox)
-    longest = max(len(r.path) for r in results)
-    images = []
-    for k in np.unique(np.linspace(1, longest, min(MAX_FRAMES, longest)).astype(int)):
-        fig.canvas.restore_region(background)
-        for r, line, head in zip(results, lines, heads):
-            shown = r.path[:k]
-            line.set_data(shown[:, 0], shown[:, 1])
-            head.set_data(shown[-1:, 0], shown[-1:, 1])
-            ax.draw_artist(line)
-            ax.draw_artist(head)
-        counter.set_text(f"step {k - 1} / {steps}")
-        ax.draw_artist(counter)
-        images.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()))
-    plt.close(fig)
+    fig, ax, lines = _figure(problem, results, steps, tol, dpi=GIF_DPI)
+    try:
+        counter = ax.text(0.02, 0.97, "", transform=ax.transAxes, va="top", fontsize=11,
+                          bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
+        for _, line, _ in lines:
+            line.set_animated(True)
+        counter.set_animated(True)
+        fig.canvas.draw()
+        background = fig.canvas.copy_from_bbox(fig.bbox)
+        longest = max(len(finite) for _, _, finite in lines)
+        images = []
+        for k in np.unique(np.linspace(1, longest, min(MAX_FRAMES, longest)).astype(int)):
+            fig.canvas.restore_region(background)
+            for _, line, finite in lines:
+                shown = finite[:k]
+                line.set_data(shown[:, 0], shown[:, 1])
+                line.set_markevery([len(shown) - 1])  # the marker rides the head
+                ax.draw_artist(line)
+            counter.set_text(f"step {k - 1} / {steps}")
+            ax.draw_artist(counter)
+            images.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()))
+    finally:
+        plt.close(fig)
     palette = images[-1].quantize(colors=255)  # the last frame has every colour
     frames = [image.quantize(palette=palette) for image in images]
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=int(1000 / fps),

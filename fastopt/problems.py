@@ -234,9 +234,16 @@ def noisy(problem, scale=1.0, seed=0):
     """``problem`` with stochastic gradients: ``grad`` adds N(0, scale^2) noise per component.
 
     Models the gradient of a random sample (``scale`` large) or of a mini-batch (smaller:
-    ``scale / sqrt(batch)``). ``f`` stays exact. The noise comes from its own seeded
-    generator, so a run is reproducible.
+    ``scale / sqrt(batch)``). ``f`` stays exact. The noise comes from its own generator,
+    seeded with ``seed`` (a non-negative int or a ``numpy.random.SeedSequence``), so a run is
+    reproducible. ``extra`` holds ``scale`` and the exact problem (``base``).
     """
+    if isinstance(seed, (bool, np.bool_)) or not (
+            isinstance(seed, np.random.SeedSequence)
+            or (isinstance(seed, (int, np.integer)) and seed >= 0)):
+        raise ValueError(f"seed must be a non-negative integer or a SeedSequence, got {seed!r}")
+    if not (np.isfinite(scale) and scale >= 0):
+        raise ValueError(f"scale must be a finite number >= 0, got {scale!r}")
     rng = np.random.default_rng(seed)
 
     def grad(x):
@@ -245,7 +252,8 @@ def noisy(problem, scale=1.0, seed=0):
 
     return Problem(f"noisy_{problem.name}", problem.f, grad, problem.x0.copy(), problem.minima,
                    problem.domain, problem.bounds, problem.log_scale,
-                   f"{problem.description}; gradient noise {scale:g}", {"scale": scale})
+                   f"{problem.description}; gradient noise {scale:g}",
+                   {"scale": scale, "base": problem})
 
 
 PROBLEMS = {

@@ -64,3 +64,17 @@ def test_noisy_variant_is_reproducible_and_unbiased():
 def test_unknown_problem():
     with pytest.raises(ValueError, match="unknown problem 'nope'"):
         problems.get("nope")
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "0"])
+def test_noisy_refuses_bad_seeds(seed):
+    with pytest.raises(ValueError, match="seed"):
+        problems.noisy(problems.booth(), seed=seed)
+
+
+def test_noisy_accepts_a_seed_sequence_and_keeps_its_base():
+    seq = np.random.SeedSequence([1, 2])
+    a = problems.noisy(problems.booth(), 1.0, seed=seq)
+    b = problems.noisy(problems.booth(), 1.0, seed=np.random.SeedSequence([1, 2]))
+    np.testing.assert_array_equal(a.grad(np.zeros(2)), b.grad(np.zeros(2)))
+    assert a.extra["base"].name == "booth" and a.extra["scale"] == 1.0
