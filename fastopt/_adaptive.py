@@ -99,8 +99,9 @@ class Adagrad(Optimizer):
                     weight_decay=hyper["weight_decay"], eps=hyper["eps"],
                     maximize=hyper["maximize"])
 
-    def _init_state(self, name, param):
-        return np.full_like(param, self._hyper["initial_accumulator_value"])
+    @classmethod
+    def _init_state(cls, name, param, hyper):
+        return np.full_like(param, hyper["initial_accumulator_value"])
 
 
 class RMSprop(Optimizer):
