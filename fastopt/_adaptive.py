@@ -37,7 +37,8 @@ class Adagrad(Optimizer):
     maximize : bool, default=False
         Maximise the objective instead of minimising it.
     n_threads : int or None, default=None
-        OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores).
+        OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores;
+        ``|n_threads| <= 1024``, else ``ValueError``).
 
     Notes
     -----
@@ -130,7 +131,8 @@ class RMSprop(Optimizer):
     maximize : bool, default=False
         Maximise the objective instead of minimising it.
     n_threads : int or None, default=None
-        OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores).
+        OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores;
+        ``|n_threads| <= 1024``, else ``ValueError``).
 
     Notes
     -----
@@ -218,7 +220,8 @@ class Adadelta(Optimizer):
     maximize : bool, default=False
         Maximise the objective instead of minimising it.
     n_threads : int or None, default=None
-        OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores).
+        OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores;
+        ``|n_threads| <= 1024``, else ``ValueError``).
 
     Notes
     -----

@@ -394,21 +394,25 @@ def _plain(value):
 NONNEGATIVE_STATE = ("exp_avg_sq", "max_exp_avg_sq", "square_avg", "acc_delta", "sum")
 
 
-def _check_state_value(what, value, param, name):
-    """Check ``value`` as state array ``name`` of ``param`` (``what`` names it)."""
+def _check_state_layout(what, value, param):
+    """Check that ``value`` is an array with ``param``'s dtype and shape (``what`` names it)."""
     if not isinstance(value, np.ndarray):
         raise TypeError(f"{what} must be a numpy.ndarray, got {type(value).__name__}")
     if value.dtype != param.dtype:
         raise TypeError(f"{what} has dtype {value.dtype}, its parameter {param.dtype}")
     if value.shape != param.shape:
         raise ValueError(f"{what} has shape {value.shape}, its parameter {param.shape}")
+
+
+def _check_state_values(what, value, name):
     if name in NONNEGATIVE_STATE and np.any(value < 0):
         raise ValueError(f"{what} has negative entries; it holds averages of squares")
 
 
 def _state_array(what, value, param, name):
     """A private C-contiguous copy of a checked state array."""
-    _check_state_value(what, value, param, name)
+    _check_state_layout(what, value, param)
+    _check_state_values(what, value, name)
     return np.array(value, dtype=param.dtype, order="C", copy=True)
 
 
@@ -485,9 +489,6 @@ class _ParamState(MutableMapping):
         raise TypeError(f"state[{self._i}] entries cannot be deleted (assign a new array "
                         "instead)")
 
-    def __eq__(self, other):
-        return dict(self) == other if isinstance(other, Mapping) else NotImplemented
-
     def __repr__(self):
         return repr(dict(self))
 
@@ -513,7 +514,7 @@ def _install(opt, i, arrays):
     others = [a for j, s in enumerate(opt._state) if j != i for a in s.values()]
     for name, value in arrays.items():
         what = f"state[{i}][{name!r}]"
-        _check_state_value(what, value, param, name)
+        _check_state_layout(what, value, param)
         if not value.flags.c_contiguous:
             raise ValueError(f"{what} must be C-contiguous (use numpy.ascontiguousarray)")
         if not value.flags.writeable:
@@ -526,6 +527,7 @@ def _install(opt, i, arrays):
         if any(np.may_share_memory(value, a) for a in others + siblings):
             raise ValueError(f"{what} shares memory with another state array: pass a "
                              "separate array")
+        _check_state_values(what, value, name)
     opt._check_not_busy("replace a state array")
     state = list(opt._state)
     state[i] = arrays

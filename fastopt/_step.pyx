@@ -84,9 +84,10 @@ cdef class AttributeGuard:
     """C base of ``fastopt.Optimizer``: routes attribute assignment and deletion.
 
     Private names (``_x``) and the class's data descriptors (properties such as ``lr``) are
-    set as usual, directly (``step`` writes its count on the hot path). Any other name goes to ``self._set_public_attribute(name, value)`` (deletion:
-    ``value`` is ``AttributeGuard.DELETE``), which sets hyperparameters with validation and
-    refuses unknown names, so that ``opt.beta1 = 0.5`` cannot pass silently.
+    set as usual, directly (``step`` writes its count on the hot path). Any other name goes
+    to ``self._set_public_attribute(name, value)`` (deletion: ``value`` is
+    ``AttributeGuard.DELETE``), which sets hyperparameters with validation and refuses
+    unknown names, so that ``opt.beta1 = 0.5`` cannot pass silently.
     """
 
     DELETE = _DELETE
@@ -190,18 +191,6 @@ cdef class Layout:
         PyMem_Free(self.sizes)
         PyMem_Free(self.starts)
         PyMem_Free(self.dims)
-
-    def check_params(self):
-        """Raise TypeError/ValueError naming the first parameter that is no longer what the
-        optimizer was built for (dtype, byte order, shape, C-contiguity, writeable flag)."""
-        _check_params(self)
-
-    def check_state(self, Py_ssize_t index, Py_ssize_t slot, array):
-        """Raise TypeError/ValueError unless ``array`` can be state slot ``slot`` of
-        parameter ``index`` (its recorded dtype and shape, C-contiguous, writeable)."""
-        if not 0 <= index < self.n or not 0 <= slot < len(self.slot_names):
-            raise IndexError("no such parameter or state slot")
-        _check_state(self, index, slot, array)
 
 
 cdef inline bint _matches(Layout layout, Py_ssize_t i, cnp.ndarray a, int flags) noexcept:
@@ -359,10 +348,11 @@ def check_grads(grads, Layout layout not None, spans=None):
 
     The parameters are checked first against ``layout`` (what they were when the optimizer
     was built), so a parameter changed in place gives an error about the parameter.
-    ``grads`` mirrors the parameters: one array when the optimizer was built on one array, else a list or tuple of the
-    same length; each gradient has its parameter's dtype and shape and does not overlap it,
-    nor (given ``spans``, see memory_spans) any other parameter. Non-contiguous gradients are
-    read through a contiguous copy; gradients are never modified.
+    ``grads`` mirrors the parameters: one array when the optimizer was built on one array,
+    else a list or tuple of the same length; each gradient has its parameter's dtype and
+    shape and does not overlap it, nor (given ``spans``, see memory_spans) any other
+    parameter. Non-contiguous gradients are read through a contiguous copy; gradients are
+    never modified.
     """
     return _check_grads(grads, layout, spans)
 
