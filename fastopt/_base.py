@@ -322,6 +322,11 @@ class Optimizer(AttributeGuard):
     def __getstate__(self):
         return {key: self.__dict__[key] for key in self._PICKLED}
 
+    def __reduce_ex__(self, protocol):
+        # Every protocol the same way (protocols 0 and 1 would otherwise try to pickle the
+        # C base class).
+        return _new_optimizer, (type(self),), self.__getstate__()
+
     def __setstate__(self, state):
         if not isinstance(state, Mapping):
             raise TypeError(f"pickled optimizer state must be a dict, got "
@@ -377,6 +382,13 @@ class Optimizer(AttributeGuard):
         shapes = [p.shape for p in self._params]
         what = f"params={shapes[0]}" if self._single else f"params=[{len(shapes)} arrays]"
         return f"{type(self).__name__}({what}, {hyper})"
+
+
+def _new_optimizer(cls):
+    """An empty optimizer of class ``cls``, for unpickling (``__setstate__`` fills it)."""
+    if not (isinstance(cls, type) and issubclass(cls, Optimizer)):
+        raise TypeError(f"not an optimizer class: {cls!r}")
+    return cls.__new__(cls)
 
 
 def _plain(value):

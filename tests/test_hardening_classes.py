@@ -729,7 +729,9 @@ def test_numpy_options_reach_the_classes_through_minimize():
 def test_copy_and_deepcopy_keep_working():
     opt = fastopt.Adam([np.ones(3), np.ones(2)], lr=0.1)
     opt.step([np.ones(3), np.ones(2)])
-    for clone in (copy.deepcopy(opt), pickle.loads(pickle.dumps(opt))):
+    clones = [copy.deepcopy(opt)] + [pickle.loads(pickle.dumps(opt, protocol=protocol))
+                                     for protocol in range(pickle.HIGHEST_PROTOCOL + 1)]
+    for clone in clones:
         assert clone.state_dict().keys() == opt.state_dict().keys()
         clone.betas = (0.5, 0.5)
         clone.step([np.ones(3), np.ones(2)])
