@@ -19,12 +19,13 @@ in C every time (``fastopt._step.Layout``), and the state is handed out through 
 mappings that validate what is assigned into them.
 """
 
+import inspect
 from collections.abc import Mapping, MutableMapping, Sequence
 
 import numpy as np
 
 from fastopt._openmp import effective_n_threads
-from fastopt._step import AttributeGuard, Layout, check_grads
+from fastopt._step import Layout, OptimizerCore, check_grads
 from fastopt._validation import (
     check_bool,
     check_lr,
@@ -34,7 +35,7 @@ from fastopt._validation import (
 )
 
 
-class Optimizer(AttributeGuard):
+class Optimizer(OptimizerCore):
     """Base class of fastopt's optimizers (not used directly).
 
     Parameters
@@ -63,6 +64,14 @@ class Optimizer(AttributeGuard):
     """
 
     _slot_names = ()
+
+    def __init_subclass__(cls, **kwargs):
+        # Each hyperparameter (the keys _check_hyperparameters returns, read from its
+        # signature) becomes a property whose setter validates (lr has its own, faster one).
+        super().__init_subclass__(**kwargs)
+        for name in _hyperparameter_names(cls):
+            if not hasattr(cls, name):
+                setattr(cls, name, _hyperparameter_property(name))
 
     def __init__(self, params, *, n_threads=None, **hyperparameters):
         self._hyper = self._check_hyperparameters(**hyperparameters)
@@ -118,45 +127,12 @@ class Optimizer(AttributeGuard):
 
     # -- public API ----------------------------------------------------------------------------
 
-    def step(self, grads):
-        """Apply one update to every parameter, in place.
-
-        Parameters
-        ----------
-        grads : ndarray or list of ndarray
-            Gradients mirroring ``params``: one array if the optimizer was built on one array,
-            else a list of the same length; each with its parameter's shape and dtype.
-            Gradients are read, never modified (read-only arrays are fine; a non-contiguous
-            gradient is read through a contiguous copy).
-
-        Raises
-        ------
-        TypeError, ValueError
-            On a bad gradient, or a parameter or state array that is no longer what the
-            optimizer was built for (its dtype, byte order or shape changed in place, or it
-            is no longer C-contiguous or writeable). Nothing is modified then, not even when
-            only one array of a list is bad.
-        RuntimeError
-            If another thread is inside ``step`` of this optimizer (the kernels release the
-            GIL, so two steps would race on the same arrays); nothing is modified then.
-            Independent optimizers may be stepped from different threads at once.
-
-        Notes
-        -----
-        Non-finite values are not checked (that would cost another pass over memory): a NaN
-        or inf in a gradient reaches only its own element of the parameter and state, as in
-        torch.optim. ``minimize`` and ``minimize_minibatch`` do check, and stop (status 3)
-        with the last finite iterate.
-        """
-        if self._slots is None:
-            self._first_step(grads)
-        else:
-            self._step = self._rule.step(grads, self._layout, self._spans, self._slots,
-                                         self._step, self._n_threads)
+    # ``step`` is OptimizerCore.step (fastopt/_step.pyx): one call into C.
 
     def _first_step(self, grads):
-        # Check before the state is made, and drop it again if the step fails after all:
-        # a failed first step leaves the optimizer without state, as it was.
+        # The first step (OptimizerCore.step calls it while there is no state): check before
+        # the state is made, and drop it again if the step fails after all, so that a failed
+        # first step leaves the optimizer without state, as it was.
         check_grads(grads, self._layout, self._spans)
         self._check_not_busy("make the state")
         self._ensure_state()
@@ -199,14 +175,14 @@ class Optimizer(AttributeGuard):
         return dict(self._hyper)
 
     def _set_public_attribute(self, name, value):
-        """Called by AttributeGuard for any public attribute that is not a property."""
+        """Called by OptimizerCore for any public attribute that is not a property."""
         hyper = self.__dict__.get("_hyper", {})
         if name not in hyper:
             raise AttributeError(
                 f"{type(self).__name__} has no hyperparameter {name!r}: its hyperparameters "
                 f"are {', '.join(hyper)} (other public attributes cannot be set)",
                 name=name, obj=self)
-        if value is AttributeGuard.DELETE:
+        if value is OptimizerCore.DELETE:
             raise AttributeError(f"cannot delete hyperparameter {name!r}", name=name, obj=self)
         self._set_hyperparameters({name: value})
 
@@ -227,18 +203,6 @@ class Optimizer(AttributeGuard):
                 ]
         self._hyper, self._rule = hyper, rule
         self._set_state(self._step, state)
-
-    def __getattr__(self, name):
-        # Only reached when normal lookup fails: hyperparameters read as attributes.
-        if not name.startswith("_"):
-            hyper = self.__dict__.get("_hyper")
-            if hyper is not None and name in hyper:
-                return hyper[name]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}",
-                             name=name, obj=self)
-
-    def __dir__(self):
-        return sorted(set(super().__dir__()) | set(self.__dict__.get("_hyper", ())))
 
     @property
     def state(self):
@@ -320,7 +284,7 @@ class Optimizer(AttributeGuard):
     _PICKLED = ("_hyper", "_n_threads_spec", "_params", "_single", "_step", "_state")
 
     def __getstate__(self):
-        return {key: self.__dict__[key] for key in self._PICKLED}
+        return {key: getattr(self, key) for key in self._PICKLED}
 
     def __reduce_ex__(self, protocol):
         # Every protocol the same way (protocols 0 and 1 would otherwise try to pickle the
@@ -353,10 +317,10 @@ class Optimizer(AttributeGuard):
         step = check_step(state["_step"])
         new_state = self._checked_pickled_state(state["_state"], step, hyper, params, single)
         spans = None if single else memory_spans(params)  # new addresses
-        self.__dict__.update(_hyper=hyper, _n_threads_spec=state["_n_threads_spec"],
-                             _n_threads=n_threads, _params=params, _single=single,
-                             _layout=Layout(params, single, self._slot_names),
-                             _spans=spans, _rule=self._make_rule(hyper))
+        layout, rule = Layout(params, single, self._slot_names), self._make_rule(hyper)
+        self._hyper, self._n_threads_spec, self._n_threads = hyper, state["_n_threads_spec"], n_threads
+        self._params, self._single, self._layout, self._spans = params, single, layout, spans
+        self._rule = rule
         self._set_state(step, new_state)
 
     @classmethod
@@ -382,6 +346,33 @@ class Optimizer(AttributeGuard):
         shapes = [p.shape for p in self._params]
         what = f"params={shapes[0]}" if self._single else f"params=[{len(shapes)} arrays]"
         return f"{type(self).__name__}({what}, {hyper})"
+
+
+def _hyperparameter_names(cls):
+    """The parameters of the nearest ``_check_hyperparameters`` that names them (NAG's takes
+    ``**hyper`` and defers to SGD's)."""
+    for klass in cls.__mro__:
+        check = klass.__dict__.get("_check_hyperparameters")
+        if check is None:
+            continue
+        parameters = list(inspect.signature(check.__func__).parameters.values())[1:]
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return [p.name for p in parameters]
+    return []
+
+
+def _hyperparameter_property(name):
+    def get(self):
+        return self._hyper[name]
+
+    def set(self, value):
+        self._set_hyperparameters({name: value})
+
+    def delete(self):
+        raise AttributeError(f"cannot delete hyperparameter {name!r}")
+
+    return property(get, set, delete, doc=f"Hyperparameter ``{name}``; may be set between "
+                    "steps (validated as in the constructor).")
 
 
 def _new_optimizer(cls):

@@ -1,6 +1,6 @@
 """C-level stepping of optimizers: parameter layouts, gradient checks, ``Rule``.
 
-``Optimizer.step`` (fastopt/_base.py) makes one call here, ``Rule.step``: it checks every
+``Optimizer.step`` is ``OptimizerCore.step``, which calls ``Rule.run_step``: it checks every
 parameter against its ``Layout`` (the dtype and shape it had when the optimizer was built:
 NumPy lets users change them in place), every gradient against its parameter and every
 state array against its parameter, all before anything is touched, then runs the kernel on
@@ -8,8 +8,9 @@ each array through ``apply_rule`` (fastopt/_kernels.pxd). All of it works on the
 so a step on a small array costs a few hundred nanoseconds, not the microseconds that NumPy
 attribute lookups from Python would. ``Rule`` wraps the ``UpdateRule`` struct that the
 minimize loop also uses, so every consumer runs an optimizer through one C-level entry.
-``AttributeGuard`` is the C base of ``Optimizer`` that routes attribute assignment (so that a
-mistyped hyperparameter cannot pass silently) at no cost to the step.
+``OptimizerCore`` is the C base of ``Optimizer``: ``step`` itself (reading its rule, layout,
+state and count from C fields), and the routing of attribute assignment (so that a mistyped
+hyperparameter cannot pass silently) at no cost to the step.
 """
 
 cimport cython
@@ -80,14 +81,17 @@ cdef inline bint _is_private(object name):
 
 
 @cython.auto_pickle(False)  # Optimizer pickles through its own __getstate__/__setstate__
-cdef class AttributeGuard:
-    """C base of ``fastopt.Optimizer``: routes attribute assignment and deletion.
+cdef class OptimizerCore:
+    """C base of ``fastopt.Optimizer``: ``step``, and attribute assignment.
 
-    Private names (``_x``) and the class's data descriptors (properties such as ``lr``) are
-    set as usual, directly (``step`` writes its count on the hot path). Any other name goes
-    to ``self._set_public_attribute(name, value)`` (deletion: ``value`` is
-    ``AttributeGuard.DELETE``), which sets hyperparameters with validation and refuses
-    unknown names, so that ``opt.beta1 = 0.5`` cannot pass silently.
+    ``step`` reads what it needs (rule, layout, state slots, step count, threads) from C
+    fields, so a step on a small array costs one call into C.
+
+    Attribute assignment: private names (``_x``) and the class's data descriptors
+    (properties such as ``lr``, the C fields) are set as usual. Any other name goes to
+    ``self._set_public_attribute(name, value)`` (deletion: ``value`` is
+    ``OptimizerCore.DELETE``), which sets hyperparameters with validation and refuses unknown
+    names, so that ``opt.beta1 = 0.5`` cannot pass silently.
     """
 
     DELETE = _DELETE
@@ -103,6 +107,44 @@ cdef class AttributeGuard:
             PyObject_GenericSetAttr(self, name, NULL)
         else:
             self._set_public_attribute(name, _DELETE)
+
+    def step(self, grads):
+        """Apply one update to every parameter, in place.
+
+        Parameters
+        ----------
+        grads : ndarray or list of ndarray
+            Gradients mirroring ``params``: one array if the optimizer was built on one array,
+            else a list of the same length; each with its parameter's shape and dtype.
+            Gradients are read, never modified (read-only arrays are fine; a non-contiguous
+            gradient is read through a contiguous copy).
+
+        Raises
+        ------
+        TypeError, ValueError
+            On a bad gradient, or a parameter or state array that is no longer what the
+            optimizer was built for (its dtype, byte order or shape changed in place, or it
+            is no longer C-contiguous or writeable). Nothing is modified then, not even when
+            only one array of a list is bad.
+        RuntimeError
+            If another thread is inside ``step`` of this optimizer (the kernels release the
+            GIL, so two steps would race on the same arrays); nothing is modified then.
+            Independent optimizers may be stepped from different threads at once.
+
+        Notes
+        -----
+        Non-finite values are not checked (that would cost another pass over memory): a NaN
+        or inf in a gradient reaches only its own element of the parameter and state, as in
+        torch.optim. ``minimize`` and ``minimize_minibatch`` do check, and stop (status 3)
+        with the last finite iterate.
+        """
+        if self._rule is None or self._layout is None:
+            raise RuntimeError("this optimizer was not initialised")
+        if self._slots is None:
+            self._first_step(grads)  # makes the state (fastopt/_base.py)
+        else:
+            self._step = self._rule.run_step(grads, self._layout, self._spans, self._slots,
+                                             self._step, self._n_threads)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,18 +176,6 @@ cdef class Layout:
     nanoseconds per array), before a kernel touches it; the kernels then run on the recorded
     dtype and size.
     """
-
-    cdef readonly list params
-    cdef readonly bint single
-    cdef readonly tuple slot_names
-    cdef readonly list dtypes  # for error messages
-    cdef readonly list shapes
-    cdef Py_ssize_t n
-    cdef int* types
-    cdef int* ndims
-    cdef Py_ssize_t* sizes
-    cdef Py_ssize_t* starts  # where each parameter's dims begin in ``dims``
-    cdef Py_ssize_t* dims
 
     def __cinit__(self, list params not None, bint single, tuple slot_names not None):
         cdef Py_ssize_t i, d, total = 0
@@ -428,6 +458,10 @@ cdef class Rule:
             If a step of this rule is already running in another thread (the kernels release
             the GIL, so two steps would race on the same arrays).
         """
+        return self.run_step(grads, layout, spans, slots, step, n_threads)
+
+    cdef Py_ssize_t run_step(self, object grads, Layout layout, object spans, list slots,
+                             Py_ssize_t step, int n_threads) except -1:
         cdef Py_ssize_t i, k, n = layout.n, total = 0, n_small = 0
         cdef Py_ssize_t threshold = parallel_threshold()
         cdef tuple s
