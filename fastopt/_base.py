@@ -318,7 +318,8 @@ class Optimizer(OptimizerCore):
         new_state = self._checked_pickled_state(state["_state"], step, hyper, params, single)
         spans = None if single else memory_spans(params)  # new addresses
         layout, rule = Layout(params, single, self._slot_names), self._make_rule(hyper)
-        self._hyper, self._n_threads_spec, self._n_threads = hyper, state["_n_threads_spec"], n_threads
+        self._hyper, self._n_threads = hyper, n_threads
+        self._n_threads_spec = state["_n_threads_spec"]
         self._params, self._single, self._layout, self._spans = params, single, layout, spans
         self._rule = rule
         self._set_state(step, new_state)

@@ -5,11 +5,19 @@ import numpy as np
 
 MAX_STEP: int
 
-class AttributeGuard:
+class OptimizerCore:
     DELETE: object
+    _rule: Rule
+    _layout: Layout
+    _spans: np.ndarray | None
+    _slots: list[tuple[np.ndarray | None, ...]] | None
+    _step: int  # Py_ssize_t
+    _n_threads: int  # int
     def __setattr__(self, name: str, value: Any) -> None: ...
     def __delattr__(self, name: str) -> None: ...
     def _set_public_attribute(self, name: str, value: Any) -> None: ...
+    def _first_step(self, grads: np.ndarray | Sequence[np.ndarray]) -> None: ...
+    def step(self, grads: np.ndarray | Sequence[np.ndarray]) -> None: ...
 
 class Layout:
     params: list[np.ndarray]
