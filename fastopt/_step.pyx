@@ -356,6 +356,8 @@ cdef list _check_grads(object grads, Layout layout, object spans):
         if len(grads) != n:
             raise ValueError(f"grads has {len(grads)} arrays, params has {n}")
         checked = [_check_grad(grads[i], layout, i, i) for i in range(n)]
+        # (A list or tuple subclass runs Python code when indexed.)
+        copied = type(grads) is not list and type(grads) is not tuple
         for i in range(n):
             if checked[i] is not grads[i]:
                 copied = True
@@ -367,7 +369,7 @@ cdef list _check_grads(object grads, Layout layout, object spans):
                     raise ValueError(f"grads[{i}] shares memory with params[{j}]: pass a "
                                      "separate array")
     if copied:
-        # Copying ran Python code (NumPy, maybe a finalizer) that could have changed a
+        # Python code ran (a copy in NumPy, maybe a finalizer) that could have changed a
         # parameter after its check.
         _check_params(layout)
     return checked

@@ -141,6 +141,24 @@ def test_state_array_strides_changed_in_place_raises():
         opt.step(np.ones((4, 4)))
 
 
+def test_param_changed_while_the_gradients_are_read_is_caught():
+    # A list subclass runs Python code when indexed: the parameters are checked again after.
+    params = [np.ones(4), np.ones(3)]
+    opt = fastopt.Adam(params, lr=0.1)
+    opt.step([np.ones(4), np.ones(3)])
+    raw = _raw(params + list(opt.state[0].values()) + list(opt.state[1].values()))
+    before = _snapshot(opt, raw)
+
+    class Sneaky(list):
+        def __getitem__(self, index):
+            params[0].dtype = np.float16
+            return list.__getitem__(self, index)
+
+    with pytest.raises(TypeError, match=r"params\[0\] has dtype float16 now"):
+        opt.step(Sneaky([np.ones(4), np.ones(3)]))
+    assert _snapshot(opt, raw) == before
+
+
 def test_dtype_change_that_grows_the_array_cannot_write_past_its_end():
     # The failure that corrupted the heap before: float64 -> float16 makes the array look 4x
     # longer. Run in a subprocess so that a regression shows as a crash, not a broken run.
