@@ -58,7 +58,10 @@ class Optimizer(OptimizerCore):
     constructor, and nothing changes if it is refused. A change that needs a state array the
     optimizer has not made yet (``momentum`` from 0, ``amsgrad`` or ``centered`` switched on
     after steps) makes it with its initial value (zeros), as if it had been there from the
-    start; a change that no longer needs one drops it. Setting any other public attribute
+    start; a change that no longer needs one drops it. (torch's SGD starts such a momentum
+    buffer at the gradient itself, so with ``dampening > 0`` the first update after
+    switching momentum on differs by the factor ``1 - dampening``; torch's Adam and RMSprop
+    fail on such a change.) Setting any other public attribute
     raises ``AttributeError``, so that a typo (``opt.weight_decy = 1``) or another
     optimizer's hyperparameter (``opt.beta1``) cannot pass silently.
     """
