@@ -56,7 +56,8 @@ class Adam(Optimizer):
     maximize : bool, default=False
         Maximise the objective instead of minimising it.
     n_threads : int or None, default=None
-        OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores).
+        OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores;
+        ``|n_threads| <= 1024``, else ``ValueError``).
 
     See Also
     --------
@@ -134,7 +135,8 @@ class AdamW(Adam):
     maximize : bool, default=False
         Maximise the objective instead of minimising it.
     n_threads : int or None, default=None
-        OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores).
+        OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores;
+        ``|n_threads| <= 1024``, else ``ValueError``).
 
     See Also
     --------

@@ -37,7 +37,8 @@ class Adagrad(Optimizer):
     maximize : bool, default=False
         Maximise the objective instead of minimising it.
     n_threads : int or None, default=None
-        OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores).
+        OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores;
+        ``|n_threads| <= 1024``, else ``ValueError``).
 
     Notes
     -----
@@ -99,8 +100,9 @@ class Adagrad(Optimizer):
                     weight_decay=hyper["weight_decay"], eps=hyper["eps"],
                     maximize=hyper["maximize"])
 
-    def _init_state(self, name, param):
-        return np.full_like(param, self._hyper["initial_accumulator_value"])
+    @classmethod
+    def _init_state(cls, name, param, hyper):
+        return np.full_like(param, hyper["initial_accumulator_value"])
 
 
 class RMSprop(Optimizer):
@@ -129,7 +131,8 @@ class RMSprop(Optimizer):
     maximize : bool, default=False
         Maximise the objective instead of minimising it.
     n_threads : int or None, default=None
-        OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores).
+        OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores;
+        ``|n_threads| <= 1024``, else ``ValueError``).
 
     Notes
     -----
@@ -217,7 +220,8 @@ class Adadelta(Optimizer):
     maximize : bool, default=False
         Maximise the objective instead of minimising it.
     n_threads : int or None, default=None
-        OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores).
+        OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores;
+        ``|n_threads| <= 1024``, else ``ValueError``).
 
     Notes
     -----

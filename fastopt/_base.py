@@ -5,45 +5,83 @@ A subclass declares its state slots and supplies three small methods:
 * ``_slot_names`` (class attribute): its state arrays in the kernel's slot order (torch's
   state keys, e.g. ``("exp_avg", "exp_avg_sq", "max_exp_avg_sq")``; see _kernels.pyx).
 * ``_check_hyperparameters(**hyper)`` (classmethod): validate every hyperparameter and return
-  them as a dict of plain Python values; used by ``__init__`` and ``load_state_dict``.
+  them as a dict of plain Python values; used by ``__init__``, the attribute setters,
+  ``load_state_dict`` and unpickling. Its keys are the optimizer's hyperparameters: the names
+  that can be read and set as attributes.
 * ``_state_names(hyper)`` (classmethod): the slots those hyperparameters use.
 * ``_make_rule(hyper)`` (classmethod): the ``fastopt._step.Rule`` (kernel kind + scalars) that
   ``step`` runs -- the one C-level entry every consumer of the optimizer goes through.
 
 Everything that can fail is checked before any array is touched, so a failed call leaves
-parameters, state and the step count as they were.
+parameters, state and the step count as they were. NumPy lets users change an array's dtype,
+shape, strides and flags in place, so ``step`` re-checks the parameters and the state arrays
+in C every time (``fastopt._step.Layout``), and the state is handed out through guarded
+mappings that validate what is assigned into them.
 """
 
-from collections.abc import Mapping
+import inspect
+from collections.abc import Mapping, MutableMapping, Sequence
 
 import numpy as np
 
 from fastopt._openmp import effective_n_threads
-from fastopt._step import check_grads
-from fastopt._validation import check_lr, check_params, check_step, memory_spans
+from fastopt._step import Layout, OptimizerCore, check_grads
+from fastopt._validation import (
+    check_bool,
+    check_lr,
+    check_params,
+    check_step,
+    memory_spans,
+)
 
 
-class Optimizer:
+class Optimizer(OptimizerCore):
     """Base class of fastopt's optimizers (not used directly).
 
     Parameters
     ----------
     params : ndarray or list of ndarray
         Parameters updated in place: any shape, float32 or float64, C-contiguous, writeable.
+        Each must stay so (same dtype and shape, C-contiguous, writeable) for the optimizer's
+        life: ``step`` checks it every time.
     n_threads : int or None, default=None
         OpenMP threads for large arrays: ``None`` uses OpenMP's default (``OMP_NUM_THREADS``
-        or every usable core), ``-1`` all cores, ``-2`` all but one.
+        or every usable core), ``-1`` all cores, ``-2`` all but one; at most 1024
+        (``fastopt._openmp.MAX_N_THREADS``).
     **hyperparameters
         Validated by the subclass.
+
+    Notes
+    -----
+    Every hyperparameter can be read and set as an attribute between steps
+    (``opt.betas = (0.8, 0.99)``, ``opt.momentum = 0.5``); a new value is validated as in the
+    constructor, and nothing changes if it is refused. A change that needs a state array the
+    optimizer has not made yet (``momentum`` from 0, ``amsgrad`` or ``centered`` switched on
+    after steps) makes it with its initial value (zeros), as if it had been there from the
+    start; a change that no longer needs one drops it. (torch's SGD starts such a momentum
+    buffer at the gradient itself, so with ``dampening > 0`` the first update after
+    switching momentum on differs by the factor ``1 - dampening``; torch's Adam and RMSprop
+    fail on such a change.) Setting any other public attribute
+    raises ``AttributeError``, so that a typo (``opt.weight_decy = 1``) or another
+    optimizer's hyperparameter (``opt.beta1``) cannot pass silently.
     """
 
     _slot_names = ()
+
+    def __init_subclass__(cls, **kwargs):
+        # Each hyperparameter (the keys _check_hyperparameters returns, read from its
+        # signature) becomes a property whose setter validates (lr has its own, faster one).
+        super().__init_subclass__(**kwargs)
+        for name in _hyperparameter_names(cls):
+            if not hasattr(cls, name):
+                setattr(cls, name, _hyperparameter_property(name))
 
     def __init__(self, params, *, n_threads=None, **hyperparameters):
         self._hyper = self._check_hyperparameters(**hyperparameters)
         self._n_threads_spec = n_threads
         self._n_threads = effective_n_threads(n_threads)
         self._params, self._single = check_params(params)
+        self._layout = Layout(self._params, self._single, self._slot_names)
         self._spans = None if self._single else memory_spans(self._params)
         self._rule = self._make_rule(self._hyper)
         self._set_state(0, None)
@@ -62,7 +100,8 @@ class Optimizer:
     def _make_rule(cls, hyper):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _init_state(self, name, param):
+    @classmethod
+    def _init_state(cls, name, param, hyper):
         """New state buffer ``name`` for ``param`` (zeros unless a subclass says otherwise)."""
         return np.zeros(param.shape, param.dtype)  # (zeros_like costs 1 us more per call)
 
@@ -70,57 +109,42 @@ class Optimizer:
         """Make the state arrays (lazily, as torch does) if there are none yet."""
         if self._slots is None:
             names = self._state_names(self._hyper)
-            self._set_state(self._step, [{name: self._init_state(name, p) for name in names}
-                                         for p in self._params])
+            self._set_state(self._step, [
+                {name: self._init_state(name, p, self._hyper) for name in names}
+                for p in self._params
+            ])
 
     def _set_state(self, step, state):
         """Install a step count and per-parameter state dicts (None: none made yet)."""
         self._step = step
         self._state = state
-        # The same arrays in the kernel's slot order, None for unused slots.
+        # The same arrays in the kernel's slot order, None for unused slots. Always a new
+        # list: a step running in another thread keeps the one it was given.
         self._slots = None if state is None else [
             tuple(s.get(name) for name in self._slot_names) for s in state
         ]
 
+    def _check_not_busy(self, what):
+        if self._rule.busy:
+            raise RuntimeError(f"cannot {what} while step() is running in another thread")
+
     # -- public API ----------------------------------------------------------------------------
 
-    def step(self, grads):
-        """Apply one update to every parameter, in place.
+    # ``step`` is OptimizerCore.step (fastopt/_step.pyx): one call into C.
 
-        Parameters
-        ----------
-        grads : ndarray or list of ndarray
-            Gradients mirroring ``params``: one array if the optimizer was built on one array,
-            else a list of the same length; each with its parameter's shape and dtype.
-            Gradients are read, never modified (read-only arrays are fine; a non-contiguous
-            gradient is read through a contiguous copy).
-
-        Raises
-        ------
-        TypeError, ValueError
-            On a bad gradient. Nothing is modified then, not even when only one array of a
-            list is bad.
-        RuntimeError
-            If another thread is inside ``step`` of this optimizer (the kernels release the
-            GIL, so two steps would race on the same arrays); nothing is modified then.
-            Independent optimizers may be stepped from different threads at once.
-
-        Notes
-        -----
-        Non-finite values are not checked (that would cost another pass over memory): a NaN
-        or inf in a gradient reaches only its own element of the parameter and state, as in
-        torch.optim. ``minimize`` and ``minimize_minibatch`` do check, and stop (status 3)
-        with the last finite iterate.
-        """
-        grads = check_grads(grads, self._params, self._single, self._spans)
-        self._rule.enter()  # RuntimeError if another thread is stepping this optimizer
+    def _first_step(self, grads):
+        # The first step (OptimizerCore.step calls it while there is no state): check before
+        # the state is made, and drop it again if the step fails after all, so that a failed
+        # first step leaves the optimizer without state, as it was.
+        check_grads(grads, self._layout, self._spans)
+        self._check_not_busy("make the state")
+        self._ensure_state()
         try:
-            self._ensure_state()
-            self._rule.apply(self._params, grads, self._slots, self._step + 1,
-                             self._n_threads)
-            self._step += 1
-        finally:
-            self._rule.leave()
+            self._step = self._rule.step(grads, self._layout, self._spans, self._slots,
+                                         self._step, self._n_threads)
+        except BaseException:
+            self._set_state(self._step, None)
+            raise
 
     @property
     def params(self):
@@ -144,6 +168,8 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value):
+        # The fast path of the general setter (schedulers set lr at every step): only the
+        # rule's scalar changes.
         self._hyper["lr"] = self._rule.lr = check_lr(value)
 
     @property
@@ -151,15 +177,49 @@ class Optimizer:
         """A copy of the hyperparameters, torch.optim's names as keys."""
         return dict(self._hyper)
 
+    def _set_public_attribute(self, name, value):
+        """Called by OptimizerCore for any public attribute that is not a property."""
+        hyper = self.__dict__.get("_hyper", {})
+        if name not in hyper:
+            raise AttributeError(
+                f"{type(self).__name__} has no hyperparameter {name!r}: its hyperparameters "
+                f"are {', '.join(hyper)} (other public attributes cannot be set)",
+                name=name, obj=self)
+        if value is OptimizerCore.DELETE:
+            raise AttributeError(f"cannot delete hyperparameter {name!r}", name=name, obj=self)
+        self._set_hyperparameters({name: value})
+
+    def _set_hyperparameters(self, changes):
+        """Validate ``changes`` with the other hyperparameters as in the constructor, then
+        install them with the rule and state they need (all or nothing)."""
+        hyper = self._check_hyperparameters(**{**self._hyper, **changes})
+        rule = self._make_rule(hyper)
+        self._check_not_busy("change a hyperparameter")
+        state = self._state
+        if state is not None:
+            names = self._state_names(hyper)
+            if names != self._state_names(self._hyper):
+                state = [
+                    {name: s[name] if name in s else self._init_state(name, p, hyper)
+                     for name in names}
+                    for s, p in zip(state, self._params)
+                ]
+        self._hyper, self._rule = hyper, rule
+        self._set_state(self._step, state)
+
     @property
     def state(self):
-        """Per-parameter state: a list with one dict of arrays per parameter (the live arrays).
+        """Per-parameter state: a sequence with one mapping of arrays per parameter.
 
-        Empty dicts before the first step. Use ``state_dict()`` for copies.
+        The mappings hold the live arrays the kernels update (empty before the first
+        step); use ``state_dict()`` for copies. An entry may be replaced between steps,
+        ``opt.state[i]["exp_avg"] = array`` (or a whole ``opt.state[i] = {...}``): the
+        kernels then update that array itself, as in torch. It must have its parameter's
+        dtype and shape, be C-contiguous and writeable, share no memory with a parameter or
+        another state array, and have no negative entries where it holds squares. Unknown
+        keys, deleting entries, and assigning before the first step are refused.
         """
-        if self._state is None:
-            return [{} for _ in self._params]
-        return self._state
+        return _StateList(self)
 
     def state_dict(self):
         """Return the optimizer's state as a flat dict of numbers and NumPy arrays.
@@ -180,13 +240,14 @@ class Optimizer:
 
         Every key, hyperparameter, shape and dtype is checked before anything changes; the
         arrays are copied in, so the dict and the optimizer never share memory. The resumed
-        run continues bit-identically. Values may be NumPy 0-d arrays (as ``numpy.load``
-        returns them).
+        run continues bit-identically. Values may be NumPy scalars or 0-d arrays (as
+        ``numpy.load`` returns them).
 
         Raises
         ------
         TypeError, ValueError
-            On a missing, unknown or malformed entry. The optimizer is unchanged then.
+            On a missing, unknown or malformed entry (including a ``step`` outside
+            ``[0, 2**62)``). The optimizer is unchanged then.
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
@@ -209,32 +270,120 @@ class Optimizer:
         new_state = None
         if step > 0:
             new_state = [
-                {name: _state_array(f"{name}.{i}", state_dict[f"{name}.{i}"], p)
+                {name: _state_array(f"state_dict[{name + '.' + str(i)!r}]",
+                                    state_dict[f"{name}.{i}"], p, name)
                  for name in names}
                 for i, p in enumerate(self._params)
             ]
         rule = self._make_rule(hyper)
+        self._check_not_busy("load a state dict")
         self._hyper, self._rule = hyper, rule
         self._set_state(step, new_state)
 
-    # -- pickling: the rule (a C struct) and the thread count are rebuilt where it is loaded --
+    # -- pickling: the rule (a C struct), the layout and the thread count are rebuilt where it
+    # is loaded, and everything loaded is validated as the constructor and load_state_dict do
+    # (a pickle may have been tampered with).
+
+    _PICKLED = ("_hyper", "_n_threads_spec", "_params", "_single", "_step", "_state")
 
     def __getstate__(self):
-        return {key: self.__dict__[key]
-                for key in ("_hyper", "_n_threads_spec", "_params", "_single", "_step", "_state")}
+        return {key: getattr(self, key) for key in self._PICKLED}
+
+    def __reduce_ex__(self, protocol):
+        # Every protocol the same way (protocols 0 and 1 would otherwise try to pickle the
+        # C base class).
+        return _new_optimizer, (type(self),), self.__getstate__()
 
     def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._n_threads = effective_n_threads(self._n_threads_spec)
-        self._rule = self._make_rule(self._hyper)
-        self._spans = None if self._single else memory_spans(self._params)  # new addresses
-        self._set_state(self._step, self._state)
+        if not isinstance(state, Mapping):
+            raise TypeError(f"pickled optimizer state must be a dict, got "
+                            f"{type(state).__name__}")
+        missing = [key for key in self._PICKLED if key not in state]
+        unknown = sorted(set(state) - set(self._PICKLED), key=str)
+        if missing or unknown:
+            raise ValueError(f"pickled optimizer state has missing keys {missing} or "
+                             f"unexpected keys {unknown}")
+        hyper = state["_hyper"]
+        if not isinstance(hyper, Mapping):
+            raise TypeError(f"pickled hyperparameters must be a dict, got "
+                            f"{type(hyper).__name__}")
+        hyper = self._check_hyperparameters(**{k: _plain(v) for k, v in hyper.items()})
+        n_threads = effective_n_threads(state["_n_threads_spec"])
+        single = check_bool("_single", state["_single"])
+        params = state["_params"]
+        if single:
+            if not (isinstance(params, list) and len(params) == 1):
+                raise ValueError("pickled params must be a list of one array for a single "
+                                 "array optimizer")
+            params = params[0]
+        params, single = check_params(params)
+        step = check_step(state["_step"])
+        new_state = self._checked_pickled_state(state["_state"], step, hyper, params, single)
+        spans = None if single else memory_spans(params)  # new addresses
+        layout, rule = Layout(params, single, self._slot_names), self._make_rule(hyper)
+        self._hyper, self._n_threads = hyper, n_threads
+        self._n_threads_spec = state["_n_threads_spec"]
+        self._params, self._single, self._layout, self._spans = params, single, layout, spans
+        self._rule = rule
+        self._set_state(step, new_state)
+
+    @classmethod
+    def _checked_pickled_state(cls, state, step, hyper, params, single):
+        if state is None:
+            if step > 0:
+                raise ValueError("pickled optimizer has made steps but has no state")
+            return None
+        if not isinstance(state, list) or len(state) != len(params):
+            raise ValueError(f"pickled state must be a list of {len(params)} dicts")
+        names = cls._state_names(hyper)
+        checked = []
+        for i, (s, p) in enumerate(zip(state, params)):
+            if not isinstance(s, Mapping) or set(s) != set(names):
+                raise ValueError(f"pickled state[{i}] must be a dict with keys {list(names)}")
+            where = "state" if single else f"state[{i}]"
+            checked.append({name: _state_array(f"pickled {where}[{name!r}]", s[name], p, name)
+                            for name in names})
+        return checked
 
     def __repr__(self):
         hyper = ", ".join(f"{k}={v!r}" for k, v in self._hyper.items())
         shapes = [p.shape for p in self._params]
         what = f"params={shapes[0]}" if self._single else f"params=[{len(shapes)} arrays]"
         return f"{type(self).__name__}({what}, {hyper})"
+
+
+def _hyperparameter_names(cls):
+    """The parameters of the nearest ``_check_hyperparameters`` that names them (NAG's takes
+    ``**hyper`` and defers to SGD's)."""
+    for klass in cls.__mro__:
+        check = klass.__dict__.get("_check_hyperparameters")
+        if check is None:
+            continue
+        parameters = list(inspect.signature(check.__func__).parameters.values())[1:]
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return [p.name for p in parameters]
+    return []
+
+
+def _hyperparameter_property(name):
+    def get(self):
+        return self._hyper[name]
+
+    def set(self, value):
+        self._set_hyperparameters({name: value})
+
+    def delete(self):
+        raise AttributeError(f"cannot delete hyperparameter {name!r}")
+
+    return property(get, set, delete, doc=f"Hyperparameter ``{name}``; may be set between "
+                    "steps (validated as in the constructor).")
+
+
+def _new_optimizer(cls):
+    """An empty optimizer of class ``cls``, for unpickling (``__setstate__`` fills it)."""
+    if not (isinstance(cls, type) and issubclass(cls, Optimizer)):
+        raise TypeError(f"not an optimizer class: {cls!r}")
+    return cls.__new__(cls)
 
 
 def _plain(value):
@@ -248,18 +397,145 @@ def _plain(value):
 
 
 # State that sums or averages squares: a negative entry would make the kernels take the
-# square root of a negative number, so load_state_dict refuses it.
+# square root of a negative number, so such arrays are refused.
 NONNEGATIVE_STATE = ("exp_avg_sq", "max_exp_avg_sq", "square_avg", "acc_delta", "sum")
 
 
-def _state_array(key, value, param):
+def _check_state_layout(what, value, param):
+    """Check that ``value`` is an array with ``param``'s dtype and shape (``what`` names it)."""
     if not isinstance(value, np.ndarray):
-        raise TypeError(f"state_dict[{key!r}] must be a numpy.ndarray, got {type(value).__name__}")
+        raise TypeError(f"{what} must be a numpy.ndarray, got {type(value).__name__}")
     if value.dtype != param.dtype:
-        raise TypeError(f"state_dict[{key!r}] has dtype {value.dtype}, its parameter {param.dtype}")
+        raise TypeError(f"{what} has dtype {value.dtype}, its parameter {param.dtype}")
     if value.shape != param.shape:
-        raise ValueError(f"state_dict[{key!r}] has shape {value.shape}, its parameter {param.shape}")
-    if key.rsplit(".", 1)[0] in NONNEGATIVE_STATE and np.any(value < 0):
-        raise ValueError(f"state_dict[{key!r}] has negative entries; it holds averages of "
-                         "squares")
+        raise ValueError(f"{what} has shape {value.shape}, its parameter {param.shape}")
+
+
+def _check_state_values(what, value, name):
+    if name in NONNEGATIVE_STATE and np.any(value < 0):
+        raise ValueError(f"{what} has negative entries; it holds averages of squares")
+
+
+def _state_array(what, value, param, name):
+    """A private C-contiguous copy of a checked state array."""
+    _check_state_layout(what, value, param)
+    _check_state_values(what, value, name)
     return np.array(value, dtype=param.dtype, order="C", copy=True)
+
+
+class _StateList(Sequence):
+    """``Optimizer.state``: one guarded mapping per parameter (a live view)."""
+
+    __slots__ = ("_opt",)
+
+    def __init__(self, opt):
+        self._opt = opt
+
+    def __len__(self):
+        return len(self._opt._params)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self))[index]]
+        return _ParamState(self._opt, _index(index, len(self)))
+
+    def __setitem__(self, index, mapping):
+        if isinstance(index, slice):
+            raise TypeError("optimizer.state entries are replaced one at a time")
+        i = _index(index, len(self))
+        opt = self._opt
+        where = f"state[{i}]"
+        if not isinstance(mapping, Mapping):
+            raise TypeError(f"{where} must be a dict of arrays, got {type(mapping).__name__}")
+        current = _current_state(opt, i, where)
+        if set(mapping) != set(current):
+            raise KeyError(f"{where} must have exactly the keys {list(current)}, got "
+                           f"{list(mapping)}")
+        _install(opt, i, {name: mapping[name] for name in current})
+
+    def __delitem__(self, index):
+        raise TypeError("optimizer.state entries cannot be deleted")
+
+    def __eq__(self, other):
+        return list(self) == other if isinstance(other, (list, _StateList)) else NotImplemented
+
+    def __repr__(self):
+        return repr([dict(s) for s in self])
+
+
+class _ParamState(MutableMapping):
+    """``Optimizer.state[i]``: the state arrays of one parameter (a live view); assignment
+    validates and installs the array, so that the kernels use what the mapping shows."""
+
+    __slots__ = ("_opt", "_i")
+
+    def __init__(self, opt, i):
+        self._opt, self._i = opt, i
+
+    def _arrays(self):
+        state = self._opt._state
+        return {} if state is None else state[self._i]
+
+    def __getitem__(self, key):
+        return self._arrays()[key]
+
+    def __iter__(self):
+        return iter(self._arrays())
+
+    def __len__(self):
+        return len(self._arrays())
+
+    def __setitem__(self, key, value):
+        where = f"state[{self._i}]"
+        current = _current_state(self._opt, self._i, where)
+        if key not in current:
+            raise KeyError(f"{where} has no entry {key!r}: its entries are {list(current)}")
+        _install(self._opt, self._i, dict(current, **{key: value}))
+
+    def __delitem__(self, key):
+        raise TypeError(f"state[{self._i}] entries cannot be deleted (assign a new array "
+                        "instead)")
+
+    def __repr__(self):
+        return repr(dict(self))
+
+
+def _index(index, n):
+    if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+        raise TypeError(f"optimizer.state indices must be integers, got {type(index).__name__}")
+    if not -n <= index < n:
+        raise IndexError(f"optimizer.state index {index} out of range for {n} parameters")
+    return int(index) % n
+
+
+def _current_state(opt, i, where):
+    if opt._state is None:
+        raise ValueError(f"{where} has no arrays yet: they are made at the first step "
+                         "(load_state_dict restores a saved state)")
+    return opt._state[i]
+
+
+def _install(opt, i, arrays):
+    """Validate the arrays for parameter i (every one of them), then make them its state."""
+    param = opt._params[i]
+    others = [a for j, s in enumerate(opt._state) if j != i for a in s.values()]
+    for name, value in arrays.items():
+        what = f"state[{i}][{name!r}]"
+        _check_state_layout(what, value, param)
+        if not value.flags.c_contiguous:
+            raise ValueError(f"{what} must be C-contiguous (use numpy.ascontiguousarray)")
+        if not value.flags.writeable:
+            raise ValueError(f"{what} must be writeable: the kernels update it in place")
+        for j, p in enumerate(opt._params):
+            if np.may_share_memory(value, p):
+                raise ValueError(f"{what} shares memory with params[{j}]: pass a separate "
+                                 "array")
+        siblings = [a for n, a in arrays.items() if n != name]
+        if any(np.may_share_memory(value, a) for a in others + siblings):
+            raise ValueError(f"{what} shares memory with another state array: pass a "
+                             "separate array")
+        _check_state_values(what, value, name)
+    opt._check_not_busy("replace a state array")
+    state = list(opt._state)
+    state[i] = arrays
+    opt._set_state(opt._step, state)

@@ -34,7 +34,8 @@ class SGD(Optimizer):
     maximize : bool, default=False
         Maximise the objective instead of minimising it.
     n_threads : int or None, default=None
-        OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores).
+        OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores;
+        ``|n_threads| <= 1024``, else ``ValueError``).
 
     Raises
     ------

@@ -1,7 +1,35 @@
 from fastopt._kernels cimport UpdateRule
 
 
+cdef class Layout:
+    # The parameters of one optimizer and the dtype and shape each had when it was built.
+    cdef readonly list params
+    cdef readonly bint single
+    cdef readonly tuple slot_names
+    cdef readonly list dtypes  # for error messages
+    cdef readonly list shapes
+    cdef Py_ssize_t n
+    cdef int* types
+    cdef int* ndims
+    cdef Py_ssize_t* sizes
+    cdef Py_ssize_t* starts  # where each parameter's dims begin in ``dims``
+    cdef Py_ssize_t* dims
+
+
 cdef class Rule:
     # The kernel kind and scalars of one optimizer; the minimize loop reads ``rule`` directly.
     cdef UpdateRule rule
-    cdef bint busy  # inside apply(), possibly with the GIL released
+    cdef bint busy  # inside step(), possibly with the GIL released
+
+    cdef Py_ssize_t run_step(self, object grads, Layout layout, object spans, list slots,
+                             Py_ssize_t step, int n_threads) except -1
+
+
+cdef class OptimizerCore:
+    # What Optimizer.step needs, as C fields (read without Python attribute lookups).
+    cdef public Rule _rule
+    cdef public Layout _layout
+    cdef public object _spans
+    cdef public list _slots  # None until the state is made
+    cdef public Py_ssize_t _step
+    cdef public int _n_threads

@@ -1,16 +1,46 @@
 # Typing stub for fastopt._step (C types in trailing comments).
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 
+MAX_STEP: int
+
+class OptimizerCore:
+    DELETE: object
+    _rule: Rule
+    _layout: Layout
+    _spans: np.ndarray | None
+    _slots: list[tuple[np.ndarray | None, ...]] | None
+    _step: int  # Py_ssize_t
+    _n_threads: int  # int
+    def __setattr__(self, name: str, value: Any) -> None: ...
+    def __delattr__(self, name: str) -> None: ...
+    def _set_public_attribute(self, name: str, value: Any) -> None: ...
+    def _first_step(self, grads: np.ndarray | Sequence[np.ndarray]) -> None: ...
+    def step(self, grads: np.ndarray | Sequence[np.ndarray]) -> None: ...
+
+class Layout:
+    params: list[np.ndarray]
+    single: bool
+    slot_names: tuple[str, ...]
+    dtypes: list[np.dtype]
+    shapes: list[tuple[int, ...]]
+    def __init__(
+        self,
+        params: list[np.ndarray],  # float32/float64, native byte order, C-contiguous, writeable
+        single: bool,
+        slot_names: tuple[str, ...],
+    ) -> None: ...
+
 def check_grads(
     grads: np.ndarray | Sequence[np.ndarray],
-    params: list[np.ndarray],
-    single: bool,
+    layout: Layout,
+    spans: np.ndarray | None = ...,  # int64 rows (start, end, index), see memory_spans
 ) -> list[np.ndarray]: ...
 
 class Rule:
     lr: float  # double
+    busy: bool  # read-only
     def __init__(
         self,
         kind: Literal["sgd", "adagrad", "rmsprop", "adadelta", "adam"],
@@ -31,13 +61,12 @@ class Rule:
         amsgrad: bool = ...,
         decoupled_weight_decay: bool = ...,
     ) -> None: ...
-    def enter(self) -> None: ...  # RuntimeError if another thread is stepping
-    def leave(self) -> None: ...
-    def apply(
+    def step(
         self,
-        params: list[np.ndarray],  # INOUT, each C-contiguous float32/float64
-        grads: list[np.ndarray],  # IN, checked by check_grads
+        grads: np.ndarray | Sequence[np.ndarray],  # IN, checked here
+        layout: Layout,  # the parameters (INOUT) and their record
+        spans: np.ndarray | None,
         slots: list[tuple[np.ndarray | None, ...]],  # INOUT state, the rule's slot order
-        step: int,  # Py_ssize_t, t >= 1
+        step: int,  # Py_ssize_t, updates made so far, in [0, MAX_STEP)
         n_threads: int,  # int
-    ) -> None: ...
+    ) -> int: ...  # step + 1

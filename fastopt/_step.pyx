@@ -1,15 +1,22 @@
-"""C-level stepping of optimizers: gradient checks and the ``Rule`` extension type.
+"""C-level stepping of optimizers: parameter layouts, gradient checks, ``Rule``.
 
-``Optimizer.step`` (fastopt/_base.py) makes two calls here: ``check_grads`` validates every
-gradient against its parameter before anything is touched, then ``Rule.apply`` runs the
-kernel on each array through ``apply_rule`` (fastopt/_kernels.pxd). Both work on the NumPy C
-API, so a step on a small array costs a few hundred nanoseconds, not the microseconds that
-NumPy attribute lookups from Python would. ``Rule`` wraps the ``UpdateRule`` struct that the
+``Optimizer.step`` is ``OptimizerCore.step``, which calls ``Rule.run_step``: it checks every
+parameter against its ``Layout`` (the dtype and shape it had when the optimizer was built:
+NumPy lets users change them in place), every gradient against its parameter and every
+state array against its parameter, all before anything is touched, then runs the kernel on
+each array through ``apply_rule`` (fastopt/_kernels.pxd). All of it works on the NumPy C API,
+so a step on a small array costs a few hundred nanoseconds, not the microseconds that NumPy
+attribute lookups from Python would. ``Rule`` wraps the ``UpdateRule`` struct that the
 minimize loop also uses, so every consumer runs an optimizer through one C-level entry.
+``OptimizerCore`` is the C base of ``Optimizer``: ``step`` itself (reading its rule, layout,
+state and count from C fields), and the routing of attribute assignment (so that a mistyped
+hyperparameter cannot pass silently) at no cost to the step.
 """
 
+cimport cython
 cimport numpy as cnp
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.ref cimport PyObject
 from cython.parallel cimport prange
 from fastopt._kernels cimport (
     MAX_STATE,
@@ -28,6 +35,8 @@ from fastopt._kernels cimport (
 
 import numpy as np
 
+from fastopt._validation import MAX_STEP
+
 cnp.import_array()
 
 # Arrays at least this large are updated with the GIL released (other Python threads may run);
@@ -41,6 +50,232 @@ _KINDS = {
     "adadelta": RULE_ADADELTA,
     "adam": RULE_ADAM,
 }
+
+
+cdef extern from "Python.h":
+    # (declared here: Cython's declaration takes an object, and deletion passes NULL)
+    int PyObject_GenericSetAttr(object obj, object name, PyObject* value) except -1
+    Py_ssize_t PyUnicode_GET_LENGTH(object text)
+    Py_UCS4 PyUnicode_READ_CHAR(object text, Py_ssize_t index)
+
+cdef extern from *:
+    """
+    /* Whether obj's type (or a base) defines ``name`` as a data descriptor (a property). */
+    static int fastopt_has_data_descriptor(PyObject* obj, PyObject* name) {
+        PyObject* d = _PyType_Lookup(Py_TYPE(obj), name);
+        return d != NULL && Py_TYPE(d)->tp_descr_set != NULL;
+    }
+    """
+    bint fastopt_has_data_descriptor(object obj, object name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Attribute assignment
+
+cdef object _DELETE = object()
+
+
+cdef inline bint _is_private(object name):
+    return (type(name) is str and PyUnicode_GET_LENGTH(name) > 0
+            and PyUnicode_READ_CHAR(name, 0) == 95)  # "_"
+
+
+@cython.auto_pickle(False)  # Optimizer pickles through its own __getstate__/__setstate__
+cdef class OptimizerCore:
+    """C base of ``fastopt.Optimizer``: ``step``, and attribute assignment.
+
+    ``step`` reads what it needs (rule, layout, state slots, step count, threads) from C
+    fields, so a step on a small array costs one call into C.
+
+    Attribute assignment: private names (``_x``) and the class's data descriptors
+    (properties such as ``lr``, the C fields) are set as usual. Any other name goes to
+    ``self._set_public_attribute(name, value)`` (deletion: ``value`` is
+    ``OptimizerCore.DELETE``), which sets hyperparameters with validation and refuses unknown
+    names, so that ``opt.beta1 = 0.5`` cannot pass silently.
+    """
+
+    DELETE = _DELETE
+
+    def __setattr__(self, name, value):
+        if _is_private(name) or fastopt_has_data_descriptor(self, name):
+            PyObject_GenericSetAttr(self, name, <PyObject*>value)
+        else:
+            self._set_public_attribute(name, value)
+
+    def __delattr__(self, name):
+        if _is_private(name) or fastopt_has_data_descriptor(self, name):
+            PyObject_GenericSetAttr(self, name, NULL)
+        else:
+            self._set_public_attribute(name, _DELETE)
+
+    def step(self, grads):
+        """Apply one update to every parameter, in place.
+
+        Parameters
+        ----------
+        grads : ndarray or list of ndarray
+            Gradients mirroring ``params``: one array if the optimizer was built on one array,
+            else a list of the same length; each with its parameter's shape and dtype.
+            Gradients are read, never modified (read-only arrays are fine; a non-contiguous
+            gradient is read through a contiguous copy).
+
+        Raises
+        ------
+        TypeError, ValueError
+            On a bad gradient, or a parameter or state array that is no longer what the
+            optimizer was built for (its dtype, byte order or shape changed in place, or it
+            is no longer C-contiguous or writeable). Nothing is modified then, not even when
+            only one array of a list is bad.
+        RuntimeError
+            If another thread is inside ``step`` of this optimizer (the kernels release the
+            GIL, so two steps would race on the same arrays); nothing is modified then.
+            Independent optimizers may be stepped from different threads at once.
+
+        Notes
+        -----
+        Non-finite values are not checked (that would cost another pass over memory): a NaN
+        or inf in a gradient reaches only its own element of the parameter and state, as in
+        torch.optim. ``minimize`` and ``minimize_minibatch`` do check, and stop (status 3)
+        with the last finite iterate.
+        """
+        if self._rule is None or self._layout is None:
+            raise RuntimeError("this optimizer was not initialised")
+        if self._slots is None:
+            self._first_step(grads)  # makes the state (fastopt/_base.py)
+        else:
+            self._step = self._rule.run_step(grads, self._layout, self._spans, self._slots,
+                                             self._step, self._n_threads)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameter layouts: what each parameter was when the optimizer was built
+
+# Flags every parameter and state array must keep (NumPy lets users clear them, or change the
+# dtype, shape or strides, of an array in place).
+cdef int _NEEDED_FLAGS = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_WRITEABLE
+
+
+cdef class Layout:
+    """The parameters of one optimizer and the dtype and shape each had when it was built.
+
+    Parameters
+    ----------
+    params : list of ndarray
+        The parameters, already checked (fastopt._validation.check_params): float32 or
+        float64 in native byte order, C-contiguous, writeable.
+    single : bool
+        Whether the optimizer was built on one array (named ``params`` in messages, else
+        ``params[i]``).
+    slot_names : tuple of str
+        The optimizer's state names in the kernel's slot order (for error messages).
+
+    Notes
+    -----
+    NumPy lets an array's dtype, shape, strides and writeable flag be changed in place, so
+    every step checks each parameter and state array against this record, in C (a few
+    nanoseconds per array), before a kernel touches it; the kernels then run on the recorded
+    dtype and size.
+    """
+
+    def __cinit__(self, list params not None, bint single, tuple slot_names not None):
+        cdef Py_ssize_t i, d, total = 0
+        cdef cnp.ndarray p
+        for obj in params:
+            if not cnp.PyArray_Check(obj):
+                raise TypeError(f"params must be numpy arrays, got {type(obj).__name__}")
+            p = <cnp.ndarray>obj
+            if (cnp.PyArray_TYPE(p) not in (cnp.NPY_FLOAT, cnp.NPY_DOUBLE)
+                    or not cnp.PyArray_ISNOTSWAPPED(p)
+                    or (cnp.PyArray_FLAGS(p) & _NEEDED_FLAGS) != _NEEDED_FLAGS):
+                raise ValueError("params must be float32 or float64 (native byte order), "
+                                 "C-contiguous and writeable")
+            total += cnp.PyArray_NDIM(p)
+        self.params = list(params)
+        self.single = single and len(params) == 1
+        self.slot_names = slot_names
+        self.dtypes = [q.dtype for q in params]
+        self.shapes = [q.shape for q in params]
+        self.n = len(params)
+        self.types = <int*>PyMem_Malloc((self.n + 1) * sizeof(int))
+        self.ndims = <int*>PyMem_Malloc((self.n + 1) * sizeof(int))
+        self.sizes = <Py_ssize_t*>PyMem_Malloc((self.n + 1) * sizeof(Py_ssize_t))
+        self.starts = <Py_ssize_t*>PyMem_Malloc((self.n + 1) * sizeof(Py_ssize_t))
+        self.dims = <Py_ssize_t*>PyMem_Malloc((total + 1) * sizeof(Py_ssize_t))
+        if (self.types == NULL or self.ndims == NULL or self.sizes == NULL
+                or self.starts == NULL or self.dims == NULL):
+            raise MemoryError()
+        total = 0
+        for i in range(self.n):
+            p = <cnp.ndarray>self.params[i]
+            self.types[i] = cnp.PyArray_TYPE(p)
+            self.ndims[i] = cnp.PyArray_NDIM(p)
+            self.sizes[i] = cnp.PyArray_SIZE(p)
+            self.starts[i] = total
+            for d in range(self.ndims[i]):
+                self.dims[total] = cnp.PyArray_DIM(p, d)
+                total += 1
+
+    def __dealloc__(self):
+        PyMem_Free(self.types)
+        PyMem_Free(self.ndims)
+        PyMem_Free(self.sizes)
+        PyMem_Free(self.starts)
+        PyMem_Free(self.dims)
+
+
+cdef inline bint _matches(Layout layout, Py_ssize_t i, cnp.ndarray a, int flags) noexcept:
+    """Whether ``a`` has parameter i's recorded dtype (native byte order) and shape, and
+    ``flags``."""
+    cdef int d, nd = layout.ndims[i]
+    cdef cnp.npy_intp* dims
+    cdef Py_ssize_t* expected = layout.dims + layout.starts[i]
+    if (cnp.PyArray_TYPE(a) != layout.types[i] or cnp.PyArray_NDIM(a) != nd
+            or (cnp.PyArray_FLAGS(a) & flags) != flags or not cnp.PyArray_ISNOTSWAPPED(a)):
+        return False
+    dims = cnp.PyArray_DIMS(a)
+    for d in range(nd):
+        if dims[d] != expected[d]:
+            return False
+    return True
+
+
+cdef str _param_name(Layout layout, Py_ssize_t i):
+    return "params" if layout.single else f"params[{i}]"
+
+
+cdef int _check_params(Layout layout) except -1:
+    cdef Py_ssize_t i
+    cdef object p
+    for i in range(layout.n):
+        p = layout.params[i]
+        if not (cnp.PyArray_Check(p) and _matches(layout, i, <cnp.ndarray>p, _NEEDED_FLAGS)):
+            _raise_changed(layout, i, p, _param_name(layout, i), "a parameter")
+    return 0
+
+
+cdef int _check_state(Layout layout, Py_ssize_t i, Py_ssize_t k, object a) except -1:
+    if not (cnp.PyArray_Check(a) and _matches(layout, i, <cnp.ndarray>a, _NEEDED_FLAGS)):
+        _raise_changed(layout, i, a, f"state[{i}][{layout.slot_names[k]!r}]",
+                       "a state array")
+    return 0
+
+
+cdef int _raise_changed(Layout layout, Py_ssize_t i, object a, str name, str what) except -1:
+    """Say how ``a`` differs from parameter i's record (a's name and kind given)."""
+    dtype, shape = layout.dtypes[i], layout.shapes[i]
+    rule = (f"{what} must keep dtype {dtype} (native byte order) and shape {shape}, and stay "
+            "C-contiguous and writeable, between steps; nothing was updated")
+    if not cnp.PyArray_Check(a):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if cnp.PyArray_TYPE(<cnp.ndarray>a) != layout.types[i] or not cnp.PyArray_ISNOTSWAPPED(a):
+        raise TypeError(f"{name} has dtype {a.dtype} now, the optimizer was built for "
+                        f"{dtype}: {rule}")
+    if a.shape != shape:
+        raise ValueError(f"{name} has shape {a.shape} now, the optimizer was built for "
+                         f"{shape}: {rule}")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a):
+        raise ValueError(f"{name} is no longer C-contiguous (strides {a.strides}): {rule}")
+    raise ValueError(f"{name} is no longer writeable: {rule}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -58,34 +293,27 @@ cdef inline bint _spans_overlap(cnp.ndarray a, cnp.ndarray b):
     return na > 0 and nb > 0 and a0 < b0 + nb and b0 < a0 + na
 
 
-cdef object _check_grad(object grad, cnp.ndarray param, Py_ssize_t index):
-    """Return ``grad`` (or a contiguous copy) after checking it against ``param``."""
+cdef object _check_grad(object grad, Layout layout, Py_ssize_t i, Py_ssize_t index):
+    """Return ``grad`` (or a contiguous copy) after checking it against parameter i's
+    record (the parameter itself was checked against it just before)."""
     cdef cnp.ndarray g
-    cdef int d
     if not cnp.PyArray_Check(grad):
         raise TypeError(f"{_grad_name(index)} must be a numpy.ndarray, "
                         f"got {type(grad).__name__}")
     g = <cnp.ndarray>grad
-    if (cnp.PyArray_TYPE(g) != cnp.PyArray_TYPE(param)
-            or not cnp.PyArray_ISNOTSWAPPED(g)):
-        raise TypeError(f"{_grad_name(index)} has dtype {g.dtype}, "
-                        f"its parameter has {param.dtype}")
-    if cnp.PyArray_NDIM(g) != cnp.PyArray_NDIM(param):
-        _raise_shape(g, param, index)
-    for d in range(cnp.PyArray_NDIM(g)):
-        if cnp.PyArray_DIM(g, d) != cnp.PyArray_DIM(param, d):
-            _raise_shape(g, param, index)
+    if not _matches(layout, i, g, 0):
+        if cnp.PyArray_TYPE(g) != layout.types[i] or not cnp.PyArray_ISNOTSWAPPED(g):
+            raise TypeError(f"{_grad_name(index)} has dtype {g.dtype}, "
+                            f"its parameter has {layout.dtypes[i]}")
+        raise ValueError(f"{_grad_name(index)} has shape {grad.shape}, its parameter has "
+                         f"{layout.shapes[i]}")
     if not cnp.PyArray_IS_C_CONTIGUOUS(g):
         # Read through a contiguous copy: it cannot alias the parameter any more.
         return np.ascontiguousarray(g)
-    if _spans_overlap(g, param):
+    if _spans_overlap(g, <cnp.ndarray>layout.params[i]):
         raise ValueError(f"{_grad_name(index)} shares memory with its parameter: "
                          "pass a separate array")
     return g
-
-
-cdef int _raise_shape(object g, object param, Py_ssize_t index) except -1:
-    raise ValueError(f"{_grad_name(index)} has shape {g.shape}, its parameter has {param.shape}")
 
 
 cdef Py_ssize_t _overlapping_param(cnp.ndarray g, cnp.ndarray spans):
@@ -112,33 +340,53 @@ cdef Py_ssize_t _overlapping_param(cnp.ndarray g, cnp.ndarray spans):
     return -1
 
 
-def check_grads(grads, list params, bint single, spans=None):
-    """Validate gradients against the parameters they update; return the list to use.
-
-    ``grads`` mirrors ``params``: one array when the optimizer was built on one array, else a
-    list or tuple of the same length; each gradient has its parameter's dtype and shape and
-    does not overlap it, nor (given ``spans``, see memory_spans) any other parameter. Non-contiguous gradients are read through a contiguous copy;
-    gradients are never modified.
-    """
-    cdef Py_ssize_t i, n = len(params)
-    if single:
-        return [_check_grad(grads, params[0], -1)]
-    if not isinstance(grads, (list, tuple)):
-        raise TypeError(f"grads must be a list of {n} arrays (like params), "
-                        f"got {type(grads).__name__}")
-    if len(grads) != n:
-        raise ValueError(f"grads has {len(grads)} arrays, params has {n}")
-    checked = [_check_grad(grads[i], params[i], i) for i in range(n)]
-    if spans is not None:
-        # A gradient that is (part of) another parameter would be overwritten before, or
-        # while, it is read: list updates may run in any order, on several threads.
+cdef list _check_grads(object grads, Layout layout, object spans):
+    """check_grads; the parameters are checked against ``layout`` first."""
+    cdef Py_ssize_t i, j, n = layout.n
+    cdef bint copied = False
+    cdef list checked
+    _check_params(layout)
+    if layout.single:
+        checked = [_check_grad(grads, layout, 0, -1)]
+        copied = checked[0] is not grads
+    else:
+        if not isinstance(grads, (list, tuple)):
+            raise TypeError(f"grads must be a list of {n} arrays (like params), "
+                            f"got {type(grads).__name__}")
+        if len(grads) != n:
+            raise ValueError(f"grads has {len(grads)} arrays, params has {n}")
+        checked = [_check_grad(grads[i], layout, i, i) for i in range(n)]
+        # (A list or tuple subclass runs Python code when indexed.)
+        copied = type(grads) is not list and type(grads) is not tuple
         for i in range(n):
-            if checked[i] is grads[i]:
+            if checked[i] is not grads[i]:
+                copied = True
+            elif spans is not None:
+                # A gradient that is (part of) another parameter would be overwritten before,
+                # or while, it is read: list updates may run in any order, on several threads.
                 j = _overlapping_param(<cnp.ndarray>checked[i], <cnp.ndarray>spans)
                 if j >= 0 and j != i:
                     raise ValueError(f"grads[{i}] shares memory with params[{j}]: pass a "
                                      "separate array")
+    if copied:
+        # Python code ran (a copy in NumPy, maybe a finalizer) that could have changed a
+        # parameter after its check.
+        _check_params(layout)
     return checked
+
+
+def check_grads(grads, Layout layout not None, spans=None):
+    """Validate gradients against the parameters they update; return the list to use.
+
+    The parameters are checked first against ``layout`` (what they were when the optimizer
+    was built), so a parameter changed in place gives an error about the parameter.
+    ``grads`` mirrors the parameters: one array when the optimizer was built on one array,
+    else a list or tuple of the same length; each gradient has its parameter's dtype and
+    shape and does not overlap it, nor (given ``spans``, see memory_spans) any other
+    parameter. Non-contiguous gradients are read through a contiguous copy; gradients are
+    never modified.
+    """
+    return _check_grads(grads, layout, spans)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,21 +427,6 @@ cdef class Rule:
         self.rule.amsgrad = amsgrad
         self.rule.decoupled_weight_decay = decoupled_weight_decay
 
-    def enter(self):
-        """Mark the optimizer as being stepped; RuntimeError if another thread already is.
-
-        Checked and set with the GIL held, so two threads cannot both pass; ``leave()``
-        clears it. ``Optimizer.step`` brackets its state changes with the two.
-        """
-        if self.busy:
-            raise RuntimeError("step() is already running in another thread for this "
-                               "optimizer: one optimizer must not be stepped from two threads "
-                               "at once (use one optimizer per thread)")
-        self.busy = True
-
-    def leave(self):
-        self.busy = False
-
     @property
     def lr(self):
         return self.rule.lr
@@ -202,45 +435,84 @@ cdef class Rule:
     def lr(self, double value):
         self.rule.lr = value
 
-    def apply(self, list params, list grads, list slots, Py_ssize_t step, int n_threads):
-        """Update every parameter in place with its (checked) gradient and state slots.
+    @property
+    def busy(self):
+        """Whether a step of this rule is running (possibly in another thread)."""
+        return self.busy
 
-        ``slots[i]`` is a tuple of state arrays in the rule's slot order, None where unused.
-        State arrays are checked against their parameter first (they are made by the
-        optimizer, so a failure here is a bug, but the kernels must never run out of bounds).
+    def step(self, grads, Layout layout not None, spans, list slots not None,
+             Py_ssize_t step, int n_threads):
+        """Check everything, then update every parameter in place; return ``step + 1``.
+
+        The parameters are checked against ``layout`` (what they were when the optimizer
+        was built), the gradients as ``check_grads`` does, and each state array of
+        ``slots[i]`` (a tuple in the rule's slot order, None where unused) against its
+        parameter's record; all of it in C before any array is written, so an error leaves
+        everything as it was. The kernels then run on the recorded dtype and size.
 
         Arrays of at least PARALLEL_THRESHOLD elements are split among the threads one after
         the other; the smaller ones of a list are shared out whole among the threads, so that
         many small arrays step as fast as one large one.
+
+        Raises
+        ------
+        RuntimeError
+            If a step of this rule is already running in another thread (the kernels release
+            the GIL, so two steps would race on the same arrays).
         """
-        cdef Py_ssize_t i, k, n = len(params), total = 0, n_small = 0
+        return self.run_step(grads, layout, spans, slots, step, n_threads)
+
+    cdef Py_ssize_t run_step(self, object grads, Layout layout, object spans, list slots,
+                             Py_ssize_t step, int n_threads) except -1:
+        cdef Py_ssize_t i, k, n = layout.n, total = 0, n_small = 0
         cdef Py_ssize_t threshold = parallel_threshold()
-        cdef cnp.ndarray p
         cdef tuple s
-        if len(grads) != n or len(slots) != n:
-            raise ValueError("params, grads and slots differ in length")
-        for i in range(n):
-            p, s = params[i], slots[i]
-            if len(s) > MAX_STATE:
-                raise ValueError("too many state arrays")
-            for a in s:
-                if a is not None:
-                    _check_state(a, p)
-            total += cnp.PyArray_SIZE(p)
-        cdef _Batch* batch = <_Batch*>PyMem_Malloc(n * sizeof(_Batch))
-        if batch == NULL:
-            raise MemoryError()
+        cdef list checked
+        cdef _Batch* batch
+        if self.busy:
+            raise RuntimeError("step() is already running in another thread for this "
+                               "optimizer: one optimizer must not be stepped from two threads "
+                               "at once (use one optimizer per thread)")
+        if step < 0 or step >= _MAX_STEP:
+            raise ValueError(f"Invalid step: step={step} must be in [0, {_MAX_STEP})")
+        self.busy = True  # before any Python code runs (a copy below may switch threads)
         try:
+            checked = _check_grads(grads, layout, spans)
+            if len(slots) != n:
+                raise ValueError("internal error: one state tuple per parameter expected")
             for i in range(n):
-                _fill(&batch[i], params[i], grads[i], slots[i])
-                n_small += batch[i].size < threshold
-            if total >= NOGIL_THRESHOLD:
-                with nogil:
-                    _run(&self.rule, batch, n, n_small, total, threshold, step, n_threads)
-            else:
-                _run(&self.rule, batch, n, n_small, total, threshold, step, n_threads)
+                s = <tuple?>slots[i]
+                if len(s) > MAX_STATE:
+                    raise ValueError("internal error: too many state arrays")
+                for k in range(len(s)):
+                    if s[k] is not None:
+                        _check_state(layout, i, k, s[k])
+                total += layout.sizes[i]
+            # From here to the kernels no Python code runs: nothing can change what was
+            # checked.
+            batch = <_Batch*>PyMem_Malloc((n + 1) * sizeof(_Batch))
+            if batch == NULL:
+                raise MemoryError()
+            try:
+                for i in range(n):
+                    _fill(&batch[i], layout, i, checked[i], slots[i])
+                    n_small += batch[i].size < threshold
+                if total >= NOGIL_THRESHOLD:
+                    with nogil:
+                        _run(&self.rule, batch, n, n_small, total, threshold, step + 1,
+                             n_threads)
+                else:
+                    _run(&self.rule, batch, n, n_small, total, threshold, step + 1, n_threads)
+            finally:
+                PyMem_Free(batch)
         finally:
-            PyMem_Free(batch)
+            self.busy = False
+        return step + 1
+
+
+# The largest step count an optimizer holds (state dicts with more are refused): far beyond
+# any run, and step + 1 cannot overflow Py_ssize_t (fastopt._validation.check_step).
+cdef Py_ssize_t _MAX_STEP = MAX_STEP
 
 
 ctypedef struct _Batch:
@@ -252,12 +524,13 @@ ctypedef struct _Batch:
     Py_ssize_t size
 
 
-cdef void _fill(_Batch* b, cnp.ndarray p, cnp.ndarray g, tuple s):
+cdef void _fill(_Batch* b, Layout layout, Py_ssize_t i, cnp.ndarray g, tuple s):
+    # The recorded dtype and size, checked against the arrays just before.
     cdef Py_ssize_t k
-    b.single = cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT
-    b.params = cnp.PyArray_DATA(p)
+    b.single = layout.types[i] == cnp.NPY_FLOAT
+    b.params = cnp.PyArray_DATA(<cnp.ndarray>layout.params[i])
     b.grad = cnp.PyArray_DATA(g)
-    b.size = cnp.PyArray_SIZE(p)
+    b.size = layout.sizes[i]
     for k in range(MAX_STATE):
         b.state[k] = NULL
         if k < len(s) and s[k] is not None:
@@ -281,13 +554,3 @@ cdef void _run(const UpdateRule* rule, _Batch* batch, Py_ssize_t n, Py_ssize_t n
             if batch[i].size < threshold:
                 apply_rule(rule, batch[i].single, batch[i].params, batch[i].grad,
                            batch[i].state, batch[i].size, &at, 1)
-
-
-cdef int _check_state(object a, cnp.ndarray p) except -1:
-    if not (cnp.PyArray_Check(a)
-            and cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.PyArray_TYPE(p)
-            and cnp.PyArray_SIZE(<cnp.ndarray>a) == cnp.PyArray_SIZE(p)
-            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
-            and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>a)):
-        raise ValueError("internal error: a state array does not match its parameter")
-    return 0

@@ -8,6 +8,7 @@ of them before it touches any array.
 
 import math
 import numbers
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -26,6 +27,14 @@ def _describe(value):
 # Hyperparameters
 
 
+def _scalar(value, kinds):
+    """``value`` itself, or the scalar in it if it is a 0-d array of a dtype kind in ``kinds``
+    (NumPy users write ``np.array(0.1)`` for a number; ``numpy.load`` returns 0-d arrays)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in kinds:
+        return value[()]
+    return value
+
+
 def check_real(name, value, what, *, low=None, high=None, low_open=False, high_open=False):
     """Return ``value`` as a float after checking its type and range.
 
@@ -34,7 +43,8 @@ def check_real(name, value, what, *, low=None, high=None, low_open=False, high_o
     name : str
         Argument name, shown in the message.
     value : object
-        The value to check: a real number (Python or NumPy), not a bool.
+        The value to check: a real number (Python or NumPy, or a 0-d array of real dtype),
+        not a bool.
     what : str
         Human description, torch style ("learning rate", "epsilon value").
     low, high : float or None
@@ -43,14 +53,20 @@ def check_real(name, value, what, *, low=None, high=None, low_open=False, high_o
     Raises
     ------
     TypeError
-        If ``value`` is not a real number.
+        If ``value`` is not a real number (bools, complex numbers, strings and arrays with
+        more than one element are not).
     ValueError
-        If it is NaN, infinite, or out of range.
+        If it is NaN, infinite (or too large for a float), or out of range.
     """
-    if type(value) is not float and (  # (the common case skips the slower abc checks)
-            isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)):
-        raise TypeError(f"Invalid {what}: {name}={_describe(value)} must be a real number")
-    value = float(value)
+    if type(value) is not float:  # (the common case skips the slower checks)
+        number = _scalar(value, "fiu")
+        if isinstance(number, (bool, np.bool_)) or not isinstance(number, numbers.Real):
+            raise TypeError(f"Invalid {what}: {name}={_describe(value)} must be a real number")
+        try:
+            value = float(number)
+        except OverflowError:  # an int beyond the float range
+            raise ValueError(f"Invalid {what}: {name}={_describe(number)} must be finite "
+                             "(it is too large for a float)") from None
     if not math.isfinite(value):
         raise ValueError(f"Invalid {what}: {name}={value} must be finite")
     too_low = low is not None and (value <= low if low_open else value < low)
@@ -77,32 +93,62 @@ def check_weight_decay(weight_decay):
 
 
 def check_bool(name, value):
-    """Return ``value`` as a bool; only ``bool`` and ``numpy.bool_`` are accepted."""
-    if not isinstance(value, (bool, np.bool_)):
+    """Return ``value`` as a bool; only ``bool``, ``numpy.bool_`` and 0-d bool arrays are
+    accepted (not 0/1, not strings)."""
+    flag = _scalar(value, "b")
+    if not isinstance(flag, (bool, np.bool_)):
         raise TypeError(f"Invalid {name}: {name}={_describe(value)} must be a bool")
-    return bool(value)
+    return bool(flag)
+
+
+def check_pair(name, value, what):
+    """Return ``value`` as a tuple of its two items, in order (not yet checked themselves).
+
+    Accepts a sequence (tuple, list, ...) or a 1-d array of length 2. Sets, dicts, iterators
+    and other containers without a defined order are refused: taken in hash order they would
+    silently swap the two values.
+    """
+    ordered = isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray))
+    if isinstance(value, np.ndarray):
+        ordered = value.ndim == 1
+    if not ordered or len(value) != 2:
+        kind = "" if ordered else f" (got {type(value).__name__}: a pair must be ordered)"
+        raise TypeError(f"Invalid {what}: {name}={_describe(value)} must be a pair (a tuple "
+                        f"or list of two numbers){kind}")
+    return value[0], value[1]
 
 
 def check_betas(betas):
     """Return ``betas`` as a tuple of two floats, each in [0, 1)."""
-    if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
-        raise TypeError(f"Invalid betas: betas={_describe(betas)} must be a pair of floats")
-    beta1, beta2 = betas
+    beta1, beta2 = check_pair("betas", betas, "betas")
     return (check_real("betas[0]", beta1, "beta parameter at index 0", low=0.0, high=1.0,
                        high_open=True),
             check_real("betas[1]", beta2, "beta parameter at index 1", low=0.0, high=1.0,
                        high_open=True))
 
 
+# The largest step count (a state dict's "step") an optimizer accepts: far beyond any run,
+# and the C code's count (Py_ssize_t) cannot overflow when it steps on.
+MAX_STEP = 2 ** 62
+
+
 def check_step(step):
-    """Return a step count (a non-negative int) read from a state dict."""
-    if isinstance(step, np.ndarray) and step.ndim == 0:
-        step = step[()]
-    if isinstance(step, (bool, np.bool_)) or not isinstance(step, numbers.Integral):
+    """Return a step count (an int in [0, MAX_STEP)) read from a state dict.
+
+    NumPy integers and 0-d integer arrays are accepted, as are floats with an integral value
+    (torch keeps ``step`` as a float tensor); bools and fractions are not.
+    """
+    value = _scalar(step, "fiu")
+    if isinstance(value, (float, np.floating)) and not isinstance(value, bool):
+        if not (math.isfinite(value) and float(value).is_integer()):
+            raise TypeError(f"Invalid step: step={_describe(step)} must be an int")
+        value = int(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"Invalid step: step={_describe(step)} must be an int")
-    if step < 0:
-        raise ValueError(f"Invalid step: step={int(step)} must be >= 0")
-    return int(step)
+    value = int(value)
+    if not 0 <= value < MAX_STEP:
+        raise ValueError(f"Invalid step: step={value} must be in [0, 2**62)")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
