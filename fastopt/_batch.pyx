@@ -42,6 +42,7 @@ from fastopt._loop cimport (
     objective_f64,
 )
 from fastopt._native cimport NativeObjective
+from fastopt._openmp cimport fastopt_thread_limit
 from fastopt._step cimport Rule
 
 import numpy as np
@@ -210,6 +211,7 @@ def batch_native(
     cdef Py_ssize_t m = b.m, c, n_chunks = (b.m + CHUNK_ROWS - 1) // CHUNK_ROWS
     cdef void* fun = objective.fun
     cdef void* user_data = objective.user_data
+    n_threads = fastopt_thread_limit(n_threads)  # 1 in a forked child (fastopt_openmp.h)
     with nogil:
         if n_threads > 1 and n_chunks > 1:
             for c in prange(n_chunks, schedule="dynamic", num_threads=n_threads):
