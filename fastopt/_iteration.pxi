@@ -126,12 +126,30 @@ cdef inline void evaluate_native(Problem* p, void* fun, void* user_data) noexcep
     measure(p)
 
 
+cdef inline int check_signals(fastopt_poll* poll) except -1 nogil:
+    """Take the GIL and run the Python handlers of the signals received, as the interpreter
+    does between bytecodes (Ctrl-C raises KeyboardInterrupt here); schedule the next check."""
+    cdef double start = fastopt_now(), waited
+    with gil:
+        waited = fastopt_now() - start
+        PyErr_CheckSignals()
+    fastopt_poll_checked(poll, waited)
+    return 0
+
+
 cdef inline int run_native(Problem* p, const Tolerances* tol, void* fun, void* user_data,
-                    int n_threads) noexcept nogil:
-    """Iterate from an evaluated iterate until a stopping rule holds; returns it."""
+                           int n_threads, bint interruptible) except -2 nogil:
+    """Iterate from an evaluated iterate until a stopping rule holds; returns it. When
+    ``interruptible`` (the main thread), checks for signals every few milliseconds: a
+    KeyboardInterrupt (or whatever a signal handler raises) propagates, ``p`` left as it was
+    after some iteration."""
+    cdef fastopt_poll poll
     cdef int stop = check_stop(p, tol)
+    fastopt_poll_signals(&poll, interruptible)
     while stop == STOP_NONE:
         advance(p, n_threads)
         evaluate_native(p, fun, user_data)
         stop = check_stop(p, tol)
+        if fastopt_poll_due(&poll):
+            check_signals(&poll)
     return stop
