@@ -49,6 +49,7 @@ from fastopt._loop cimport (
     init_problem,
     objective_f32,
     objective_f64,
+    unwritten_gradient,
 )
 from fastopt._native cimport NativeObjective
 from fastopt._openmp cimport fastopt_thread_limit
@@ -201,6 +202,7 @@ cdef void _solve_chunk(const Problem* whole, _Chunk* chunk, bint per_row, const 
         for r in range(active):
             x = <char*>first.x + r * row_bytes
             g = <char*>first.g + r * row_bytes
+            unwritten_gradient(g, first.n, first.single)
             if first.single:
                 rows.f_now[r] = (<objective_f32>fun)(<int>first.n, <const float*>x,
                                                      <float*>g, user_data)

@@ -116,8 +116,25 @@ cdef inline void advance(Problem* p, int n_threads) noexcept nogil:
     p.nit += 1
 
 
+cdef inline void unwritten_gradient(void* g, Py_ssize_t n, bint single) noexcept nogil:
+    """Fill the n entries of the gradient buffer a C objective is about to get with NaN: an
+    entry it does not write (a bug, or a ctypes callback that raised: ctypes then returns 0.0
+    and writes nothing) is never stale or uninitialised memory, and makes the run stop with
+    status 3 at the last iterate whose gradient was complete, instead of going on with
+    garbage or "converging" on zeros. O(n), little next to the objective itself."""
+    cdef Py_ssize_t i
+    if single:
+        for i in range(n):
+            (<float*>g)[i] = NAN
+    else:
+        for i in range(n):
+            (<double*>g)[i] = NAN
+
+
 cdef inline void evaluate_native(Problem* p, void* fun, void* user_data) noexcept nogil:
-    """f and g at x from a C objective (objective_f32 or objective_f64, as x's dtype)."""
+    """f and g at x from a C objective (objective_f32 or objective_f64, as x's dtype); g is
+    NaN on entry (unwritten_gradient)."""
+    unwritten_gradient(p.g, p.n, p.single)
     if p.single:
         p.f = (<objective_f32>fun)(<int>p.n, <const float*>p.x, <float*>p.g, user_data)
     else:

@@ -4,7 +4,7 @@
 cimport numpy as cnp
 from cpython.exc cimport PyErr_CheckSignals
 from cython cimport floating
-from libc.math cimport fabs, fmax, isfinite
+from libc.math cimport NAN, fabs, fmax, isfinite
 from libc.string cimport memcpy
 
 from fastopt._kernels cimport MAX_STATE, RuleStep, UpdateRule, apply_rule, rule_step_next
