@@ -260,9 +260,12 @@ def batch_native(
         raise MemoryError()
     try:
         for c in range(n_chunks):
-            chunks[c] = _Chunk(c * CHUNK_ROWS, min((c + 1) * CHUNK_ROWS, m),
-                               min((c + 1) * CHUNK_ROWS, m) - c * CHUNK_ROWS, 0,
-                               b.first.clock, 1)
+            chunks[c].start = c * CHUNK_ROWS
+            chunks[c].end = min((c + 1) * CHUNK_ROWS, m)
+            chunks[c].active = chunks[c].end - chunks[c].start
+            chunks[c].nit = 0
+            chunks[c].clock = b.first.clock
+            chunks[c].stride = 1
             open_chunks[c] = c
         with nogil:
             fastopt_poll_signals(&slices, interruptible)

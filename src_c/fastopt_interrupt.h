@@ -76,13 +76,13 @@ static inline void fastopt_poll_until(fastopt_poll *p, double due, long stride)
 }
 
 #if defined(__GNUC__) || defined(__clang__)
-#define FASTOPT_COLD __attribute__((cold, noinline))
+#define FASTOPT_COLD __attribute__((cold, noinline, unused))
 #else
 #define FASTOPT_COLD
 #endif
 
 /* The clock read of fastopt_poll_due: adapt the stride, say whether the time is due. */
-static inline FASTOPT_COLD int fastopt_poll_read(fastopt_poll *p)
+static FASTOPT_COLD int fastopt_poll_read(fastopt_poll *p)
 {
     double now = fastopt_now(), elapsed = now - p->last_read;
     p->last_read = now;
