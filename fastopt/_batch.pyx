@@ -10,7 +10,9 @@ stops on the same rules, at the same iterate, as ``fastopt.minimize`` would stop
   as below, calling the C objective once per running row per iteration. (One problem at a
   time, with ``run_native``, ran at 0.68x a plain scalar C loop: every update waited for the
   previous one's square root and division. Side by side: 1.1-1.7x, measured with
-  ``python -m fastopt bench-loops``.)
+  ``python -m fastopt bench-loops``.) From the main thread the chunks run in time slices of a
+  few milliseconds, between which the calling thread looks for Ctrl-C
+  (src_c/fastopt_interrupt.h); a forked child runs them on one thread (fastopt_openmp.h).
 * ``batch_python``: a vectorised Python objective, called once per iteration with the rows of
   the problems still running. Those rows are kept packed at the front of the work arrays
   (iterates, state, gradients), so one ``apply_rule`` call updates all of them as one array,
