@@ -10,7 +10,9 @@ stops on the same rules, at the same iterate, as ``fastopt.minimize`` would stop
   as below, calling the C objective once per running row per iteration. (One problem at a
   time, with ``run_native``, ran at 0.68x a plain scalar C loop: every update waited for the
   previous one's square root and division. Side by side: 1.1-1.7x, measured with
-  ``python -m fastopt bench-loops``.)
+  ``python -m fastopt bench-loops``.) From the main thread the chunks run in time slices of a
+  few milliseconds, between which the calling thread looks for Ctrl-C
+  (src_c/fastopt_interrupt.h); a forked child runs them on one thread (fastopt_openmp.h).
 * ``batch_python``: a vectorised Python objective, called once per iteration with the rows of
   the problems still running. Those rows are kept packed at the front of the work arrays
   (iterates, state, gradients), so one ``apply_rule`` call updates all of them as one array,
@@ -23,11 +25,14 @@ those of an optimizer built on all m * n values, which is the m states side by s
 """
 
 cimport numpy as cnp
+from cpython.exc cimport PyErr_CheckSignals
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.math cimport HUGE_VAL
 from libc.string cimport memcpy
 
-from fastopt._kernels cimport MAX_STATE, apply_rule, rule_step_next
+from fastopt._kernels cimport MAX_STATE, RuleStep, apply_rule, rule_step_next
 from fastopt._loop cimport (
     STOP_NONE,
     Problem,
@@ -36,13 +41,23 @@ from fastopt._loop cimport (
     advance,
     as_gradient,
     call_objective,
+    check_signals,
     check_stop,
+    fastopt_now,
+    fastopt_poll,
+    fastopt_poll_due,
+    fastopt_poll_signals,
+    fastopt_poll_until,
     init_problem,
     objective_f32,
     objective_f64,
+    unwritten_gradient,
 )
 from fastopt._native cimport NativeObjective
+from fastopt._openmp cimport fastopt_thread_limit
 from fastopt._step cimport Rule
+
+import threading
 
 import numpy as np
 
@@ -154,25 +169,42 @@ cdef class _BatchArrays:
         return self.results_
 
 
-cdef void _solve_chunk(const Problem* whole, Py_ssize_t start, Py_ssize_t end, bint per_row,
-                       const Tolerances* tol, void* fun, void* user_data,
-                       const _Rows* all_rows) noexcept nogil:
-    """Solve problems [start, end) together, on this thread, as batch_python solves all of
+ctypedef struct _Chunk:
+    # A chunk of problems [start, end) of a batch with a C objective, between two time slices.
+    Py_ssize_t start
+    Py_ssize_t end
+    Py_ssize_t active  # rows still running (packed at the front of the chunk's rows); 0: done
+    Py_ssize_t nit     # updates made
+    RuleStep clock     # the rule's clock after them
+    long stride        # iterations between clock reads (fastopt_poll), as the last slice left it
+
+
+cdef void _solve_chunk(const Problem* whole, _Chunk* chunk, bint per_row, const Tolerances* tol,
+                       void* fun, void* user_data, const _Rows* all_rows,
+                       double due) noexcept nogil:
+    """Iterate the chunk's problems together, on this thread, as batch_python iterates all of
     them: each iteration evaluates the running rows with the C objective, checks them, packs
     the rows that go on and updates them with one kernel call. Iterating independent problems
     side by side hides the latency of each one's update (sqrt, division), which a
-    problem-at-a-time loop pays in full."""
+    problem-at-a-time loop pays in full. Runs until the chunk is done or time ``due`` has come
+    (HUGE_VAL: until done); ``chunk`` keeps where it stopped."""
     cdef Problem first = whole[0]
-    cdef _Rows rows = _rows_from(all_rows, start)
-    cdef Py_ssize_t r, kept, active = end - start, nit = 0
+    cdef _Rows rows = _rows_from(all_rows, chunk.start)
+    cdef Py_ssize_t r, kept, active = chunk.active, nit = chunk.nit
     cdef size_t row_bytes = first.n * (sizeof(float) if first.single else sizeof(double))
     cdef char* x
     cdef char* g
-    _point_at(&first, whole, start, NULL)
+    cdef fastopt_poll poll
+    if due != HUGE_VAL and fastopt_now() >= due:
+        return  # taken up after the slice ended
+    _point_at(&first, whole, chunk.start, NULL)
+    first.clock = chunk.clock
+    fastopt_poll_until(&poll, due, chunk.stride)
     while True:
         for r in range(active):
             x = <char*>first.x + r * row_bytes
             g = <char*>first.g + r * row_bytes
+            unwritten_gradient(g, first.n, first.single)
             if first.single:
                 rows.f_now[r] = (<objective_f32>fun)(<int>first.n, <const float*>x,
                                                      <float*>g, user_data)
@@ -181,12 +213,16 @@ cdef void _solve_chunk(const Problem* whole, Py_ssize_t start, Py_ssize_t end, b
                                                      <double*>g, user_data)
         kept = _check_rows(&first, active, nit, tol, &rows)
         if kept == 0:
-            return
+            active = 0
+            break
         if kept < active:
             _pack(&first, &rows, kept)
             active = kept
         _update_rows(&first, active, per_row, &rows, 1)
         nit += 1
+        if fastopt_poll_due(&poll):
+            break
+    chunk.active, chunk.nit, chunk.clock, chunk.stride = active, nit, first.clock, poll.stride
 
 
 def batch_native(
@@ -203,22 +239,59 @@ def batch_native(
     """Solve each row of X with a C objective; returns ``(stop, nit, nfev, fun, jac)``.
 
     Chunks of CHUNK_ROWS problems are spread over the threads (dynamic schedule: their
-    iteration counts differ); each chunk runs on one thread (_solve_chunk).
+    iteration counts differ); each chunk runs on one thread (_solve_chunk). From the main
+    thread, the work goes in time slices of a few milliseconds: between two, this thread takes
+    the GIL and runs Python's signal handlers, so that Ctrl-C raises KeyboardInterrupt (no
+    thread of the OpenMP team takes the GIL; each leaves its chunk at the end of the slice).
     """
     cdef _BatchArrays b = _BatchArrays(X, rule, slots, lower, upper, lrs, maxiter, gtol, ftol,
                                        xtol)
-    cdef Py_ssize_t m = b.m, c, n_chunks = (b.m + CHUNK_ROWS - 1) // CHUNK_ROWS
+    cdef Py_ssize_t m = b.m, c, k, kept, n_chunks = (b.m + CHUNK_ROWS - 1) // CHUNK_ROWS
+    cdef Py_ssize_t n_open = n_chunks
     cdef void* fun = objective.fun
     cdef void* user_data = objective.user_data
-    with nogil:
-        if n_threads > 1 and n_chunks > 1:
-            for c in prange(n_chunks, schedule="dynamic", num_threads=n_threads):
-                _solve_chunk(&b.first, c * CHUNK_ROWS, min((c + 1) * CHUNK_ROWS, m),
-                             b.per_row, &b.tol, fun, user_data, &b.rows)
-        else:
-            for c in range(n_chunks):
-                _solve_chunk(&b.first, c * CHUNK_ROWS, min((c + 1) * CHUNK_ROWS, m),
-                             b.per_row, &b.tol, fun, user_data, &b.rows)
+    cdef bint interruptible = threading.get_ident() == threading.main_thread().ident
+    cdef fastopt_poll slices
+    cdef double due
+    n_threads = fastopt_thread_limit(n_threads)  # 1 in a forked child (fastopt_openmp.h)
+    cdef _Chunk* chunks = <_Chunk*>PyMem_Malloc(n_chunks * sizeof(_Chunk))
+    cdef Py_ssize_t* open_chunks = <Py_ssize_t*>PyMem_Malloc(n_chunks * sizeof(Py_ssize_t))
+    if chunks == NULL or open_chunks == NULL:
+        PyMem_Free(chunks)
+        PyMem_Free(open_chunks)
+        raise MemoryError()
+    try:
+        for c in range(n_chunks):
+            chunks[c].start = c * CHUNK_ROWS
+            chunks[c].end = min((c + 1) * CHUNK_ROWS, m)
+            chunks[c].active = chunks[c].end - chunks[c].start
+            chunks[c].nit = 0
+            chunks[c].clock = b.first.clock
+            chunks[c].stride = 1
+            open_chunks[c] = c
+        with nogil:
+            fastopt_poll_signals(&slices, interruptible)
+            while n_open > 0:
+                due = slices.due
+                if n_threads > 1 and n_open > 1:
+                    for k in prange(n_open, schedule="dynamic", num_threads=n_threads):
+                        _solve_chunk(&b.first, &chunks[open_chunks[k]], b.per_row, &b.tol,
+                                     fun, user_data, &b.rows, due)
+                else:
+                    for k in range(n_open):
+                        _solve_chunk(&b.first, &chunks[open_chunks[k]], b.per_row, &b.tol,
+                                     fun, user_data, &b.rows, due)
+                kept = 0
+                for k in range(n_open):
+                    if chunks[open_chunks[k]].active > 0:
+                        open_chunks[kept] = open_chunks[k]
+                        kept += 1
+                n_open = kept
+                if n_open > 0:
+                    check_signals(&slices)
+    finally:
+        PyMem_Free(chunks)
+        PyMem_Free(open_chunks)
     return b.results()
 
 
@@ -245,6 +318,7 @@ def batch_python(
     cdef cnp.ndarray G
     running_args = args
     while active > 0:
+        PyErr_CheckSignals()  # cheap with the GIL; Ctrl-C also when fun runs no bytecode
         view = b.work[:active]
         view.flags.writeable = False
         G = _evaluate(mode, fun, jac, running_args, view, b.f_now[:active],

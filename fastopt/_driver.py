@@ -79,7 +79,11 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
         Or a ``scipy.LowLevelCallable`` of the C function
         ``double f(int n, const double *x, double *grad, void *user_data)`` (or ``float``
         throughout, for float32) that returns f(x) and writes the gradient; ``jac`` is then
-        True or None, ``args`` empty, and the function's type sets x's dtype.
+        True or None, ``args`` empty, and the function's type sets x's dtype. ``grad`` holds
+        NaN on entry, so every entry must be written: one left NaN (for instance by a ctypes
+        callback that raised, which returns 0.0 and writes nothing) stops the run with
+        status 3 at the last iterate whose gradient was complete. The C loop looks for
+        Ctrl-C every few milliseconds (KeyboardInterrupt).
     x0 : array_like, shape (n,)
         Starting point; never modified. float32 stays float32 (the float32 kernels run);
         every other real dtype becomes float64.

@@ -116,8 +116,25 @@ cdef inline void advance(Problem* p, int n_threads) noexcept nogil:
     p.nit += 1
 
 
+cdef inline void unwritten_gradient(void* g, Py_ssize_t n, bint single) noexcept nogil:
+    """Fill the n entries of the gradient buffer a C objective is about to get with NaN: an
+    entry it does not write (a bug, or a ctypes callback that raised: ctypes then returns 0.0
+    and writes nothing) is never stale or uninitialised memory, and makes the run stop with
+    status 3 at the last iterate whose gradient was complete, instead of going on with
+    garbage or "converging" on zeros. O(n), little next to the objective itself."""
+    cdef Py_ssize_t i
+    if single:
+        for i in range(n):
+            (<float*>g)[i] = NAN
+    else:
+        for i in range(n):
+            (<double*>g)[i] = NAN
+
+
 cdef inline void evaluate_native(Problem* p, void* fun, void* user_data) noexcept nogil:
-    """f and g at x from a C objective (objective_f32 or objective_f64, as x's dtype)."""
+    """f and g at x from a C objective (objective_f32 or objective_f64, as x's dtype); g is
+    NaN on entry (unwritten_gradient)."""
+    unwritten_gradient(p.g, p.n, p.single)
     if p.single:
         p.f = (<objective_f32>fun)(<int>p.n, <const float*>p.x, <float*>p.g, user_data)
     else:
@@ -126,12 +143,30 @@ cdef inline void evaluate_native(Problem* p, void* fun, void* user_data) noexcep
     measure(p)
 
 
+cdef inline int check_signals(fastopt_poll* poll) except -1 nogil:
+    """Take the GIL and run the Python handlers of the signals received, as the interpreter
+    does between bytecodes (Ctrl-C raises KeyboardInterrupt here); schedule the next check."""
+    cdef double start = fastopt_now(), waited
+    with gil:
+        waited = fastopt_now() - start
+        PyErr_CheckSignals()
+    fastopt_poll_checked(poll, waited)
+    return 0
+
+
 cdef inline int run_native(Problem* p, const Tolerances* tol, void* fun, void* user_data,
-                    int n_threads) noexcept nogil:
-    """Iterate from an evaluated iterate until a stopping rule holds; returns it."""
+                           int n_threads, bint interruptible) except -2 nogil:
+    """Iterate from an evaluated iterate until a stopping rule holds; returns it. When
+    ``interruptible`` (the main thread), checks for signals every few milliseconds: a
+    KeyboardInterrupt (or whatever a signal handler raises) propagates, ``p`` left as it was
+    after some iteration."""
+    cdef fastopt_poll poll
     cdef int stop = check_stop(p, tol)
+    fastopt_poll_signals(&poll, interruptible)
     while stop == STOP_NONE:
         advance(p, n_threads)
         evaluate_native(p, fun, user_data)
         stop = check_stop(p, tol)
+        if fastopt_poll_due(&poll):
+            check_signals(&poll)
     return stop

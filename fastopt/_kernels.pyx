@@ -25,7 +25,8 @@
 # * Threads: below PARALLEL_THRESHOLD elements, or with one thread, the range function runs
 #   serially, without entering an OpenMP region. Above it, ``prange`` over ``n_threads``
 #   contiguous chunks (static schedule) calls the same range function on each. Elementwise
-#   updates give bitwise identical results for every thread count.
+#   updates give bitwise identical results for every thread count. In a forked child the
+#   kernels always run serially (fastopt_thread_limit, src_c/fastopt_openmp.h).
 
 cimport numpy as cnp
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
@@ -97,17 +98,6 @@ def _set_isa(str isa):
 
 if _load_avx2() and os.environ.get("FASTOPT_DISPATCH", "auto").strip().lower() != "baseline":
     _set_isa("avx2")
-
-
-def _serial_after_fork():
-    # GNU libgomp cannot run a parallel region in a child forked from a process whose OpenMP
-    # threads exist: the child would wait for them forever. So a forked child (multiprocessing's
-    # default start method on Linux) steps serially; results are the same, bitwise.
-    _set_parallel_threshold(2**62)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_serial_after_fork)
 
 
 cdef Py_ssize_t parallel_threshold() noexcept nogil:

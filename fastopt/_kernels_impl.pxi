@@ -6,6 +6,8 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf
 
+from fastopt._openmp cimport fastopt_thread_limit
+
 # Minimum size for a parallel loop, from `python asv_benchmarks/threshold.py` (run with the
 # threshold lowered to 0) on the 2-core development machine (AMD EPYC, gcc 12, AVX2 kernels,
 # median of 300 steps, speed-up of 2 threads over 1):
@@ -29,6 +31,8 @@ def _set_threshold(Py_ssize_t size):
 # Threading
 
 cdef inline Py_ssize_t _n_chunks(Py_ssize_t n, int n_threads) noexcept nogil:
+    # One chunk (no OpenMP region at all) in a forked child: see src_c/fastopt_openmp.h.
+    n_threads = fastopt_thread_limit(n_threads)
     return n_threads if (n_threads > 1 and n >= PARALLEL_THRESHOLD) else 1
 
 

@@ -2,8 +2,9 @@
 # by the single-problem loops (fastopt/_loop.pyx) and the batch loops (fastopt/_batch.pyx).
 
 cimport numpy as cnp
+from cpython.exc cimport PyErr_CheckSignals
 from cython cimport floating
-from libc.math cimport fabs, fmax, isfinite
+from libc.math cimport NAN, fabs, fmax, isfinite
 from libc.string cimport memcpy
 
 from fastopt._kernels cimport MAX_STATE, RuleStep, UpdateRule, apply_rule, rule_step_next
@@ -12,6 +13,18 @@ from fastopt._step cimport Rule
 # C-level objectives: f(n, x, grad, user_data) returns f(x) and writes its gradient to grad.
 ctypedef double (*objective_f64)(int, const double*, double*, void*) noexcept nogil
 ctypedef float (*objective_f32)(int, const float*, float*, void*) noexcept nogil
+
+# Looking for Ctrl-C in loops without the GIL (src_c/fastopt_interrupt.h).
+cdef extern from "fastopt_interrupt.h" nogil:
+    ctypedef struct fastopt_poll:
+        double due
+        long stride
+    double FASTOPT_SIGNAL_INTERVAL
+    double fastopt_now()
+    void fastopt_poll_signals(fastopt_poll* p, bint enabled)
+    void fastopt_poll_until(fastopt_poll* p, double due, long stride)
+    bint fastopt_poll_due(fastopt_poll* p)
+    void fastopt_poll_checked(fastopt_poll* p, double waited)
 
 # Why a run stopped (check_stop); the drivers map these to SciPy's status codes.
 cdef enum:

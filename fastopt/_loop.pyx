@@ -14,7 +14,9 @@ Two ways to evaluate the objective:
   iteration costs a few hundred nanoseconds;
 * a C function from a ``scipy.LowLevelCallable`` (fastopt/_native.pyx): ``run_native`` runs
   the whole loop in C without the GIL, unless a callback or ``return_all`` needs Python after
-  each iteration.
+  each iteration. Run from the main thread, it takes the GIL every few milliseconds to run
+  Python's signal handlers, so that Ctrl-C raises KeyboardInterrupt (src_c/fastopt_interrupt.h);
+  x is the driver's copy of x0, which stays untouched.
 
 Iteration j (1-based) updates x, projects it, evaluates f and g there, and then calls the
 callback, so the j-th callback call sees the iterate after j updates. Stopping rules are checked
@@ -26,11 +28,14 @@ the betas (``rule_step_next``), not pow(): see RuleStep in fastopt/_kernels_decl
 """
 
 cimport numpy as cnp
+from cpython.exc cimport PyErr_CheckSignals
 from libc.math cimport isfinite
 from libc.string cimport memcpy
 
 from fastopt._kernels cimport rule_step_zero
 from fastopt._native cimport NativeObjective
+
+import threading
 
 import numpy as np
 from scipy.optimize import OptimizeResult
@@ -165,6 +170,7 @@ def minimize_loop(
     cdef NativeObjective native = fun if mode == EVAL_NATIVE else None
     cdef cnp.ndarray gbuf = np.empty_like(x)
     cdef bint report = callback is not None or allvecs is not None
+    cdef bint interruptible
     cdef int stop
     x_prev, g_prev = np.empty_like(x), np.empty_like(x)  # p points into them: keep them here
     init_problem(&p, x, x_prev, gbuf, g_prev, rule, slots, lower, upper, &tol)
@@ -183,9 +189,15 @@ def minimize_loop(
         if stop != STOP_NONE:
             break
         if native is not None and not report:
+            # Only the main thread runs signal handlers: elsewhere, no check, no GIL taken.
+            interruptible = threading.get_ident() == threading.main_thread().ident
             with nogil:
-                stop = run_native(&p, &tol, native.fun, native.user_data, n_threads)
+                stop = run_native(&p, &tol, native.fun, native.user_data, n_threads,
+                                  interruptible)
             break
+        # With the GIL, cheap: Ctrl-C also stops a loop that runs no bytecode (a C objective
+        # with return_all or a builtin callback).
+        PyErr_CheckSignals()
         advance(&p, n_threads)
         if native is not None:
             evaluate_native(&p, native.fun, native.user_data)

@@ -47,7 +47,11 @@ def minimize_batch(fun, X0, method="adam", jac=None, args=(), bounds=None, optio
         depend on row j of X only. Or a ``scipy.LowLevelCallable`` of one problem, with the
         C signature ``double f(int n, const double *x, double *grad, void *user_data)``
         (``float`` for float32): it returns f(x) and writes the gradient to ``grad``; every
-        problem's loop then runs in C without the GIL.
+        problem's loop then runs in C without the GIL (Ctrl-C still stops it:
+        KeyboardInterrupt, checked every few milliseconds). ``grad`` holds NaN on entry, so
+        every entry must be written: one left NaN (for instance by a ctypes callback that
+        raised, which returns 0.0 and writes nothing) stops that problem with status 3 at
+        its last iterate whose gradient was complete.
     X0 : array_like, shape (m, n)
         The starting points; never modified. float32 stays float32; other real dtypes become
         float64 (a C objective sets the dtype: float64 or float32 by its signature).

@@ -2,8 +2,8 @@
 
 A C-level objective for ``fastopt.minimize`` and ``fastopt.minimize_batch`` is a ``cdef api``
 function with the signature ``double (int n, const double *x, double *grad, void *user_data)``
-(or its float32 twin) that returns f(x) and writes the gradient to ``grad``; it must not keep
-``x`` or ``grad`` nor touch the GIL. ``scipy.LowLevelCallable.from_cython(module, name)``
+(or its float32 twin) that returns f(x) and writes the gradient to ``grad`` (every entry: it
+holds NaN on entry); it must not keep ``x`` or ``grad`` nor touch the GIL. ``scipy.LowLevelCallable.from_cython(module, name)``
 reads it from the module's ``__pyx_capi__``. ``fastopt.problems.rosenbrock_lowlevel`` wraps
 the ones below.
 

@@ -3,3 +3,7 @@
 cdef extern from "fastopt_openmp.h" nogil:
     int fastopt_openmp_enabled()
     int fastopt_omp_get_max_threads()
+    # Every num_threads given to OpenMP goes through this: 1 in a child forked after fastopt
+    # was loaded (GNU libgomp would hang there), else n_threads. See src_c/fastopt_openmp.h.
+    int fastopt_thread_limit(int n_threads)
+    bint fastopt_in_forked_child()

@@ -32,6 +32,7 @@ from fastopt._kernels cimport (
     parallel_threshold,
     rule_step_at,
 )
+from fastopt._openmp cimport fastopt_thread_limit
 
 import numpy as np
 
@@ -540,6 +541,7 @@ cdef void _fill(_Batch* b, Layout layout, Py_ssize_t i, cnp.ndarray g, tuple s):
 cdef void _run(const UpdateRule* rule, _Batch* batch, Py_ssize_t n, Py_ssize_t n_small,
                Py_ssize_t total, Py_ssize_t threshold, Py_ssize_t step,
                int n_threads) noexcept nogil:
+    n_threads = fastopt_thread_limit(n_threads)  # 1 in a forked child (fastopt_openmp.h)
     cdef Py_ssize_t i
     cdef bint share_small = n_threads > 1 and n_small > 1 and total >= threshold
     cdef RuleStep at = rule_step_at(rule, step)

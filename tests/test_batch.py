@@ -270,3 +270,36 @@ def test_gradients_of_any_layout_or_dtype_are_converted(convert, exact, starts):
         np.testing.assert_array_equal(res.nit, ref.nit)
     else:
         np.testing.assert_allclose(res.x, ref.x, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("per_row", [False, True])
+def test_c_batch_in_time_slices_is_the_same(rosen_llc, per_row):
+    # From the main thread a C-objective batch runs in time slices of a few milliseconds (to
+    # look for Ctrl-C between them; fastopt/_batch.pyx), each chunk resuming where it left
+    # off; from another thread it runs in one go. Both must give the same bits, and what
+    # each problem alone gives. 300 problems x 20000 iterations: many slices.
+    import threading
+
+    starts = np.random.default_rng(5).uniform(-2.0, 2.0, (300, 2))
+    options = dict(OPTIONS, lr=np.linspace(1e-3, 2e-3, 300) if per_row else 1e-3,
+                   maxiter=20000, gtol=1e-6)
+    sliced = {n: fastopt.minimize_batch(rosen_llc, starts, options=options, n_threads=n)
+              for n in (1, 2)}
+    whole = {}
+    worker = threading.Thread(target=lambda: whole.update(
+        {n: fastopt.minimize_batch(rosen_llc, starts, options=options, n_threads=n)
+         for n in (1, 2)}))
+    worker.start()
+    worker.join()
+    for n in (1, 2):
+        for key in ("x", "jac", "fun", "nit", "nfev", "status"):
+            np.testing.assert_array_equal(sliced[n][key], whole[n][key])
+            np.testing.assert_array_equal(sliced[n][key], sliced[1][key])
+    rows = [0, 150, 299]
+    singles = [fastopt.minimize(rosen_llc, starts[i],
+                                options=dict(options, lr=float(np.ravel(options["lr"])[
+                                    i if per_row else 0]))) for i in rows]
+    for i, r in zip(rows, singles):
+        np.testing.assert_array_equal(sliced[2].x[i], r.x)
+        assert (sliced[2].nit[i], sliced[2].status[i]) == (r.nit, r.status)
+    assert len(set(sliced[1].nit.tolist())) >= 3  # problems stop at different iterations

@@ -212,6 +212,189 @@ def test_non_finite_at_x0_from_c():
 
 
 # ---------------------------------------------------------------------------------------------
+# What the gradient buffer holds when a C objective gets it: NaN in every entry, on every path
+# (documented in minimize and minimize_batch). An entry left unwritten stops the run with
+# status 3 at the last iterate whose gradient was complete -- never uninitialised memory.
+
+F32 = ctypes.CFUNCTYPE(ctypes.c_float, ctypes.c_int, ctypes.POINTER(ctypes.c_float),
+                       ctypes.POINTER(ctypes.c_float), ctypes.c_void_p)
+
+
+def ctypes_objective_typed(python_fun, dtype):
+    """ctypes_objective for float64 or float32 (the float signature)."""
+    ctype = F32 if np.dtype(dtype) == np.float32 else F64
+
+    def c_fun(n, x, grad, user_data):
+        return python_fun(np.ctypeslib.as_array(x, shape=(n,)),
+                          np.ctypeslib.as_array(grad, shape=(n,)))
+
+    func = ctype(c_fun)
+    return LowLevelCallable(func), func
+
+
+def _run(path, llc, start, options):
+    """One run of a C objective on one of the paths that call it; a result per problem."""
+    if path == "minimize":
+        return [fastopt.minimize(llc, start, options=options)]
+    if path == "minimize_callback":  # the loop that returns to Python after each iteration
+        return [fastopt.minimize(llc, start, options=options, callback=lambda xk: None)]
+    n_threads = int(path[-1])
+    X0 = np.tile(start, (300, 1))  # 3 chunks of problems
+    batch = fastopt.minimize_batch(llc, X0, options=options, n_threads=n_threads)
+    return [scipy_result(batch, i) for i in range(len(X0))]
+
+
+def scipy_result(batch, i):
+    from scipy.optimize import OptimizeResult
+    return OptimizeResult(x=batch.x[i], fun=batch.fun[i], jac=batch.jac[i], nit=batch.nit[i],
+                          status=batch.status[i])
+
+
+PATHS = ["minimize", "minimize_callback", "batch_1", "batch_2"]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("path", PATHS)
+def test_gradient_buffer_holds_nan_on_entry(path, dtype):
+    on_entry = []
+
+    def fun(x, g):
+        on_entry.append(g.copy())
+        f, grad = rosen_twin(x)
+        g[:] = grad
+        return f
+
+    llc, keep = ctypes_objective_typed(fun, dtype)
+    start = np.array([-1.2, 1.0, 0.5, -0.5], dtype=dtype)
+    for _ in range(2):
+        _run(path, llc, start, {"lr": 1e-3, "maxiter": 5, "gtol": 0.0})
+    entries = np.array(on_entry)
+    assert len(entries) >= 12 and entries.dtype == dtype
+    assert np.isnan(entries).all()
+    del keep
+
+
+class Trajectory:
+    """The iterates an objective sees, in order. In a batch whose problems all start at one
+    point, every problem follows the same trajectory, so a point's index is the iteration at
+    which each problem evaluates it, whatever the order of the calls (chunks, threads)."""
+
+    def __init__(self):
+        self.points = []
+
+    def index(self, x):
+        for k, p in enumerate(self.points):
+            if np.array_equal(p, x):
+                return k
+        self.points.append(x.copy())
+        return len(self.points) - 1
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("path", PATHS)
+def test_unwritten_gradient_entries_stop_the_run(path, dtype):
+    # Writes grad[0] and grad[1] only from the 3rd iterate on (the first two: everything).
+    for _ in range(3):  # the same, exactly, run after run
+        seen = Trajectory()
+
+        def fun(x, g):
+            f, grad = rosen_twin(x)
+            k = 2 if seen.index(x) >= 2 else 4
+            g[:k] = grad[:k]
+            return f
+
+        llc, keep = ctypes_objective_typed(fun, dtype)
+        start = np.array([-1.2, 1.0, 0.5, -0.5], dtype=dtype)
+        for res in _run(path, llc, start, {"lr": 1e-3, "maxiter": 100, "gtol": 0.0}):
+            # The 3rd evaluation (after 2 updates) is incomplete: back to the 2nd iterate.
+            assert res.status == 3 and res.nit == 1
+            np.testing.assert_array_equal(res.x, seen.points[1])
+            f, grad = rosen_twin(seen.points[1])
+            assert res.fun == np.float64(dtype(f))
+            np.testing.assert_array_equal(res.jac, grad.astype(dtype))
+        del keep
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_gradient_never_written_is_nan_in_the_result(path):
+    llc, keep = ctypes_objective_typed(lambda x, g: 1.0, np.float64)
+    for _ in range(3):
+        for res in _run(path, llc, np.array([-1.2, 1.0]), OPTIONS):
+            assert res.status == 3 and res.nit == 0 and res.fun == 1.0
+            np.testing.assert_array_equal(res.x, [-1.2, 1.0])
+            assert np.isnan(res.jac).all()
+    del keep
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("path", PATHS)
+def test_ctypes_objective_that_raises_stops_with_status_3(path):
+    # ctypes cannot pass the exception on: it prints it and returns 0.0, grad unwritten. The
+    # NaN left in grad stops the run at the last complete iterate instead of "converging".
+    seen = Trajectory()
+
+    def fun(x, g):
+        if seen.index(x) == 5:  # the iterate after 5 updates
+            raise RuntimeError("bad objective")
+        f, grad = rosen_twin(x)
+        g[:] = grad
+        return f
+
+    llc, keep = ctypes_objective_typed(fun, np.float64)
+    for res in _run(path, llc, np.array([-1.2, 1.0]), OPTIONS):
+        assert res.status == 3 and res.nit == 4
+        np.testing.assert_array_equal(res.x, seen.points[4])
+        np.testing.assert_array_equal(res.jac, rosen_twin(seen.points[4])[1])
+    del keep
+
+
+HALF_SOURCE = r"""
+/* Rosenbrock's value, but a gradient written only for the first half of x (a bug). */
+#define HALF(T, NAME)                                                          \
+T NAME(int n, T *x, T *grad, void *user_data)                                  \
+{                                                                              \
+    T f = 0;                                                                   \
+    for (int i = 0; i < n - 1; i++) {                                          \
+        T a = x[i + 1] - x[i] * x[i], b = 1 - x[i];                            \
+        f += 100 * a * a + b * b;                                              \
+    }                                                                          \
+    for (int i = 0; i < n / 2; i++)                                            \
+        grad[i] = 1;                                                           \
+    return f;                                                                  \
+}
+HALF(double, half_f64)
+HALF(float, half_f32)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="builds a shared library with cc")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_objective_writing_half_the_gradient(tmp_path, dtype):
+    cc = _c_compiler()
+    if cc is None:
+        pytest.skip("no C compiler")
+    (tmp_path / "half.c").write_text(HALF_SOURCE)
+    lib_path = tmp_path / "libhalf.so"
+    subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(lib_path),
+                    str(tmp_path / "half.c")], check=True)
+    lib = ctypes.CDLL(str(lib_path))
+    single = np.dtype(dtype) == np.float32
+    fn = lib.half_f32 if single else lib.half_f64
+    ctype = ctypes.c_float if single else ctypes.c_double
+    fn.restype = ctype
+    fn.argtypes = [ctypes.c_int, ctypes.POINTER(ctype), ctypes.POINTER(ctype), ctypes.c_void_p]
+    llc = LowLevelCallable(fn)
+    start = np.array([-1.2, 1.0, 0.5, -0.5], dtype=dtype)
+    for path in PATHS:
+        for _ in range(3):
+            for res in _run(path, llc, start, OPTIONS):
+                assert res.status == 3 and res.nit == 0
+                np.testing.assert_array_equal(res.x, start)
+                np.testing.assert_array_equal(res.jac[:2], 1)
+                assert np.isnan(res.jac[2:]).all()
+
+
+# ---------------------------------------------------------------------------------------------
 # The three ways to make a C objective (README, "C-level objectives").
 
 C_SOURCE = r"""
