@@ -16,6 +16,7 @@ FASTOPT_NATIVE=1          compile for this machine's CPU (-march=native: AVX2/AV
                           for a local `pip install`, never for a wheel that ships elsewhere.
 """
 
+import glob
 import os
 import platform
 import shlex
@@ -147,6 +148,9 @@ def _extensions():
         "embedsignature": True,
     }
     include_dirs = [os.path.join(HERE, "src_c"), numpy.get_include()]
+    # The C headers every module may include: a change to one rebuilds the modules (cythonize
+    # tracks .pxd/.pxi itself, but not headers reached only through `cdef extern from`).
+    headers = sorted(glob.glob(os.path.join("src_c", "*.h")))
     macros = [("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")]
     extensions = [
         Extension(
@@ -154,12 +158,14 @@ def _extensions():
             [f"fastopt/{name}.pyx"],
             include_dirs=include_dirs,
             define_macros=macros,
+            depends=headers,
         )
         for name in ("_openmp", "_kernels", "_step", "_native", "_loop", "_batch", "_objectives")
     ]
     if platform.machine().lower() in ("x86_64", "amd64"):
         extensions.append(Extension("fastopt._kernels_avx2", ["fastopt/_kernels_avx2.pyx"],
-                                    include_dirs=include_dirs, define_macros=macros))
+                                    include_dirs=include_dirs, define_macros=macros,
+                                    depends=headers))
     return cythonize(extensions, compiler_directives=directives, include_path=["fastopt"])
 
 
