@@ -370,14 +370,7 @@ HALF(float, half_f32)
 @pytest.mark.skipif(sys.platform == "win32", reason="builds a shared library with cc")
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_compiled_objective_writing_half_the_gradient(tmp_path, dtype):
-    cc = _c_compiler()
-    if cc is None:
-        pytest.skip("no C compiler")
-    (tmp_path / "half.c").write_text(HALF_SOURCE)
-    lib_path = tmp_path / "libhalf.so"
-    subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(lib_path),
-                    str(tmp_path / "half.c")], check=True)
-    lib = ctypes.CDLL(str(lib_path))
+    lib = _compiled_library(tmp_path, "half", HALF_SOURCE)
     single = np.dtype(dtype) == np.float32
     fn = lib.half_f32 if single else lib.half_f64
     ctype = ctypes.c_float if single else ctypes.c_double
@@ -429,16 +422,21 @@ def _c_compiler():
     return shutil.which(cc) or shutil.which("cc")
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="builds a shared library with cc")
-def test_ctypes_objective_from_a_compiled_c_file(tmp_path):
+def _compiled_library(folder, name, source):
+    """``source`` compiled into ``folder/lib<name>.so`` and loaded (skips without a compiler)."""
     cc = _c_compiler()
     if cc is None:
         pytest.skip("no C compiler")
-    (tmp_path / "sphere.c").write_text(C_SOURCE)
-    lib_path = tmp_path / "libsphere.so"
+    (folder / f"{name}.c").write_text(source)
+    lib_path = folder / f"lib{name}.so"
     subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(lib_path),
-                    str(tmp_path / "sphere.c")], check=True)
-    lib = ctypes.CDLL(str(lib_path))
+                    str(folder / f"{name}.c")], check=True)
+    return ctypes.CDLL(str(lib_path))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="builds a shared library with cc")
+def test_ctypes_objective_from_a_compiled_c_file(tmp_path):
+    lib = _compiled_library(tmp_path, "sphere", C_SOURCE)
     lib.weighted_sphere.restype = ctypes.c_double
     lib.weighted_sphere.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_double),
                                     ctypes.POINTER(ctypes.c_double), ctypes.c_void_p]
