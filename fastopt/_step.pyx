@@ -370,9 +370,15 @@ cdef list _check_grads(object grads, Layout layout, object spans):
                     raise ValueError(f"grads[{i}] shares memory with params[{j}]: pass a "
                                      "separate array")
     if copied:
-        # Python code ran (a copy in NumPy, maybe a finalizer) that could have changed a
-        # parameter after its check.
+        # Python code ran (a copy in NumPy, maybe a finalizer, a subclass's __getitem__) that
+        # could have changed a parameter, or a gradient already checked (its dtype, shape, or
+        # its buffer: ``resize(refcheck=False)``), after its check.
         _check_params(layout)
+        for i in range(n):
+            if not _matches(layout, i, <cnp.ndarray>checked[i], cnp.NPY_ARRAY_C_CONTIGUOUS):
+                raise ValueError(f"{_grad_name(-1 if layout.single else i)} changed while "
+                                 "the gradients were being read (Python code ran): nothing "
+                                 "was updated")
     return checked
 
 

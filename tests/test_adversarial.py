@@ -1,0 +1,68 @@
+"""Cases found by an adversarial review after issue 11: each ran into a crash, a hang or a
+silent wrong result before its fix."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import fastopt
+
+
+def _run_python(code, timeout=120):
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                         text=True, timeout=timeout)
+    return out.returncode, out.stdout + out.stderr
+
+
+# -- gradients read through Python code ----------------------------------------------------------
+
+
+def test_gradient_resized_by_a_list_subclass_while_the_others_are_read_is_refused():
+    # Indexing a list subclass runs Python code after grads[0] was checked: a gradient
+    # resized then (refcheck=False frees its buffer) was read at its old size (SIGSEGV).
+    # In a subprocess, so that a regression shows as a crash, not a broken test run.
+    code = """
+        import numpy as np, fastopt
+        params = [np.zeros(100_000), np.zeros(3)]
+        grads = [np.ones(100_000), np.ones(3)]
+
+        class Sneaky(list):
+            def __getitem__(self, index):
+                if index == 1:
+                    list.__getitem__(self, 0).resize(1, refcheck=False)
+                return list.__getitem__(self, index)
+
+        opt = fastopt.SGD(params, lr=0.1)
+        opt.step([np.ones(100_000), np.ones(3)])
+        before = [p.copy() for p in params]
+        try:
+            opt.step(Sneaky(grads))
+        except ValueError as exc:
+            assert "grads[0]" in str(exc), exc
+        else:
+            raise SystemExit("no error")
+        assert all((p == b).all() for p, b in zip(params, before))
+        print("ok")
+    """
+    rc, out = _run_python(code)
+    assert rc == 0 and out.strip() == "ok", (rc, out)
+
+
+def test_gradient_dtype_changed_by_a_list_subclass_is_refused():
+    params = [np.zeros(4), np.zeros(3)]
+    grads = [np.ones(4), np.ones(3)]
+
+    class Sneaky(list):
+        def __getitem__(self, index):
+            if index == 1:
+                list.__getitem__(self, 0).dtype = np.float32
+            return list.__getitem__(self, index)
+
+    opt = fastopt.Adam(params, lr=0.1)
+    with pytest.raises(ValueError, match=r"grads\[0\] changed"):
+        opt.step(Sneaky(grads))
+    assert all((p == 0).all() for p in params)
+    assert opt.step_count == 0
