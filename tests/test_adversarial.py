@@ -66,3 +66,22 @@ def test_gradient_dtype_changed_by_a_list_subclass_is_refused():
         opt.step(Sneaky(grads))
     assert all((p == 0).all() for p in params)
     assert opt.step_count == 0
+
+
+# -- the race's picture ---------------------------------------------------------------------------
+
+
+def test_race_picture_frame_of_a_far_start_gives_no_overflow_warning():
+    # ``race --start 1e300,1e300`` printed NumPy's "overflow encountered in dot" (the distance
+    # from a path's end to the minima, in the picture's framing).
+    import warnings
+
+    from fastopt import _plot
+    from fastopt._race import run_race
+
+    problem, results = run_race("rosenbrock", methods=["gd", "adam"], steps=5,
+                                start=(1e300, 1e300))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (x_lo, x_hi), (y_lo, y_hi) = _plot.frame(problem, results)
+    assert x_lo < x_hi and y_lo < y_hi
