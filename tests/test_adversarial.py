@@ -85,3 +85,33 @@ def test_race_picture_frame_of_a_far_start_gives_no_overflow_warning():
         warnings.simplefilter("error")
         (x_lo, x_hi), (y_lo, y_hi) = _plot.frame(problem, results)
     assert x_lo < x_hi and y_lo < y_hi
+
+
+# -- a step that is running ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("restore", ["setstate", "load_state_dict"])
+def test_restoring_a_state_while_a_step_runs_is_refused(restore):
+    # load_state_dict refused while step() ran (in another thread, or from Python code that
+    # step runs: a list subclass's __getitem__), but __setstate__ on the live optimizer
+    # replaced its parameters, state and count under the running step: steps were lost.
+    params = [np.zeros(3), np.zeros(2)]
+    opt = fastopt.Adam(params, lr=0.1)
+    opt.step([np.ones(3), np.ones(2)])
+    saved, saved_dict = opt.__getstate__(), opt.state_dict()
+
+    class Restoring(list):
+        def __getitem__(self, index):
+            if restore == "setstate":
+                opt.__setstate__(saved)
+            else:
+                opt.load_state_dict(saved_dict)
+            return list.__getitem__(self, index)
+
+    before = [p.copy() for p in params]
+    with pytest.raises(RuntimeError, match="while step"):
+        opt.step(Restoring([np.ones(3), np.ones(2)]))
+    assert opt.params[0] is params[0] and opt.step_count == 1
+    assert all((p == b).all() for p, b in zip(params, before))
+    opt.step([np.ones(3), np.ones(2)])
+    assert opt.step_count == 2 and not (params[0] == before[0]).any()
