@@ -115,3 +115,18 @@ def test_restoring_a_state_while_a_step_runs_is_refused(restore):
     assert all((p == b).all() for p, b in zip(params, before))
     opt.step([np.ones(3), np.ones(2)])
     assert opt.step_count == 2 and not (params[0] == before[0]).any()
+
+
+def test_gradient_aliasing_a_parameter_that_moved_is_still_refused():
+    # The byte ranges the overlap check searches were made once, at construction: after
+    # ``resize(refcheck=False)`` moved a parameter, a gradient that is that parameter went
+    # through, and the update read it while writing it (b came out +1, not -1).
+    a, b = np.zeros(4), np.zeros(4)
+    opt = fastopt.SGD([a, b], lr=1.0)
+    a.resize(1000, refcheck=False)
+    a.resize(4, refcheck=False)
+    with pytest.raises(ValueError, match=r"grads\[1\] shares memory with params\[0\]"):
+        opt.step([np.ones(4), a])
+    assert (a == 0).all() and (b == 0).all()
+    opt.step([np.ones(4), np.ones(4)])
+    assert (a == -1).all() and (b == -1).all()
