@@ -130,3 +130,17 @@ def test_gradient_aliasing_a_parameter_that_moved_is_still_refused():
     assert (a == 0).all() and (b == 0).all()
     opt.step([np.ones(4), np.ones(4)])
     assert (a == -1).all() and (b == -1).all()
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+def test_race_bad_start_message_shows_the_numbers_as_typed(capsys):
+    # It showed NumPy reprs: "got [np.float64(1.0), np.float64(2.0), np.float64(3.0)]".
+    from fastopt._cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["race", "--start", "1,2,3"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "got 1,2,3" in err and "np.float64" not in err
