@@ -321,6 +321,8 @@ class Optimizer(OptimizerCore):
         new_state = self._checked_pickled_state(state["_state"], step, hyper, params, single)
         spans = None if single else memory_spans(params)  # new addresses
         layout, rule = Layout(params, single, self._slot_names), self._make_rule(hyper)
+        if self._rule is not None:  # (a live optimizer, not one being unpickled)
+            self._check_not_busy("restore a pickled state")
         self._hyper, self._n_threads = hyper, n_threads
         self._n_threads_spec = state["_n_threads_spec"]
         self._params, self._single, self._layout, self._spans = params, single, layout, spans

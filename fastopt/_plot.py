@@ -59,7 +59,7 @@ def frame(problem, results):
     for r, finite in zip(results, points):
         end = finite[-1] if len(finite) else r.path[0]
         minima.append(min((point for point, _ in problem.minima),
-                          key=lambda m: float(np.linalg.norm(end - m))))
+                          key=lambda m: float(np.hypot(*(end - m)))))  # (no overflow)
     cloud = np.vstack(points + [np.array(minima)])
     (dx_lo, dx_hi), (dy_lo, dy_hi) = problem.domain
     lo = np.maximum(cloud.min(axis=0), [dx_lo, dy_lo])

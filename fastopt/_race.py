@@ -144,7 +144,7 @@ def check_race_arguments(problem_name, methods=None, steps=None, lr=None, seed=0
         x0 = np.asarray(start, dtype=float)
         if x0.shape != (problem.n,) or not np.all(np.isfinite(x0)):
             raise ValueError(f"start must be {problem.n} finite numbers such as -1.2,1, got "
-                             f"{list(np.ravel(x0))}")
+                             f"{','.join(f'{v:g}' for v in np.ravel(x0))}")
     if isinstance(tol, bool) or not isinstance(tol, numbers.Real) \
             or not (math.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be a finite number > 0, got {tol!r}")

@@ -14,6 +14,7 @@ cdef class Layout:
     cdef Py_ssize_t* sizes
     cdef Py_ssize_t* starts  # where each parameter's dims begin in ``dims``
     cdef Py_ssize_t* dims
+    cdef void** datas  # each parameter's data address when ``spans`` were last made
 
 
 cdef class Rule:

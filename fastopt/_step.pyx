@@ -36,7 +36,7 @@ from fastopt._openmp cimport fastopt_thread_limit
 
 import numpy as np
 
-from fastopt._validation import MAX_STEP
+from fastopt._validation import MAX_STEP, memory_spans
 
 cnp.import_array()
 
@@ -202,8 +202,9 @@ cdef class Layout:
         self.sizes = <Py_ssize_t*>PyMem_Malloc((self.n + 1) * sizeof(Py_ssize_t))
         self.starts = <Py_ssize_t*>PyMem_Malloc((self.n + 1) * sizeof(Py_ssize_t))
         self.dims = <Py_ssize_t*>PyMem_Malloc((total + 1) * sizeof(Py_ssize_t))
+        self.datas = <void**>PyMem_Malloc((self.n + 1) * sizeof(void*))
         if (self.types == NULL or self.ndims == NULL or self.sizes == NULL
-                or self.starts == NULL or self.dims == NULL):
+                or self.starts == NULL or self.dims == NULL or self.datas == NULL):
             raise MemoryError()
         total = 0
         for i in range(self.n):
@@ -212,6 +213,7 @@ cdef class Layout:
             self.ndims[i] = cnp.PyArray_NDIM(p)
             self.sizes[i] = cnp.PyArray_SIZE(p)
             self.starts[i] = total
+            self.datas[i] = cnp.PyArray_DATA(p)
             for d in range(self.ndims[i]):
                 self.dims[total] = cnp.PyArray_DIM(p, d)
                 total += 1
@@ -222,6 +224,7 @@ cdef class Layout:
         PyMem_Free(self.sizes)
         PyMem_Free(self.starts)
         PyMem_Free(self.dims)
+        PyMem_Free(self.datas)
 
 
 cdef inline bint _matches(Layout layout, Py_ssize_t i, cnp.ndarray a, int flags) noexcept:
@@ -341,6 +344,24 @@ cdef Py_ssize_t _overlapping_param(cnp.ndarray g, cnp.ndarray spans):
     return -1
 
 
+cdef int _refresh_spans(Layout layout, object spans) except -1:
+    """Remake ``spans`` in place if a parameter's data moved since they were made (NumPy's
+    ``resize(refcheck=False)`` reallocates an array in place): stale spans would let a
+    gradient that is (part of) another parameter through."""
+    cdef Py_ssize_t i
+    cdef cnp.ndarray fresh
+    for i in range(layout.n):
+        if cnp.PyArray_DATA(<cnp.ndarray>layout.params[i]) != layout.datas[i]:
+            break
+    else:
+        return 0
+    fresh = memory_spans(layout.params)
+    (<cnp.ndarray>spans)[...] = fresh  # (same sizes, so the same rows)
+    for i in range(layout.n):
+        layout.datas[i] = cnp.PyArray_DATA(<cnp.ndarray>layout.params[i])
+    return 0
+
+
 cdef list _check_grads(object grads, Layout layout, object spans):
     """check_grads; the parameters are checked against ``layout`` first."""
     cdef Py_ssize_t i, j, n = layout.n
@@ -359,6 +380,8 @@ cdef list _check_grads(object grads, Layout layout, object spans):
         checked = [_check_grad(grads[i], layout, i, i) for i in range(n)]
         # (A list or tuple subclass runs Python code when indexed.)
         copied = type(grads) is not list and type(grads) is not tuple
+        if spans is not None:
+            _refresh_spans(layout, spans)
         for i in range(n):
             if checked[i] is not grads[i]:
                 copied = True
@@ -370,9 +393,15 @@ cdef list _check_grads(object grads, Layout layout, object spans):
                     raise ValueError(f"grads[{i}] shares memory with params[{j}]: pass a "
                                      "separate array")
     if copied:
-        # Python code ran (a copy in NumPy, maybe a finalizer) that could have changed a
-        # parameter after its check.
+        # Python code ran (a copy in NumPy, maybe a finalizer, a subclass's __getitem__) that
+        # could have changed a parameter, or a gradient already checked (its dtype, shape, or
+        # its buffer: ``resize(refcheck=False)``), after its check.
         _check_params(layout)
+        for i in range(n):
+            if not _matches(layout, i, <cnp.ndarray>checked[i], cnp.NPY_ARRAY_C_CONTIGUOUS):
+                raise ValueError(f"{_grad_name(-1 if layout.single else i)} changed while "
+                                 "the gradients were being read (Python code ran): nothing "
+                                 "was updated")
     return checked
 
 
