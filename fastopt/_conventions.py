@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fastopt._validation import check_bool, check_real
+from fastopt._validation import NOT_A_NUMBER, check_bool, check_real
 
 # The largest count the C loops hold (nit is a Py_ssize_t): a larger limit is never reached.
 COUNT_MAX = int(np.iinfo(np.intp).max)
@@ -47,7 +47,7 @@ def real_option(name, value, what, **limits):
     if type(value) is float:  # the common case, without the abc checks
         return check_real(name, value, what, **limits)
     value = scalar_value(value)
-    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+    if isinstance(value, numbers.Integral) and not isinstance(value, NOT_A_NUMBER):
         try:
             float(value)
         except OverflowError:
@@ -77,7 +77,7 @@ def iteration_limit(name, value, *, low=0):
     if type(value) is int and low <= value <= COUNT_MAX:  # the common case, no abc checks
         return value
     value = scalar_value(value)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if isinstance(value, NOT_A_NUMBER) or not isinstance(value, numbers.Real):
         raise TypeError(f"Invalid {name}: {name}={_describe(value)} must be a number "
                         "(an int, or a float: non-integers are rounded up, inf means no "
                         "limit)")
@@ -100,7 +100,7 @@ def whole_number(name, value, *, low=1):
     """A size (``batch_size``): an int, an integral float or a 0-d array of one, >= ``low``;
     a value beyond :data:`COUNT_MAX` (``inf`` too) is :data:`COUNT_MAX`."""
     value = scalar_value(value)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if isinstance(value, NOT_A_NUMBER) or not isinstance(value, numbers.Real):
         raise TypeError(f"Invalid {name}: {name} must be an int, got {_describe(value)}")
     if not isinstance(value, numbers.Integral):
         try:
@@ -118,8 +118,9 @@ def whole_number(name, value, *, low=1):
 
 def fun_and_grad(out, context="with jac=True, "):
     """``(f, g)`` from what a ``jac=True`` objective returned: a pair as SciPy's
-    ``MemoizeJac`` reads it (``fg[0]``, ``fg[1]``), a tuple, a list or another sequence of
-    two; TypeError otherwise (an array too: its rows are no pair), its message starting with
+    ``MemoizeJac`` reads it (``fg[0]``, ``fg[1]``): a tuple, a list, another sequence of two,
+    or an array of length 2 (e.g. an object array ``[f, g]``; the checks of f and g that follow
+    refuse what is no value and gradient); TypeError otherwise, its message starting with
     ``context``."""
     if type(out) is tuple and len(out) == 2:
         return out
@@ -128,6 +129,8 @@ def fun_and_grad(out, context="with jac=True, "):
             return out[0], out[1]
         got = f"a {type(out).__name__} of length {len(out)}"
     elif isinstance(out, np.ndarray):
+        if out.ndim >= 1 and len(out) == 2:
+            return out[0], out[1]
         got = f"an ndarray of shape {out.shape}"
     else:
         got = _describe(out) if out is None or isinstance(out, (str, bytes)) \

@@ -27,6 +27,11 @@ def _describe(value):
 # Hyperparameters
 
 
+# Types that register as numbers (numbers.Integral) but are not a quantity an option can take:
+# bools, and NumPy's timedelta64 (a subclass of numpy.signedinteger).
+NOT_A_NUMBER = (bool, np.bool_, np.timedelta64)
+
+
 def _scalar(value, kinds):
     """``value`` itself, or the scalar in it if it is a 0-d array of a dtype kind in ``kinds``
     (NumPy users write ``np.array(0.1)`` for a number; ``numpy.load`` returns 0-d arrays)."""
@@ -60,7 +65,7 @@ def check_real(name, value, what, *, low=None, high=None, low_open=False, high_o
     """
     if type(value) is not float:  # (the common case skips the slower checks)
         number = _scalar(value, "fiu")
-        if isinstance(number, (bool, np.bool_)) or not isinstance(number, numbers.Real):
+        if isinstance(number, NOT_A_NUMBER) or not isinstance(number, numbers.Real):
             raise TypeError(f"Invalid {what}: {name}={_describe(value)} must be a real number")
         try:
             value = float(number)
@@ -143,7 +148,7 @@ def check_step(step):
         if not (math.isfinite(value) and float(value).is_integer()):
             raise TypeError(f"Invalid step: step={_describe(step)} must be an int")
         value = int(value)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    if isinstance(value, NOT_A_NUMBER) or not isinstance(value, numbers.Integral):
         raise TypeError(f"Invalid step: step={_describe(step)} must be an int")
     value = int(value)
     if not 0 <= value < MAX_STEP:

@@ -259,7 +259,24 @@ def test_jac_true_accepts_a_list_like_scipy():
     assert mb.nit == 1
 
 
+def test_jac_true_accepts_an_array_pair_like_scipy():
+    # SciPy's MemoizeJac reads fg[0] and fg[1]: an object array [f, g] is a pair too.
+    def as_array(x):
+        out = np.empty(2, dtype=object)
+        out[0], out[1] = rosen(x), rosen_der(x)
+        return out
+
+    x0 = np.array([-1.2, 1.0])
+    ref = fastopt.minimize(lambda x: (rosen(x), rosen_der(x)), x0, jac=True,
+                           options={"maxiter": 30})
+    res = fastopt.minimize(as_array, x0, jac=True, options={"maxiter": 30})
+    np.testing.assert_array_equal(res.x, ref.x)
+    assert optimize.minimize(as_array, x0, jac=True, method="BFGS").success
+
+
 @pytest.mark.parametrize("bad, match", [
+    (lambda x: np.ones(3), r"got an ndarray of shape \(3,\)"),
+    (lambda x: np.array(1.0), r"got an ndarray of shape \(\)"),
     (lambda x: (1.0, x, 0), "got a tuple of length 3"),
     (lambda x: (1.0,), "got a tuple of length 1"),
     (lambda x: [1.0, x, 0], "got a list of length 3"),

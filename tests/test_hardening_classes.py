@@ -754,3 +754,17 @@ def test_copy_and_deepcopy_keep_working():
         clone.betas = (0.5, 0.5)
         clone.step([np.ones(3), np.ones(2)])
         assert opt.betas == (0.9, 0.999)
+
+
+def test_timedelta_is_not_a_number_anywhere():
+    # numpy.timedelta64 subclasses numpy.signedinteger (so numbers.Integral): not a rate,
+    # a step count or an iteration limit.
+    with pytest.raises(TypeError, match="lr="):
+        fastopt.Adam(np.zeros(3), lr=np.timedelta64(1))
+    opt = fastopt.SGD(np.zeros(3), lr=0.1)
+    opt.step(np.ones(3))
+    with pytest.raises(TypeError, match="Invalid step"):
+        opt.load_state_dict(dict(opt.state_dict(), step=np.timedelta64(3)))
+    with pytest.raises(TypeError, match="maxiter"):
+        fastopt.minimize(lambda x: (x @ x, 2 * x), np.ones(2), jac=True,
+                         options={"maxiter": np.timedelta64(5)})
