@@ -472,7 +472,9 @@ def test_bad_arguments_raise_before_fun_is_called(kwargs, error, match):
     (lambda x: 0.0, TypeError, r"fun must return \(f, g\).*got float"),
     (lambda x: (0.0, np.zeros(2), 1), TypeError, r"must return \(f, g\).*tuple of length 3"),
     (lambda x: [0.0], TypeError, r"must return \(f, g\).*list of length 1"),
-    (lambda x: np.zeros(2), TypeError, r"must return \(f, g\).*ndarray of shape \(2,\)"),
+    # An array of length 2 is a pair for SciPy (fg[0], fg[1]): here its "gradient" is a number.
+    (lambda x: np.zeros(2), ValueError, r"must return 2 values \(shape \(2,\)\), got shape \(\)"),
+    (lambda x: np.zeros(3), TypeError, r"must return \(f, g\).*ndarray of shape \(3,\)"),
     (lambda x: None, TypeError, r"must return \(f, g\).*got None"),
 ])
 def test_bad_return_values(fg, error, match):
