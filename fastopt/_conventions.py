@@ -4,7 +4,8 @@ The checks of the drivers' own options (``maxiter``, the tolerances, ``disp``, `
 ``batch_size``, ...) and of what a ``jac=True`` objective returns, shared by
 ``fastopt.minimize``, ``minimize_batch`` and ``minimize_minibatch``:
 
-* numbers as NumPy users write them: a 0-d array (``np.array(1e-6)``) stands for its value,
+* numbers as NumPy users write them (tolerances go through fastopt._validation.check_real):
+  a 0-d array (``np.array(1e-6)``) stands for its value,
   a ``numpy.bool_`` (or a 0-d bool array) for a bool;
 * counts as SciPy's methods read them: ``maxiter`` bounds ``nit < maxiter``, so a non-integer
   is rounded up (SciPy 1.17's BFGS, CG, L-BFGS-B, Nelder-Mead and Powell all make 4 iterations
@@ -39,21 +40,6 @@ def scalar_value(value):
     if isinstance(value, np.ndarray) and value.ndim == 0:
         return value[()]
     return value
-
-
-def real_option(name, value, what, **limits):
-    """``value`` as a float, as :func:`fastopt._validation.check_real` checks it, also from a
-    0-d array; an int too large for a float is infinite (ValueError, not OverflowError)."""
-    if type(value) is float:  # the common case, without the abc checks
-        return check_real(name, value, what, **limits)
-    value = scalar_value(value)
-    if isinstance(value, numbers.Integral) and not isinstance(value, NOT_A_NUMBER):
-        try:
-            float(value)
-        except OverflowError:
-            raise ValueError(f"Invalid {what}: {name}={_describe(value)} must be finite "
-                             "(it is too large for a float)") from None
-    return check_real(name, value, what, **limits)
 
 
 def bool_option(name, value):

@@ -30,12 +30,11 @@ from fastopt._loop import (
 from fastopt._conventions import (
     bool_option,
     iteration_limit,
-    real_option,
     scalar_value,
 )
 from fastopt._methods import METHODS, method_name
 from fastopt._native import NativeObjective
-from fastopt._validation import as_real_array, finite_float_copy
+from fastopt._validation import as_real_array, check_real, finite_float_copy
 
 try:  # scipy.optimize.minimize(jac=True) wraps fun in MemoizeJac; unwrapping it saves a copy
     from scipy.optimize._optimize import MemoizeJac
@@ -309,7 +308,7 @@ def _split_options(cls, options):
     hyper = split_hyperparameters(cls, options, LOOP_OPTIONS, "minimize", stacklevel=4)
     tol = scalar_value(options.get("tol"))
     if tol is not None:
-        tol = real_option("tol", tol, "tolerance", low=0.0)
+        tol = check_real("tol", tol, "tolerance", low=0.0)
     loop = stopping_options(options, DEFAULT_GTOL if tol is None else tol)
     loop.update({
         "disp": _check_disp(options.get("disp", False)),
@@ -319,7 +318,7 @@ def _split_options(cls, options):
         "n_threads": scalar_value(options.get("n_threads")),
     })
     if loop["finite_diff_rel_step"] is not None:
-        loop["finite_diff_rel_step"] = real_option(
+        loop["finite_diff_rel_step"] = check_real(
             "finite_diff_rel_step", loop["finite_diff_rel_step"], "relative step",
             low=0.0, low_open=True)
     return hyper, loop
@@ -330,9 +329,9 @@ def stopping_options(options, default_gtol):
     (shared with fastopt.minimize_batch)."""
     return {
         "maxiter": iteration_limit("maxiter", options.get("maxiter", DEFAULT_MAXITER)),
-        "gtol": real_option("gtol", options.get("gtol", default_gtol), "tolerance", low=0.0),
-        "ftol": real_option("ftol", options.get("ftol", 0.0), "tolerance", low=0.0),
-        "xtol": real_option("xtol", options.get("xtol", 0.0), "tolerance", low=0.0),
+        "gtol": check_real("gtol", options.get("gtol", default_gtol), "tolerance", low=0.0),
+        "ftol": check_real("ftol", options.get("ftol", 0.0), "tolerance", low=0.0),
+        "xtol": check_real("xtol", options.get("xtol", 0.0), "tolerance", low=0.0),
     }
 
 

@@ -14,7 +14,6 @@ from fastopt._conventions import (
     bool_option,
     fun_and_grad,
     iteration_limit,
-    real_option,
     scalar_value,
     whole_number,
 )
@@ -26,6 +25,7 @@ from fastopt._driver import (
 )
 from fastopt._loop import STATUS_CALLBACK, STATUS_CONVERGED, STATUS_MAXITER, STATUS_NONFINITE
 from fastopt._methods import optimizer_class
+from fastopt._validation import check_real
 
 MINIBATCH_OPTIONS = ("n_threads", "maxiter", "gtol", "ftol", "xtol")
 MINIBATCH_MESSAGES = {
@@ -321,5 +321,5 @@ def _split_options(cls, options):
                                   stacklevel=3)
     rules = {"maxiter": iteration_limit("maxiter", options.get("maxiter", COUNT_MAX))}
     for name in ("gtol", "ftol", "xtol"):
-        rules[name] = real_option(name, options.get(name, 0.0), "tolerance", low=0.0)
+        rules[name] = check_real(name, options.get(name, 0.0), "tolerance", low=0.0)
     return hyper, scalar_value(options.get("n_threads")), rules
