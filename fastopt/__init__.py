@@ -11,7 +11,7 @@ arrays) behind a stateful class with torch.optim's names, defaults and update ru
     array([-0.1,  0.1,  0. ])
 
 Classes: SGD (also GD and mini-batch SGD: the same rule fed different gradients), Momentum,
-NAG, Adagrad, RMSprop, Adadelta, Adam, AdamW. ``minimize`` runs any of them on a function
+NAG, Adagrad, RMSprop, Adadelta, Adam, AdamW, ... (``__all__`` lists them). ``minimize`` runs any of them on a function
 with SciPy's conventions (a ``scipy.LowLevelCallable`` objective runs the whole loop in C), and
 ``fastopt.gd``, ``fastopt.adam``, ... are the same methods for
 ``scipy.optimize.minimize(method=...)``. ``minimize_batch`` solves many independent problems
@@ -37,44 +37,33 @@ def _unbuilt_hint(exc):
 
 try:
     from fastopt import problems
-    from fastopt._adam import Adam, AdamW
-    from fastopt._adaptive import Adadelta, Adagrad, RMSprop
     from fastopt._base import Optimizer
     from fastopt._config import __version__, show_config
     from fastopt._driver import minimize
     from fastopt._minibatch import minimize_minibatch
     from fastopt._minimize_batch import minimize_batch
-    from fastopt._scipy import adadelta, adagrad, adam, adamw, gd, momentum, nag, rmsprop, sgd
-    from fastopt._sgd import NAG, SGD, Momentum
+    from fastopt._registry import RECORDS as _RECORDS
+    from fastopt._scipy import METHOD_CALLABLES as _METHOD_CALLABLES
 except ModuleNotFoundError as _exc:
     _hint = _unbuilt_hint(_exc)
     if _hint is None:
         raise
     raise _hint from None
 
-__all__ = [
-    "Adadelta",
-    "Adagrad",
-    "Adam",
-    "AdamW",
-    "Momentum",
-    "NAG",
+# Every optimizer class (fastopt.Adam, ...) and method callable (fastopt.adam, ...), from the
+# optimizer records (fastopt/_registry.py).
+_OPTIMIZERS = {record.cls.__name__: record.cls for record in _RECORDS}
+globals().update(_OPTIMIZERS)
+globals().update(_METHOD_CALLABLES)
+
+__all__ = sorted([
+    *_OPTIMIZERS,
+    *_METHOD_CALLABLES,
     "Optimizer",
-    "RMSprop",
-    "SGD",
     "__version__",
-    "adadelta",
-    "adagrad",
-    "adam",
-    "adamw",
-    "gd",
     "minimize",
     "minimize_batch",
     "minimize_minibatch",
-    "momentum",
-    "nag",
     "problems",
-    "rmsprop",
-    "sgd",
     "show_config",
-]
+])

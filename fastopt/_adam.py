@@ -1,14 +1,24 @@
 """Adam and AdamW (each with the AMSGrad variant)."""
 
 from fastopt._base import Optimizer
-from fastopt._step import Rule
-from fastopt._validation import (
-    check_betas,
-    check_bool,
-    check_eps,
-    check_lr,
-    check_weight_decay,
+from fastopt._record import (
+    OptimizerRecord,
+    Racer,
+    StateSlot,
+    betas,
+    eps,
+    flag,
+    lr,
+    maximize,
+    weight_decay,
 )
+
+
+def _adam_inputs(hyper, decoupled=False):
+    beta1, beta2 = hyper["betas"]
+    return dict(lr=hyper["lr"], beta1=beta1, beta2=beta2, eps=hyper["eps"],
+                weight_decay=hyper["weight_decay"], amsgrad=hyper["amsgrad"],
+                maximize=hyper["maximize"], decoupled_weight_decay=decoupled)
 
 _ADAM_NOTES = r"""
     Notes
@@ -78,37 +88,33 @@ class Adam(Optimizer):
     array([ 0.9, -1.9])
     """
 
-    _decoupled_weight_decay = False
-
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False, *, maximize=False, n_threads=None):
-        super().__init__(params, n_threads=n_threads, lr=lr, betas=betas, eps=eps,
-                         weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
-
-    @classmethod
-    def _check_hyperparameters(cls, lr, betas, eps, weight_decay, amsgrad, maximize):
-        return dict(
-            lr=check_lr(lr),
-            betas=check_betas(betas),
-            eps=check_eps(eps),
-            weight_decay=check_weight_decay(weight_decay),
-            amsgrad=check_bool("amsgrad", amsgrad),
-            maximize=check_bool("maximize", maximize),
-        )
-
-    _slot_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-
-    @classmethod
-    def _state_names(cls, hyper):
-        return cls._slot_names if hyper["amsgrad"] else cls._slot_names[:2]
-
-    @classmethod
-    def _make_rule(cls, hyper):
-        beta1, beta2 = hyper["betas"]
-        return Rule("adam", lr=hyper["lr"], beta1=beta1, beta2=beta2, eps=hyper["eps"],
-                    weight_decay=hyper["weight_decay"], amsgrad=hyper["amsgrad"],
-                    maximize=hyper["maximize"],
-                    decoupled_weight_decay=cls._decoupled_weight_decay)
+    record = OptimizerRecord(
+        method="adam",
+        kernel="adam",
+        hyperparameters=(
+            lr(1e-3),
+            betas(),
+            eps(1e-8),
+            weight_decay(),
+            flag("amsgrad"),
+            maximize(),
+        ),
+        state=(
+            StateSlot("exp_avg"),
+            StateSlot("exp_avg_sq", nonnegative=True),
+            StateSlot("max_exp_avg_sq", nonnegative=True, needed=lambda h: h["amsgrad"]),
+        ),
+        kernel_inputs=_adam_inputs,
+        options={"example": {"lr": 0.1}, "quadratic": {"lr": 0.1},
+                 "rosenbrock": {"lr": 1e-2}, "least_squares": {"lr": 0.05}},
+        racers=(Racer("adam", "Adam", demo={"lr": 0.05},
+                      style=("#bcbd22", (0, (10, 2, 2, 2))),
+                      race_lr={"rosenbrock": 0.022, "beale": 0.1, "booth": 3.2,
+                               "himmelblau": 1, "saddle": 0.068, "valley": 1,
+                               "noisy_rosenbrock": 0.01}),),
+        torch="Adam",
+        bench={},
+    )
 
 
 class AdamW(Adam):
@@ -156,12 +162,21 @@ class AdamW(Adam):
     array([ 0.89, -1.88])
     """
 
-    _decoupled_weight_decay = True
-
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, maximize=False, n_threads=None):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad, maximize=maximize, n_threads=n_threads)
+    record = Adam.record.derive(
+        method="adamw",
+        defaults={"weight_decay": 1e-2},
+        kernel_inputs=lambda hyper: _adam_inputs(hyper, decoupled=True),
+        options={"example": {"lr": 0.1, "weight_decay": 0.0},
+                 "quadratic": {"lr": 0.1, "weight_decay": 0.0},
+                 "rosenbrock": {"lr": 1e-2, "weight_decay": 0.0},
+                 "least_squares": {"lr": 0.05}},
+        racers=(Racer("adamw", "AdamW", demo={"lr": 0.05, "weight_decay": 1e-3},
+                      style=("#17becf", (0, (1, 3))),
+                      race_lr={"rosenbrock": 0.022, "beale": 0.32, "booth": 6.8,
+                               "himmelblau": 1, "saddle": 4.6, "valley": 6.8,
+                               "noisy_rosenbrock": 0.01}),),
+        torch="AdamW",
+    )
 
 
 # The two classes share the Notes; only the weight-decay line differs.

@@ -1,15 +1,16 @@
 """Per-coordinate adaptive learning rates: Adagrad, RMSprop, Adadelta."""
 
-import numpy as np
-
 from fastopt._base import Optimizer
-from fastopt._step import Rule
-from fastopt._validation import (
-    check_bool,
-    check_eps,
-    check_lr,
-    check_real,
-    check_weight_decay,
+from fastopt._record import (
+    OptimizerRecord,
+    Racer,
+    StateSlot,
+    eps,
+    flag,
+    lr,
+    maximize,
+    real,
+    weight_decay,
 )
 
 
@@ -67,42 +68,30 @@ class Adagrad(Optimizer):
     array([ 0.9, -1.9])
     """
 
-    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
-                 initial_accumulator_value=0.0, eps=1e-10, *, maximize=False, n_threads=None):
-        super().__init__(params, n_threads=n_threads, lr=lr, lr_decay=lr_decay,
-                         weight_decay=weight_decay,
-                         initial_accumulator_value=initial_accumulator_value, eps=eps,
-                         maximize=maximize)
-
-    @classmethod
-    def _check_hyperparameters(cls, lr, lr_decay, weight_decay, initial_accumulator_value, eps,
-                               maximize):
-        return dict(
-            lr=check_lr(lr),
-            lr_decay=check_real("lr_decay", lr_decay, "lr_decay value", low=0.0),
-            weight_decay=check_weight_decay(weight_decay),
-            initial_accumulator_value=check_real(
-                "initial_accumulator_value", initial_accumulator_value,
-                "initial_accumulator_value value", low=0.0),
-            eps=check_eps(eps),
-            maximize=check_bool("maximize", maximize),
-        )
-
-    _slot_names = ("sum",)
-
-    @classmethod
-    def _state_names(cls, hyper):
-        return cls._slot_names
-
-    @classmethod
-    def _make_rule(cls, hyper):
-        return Rule("adagrad", lr=hyper["lr"], lr_decay=hyper["lr_decay"],
-                    weight_decay=hyper["weight_decay"], eps=hyper["eps"],
-                    maximize=hyper["maximize"])
-
-    @classmethod
-    def _init_state(cls, name, param, hyper):
-        return np.full_like(param, hyper["initial_accumulator_value"])
+    record = OptimizerRecord(
+        method="adagrad",
+        kernel="adagrad",
+        hyperparameters=(
+            lr(1e-2),
+            real("lr_decay", 0.0, low=0.0, sample=(0.0, 1.0)),
+            weight_decay(),
+            real("initial_accumulator_value", 0.0, low=0.0, sample=(0.0, 1.0)),
+            eps(1e-10, sample=(1e-10, 1e-3)),
+            maximize(),
+        ),
+        state=(StateSlot("sum", nonnegative=True, initial="initial_accumulator_value"),),
+        kernel_inputs=lambda h: {name: h[name] for name in
+                                 ("lr", "lr_decay", "weight_decay", "eps", "maximize")},
+        options={"example": {"lr": 0.5}, "quadratic": {"lr": 1.0},
+                 "rosenbrock": {"lr": 0.5}, "least_squares": {"lr": 0.5}},
+        racers=(Racer("adagrad", "Adagrad", demo={"lr": 0.5},
+                      style=("#8c564b", (0, (6, 2, 1, 2, 1, 2))),
+                      race_lr={"rosenbrock": 0.68, "beale": 1.5, "booth": 4.6,
+                               "himmelblau": 4.6, "saddle": 3.2, "valley": 3.2,
+                               "noisy_rosenbrock": 0.46}),),
+        torch="Adagrad",
+        bench={},
+    )
 
 
 class RMSprop(Optimizer):
@@ -165,38 +154,34 @@ class RMSprop(Optimizer):
     array([ 0.9, -1.9])
     """
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False, *, maximize=False, n_threads=None):
-        super().__init__(params, n_threads=n_threads, lr=lr, alpha=alpha, eps=eps,
-                         weight_decay=weight_decay, momentum=momentum, centered=centered,
-                         maximize=maximize)
-
-    @classmethod
-    def _check_hyperparameters(cls, lr, alpha, eps, weight_decay, momentum, centered, maximize):
-        return dict(
-            lr=check_lr(lr),
-            alpha=check_real("alpha", alpha, "alpha value", low=0.0, high=1.0),
-            eps=check_eps(eps),
-            weight_decay=check_weight_decay(weight_decay),
-            momentum=check_real("momentum", momentum, "momentum value", low=0.0),
-            centered=check_bool("centered", centered),
-            maximize=check_bool("maximize", maximize),
-        )
-
-    _slot_names = ("square_avg", "grad_avg", "momentum_buffer")
-
-    @classmethod
-    def _state_names(cls, hyper):
-        names = ["square_avg"]
-        if hyper["centered"]:
-            names.append("grad_avg")
-        if hyper["momentum"] > 0:
-            names.append("momentum_buffer")
-        return tuple(names)
-
-    @classmethod
-    def _make_rule(cls, hyper):
-        return Rule("rmsprop", **hyper)
+    record = OptimizerRecord(
+        method="rmsprop",
+        kernel="rmsprop",
+        hyperparameters=(
+            lr(1e-2),
+            real("alpha", 0.99, low=0.0, high=1.0, sample=(0.0, 0.99)),
+            eps(1e-8),
+            weight_decay(),
+            real("momentum", 0.0, low=0.0, sample=(0.0, 0.99)),
+            flag("centered"),
+            maximize(),
+        ),
+        state=(
+            StateSlot("square_avg", nonnegative=True),
+            StateSlot("grad_avg", needed=lambda h: h["centered"]),
+            StateSlot("momentum_buffer", needed=lambda h: h["momentum"] > 0),
+        ),
+        kernel_inputs=dict,
+        options={"example": {"lr": 0.01}, "quadratic": {"lr": 0.01, "momentum": 0.5},
+                 "rosenbrock": {"lr": 1e-4, "momentum": 0.9},
+                 "least_squares": {"lr": 0.01}},
+        racers=(Racer("rmsprop", "RMSprop", demo={"lr": 0.01}, style=("#e377c2", (0, (3, 3))),
+                      race_lr={"rosenbrock": 0.0015, "beale": 0.0032, "booth": 0.1,
+                               "himmelblau": 2.2, "saddle": 0.1, "valley": 0.015,
+                               "noisy_rosenbrock": 0.01}),),
+        torch="RMSprop",
+        bench={},
+    )
 
 
 class Adadelta(Optimizer):
@@ -250,27 +235,27 @@ class Adadelta(Optimizer):
     array([ 0.9968, -1.9968])
     """
 
-    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *, maximize=False,
-                 n_threads=None):
-        super().__init__(params, n_threads=n_threads, lr=lr, rho=rho, eps=eps,
-                         weight_decay=weight_decay, maximize=maximize)
-
-    @classmethod
-    def _check_hyperparameters(cls, lr, rho, eps, weight_decay, maximize):
-        return dict(
-            lr=check_lr(lr),
-            rho=check_real("rho", rho, "rho value", low=0.0, high=1.0),
-            eps=check_eps(eps),
-            weight_decay=check_weight_decay(weight_decay),
-            maximize=check_bool("maximize", maximize),
-        )
-
-    _slot_names = ("square_avg", "acc_delta")
-
-    @classmethod
-    def _state_names(cls, hyper):
-        return cls._slot_names
-
-    @classmethod
-    def _make_rule(cls, hyper):
-        return Rule("adadelta", **hyper)
+    record = OptimizerRecord(
+        method="adadelta",
+        kernel="adadelta",
+        hyperparameters=(
+            lr(1.0, sample=(0.01, 2.0)),
+            real("rho", 0.9, low=0.0, high=1.0, sample=(0.0, 0.99)),
+            eps(1e-6, sample=(1e-6, 1e-3)),
+            weight_decay(),
+            maximize(),
+        ),
+        state=(StateSlot("square_avg", nonnegative=True),
+               StateSlot("acc_delta", nonnegative=True)),
+        kernel_inputs=dict,
+        # (no "rosenbrock": Adadelta crawls along the valley, tests/test_driver.py)
+        options={"example": {"lr": 1.0}, "quadratic": {"lr": 1.0, "eps": 1e-4},
+                 "least_squares": {"lr": 1.0}},
+        racers=(Racer("adadelta", "Adadelta", demo={"lr": 1.0},
+                      style=("#000000", (0, (3, 1, 1, 1))),
+                      race_lr={"rosenbrock": 0.068, "beale": 0.22, "booth": 6.8,
+                               "himmelblau": 1.5, "saddle": 6.8, "valley": 2.2,
+                               "noisy_rosenbrock": 2.2}),),
+        torch="Adadelta",
+        bench={},
+    )

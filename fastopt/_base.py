@@ -1,16 +1,14 @@
 """The Optimizer base class: validation, lazy state, the ``step`` template, state dicts.
 
-A subclass declares its state slots and supplies three small methods:
-
-* ``_slot_names`` (class attribute): its state arrays in the kernel's slot order (torch's
-  state keys, e.g. ``("exp_avg", "exp_avg_sq", "max_exp_avg_sq")``; see _kernels.pyx).
-* ``_check_hyperparameters(**hyper)`` (classmethod): validate every hyperparameter and return
-  them as a dict of plain Python values; used by ``__init__``, the attribute setters,
-  ``load_state_dict`` and unpickling. Its keys are the optimizer's hyperparameters: the names
-  that can be read and set as attributes.
-* ``_state_names(hyper)`` (classmethod): the slots those hyperparameters use.
-* ``_make_rule(hyper)`` (classmethod): the ``fastopt._step.Rule`` (kernel kind + scalars) that
-  ``step`` runs -- the one C-level entry every consumer of the optimizer goes through.
+A subclass declares one ``record = OptimizerRecord(...)`` (fastopt/_record.py): its
+hyperparameters (defaults, checks), its state slots (in the kernel's slot order, checked
+against ``fastopt._step.kernel_spec``), and how its hyperparameters become the kernel's
+inputs. ``__init_subclass__`` makes from it the constructor (with a real signature),
+``_check_hyperparameters`` (used by ``__init__``, the attribute setters, ``load_state_dict``
+and unpickling), one property per hyperparameter, ``_state_names`` (the slots the
+hyperparameters use), ``_init_state`` (each slot's initial value) and ``_make_rule`` (the
+``fastopt._step.Rule`` that ``step`` runs: the one C-level entry every consumer of the
+optimizer goes through). A subclass may override any of these hooks.
 
 Everything that can fail is checked before any array is touched, so a failed call leaves
 parameters, state and the step count as they were. NumPy lets users change an array's dtype,
@@ -19,13 +17,13 @@ in C every time (``fastopt._step.Layout``), and the state is handed out through 
 mappings that validate what is assigned into them.
 """
 
-import inspect
 from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from fastopt._openmp import effective_n_threads
-from fastopt._step import Layout, OptimizerCore, check_grads
+from fastopt._step import Layout, OptimizerCore, Rule, check_grads
 from fastopt._validation import (
     check_bool,
     check_lr,
@@ -66,17 +64,30 @@ class Optimizer(OptimizerCore):
     optimizer's hyperparameter (``opt.beta1``) cannot pass silently.
     """
 
+    record = None  # the subclass's OptimizerRecord
     _slot_names = ()
+    _nonnegative = frozenset()
 
     def __init_subclass__(cls, **kwargs):
-        # Each hyperparameter (the keys _check_hyperparameters returns, read from its
-        # signature) becomes a property whose setter validates (lr has its own, faster one).
         super().__init_subclass__(**kwargs)
-        for name in _hyperparameter_names(cls):
+        record = cls.__dict__.get("record")
+        if record is None:
+            return
+        record = cls.record = replace(record, cls=cls)
+        _check_record(record)
+        cls._slot_names = record.slot_names
+        cls._nonnegative = record.nonnegative_state
+        if "__init__" not in cls.__dict__:
+            cls.__init__ = _make_init(cls, record)
+        # Each hyperparameter becomes a property whose setter validates (lr has its own,
+        # faster one).
+        for name in record.names:
             if not hasattr(cls, name):
                 setattr(cls, name, _hyperparameter_property(name))
 
     def __init__(self, params, *, n_threads=None, **hyperparameters):
+        if self.record is None:
+            raise TypeError("Optimizer is a base class: use one of fastopt's optimizers")
         self._hyper = self._check_hyperparameters(**hyperparameters)
         self._n_threads_spec = n_threads
         self._n_threads = effective_n_threads(n_threads)
@@ -86,24 +97,46 @@ class Optimizer(OptimizerCore):
         self._rule = self._make_rule(self._hyper)
         self._set_state(0, None)
 
-    # -- subclass hooks ------------------------------------------------------------------------
+    # -- hooks, made from the record -----------------------------------------------------------
 
     @classmethod
-    def _check_hyperparameters(cls, **hyper):  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _check_hyperparameters(cls, **hyper):
+        """Validate every hyperparameter (all of them, by name); return them as a dict of
+        plain Python values in the record's order."""
+        record = cls.record
+        unknown = [name for name in hyper if name not in record.names]
+        if unknown:
+            raise TypeError(f"{cls.__name__} has no hyperparameter {unknown[0]!r}: its "
+                            f"hyperparameters are {', '.join(record.names)}")
+        missing = [name for name in record.names if name not in hyper]
+        if missing:
+            raise TypeError(f"{cls.__name__} is missing hyperparameters {missing}")
+        checked = {h.name: h.check(hyper[h.name]) for h in record.hyperparameters}
+        for h in record.hyperparameters:
+            if h.fixed and checked[h.name] != h.default:
+                raise ValueError(f"Invalid {h.name}: {cls.__name__} requires "
+                                 f"{h.name}={h.default!r}, got {hyper[h.name]!r}")
+        if record.check is not None:
+            record.check(checked)
+        return checked
 
     @classmethod
-    def _state_names(cls, hyper):  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _state_names(cls, hyper):
+        """The state slots these hyperparameters use, in slot order."""
+        return tuple(slot.name for slot in cls.record.state if slot.used(hyper))
 
     @classmethod
-    def _make_rule(cls, hyper):  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _make_rule(cls, hyper):
+        """The kernel and its inputs for these hyperparameters."""
+        return Rule(cls.record.kernel, **cls.record.kernel_inputs(hyper))
 
     @classmethod
     def _init_state(cls, name, param, hyper):
-        """New state buffer ``name`` for ``param`` (zeros unless a subclass says otherwise)."""
-        return np.zeros(param.shape, param.dtype)  # (zeros_like costs 1 us more per call)
+        """New state buffer ``name`` for ``param``: zeros, or its record's initial value."""
+        initial = next(slot.initial for slot in cls.record.state if slot.name == name)
+        if initial is None:
+            return np.zeros(param.shape, param.dtype)  # (zeros_like costs 1 us more)
+        return np.full(param.shape, hyper[initial], param.dtype)
 
     def _ensure_state(self):
         """Make the state arrays (lazily, as torch does) if there are none yet."""
@@ -271,7 +304,8 @@ class Optimizer(OptimizerCore):
         if step > 0:
             new_state = [
                 {name: _state_array(f"state_dict[{name + '.' + str(i)!r}]",
-                                    state_dict[f"{name}.{i}"], p, name)
+                                    state_dict[f"{name}.{i}"], p,
+                                    name in self._nonnegative)
                  for name in names}
                 for i, p in enumerate(self._params)
             ]
@@ -343,7 +377,8 @@ class Optimizer(OptimizerCore):
             if not isinstance(s, Mapping) or set(s) != set(names):
                 raise ValueError(f"pickled state[{i}] must be a dict with keys {list(names)}")
             where = "state" if single else f"state[{i}]"
-            checked.append({name: _state_array(f"pickled {where}[{name!r}]", s[name], p, name)
+            checked.append({name: _state_array(f"pickled {where}[{name!r}]", s[name], p,
+                                                 name in cls._nonnegative)
                             for name in names})
         return checked
 
@@ -352,19 +387,6 @@ class Optimizer(OptimizerCore):
         shapes = [p.shape for p in self._params]
         what = f"params={shapes[0]}" if self._single else f"params=[{len(shapes)} arrays]"
         return f"{type(self).__name__}({what}, {hyper})"
-
-
-def _hyperparameter_names(cls):
-    """The parameters of the nearest ``_check_hyperparameters`` that names them (NAG's takes
-    ``**hyper`` and defers to SGD's)."""
-    for klass in cls.__mro__:
-        check = klass.__dict__.get("_check_hyperparameters")
-        if check is None:
-            continue
-        parameters = list(inspect.signature(check.__func__).parameters.values())[1:]
-        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
-            return [p.name for p in parameters]
-    return []
 
 
 def _hyperparameter_property(name):
@@ -398,11 +420,6 @@ def _plain(value):
     return value
 
 
-# State that sums or averages squares: a negative entry would make the kernels take the
-# square root of a negative number, so such arrays are refused.
-NONNEGATIVE_STATE = ("exp_avg_sq", "max_exp_avg_sq", "square_avg", "acc_delta", "sum")
-
-
 def _check_state_layout(what, value, param):
     """Check that ``value`` is an array with ``param``'s dtype and shape (``what`` names it)."""
     if not isinstance(value, np.ndarray):
@@ -413,15 +430,16 @@ def _check_state_layout(what, value, param):
         raise ValueError(f"{what} has shape {value.shape}, its parameter {param.shape}")
 
 
-def _check_state_values(what, value, name):
-    if name in NONNEGATIVE_STATE and np.any(value < 0):
+def _check_state_values(what, value, nonnegative):
+    if nonnegative and np.any(value < 0):
         raise ValueError(f"{what} has negative entries; it holds averages of squares")
 
 
-def _state_array(what, value, param, name):
-    """A private C-contiguous copy of a checked state array."""
+def _state_array(what, value, param, nonnegative):
+    """A private C-contiguous copy of a checked state array (``nonnegative``: it holds
+    squares)."""
     _check_state_layout(what, value, param)
-    _check_state_values(what, value, name)
+    _check_state_values(what, value, nonnegative)
     return np.array(value, dtype=param.dtype, order="C", copy=True)
 
 
@@ -536,8 +554,56 @@ def _install(opt, i, arrays):
         if any(np.may_share_memory(value, a) for a in others + siblings):
             raise ValueError(f"{what} shares memory with another state array: pass a "
                              "separate array")
-        _check_state_values(what, value, name)
+        _check_state_values(what, value, name in opt._nonnegative)
     opt._check_not_busy("replace a state array")
     state = list(opt._state)
     state[i] = arrays
     opt._set_state(opt._step, state)
+
+
+def _check_record(record):
+    """Check a record against the kernel it names: the kernel's state slots must be the
+    record's, in order (the kernel reads them by position)."""
+    try:
+        from fastopt._step import kernel_spec
+    except ImportError:  # TRANSITIONAL until the kernels branch lands
+        kernel_spec = _transitional_kernel_spec
+
+    inputs, slots = kernel_spec(record.kernel)
+    if slots != record.slot_names:
+        raise TypeError(f"{record.cls.__name__}'s record has state slots {record.slot_names}, "
+                        f"its kernel {record.kernel!r} has {slots}")
+    unknown = [s.initial for s in record.state
+               if s.initial is not None and s.initial not in record.names]
+    if unknown:
+        raise TypeError(f"{record.cls.__name__}'s record starts state at unknown "
+                        f"hyperparameters {unknown}")
+
+
+def _make_init(cls, record):
+    """The constructor ``__init__(self, params, <arguments>, *, <keyword-only>, n_threads)``
+    with the record's defaults, so that ``help()`` and ``inspect.signature`` show the real
+    arguments."""
+    positional = [h for h in record.arguments if not h.keyword_only]
+    keyword = [h for h in record.arguments if h.keyword_only]
+    fixed = record.fixed
+    text = ", ".join(["self", "params", *(f"{h.name}=_defaults[{h.name!r}]" for h in positional),
+                      "*", *(f"{h.name}=_defaults[{h.name!r}]" for h in keyword),
+                      "n_threads=None"])
+    passed = ", ".join([*(f"{h.name}={h.name}" for h in record.arguments),
+                        *(f"{name}=_defaults[{name!r}]" for name in fixed)])
+    source = (f"def __init__({text}):\n"
+              f"    _Optimizer.__init__(self, params, n_threads=n_threads, {passed})\n")
+    namespace = {"_defaults": record.defaults, "_Optimizer": Optimizer}
+    exec(source, namespace)
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    return init
+
+
+def _transitional_kernel_spec(kind):  # TRANSITIONAL
+    return None, {"sgd": ("momentum_buffer",), "adagrad": ("sum",),
+                  "rmsprop": ("square_avg", "grad_avg", "momentum_buffer"),
+                  "adadelta": ("square_avg", "acc_delta"),
+                  "adam": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}[kind]

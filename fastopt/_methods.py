@@ -1,25 +1,14 @@
-"""The one registry of optimizers by method name, for ``minimize`` and the mini-batch driver.
+"""Method names for the drivers: a name, one of fastopt's method callables, or a class.
 
-Adding an optimizer means: its kernel, its class, one line here, its NumPy reference in tests.
+The names come from the optimizer records (fastopt/_registry.py).
 """
 
-from fastopt._adam import Adam, AdamW
-from fastopt._adaptive import Adadelta, Adagrad, RMSprop
-from fastopt._sgd import NAG, SGD, Momentum
+from fastopt._registry import BY_METHOD
 
-# GD and SGD are the same rule: in ``minimize`` both see the exact gradient of ``fun``; in
-# ``minimize_minibatch`` the batch size decides what gradient they see.
-METHODS = {
-    "gd": SGD,
-    "sgd": SGD,
-    "momentum": Momentum,
-    "nag": NAG,
-    "adagrad": Adagrad,
-    "rmsprop": RMSprop,
-    "adadelta": Adadelta,
-    "adam": Adam,
-    "adamw": AdamW,
-}
+# Method name -> optimizer class. GD and SGD are the same rule: in ``minimize`` both see the
+# exact gradient of ``fun``; in ``minimize_minibatch`` the batch size decides what gradient
+# they see.
+METHODS = {name: record.cls for name, record in BY_METHOD.items()}
 
 
 # fastopt's ``scipy.optimize.minimize`` methods (fastopt.adam, ...) by identity -> their
@@ -53,9 +42,9 @@ def method_name(method):
     if entry is not None and entry[1] is method:
         return entry[0]
     if isinstance(method, type):
-        names = [name for name, cls in METHODS.items() if cls is method]
-        if names:  # SGD is "gd" and "sgd": take the one that is its own name
-            return method.__name__.lower() if method.__name__.lower() in names else names[0]
+        record = getattr(method, "record", None)
+        if record is not None and record.cls is method and BY_METHOD.get(record.method) is record:
+            return record.method
     choices = ", ".join(METHODS)
     if callable(method):
         raise TypeError(

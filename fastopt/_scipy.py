@@ -10,8 +10,8 @@ Each callable is registered (fastopt/_methods.py), so ``fastopt.minimize``,
 """
 
 from fastopt._driver import run_method
-from fastopt._methods import METHODS, register_callable
-
+from fastopt._methods import register_callable
+from fastopt._registry import BY_METHOD
 _DOC = """Minimize ``fun`` with fastopt's {title}; a ``scipy.optimize.minimize`` method.
 
     Use as ``scipy.optimize.minimize(fun, x0, method=fastopt.{name}, jac=..., options={{...}})``.
@@ -32,14 +32,12 @@ _DOC = """Minimize ``fun`` with fastopt's {title}; a ``scipy.optimize.minimize``
     (True, array([3., 3., 3.]))
     """
 
-# Learning rates that solve the docstring example well within maxiter.
-_EXAMPLE_OPTIONS = {"gd": '"lr": 0.1, ', "sgd": '"lr": 0.1, ', "momentum": '"lr": 0.05, ',
-                    "nag": '"lr": 0.05, ', "adagrad": '"lr": 0.5, ', "rmsprop": '"lr": 0.01, ',
-                    "adadelta": '"lr": 1.0, ', "adam": '"lr": 0.1, ',
-                    "adamw": '"lr": 0.1, "weight_decay": 0.0, '}
 
-_TITLES = {"gd": "gradient descent", "sgd": "(stochastic) gradient descent",
-           "momentum": "momentum", "nag": "Nesterov accelerated gradient"}
+def _example_options(record):
+    """The docstring example's options as Python source: ``"lr": 0.1, ...`` (the record's
+    options that solve it well within maxiter)."""
+    return "".join(f"{name!r}: {value!r}, ".replace("'", '"')
+                   for name, value in record.options["example"].items())
 
 
 def _make_method(name):
@@ -49,21 +47,16 @@ def _make_method(name):
                           bounds=bounds, constraints=constraints, callback=callback,
                           options=options)
 
-    cls = METHODS[name].__name__
+    record = BY_METHOD[name]
+    cls = record.cls.__name__
     method.__name__ = method.__qualname__ = name
     method.__module__ = "fastopt"
-    method.__doc__ = _DOC.format(title=_TITLES.get(name, cls), name=name, cls=cls,
-                                 options=_EXAMPLE_OPTIONS[name])
+    method.__doc__ = _DOC.format(title=record.title or cls, name=name, cls=cls,
+                                 options=_example_options(record))
     register_callable(name, method)
     return method
 
 
-gd = _make_method("gd")
-sgd = _make_method("sgd")
-momentum = _make_method("momentum")
-nag = _make_method("nag")
-adagrad = _make_method("adagrad")
-rmsprop = _make_method("rmsprop")
-adadelta = _make_method("adadelta")
-adam = _make_method("adam")
-adamw = _make_method("adamw")
+# fastopt.sgd, fastopt.gd, fastopt.adam, ...: one per method name.
+METHOD_CALLABLES = {name: _make_method(name) for name in BY_METHOD}
+globals().update(METHOD_CALLABLES)

@@ -5,8 +5,24 @@ whole data set, of one sample, of a batch). The classes here only apply the rule
 """
 
 from fastopt._base import Optimizer
-from fastopt._step import Rule
-from fastopt._validation import check_bool, check_lr, check_real, check_weight_decay
+from fastopt._record import (
+    OptimizerRecord,
+    Racer,
+    StateSlot,
+    flag,
+    lr,
+    maximize,
+    real,
+    weight_decay,
+)
+
+
+def _check_nesterov(hyper):
+    if hyper["nesterov"] and (hyper["momentum"] <= 0 or hyper["dampening"] != 0):
+        raise ValueError(
+            "Nesterov momentum requires a momentum and zero dampening: got "
+            f"momentum={hyper['momentum']!r}, dampening={hyper['dampening']!r}"
+        )
 
 
 class SGD(Optimizer):
@@ -78,38 +94,43 @@ class SGD(Optimizer):
     array([ 0.8, -1.6])
     """
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False, *, maximize=False, n_threads=None):
-        super().__init__(params, n_threads=n_threads, lr=lr, momentum=momentum,
-                         dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
-                         maximize=maximize)
-
-    @classmethod
-    def _check_hyperparameters(cls, lr, momentum, dampening, weight_decay, nesterov, maximize):
-        hyper = dict(
-            lr=check_lr(lr),
-            momentum=check_real("momentum", momentum, "momentum value", low=0.0),
-            dampening=check_real("dampening", dampening, "dampening value", low=0.0, high=1.0),
-            weight_decay=check_weight_decay(weight_decay),
-            nesterov=check_bool("nesterov", nesterov),
-            maximize=check_bool("maximize", maximize),
-        )
-        if hyper["nesterov"] and (hyper["momentum"] <= 0 or hyper["dampening"] != 0):
-            raise ValueError(
-                "Nesterov momentum requires a momentum and zero dampening: got "
-                f"momentum={hyper['momentum']!r}, dampening={hyper['dampening']!r}"
-            )
-        return hyper
-
-    _slot_names = ("momentum_buffer",)
-
-    @classmethod
-    def _state_names(cls, hyper):
-        return cls._slot_names if hyper["momentum"] != 0 else ()
-
-    @classmethod
-    def _make_rule(cls, hyper):
-        return Rule("sgd", **hyper)
+    record = OptimizerRecord(
+        method="sgd",
+        aliases=("gd",),
+        kernel="sgd",
+        hyperparameters=(
+            lr(1e-3),
+            real("momentum", 0.0, low=0.0, sample=(0.0, 0.99)),
+            real("dampening", 0.0, low=0.0, high=1.0, sample=(0.0, 1.0)),
+            weight_decay(),
+            flag("nesterov"),
+            maximize(),
+        ),
+        check=_check_nesterov,
+        state=(StateSlot("momentum_buffer", needed=lambda h: h["momentum"] != 0),),
+        kernel_inputs=dict,  # the kernel's inputs are the hyperparameters
+        title="(stochastic) gradient descent",
+        options={"example": {"lr": 0.1}, "quadratic": {"lr": 0.3},
+                 "rosenbrock": {"lr": 1e-3}, "least_squares": {"lr": 0.05}},
+        racers=(
+            Racer("gd", "GD", "exact", demo={"lr": 0.1}, style=("#1f77b4", "-"),
+                  race_lr={"rosenbrock": 0.0015, "beale": 0.022, "booth": 0.032,
+                           "himmelblau": 0.01, "saddle": 0.46, "valley": 1,
+                           "noisy_rosenbrock": 0.001}),
+            Racer("sgd", "SGD", "sample", demo={"lr": 0.01},
+                  style=("#ff7f0e", (0, (1, 1.5))),
+                  race_lr={"rosenbrock": 0.00046, "beale": 0.0032, "booth": 0.0022,
+                           "himmelblau": 0.00046, "saddle": 0.068, "valley": 0.068,
+                           "noisy_rosenbrock": 0.00046}),
+            Racer("minibatch", "Mini-batch SGD", "batch", demo={"lr": 0.05},
+                  style=("#2ca02c", (0, (6, 2))),
+                  race_lr={"rosenbrock": 0.00068, "beale": 0.0046, "booth": 0.0046,
+                           "himmelblau": 0.00068, "saddle": 0.068, "valley": 0.32,
+                           "noisy_rosenbrock": 0.00068}),
+        ),
+        torch="SGD",
+        bench={"lr": 1e-3},
+    )
 
 
 class Momentum(SGD):
@@ -130,11 +151,17 @@ class Momentum(SGD):
     array([ 0.46, -0.92])
     """
 
-    def __init__(self, params, lr=1e-3, momentum=0.9, dampening=0.0, weight_decay=0.0,
-                 nesterov=False, *, maximize=False, n_threads=None):
-        super().__init__(params, lr=lr, momentum=momentum, dampening=dampening,
-                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
-                         n_threads=n_threads)
+    record = SGD.record.derive(
+        method="momentum", aliases=(), defaults={"momentum": 0.9}, title="momentum",
+        options={"example": {"lr": 0.05}, "quadratic": {"lr": 0.1},
+                 "rosenbrock": {"lr": 1e-4}, "least_squares": {"lr": 0.05}},
+        racers=(Racer("momentum", "Momentum", demo={"lr": 0.02},
+                      style=("#d62728", (0, (6, 2, 1, 2))),
+                      race_lr={"rosenbrock": 0.001, "beale": 0.0046, "booth": 0.0022,
+                               "himmelblau": 0.0046, "saddle": 0.046, "valley": 0.46,
+                               "noisy_rosenbrock": 0.00022}),),
+        torch_kwargs={"momentum": 0.9},
+    )
 
 
 class NAG(SGD):
@@ -159,15 +186,14 @@ class NAG(SGD):
     array([ 0.62, -1.24])
     """
 
-    def __init__(self, params, lr=1e-3, momentum=0.9, dampening=0.0, weight_decay=0.0, *,
-                 maximize=False, n_threads=None):
-        super().__init__(params, lr=lr, momentum=momentum, dampening=dampening,
-                         weight_decay=weight_decay, nesterov=True, maximize=maximize,
-                         n_threads=n_threads)
-
-    @classmethod
-    def _check_hyperparameters(cls, **hyper):
-        hyper = super()._check_hyperparameters(**hyper)
-        if not hyper["nesterov"]:
-            raise ValueError("Invalid nesterov: NAG requires nesterov=True")
-        return hyper
+    record = SGD.record.derive(
+        method="nag", aliases=(), defaults={"momentum": 0.9}, fixed={"nesterov": True},
+        title="Nesterov accelerated gradient",
+        options={"example": {"lr": 0.05}, "quadratic": {"lr": 0.1},
+                 "rosenbrock": {"lr": 2e-4}, "least_squares": {"lr": 0.05}},
+        racers=(Racer("nag", "NAG", demo={"lr": 0.02}, style=("#9467bd", (0, (10, 3))),
+                      race_lr={"rosenbrock": 0.00068, "beale": 0.0046, "booth": 0.0068,
+                               "himmelblau": 0.001, "saddle": 0.32, "valley": 0.68,
+                               "noisy_rosenbrock": 0.00015}),),
+        torch_kwargs={"momentum": 0.9, "nesterov": True},
+    )
