@@ -4,30 +4,23 @@ The problem is linear regression on seeded synthetic data, f(w) = ||X w - y||^2 
 with features of different scales (condition number ~100), so the methods show their
 character. GD, SGD and mini-batch SGD are the same class (``SGD``) fed the gradient of all
 samples, one sample, or a batch of 32; the others use the full gradient. The learning rates
-are hand-picked per method for this problem, as one would tune them.
+are hand-picked per method for this problem, as one would tune them (each optimizer's record,
+``Racer.demo``).
 """
 
 import time
 
 import numpy as np
 
-from fastopt._adam import Adam, AdamW
-from fastopt._adaptive import Adadelta, Adagrad, RMSprop
-from fastopt._sgd import NAG, SGD, Momentum
+from fastopt._registry import RACERS
 
-# (name, class, kwargs, samples per gradient: None = all)
-METHODS = [
-    ("GD", SGD, {"lr": 0.1}, None),
-    ("SGD", SGD, {"lr": 0.01}, 1),
-    ("Mini-batch SGD", SGD, {"lr": 0.05}, 32),
-    ("Momentum", Momentum, {"lr": 0.02}, None),
-    ("NAG", NAG, {"lr": 0.02}, None),
-    ("Adagrad", Adagrad, {"lr": 0.5}, None),
-    ("RMSprop", RMSprop, {"lr": 0.01}, None),
-    ("Adadelta", Adadelta, {"lr": 1.0}, None),
-    ("Adam", Adam, {"lr": 0.05}, None),
-    ("AdamW", AdamW, {"lr": 0.05, "weight_decay": 1e-3}, None),
-]
+# Samples per gradient for each kind of racer: None = all.
+BATCH = {"exact": None, "sample": 1, "batch": 32}
+
+# (name, class, kwargs, samples per gradient), from the optimizer records: each racer's demo
+# options, hand-picked for this problem as one would tune them.
+METHODS = [(racer.label, record.cls, dict(racer.demo), BATCH[racer.gradient])
+           for record, racer in RACERS.values()]
 
 
 def make_problem(n_samples=1000, n_features=10, seed=0):

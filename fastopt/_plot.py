@@ -2,7 +2,7 @@
 
 matplotlib is an optional dependency (``pip install "fastopt[plot]"``); it is imported here
 only, when a picture is asked for. Every racer has its own colour *and* its own line style
-(``STYLES``, by racer name, so a method looks the same in every picture and in any
+(``STYLES``, by racer name, from the optimizer records, so a method looks the same in every picture and in any
 ``--methods`` order): ten colours that stand out on the light grey surface, ten dash patterns,
 so no two paths can be confused even where they overlap or for colour-blind readers. Each path
 ends in a marker; the view is framed on the paths and the minimum they head for.
@@ -12,20 +12,12 @@ import os
 
 import numpy as np
 
-# racer key: (colour, line style). Colours: matplotlib's tab10 with its grey replaced by
+from fastopt._registry import RACERS
+
+# racer key: (colour, line style), from each racer's record (a racer without one gets a
+# fallback). Colours: matplotlib's tab10 with its grey replaced by
 # black (the surface is grey); dash patterns as (offset, (on, off, ...)) in points.
-STYLES = {
-    "gd": ("#1f77b4", "-"),
-    "sgd": ("#ff7f0e", (0, (1, 1.5))),
-    "minibatch": ("#2ca02c", (0, (6, 2))),
-    "momentum": ("#d62728", (0, (6, 2, 1, 2))),
-    "nag": ("#9467bd", (0, (10, 3))),
-    "adagrad": ("#8c564b", (0, (6, 2, 1, 2, 1, 2))),
-    "rmsprop": ("#e377c2", (0, (3, 3))),
-    "adadelta": ("#000000", (0, (3, 1, 1, 1))),
-    "adam": ("#bcbd22", (0, (10, 2, 2, 2))),
-    "adamw": ("#17becf", (0, (1, 3))),
-}
+STYLES = {key: racer.style for key, (_, racer) in RACERS.items() if racer.style is not None}
 END_MARKERS = "os^vDPX*<>"
 FALLBACK_STYLES = [(0, (4, 1, 4, 4)), (0, (8, 2, 1, 2, 1, 2, 1, 2))]
 MAX_FRAMES = 60

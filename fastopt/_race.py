@@ -26,23 +26,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastopt import problems
+from fastopt import _registry, problems
 from fastopt._driver import minimize
-from fastopt._methods import METHODS
 
-# key: (label, fastopt method, gradient: "exact" | "sample" | "batch")
-RACERS = {
-    "gd": ("GD", "gd", "exact"),
-    "sgd": ("SGD", "sgd", "sample"),
-    "minibatch": ("Mini-batch SGD", "sgd", "batch"),
-    "momentum": ("Momentum", "momentum", "exact"),
-    "nag": ("NAG", "nag", "exact"),
-    "adagrad": ("Adagrad", "adagrad", "exact"),
-    "rmsprop": ("RMSprop", "rmsprop", "exact"),
-    "adadelta": ("Adadelta", "adadelta", "exact"),
-    "adam": ("Adam", "adam", "exact"),
-    "adamw": ("AdamW", "adamw", "exact"),
-}
+# key: (label, fastopt method, gradient: "exact" | "sample" | "batch"), from the optimizer
+# records (fastopt/_registry.py), in their order.
+RACERS = {key: (racer.label, record.method, racer.gradient)
+          for key, (record, racer) in _registry.RACERS.items()}
 BATCH = 16
 NOISE_SCALE = {"exact": 0.0, "sample": 1.0, "batch": 1 / math.sqrt(BATCH)}
 
@@ -61,26 +51,10 @@ MAX_STEPS = 100_000
 LR_GRID = np.geomspace(1e-5, 10.0, 37)
 
 # Measured by race_lr (robust_lr over LR_GRID at DEFAULT_STEPS, arrival at DEFAULT_TOL, seeds
-# 0-2 for the noisy racers): ``python -m fastopt lr-table --race`` prints it.
-DEFAULT_LR = {
-    "rosenbrock": {"gd": 0.0015, "sgd": 0.00046, "minibatch": 0.00068, "momentum": 0.001,
-                   "nag": 0.00068, "adagrad": 0.68, "rmsprop": 0.0015, "adadelta": 0.068,
-                   "adam": 0.022, "adamw": 0.022},
-    "beale": {"gd": 0.022, "sgd": 0.0032, "minibatch": 0.0046, "momentum": 0.0046, "nag": 0.0046,
-              "adagrad": 1.5, "rmsprop": 0.0032, "adadelta": 0.22, "adam": 0.1, "adamw": 0.32},
-    "booth": {"gd": 0.032, "sgd": 0.0022, "minibatch": 0.0046, "momentum": 0.0022, "nag": 0.0068,
-              "adagrad": 4.6, "rmsprop": 0.1, "adadelta": 6.8, "adam": 3.2, "adamw": 6.8},
-    "himmelblau": {"gd": 0.01, "sgd": 0.00046, "minibatch": 0.00068, "momentum": 0.0046,
-                   "nag": 0.001, "adagrad": 4.6, "rmsprop": 2.2, "adadelta": 1.5, "adam": 1,
-                   "adamw": 1},
-    "saddle": {"gd": 0.46, "sgd": 0.068, "minibatch": 0.068, "momentum": 0.046, "nag": 0.32,
-               "adagrad": 3.2, "rmsprop": 0.1, "adadelta": 6.8, "adam": 0.068, "adamw": 4.6},
-    "valley": {"gd": 1, "sgd": 0.068, "minibatch": 0.32, "momentum": 0.46, "nag": 0.68,
-               "adagrad": 3.2, "rmsprop": 0.015, "adadelta": 2.2, "adam": 1, "adamw": 6.8},
-    "noisy_rosenbrock": {"gd": 0.001, "sgd": 0.00046, "minibatch": 0.00068, "momentum": 0.00022,
-                         "nag": 0.00015, "adagrad": 0.46, "rmsprop": 0.01, "adadelta": 2.2,
-                         "adam": 0.01, "adamw": 0.01},
-}
+# 0-2 for the noisy racers): ``python -m fastopt lr-table --race`` prints it. Kept in each
+# optimizer's record (``Racer.race_lr``); problem -> racer key -> rate.
+DEFAULT_LR = {name: {key: racer.race_lr[name] for key, (_, racer) in _registry.RACERS.items()}
+              for name in DEFAULT_STEPS}
 
 
 def racer_seed(seed, key):
@@ -370,7 +344,8 @@ def lr_table(problem_names=LR_TABLE_PROBLEMS, methods=None, steps=LR_TABLE_STEPS
     converged); ``start`` is the rate that converges on the most problems (``k`` of them; the
     middle of the longest run of such rates).
     """
-    methods = [m for m in METHODS if m != "sgd"] if methods is None else list(methods)
+    if methods is None:  # one row per update rule (gd and sgd are one)
+        methods = [record.method for record in _registry.RECORDS]
     lrs = np.asarray(lrs, dtype=float)
     table = {}
     for method in methods:
@@ -398,7 +373,8 @@ def format_lr_table(table, steps=LR_TABLE_STEPS, tol=LR_TABLE_TOL):
                  (f"{r[0]:.2g}" if r[0] == r[1] else f"{r[0]:.2g} - {r[1]:.2g}")
                  for r in entry["ranges"].values()]
         lr, k = entry["start"]
-        label = "gd, sgd" if method == "gd" else method
+        record = _registry.BY_METHOD.get(method)
+        label = ", ".join(sorted(record.methods)) if record is not None else method
         start = "-" if k == 0 else f"{lr:.2g} ({k}/{len(names)})"
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {start} |")
     return "\n".join(lines)

@@ -136,9 +136,36 @@ class SGD(Optimizer):
 class Momentum(SGD):
     r"""Gradient descent with (heavy-ball) momentum: :class:`SGD` with ``momentum=0.9``.
 
-    Parameters are those of :class:`SGD`; only the default of ``momentum`` differs. The update
-    rule is SGD's (see its Notes): :math:`b_t = \mu b_{t-1} + (1-\tau) g_t`,
-    :math:`\theta_t = \theta_{t-1} - \gamma b_t`.
+    Parameters
+    ----------
+    params : ndarray or list of ndarray
+        Parameters, updated in place: any shape, float32 or float64, C-contiguous, writeable.
+    lr : float, default=1e-3
+        Learning rate :math:`\gamma`, >= 0.
+    momentum : float, default=0.9
+        Momentum factor :math:`\mu`, >= 0.
+    dampening : float, default=0
+        Dampening :math:`\tau` of the momentum, in [0, 1].
+    weight_decay : float, default=0
+        L2 penalty :math:`\lambda`, >= 0.
+    nesterov : bool, default=False
+        Use Nesterov momentum (needs ``momentum > 0`` and ``dampening == 0``).
+    maximize : bool, default=False
+        Maximise the objective instead of minimising it.
+    n_threads : int or None, default=None
+        OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores;
+        ``|n_threads| <= 1024``, else ``ValueError``).
+
+    Notes
+    -----
+    SGD's rule (see :class:`SGD`) with its momentum on by default:
+
+    .. math::
+
+        b_t &= g_t \ (t = 1), \qquad b_t = \mu b_{t-1} + (1 - \tau) g_t \ (t > 1) \\
+        \theta_t &= \theta_{t-1} - \gamma b_t
+
+    State: ``momentum_buffer`` (when ``momentum != 0``).
 
     Examples
     --------
@@ -167,9 +194,35 @@ class Momentum(SGD):
 class NAG(SGD):
     r"""Nesterov accelerated gradient: :class:`SGD` with ``nesterov=True``, ``momentum=0.9``.
 
-    Parameters are those of :class:`SGD` without ``nesterov`` (always on); ``momentum`` must
-    be > 0 and ``dampening`` 0. The update (torch's formulation, see :class:`SGD`) is
-    :math:`b_t = \mu b_{t-1} + g_t`, :math:`\theta_t = \theta_{t-1} - \gamma (g_t + \mu b_t)`.
+    Parameters
+    ----------
+    params : ndarray or list of ndarray
+        Parameters, updated in place: any shape, float32 or float64, C-contiguous, writeable.
+    lr : float, default=1e-3
+        Learning rate :math:`\gamma`, >= 0.
+    momentum : float, default=0.9
+        Momentum factor :math:`\mu`, > 0.
+    dampening : float, default=0
+        Must stay 0 (Nesterov momentum has no dampening); an argument for torch's signature.
+    weight_decay : float, default=0
+        L2 penalty :math:`\lambda`, >= 0.
+    maximize : bool, default=False
+        Maximise the objective instead of minimising it.
+    n_threads : int or None, default=None
+        OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores;
+        ``|n_threads| <= 1024``, else ``ValueError``).
+
+    Notes
+    -----
+    torch's formulation of Nesterov momentum (see :class:`SGD`); ``nesterov`` is always on
+    (an attribute and a state-dict entry, not an argument):
+
+    .. math::
+
+        b_t &= g_t \ (t = 1), \qquad b_t = \mu b_{t-1} + g_t \ (t > 1) \\
+        \theta_t &= \theta_{t-1} - \gamma (g_t + \mu b_t)
+
+    State: ``momentum_buffer``.
 
     References
     ----------

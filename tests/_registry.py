@@ -1,13 +1,20 @@
-"""One table of every optimizer: its class, NumPy reference, torch.optim defaults, flag
-settings to test, and bad hyperparameters with the error they must raise.
+"""The tests' table of every optimizer, made from fastopt's optimizer records
+(fastopt/_registry.py): its class, NumPy reference, defaults, flag settings to test, and bad
+hyperparameters with the error they must raise.
 
-Tests are generated from this table (torch's ``common_optimizers.py`` style): a new optimizer
-is one entry here plus its reference in ``_reference.py``.
+Tests are generated from this table (torch's ``common_optimizers.py`` style). A new optimizer
+needs no entry here: its variants (defaults, each flag switched, every real hyperparameter
+inside its sample range) and bad values (a string, NaN, a non-bool flag for each
+hyperparameter) are derived from its record. ``EXTRA_VARIANTS`` and ``EXTRA_BAD`` add the
+hand-picked cases of each class; the defaults are checked against torch.optim itself in
+test_torch.py.
 """
 
+import re
 from dataclasses import dataclass, field
 
 import fastopt
+from fastopt._registry import RECORDS
 
 import _reference as ref
 
@@ -16,7 +23,7 @@ import _reference as ref
 class OptimizerCase:
     cls: type
     reference: object
-    defaults: dict  # torch.optim's defaults (Momentum and NAG: their own)
+    defaults: dict  # the record's defaults (torch.optim's: test_torch checks them)
     variants: list  # kwargs covering every flag; {} is the defaults
     bad_kwargs: list = field(default_factory=list)  # (kwargs, error, match)
     torch_name: str = ""  # class in torch.optim
@@ -71,104 +78,149 @@ _ADAM_BAD = _COMMON_BAD + [
     ({"amsgrad": None}, TypeError, "amsgrad=None must be a bool"),
 ]
 
+# Hand-picked cases on top of the derived ones, by class name.
+EXTRA_VARIANTS = {
+    "SGD": [
+        {"lr": 0.1},
+        {"lr": 0.05, "weight_decay": 0.1},
+        {"lr": 0.01, "momentum": 0.9},
+        {"lr": 0.01, "momentum": 0.9, "dampening": 0.5},
+        {"lr": 0.01, "momentum": 0.8, "nesterov": True, "weight_decay": 0.01},
+        {"lr": 0.01, "momentum": 0.5, "maximize": True},
+    ],
+    "Momentum": [{"lr": 0.01, "dampening": 0.3, "weight_decay": 0.01}],
+    "NAG": [{"lr": 0.01, "momentum": 0.5, "maximize": True}],
+    "Adagrad": [
+        {"lr": 0.1, "lr_decay": 0.05},
+        {"initial_accumulator_value": 0.5, "weight_decay": 0.1},
+        {"eps": 1e-6, "maximize": True},
+    ],
+    "RMSprop": [
+        {"centered": True},
+        {"momentum": 0.9},
+        {"momentum": 0.5, "centered": True, "weight_decay": 0.1},
+        {"alpha": 0.9, "eps": 1e-4, "maximize": True},
+    ],
+    "Adadelta": [
+        {"rho": 0.5, "eps": 1e-4},
+        {"lr": 0.5, "weight_decay": 0.1, "maximize": True},
+    ],
+    "Adam": _ADAM_VARIANTS,
+    "AdamW": _ADAM_VARIANTS + [{"weight_decay": 0.0}],
+}
+
+EXTRA_BAD = {
+    "SGD": _SGD_BAD,
+    "Momentum": _SGD_BAD,
+    "NAG": _COMMON_BAD + [
+        ({"momentum": 0.0}, ValueError, "Nesterov momentum requires a momentum"),
+        ({"dampening": 0.5}, ValueError, "Nesterov momentum requires a momentum and zero"),
+        ({"nesterov": False}, TypeError, "nesterov"),  # not an argument of NAG
+    ],
+    "Adagrad": _COMMON_BAD + [
+        ({"lr_decay": -1.0}, ValueError, "Invalid lr_decay value: lr_decay=-1.0"),
+        ({"initial_accumulator_value": -0.1}, ValueError,
+         "Invalid initial_accumulator_value value"),
+        ({"eps": -1.0}, ValueError, "Invalid epsilon value"),
+    ],
+    "RMSprop": _COMMON_BAD + [
+        ({"alpha": -0.1}, ValueError, "Invalid alpha value: alpha=-0.1"),
+        ({"alpha": 1.5}, ValueError, "Invalid alpha value"),
+        ({"momentum": -1.0}, ValueError, "Invalid momentum value"),
+        ({"centered": "no"}, TypeError, "centered='no' must be a bool"),
+        ({"eps": -1.0}, ValueError, "Invalid epsilon value"),
+    ],
+    "Adadelta": _COMMON_BAD + [
+        ({"rho": 1.1}, ValueError, "Invalid rho value: rho=1.1"),
+        ({"rho": -0.1}, ValueError, "Invalid rho value"),
+        ({"eps": -1.0}, ValueError, "Invalid epsilon value"),
+    ],
+    "Adam": _ADAM_BAD,
+    "AdamW": _ADAM_BAD,
+}
+
+
+def _inside(sample, fraction):
+    """A point ``fraction`` of the way through a sample range (pairs: each of them)."""
+    if isinstance(sample[0], tuple):
+        return tuple(_inside(s, fraction) for s in sample)
+    low, high = sample
+    return float(f"{low + fraction * (high - low):.3g}")
+
+
+def _valid(record, kwargs):
+    try:
+        record.cls._check_hyperparameters(**{**record.defaults, **kwargs})
+    except ValueError:
+        return False
+    return True
+
+
+def derived_variants(record):
+    """Defaults, each flag switched, every real inside its sample range (alone and with every
+    flag switched): the settings every optimizer is tested with, valid ones only."""
+    flags = {h.name: not h.default for h in record.arguments if h.sample == "bool"}
+    reals = {h.name: _inside(h.sample, fraction)
+             for fraction in (0.3,) for h in record.arguments if h.sample not in (None, "bool")}
+    variants = [{}, *({name: value} for name, value in flags.items()), reals,
+                {**reals, **flags}]
+    return [v for v in variants if _valid(record, v)]
+
+
+def derived_bad_kwargs(record):
+    """A string for every hyperparameter (TypeError), NaN for every real (ValueError), 1 for
+    every flag (TypeError): each message names the hyperparameter."""
+    bad = []
+    for h in record.arguments:
+        name = re.escape(h.name)
+        bad.append(({h.name: "x"}, TypeError, f"{name}"))
+        if h.sample == "bool":
+            bad.append(({h.name: 1}, TypeError, f"{name}=1 must be a bool"))
+        elif isinstance(h.sample, tuple) and not isinstance(h.sample[0], tuple):
+            bad.append(({h.name: float("nan")}, ValueError, f"{name}=nan"))
+    return bad
+
+
+def _unique(items):
+    out = []
+    for item in items:
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def _reference(record):
+    return getattr(ref, record.method, None) or getattr(ref, record.kernel)
+
+
 OPTIMIZERS = [
     OptimizerCase(
-        fastopt.SGD, ref.sgd, _SGD_DEFAULTS,
-        variants=[
-            {},
-            {"lr": 0.1},
-            {"lr": 0.05, "weight_decay": 0.1},
-            {"lr": 0.01, "momentum": 0.9},
-            {"lr": 0.01, "momentum": 0.9, "dampening": 0.5},
-            {"lr": 0.01, "momentum": 0.8, "nesterov": True, "weight_decay": 0.01},
-            {"lr": 0.01, "momentum": 0.5, "maximize": True},
-        ],
-        bad_kwargs=_SGD_BAD,
-        torch_name="SGD",
-    ),
-    OptimizerCase(
-        fastopt.Momentum, ref.sgd, dict(_SGD_DEFAULTS, momentum=0.9),
-        variants=[{}, {"lr": 0.01, "dampening": 0.3, "weight_decay": 0.01}],
-        bad_kwargs=_SGD_BAD,
-        torch_name="SGD", torch_kwargs={"momentum": 0.9},
-    ),
-    OptimizerCase(
-        fastopt.NAG, ref.sgd, dict(_SGD_DEFAULTS, momentum=0.9, nesterov=True),
-        variants=[{}, {"lr": 0.01, "momentum": 0.5, "maximize": True}],
-        bad_kwargs=_COMMON_BAD + [
-            ({"momentum": 0.0}, ValueError, "Nesterov momentum requires a momentum"),
-            ({"dampening": 0.5}, ValueError, "Nesterov momentum requires a momentum and zero"),
-            ({"nesterov": False}, TypeError, "nesterov"),  # not an argument of NAG
-        ],
-        torch_name="SGD", torch_kwargs={"momentum": 0.9, "nesterov": True},
-    ),
-    OptimizerCase(
-        fastopt.Adagrad, ref.adagrad,
-        dict(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
-             maximize=False),
-        variants=[
-            {},
-            {"lr": 0.1, "lr_decay": 0.05},
-            {"initial_accumulator_value": 0.5, "weight_decay": 0.1},
-            {"eps": 1e-6, "maximize": True},
-        ],
-        bad_kwargs=_COMMON_BAD + [
-            ({"lr_decay": -1.0}, ValueError, "Invalid lr_decay value: lr_decay=-1.0"),
-            ({"initial_accumulator_value": -0.1}, ValueError,
-             "Invalid initial_accumulator_value value"),
-            ({"eps": -1.0}, ValueError, "Invalid epsilon value"),
-        ],
-        torch_name="Adagrad",
-    ),
-    OptimizerCase(
-        fastopt.RMSprop, ref.rmsprop,
-        dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
-             maximize=False),
-        variants=[
-            {},
-            {"centered": True},
-            {"momentum": 0.9},
-            {"momentum": 0.5, "centered": True, "weight_decay": 0.1},
-            {"alpha": 0.9, "eps": 1e-4, "maximize": True},
-        ],
-        bad_kwargs=_COMMON_BAD + [
-            ({"alpha": -0.1}, ValueError, "Invalid alpha value: alpha=-0.1"),
-            ({"alpha": 1.5}, ValueError, "Invalid alpha value"),
-            ({"momentum": -1.0}, ValueError, "Invalid momentum value"),
-            ({"centered": "no"}, TypeError, "centered='no' must be a bool"),
-            ({"eps": -1.0}, ValueError, "Invalid epsilon value"),
-        ],
-        torch_name="RMSprop",
-    ),
-    OptimizerCase(
-        fastopt.Adadelta, ref.adadelta,
-        dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False),
-        variants=[
-            {},
-            {"rho": 0.5, "eps": 1e-4},
-            {"lr": 0.5, "weight_decay": 0.1, "maximize": True},
-        ],
-        bad_kwargs=_COMMON_BAD + [
-            ({"rho": 1.1}, ValueError, "Invalid rho value: rho=1.1"),
-            ({"rho": -0.1}, ValueError, "Invalid rho value"),
-            ({"eps": -1.0}, ValueError, "Invalid epsilon value"),
-        ],
-        torch_name="Adadelta",
-    ),
-    OptimizerCase(
-        fastopt.Adam, ref.adam,
-        dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-             maximize=False),
-        variants=_ADAM_VARIANTS, bad_kwargs=_ADAM_BAD, torch_name="Adam",
-    ),
-    OptimizerCase(
-        fastopt.AdamW, ref.adamw,
-        dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-             maximize=False),
-        variants=_ADAM_VARIANTS + [{"weight_decay": 0.0}],
-        bad_kwargs=_ADAM_BAD, torch_name="AdamW",
-    ),
+        record.cls, _reference(record), record.defaults,
+        variants=_unique(derived_variants(record)
+                         + EXTRA_VARIANTS.get(record.cls.__name__, [])),
+        bad_kwargs=_unique(derived_bad_kwargs(record)
+                           + EXTRA_BAD.get(record.cls.__name__, _COMMON_BAD)),
+        torch_name=record.torch or "", torch_kwargs=dict(record.torch_kwargs),
+    )
+    for record in RECORDS
 ]
+
+
+def all_state_kwargs(case):
+    """Constructor kwargs (lr 0.1 and a variant's flags) under which ``case`` makes every
+    state slot it has (the variant that uses the most)."""
+    cls = case.cls
+
+    def slots(variant):
+        return len(cls._state_names(cls._check_hyperparameters(**{**case.defaults, **variant})))
+
+    best = max(case.variants, key=slots)
+    assert slots(best) == len(cls.record.state), f"no variant of {case.name} uses every slot"
+    return {**{k: v for k, v in best.items() if k != "lr"}, "lr": 0.1}
+
+
+# Every state slot that holds squares (negative entries refused), from the records.
+SQUARES = frozenset().union(*(record.nonnegative_state for record in RECORDS))
 
 
 def variant_cases():

@@ -15,13 +15,14 @@ import textwrap
 import pytest
 
 import fastopt
-from fastopt import _adam, _adaptive, _driver, _minibatch, _minimize_batch, _sgd, problems
+from fastopt import _driver, _minibatch, _minimize_batch, problems
+from fastopt._registry import BY_METHOD, FAMILIES, RECORDS
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
-@pytest.mark.parametrize("module", [fastopt, _sgd, _adaptive, _adam, _driver, _minibatch,
-                                    _minimize_batch, problems])
+@pytest.mark.parametrize("module", [fastopt, *FAMILIES, _driver, _minibatch, _minimize_batch,
+                                    problems])
 def test_docstring_examples(module):
     result = doctest.testmod(module, raise_on_error=False, verbose=False)
     assert result.failed == 0
@@ -112,11 +113,24 @@ def test_readme_python_blocks_print_what_they_say(index, capsys, readme_dir, mon
     assert printed == [line.rstrip() for line in expected]
 
 
-@pytest.mark.parametrize("name", ["gd", "sgd", "momentum", "nag", "adagrad", "rmsprop",
-                                  "adadelta", "adam", "adamw"])
+@pytest.mark.parametrize("name", list(BY_METHOD))
 def test_method_callable_docstring_examples(name):
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner()
     for test in finder.find(getattr(fastopt, name), name, globs={}):
         runner.run(test)
     assert runner.failures == 0 and runner.tries > 0
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=lambda record: record.cls.__name__)
+def test_every_optimizer_has_its_row_in_the_readme_and_full_docstrings(record):
+    cls = record.cls
+    section = README.read_text().split("## The optimizers", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    assert any(f"`{cls.__name__}(" in row for row in rows), f"README's table lacks {cls.__name__}"
+    doc = cls.__doc__
+    for heading in ("Parameters", "Notes", "Examples"):
+        assert f"\n    {heading}\n    ---" in doc, (cls.__name__, heading)
+    parameters = doc.split("Parameters\n    ----------\n", 1)[1].split("\n\n", 1)[0]
+    documented = re.findall(r"^    (\w+) :", parameters, flags=re.M)
+    assert documented == ["params", *(h.name for h in record.arguments), "n_threads"], cls

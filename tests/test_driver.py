@@ -8,6 +8,7 @@ from scipy.optimize import minimize as scipy_minimize
 
 import fastopt
 from fastopt._methods import METHODS
+from fastopt._registry import BY_METHOD
 
 ALL_METHODS = list(METHODS)
 
@@ -32,18 +33,11 @@ def quadratic_grad(x):
     return D * (x - C)
 
 
-# Hand-tuned options that make each method reach its problem's minimiser.
-QUADRATIC_OPTIONS = {
-    "gd": {"lr": 0.3}, "sgd": {"lr": 0.3}, "momentum": {"lr": 0.1}, "nag": {"lr": 0.1},
-    "adagrad": {"lr": 1.0}, "rmsprop": {"lr": 0.01, "momentum": 0.5},
-    "adadelta": {"lr": 1.0, "eps": 1e-4}, "adam": {"lr": 0.1}, "adamw": {"lr": 0.1,
-                                                                        "weight_decay": 0.0},
-}
-ROSEN_OPTIONS = {
-    "gd": {"lr": 1e-3}, "sgd": {"lr": 1e-3}, "momentum": {"lr": 1e-4}, "nag": {"lr": 2e-4},
-    "adagrad": {"lr": 0.5}, "rmsprop": {"lr": 1e-4, "momentum": 0.9}, "adam": {"lr": 1e-2},
-    "adamw": {"lr": 1e-2, "weight_decay": 0.0},
-}
+# Options that make each method reach its problem's minimiser: each optimizer's record
+# ("quadratic", "rosenbrock"; a method without one is not run there).
+QUADRATIC_OPTIONS = {name: record.options["quadratic"] for name, record in BY_METHOD.items()}
+ROSEN_OPTIONS = {name: record.options["rosenbrock"] for name, record in BY_METHOD.items()
+                 if "rosenbrock" in record.options}
 
 
 @pytest.mark.parametrize("method", ALL_METHODS)

@@ -14,22 +14,10 @@ import numpy as np
 import pytest
 
 import fastopt
-from _registry import OPTIMIZERS, bad_kwarg_cases
+from _registry import OPTIMIZERS, SQUARES, all_state_kwargs, bad_kwarg_cases
 from fastopt._openmp import MAX_N_THREADS, effective_n_threads
 
 CASES = [pytest.param(case, id=case.name) for case in OPTIMIZERS]
-SQUARES = ("exp_avg_sq", "max_exp_avg_sq", "square_avg", "acc_delta", "sum")
-
-
-def _all_state_kwargs(case):
-    """Constructor kwargs under which ``case`` uses every state slot it has."""
-    if case.cls in (fastopt.SGD, fastopt.Momentum, fastopt.NAG):
-        return {"lr": 0.1, "momentum": 0.5}
-    if case.cls in (fastopt.Adam, fastopt.AdamW):
-        return {"lr": 0.1, "amsgrad": True}
-    if case.cls is fastopt.RMSprop:
-        return {"lr": 0.1, "momentum": 0.5, "centered": True}
-    return {"lr": 0.1}
 
 
 def _raw(arrays):
@@ -80,7 +68,7 @@ def test_param_changed_in_place_raises_and_writes_nothing(case, steps_before, si
         params = [np.linspace(-1, 1, 16).reshape(4, 4), np.linspace(1, 2, 3)]
         if single:
             params = params[:1]
-        opt = case.cls(params[0] if single else params, **_all_state_kwargs(case))
+        opt = case.cls(params[0] if single else params, **all_state_kwargs(case))
         grads = [np.full_like(p, 0.5) for p in params]
         for _ in range(steps_before):
             opt.step(grads[0] if single else grads)
@@ -109,7 +97,7 @@ def test_param_reshaped_with_matching_grad_gives_a_message_about_the_param(case)
 @pytest.mark.parametrize("case", CASES)
 def test_state_array_changed_in_place_raises_and_writes_nothing(case):
     params = [np.linspace(-1, 1, 4), np.linspace(1, 2, 6)]
-    opt = case.cls(params, **_all_state_kwargs(case))
+    opt = case.cls(params, **all_state_kwargs(case))
     grads = [np.full(4, 0.5), np.full(6, 0.5)]
     opt.step(grads)
     for name in list(opt.state[1]):
@@ -120,7 +108,7 @@ def test_state_array_changed_in_place_raises_and_writes_nothing(case):
             (_set_attr("shape", (2, 3)), ValueError, r"has shape \(2, 3\) now"),
             (_read_only, ValueError, "is no longer writeable"),
         ]:
-            clone = case.cls([p.copy() for p in params], **_all_state_kwargs(case))
+            clone = case.cls([p.copy() for p in params], **all_state_kwargs(case))
             clone.load_state_dict(opt.state_dict())
             array = clone.state[1][name]
             raw = _raw(clone.params + [a for s in clone.state for a in s.values()])
@@ -245,7 +233,7 @@ def _tamperings(good):
 
 @pytest.mark.parametrize("case", CASES)
 def test_tampered_pickle_raises(case):
-    opt = case.cls(np.linspace(0, 1, 4), **_all_state_kwargs(case))
+    opt = case.cls(np.linspace(0, 1, 4), **all_state_kwargs(case))
     opt.step(np.ones(4))
     good = opt.__getstate__()
     clone = pickle.loads(pickle.dumps(_Tampered(case.cls, good)))
@@ -337,7 +325,7 @@ def test_too_many_threads_no_longer_kills_the_interpreter():
 
 @pytest.mark.parametrize("case", CASES)
 def test_assigned_state_array_is_used_by_the_kernels(case, rng):
-    kwargs = _all_state_kwargs(case)
+    kwargs = all_state_kwargs(case)
     params = rng.standard_normal(5)
     opt = case.cls(params, **kwargs)
     opt.step(rng.standard_normal(5))
@@ -360,7 +348,7 @@ def test_assigned_state_array_is_used_by_the_kernels(case, rng):
 
 @pytest.mark.parametrize("case", CASES)
 def test_whole_state_entry_can_be_replaced(case, rng):
-    kwargs = _all_state_kwargs(case)
+    kwargs = all_state_kwargs(case)
     params = [rng.standard_normal(3), rng.standard_normal(4)]
     opt = case.cls(params, **kwargs)
     opt.step([np.ones(3), np.ones(4)])
@@ -402,7 +390,7 @@ def _bad_assignments(opt, name):
 @pytest.mark.parametrize("case", CASES)
 def test_bad_state_assignment_raises_and_changes_nothing(case):
     params = [np.linspace(0, 1, 4), np.linspace(1, 2, 6)]
-    opt = case.cls(params, **_all_state_kwargs(case))
+    opt = case.cls(params, **all_state_kwargs(case))
     opt.step([np.ones(4), np.ones(6)])
     for name in list(opt.state[0]):
         for description, value, error, match in _bad_assignments(opt, name):
@@ -436,7 +424,7 @@ def test_bad_state_assignment_raises_and_changes_nothing(case):
 @pytest.mark.parametrize("case", CASES)
 def test_state_assignment_before_the_first_step_is_refused(case):
     params = np.zeros(4)
-    opt = case.cls(params, **_all_state_kwargs(case))
+    opt = case.cls(params, **all_state_kwargs(case))
     assert len(opt.state) == 1 and dict(opt.state[0]) == {}
     name = case.cls._slot_names[0]
     with pytest.raises(ValueError, match="first step"):

@@ -6,6 +6,7 @@ from scipy.optimize import OptimizeWarning
 
 import fastopt
 from fastopt._methods import METHODS
+from fastopt._registry import BY_METHOD
 
 
 @pytest.fixture
@@ -20,8 +21,8 @@ def squared_loss(w, X, y):
     return 0.5 * np.mean(r**2), X.T @ r / len(y)
 
 
-LR = {"gd": 0.1, "sgd": 0.05, "momentum": 0.05, "nag": 0.05, "adagrad": 0.5, "rmsprop": 0.01,
-      "adadelta": 1.0, "adam": 0.05, "adamw": 0.05}
+# Each method's options for this least-squares problem, from its record.
+OPTIONS = {name: record.options["least_squares"] for name, record in BY_METHOD.items()}
 
 
 @pytest.mark.parametrize("method", list(METHODS))
@@ -29,7 +30,7 @@ def test_every_method_fits_least_squares(method, regression):
     X, y = regression
     res = fastopt.minimize_minibatch(squared_loss, np.zeros(4), data=(X, y), method=method,
                                      batch_size=8, epochs=60, seed=0,
-                                     options={"lr": LR[method]})
+                                     options=OPTIONS[method])
     # no stopping rule was asked for: the epochs ran out (status 1), as maxiter in SciPy
     assert not res.success and res.status == 1 and res.nepoch == 60
     assert res.message == "Maximum number of epochs has been reached."

@@ -12,37 +12,31 @@ from conftest import assert_close
 
 CASES = {case.name: case for case in OPTIMIZERS}
 
-# Each class's hyperparameters, drawn within their valid ranges.
-unit = st.floats(0.0, 0.99)
-positive_lr = st.floats(1e-4, 0.5)
+# Each class's hyperparameters, drawn from the sample ranges of its record; draws the
+# class refuses as a whole (SGD's nesterov needs momentum and no dampening) are skipped.
+
+def _strategy(sample):
+    if sample == "bool":
+        return st.booleans()
+    if isinstance(sample[0], tuple):
+        return st.tuples(*(_strategy(s) for s in sample))
+    return st.floats(*sample)
+
+
+def _valid(cls, hyper):
+    try:
+        cls._check_hyperparameters(**{**cls.record.defaults, **hyper})
+    except ValueError:
+        return False
+    return True
+
+
 HYPER = {
-    "SGD": st.fixed_dictionaries({"lr": positive_lr, "momentum": unit,
-                                  "dampening": st.floats(0.0, 1.0),
-                                  "weight_decay": st.floats(0.0, 0.5),
-                                  "maximize": st.booleans()}),
-    "NAG": st.fixed_dictionaries({"lr": positive_lr, "momentum": st.floats(0.01, 0.99),
-                                  "weight_decay": st.floats(0.0, 0.5),
-                                  "maximize": st.booleans()}),
-    "Adagrad": st.fixed_dictionaries({"lr": positive_lr, "lr_decay": st.floats(0.0, 1.0),
-                                      "weight_decay": st.floats(0.0, 0.5),
-                                      "initial_accumulator_value": st.floats(0.0, 1.0),
-                                      "eps": st.floats(1e-10, 1e-3),
-                                      "maximize": st.booleans()}),
-    "RMSprop": st.fixed_dictionaries({"lr": positive_lr, "alpha": unit,
-                                      "eps": st.floats(1e-8, 1e-3),
-                                      "weight_decay": st.floats(0.0, 0.5), "momentum": unit,
-                                      "centered": st.booleans(), "maximize": st.booleans()}),
-    "Adadelta": st.fixed_dictionaries({"lr": st.floats(0.01, 2.0), "rho": unit,
-                                       "eps": st.floats(1e-6, 1e-3),
-                                       "weight_decay": st.floats(0.0, 0.5),
-                                       "maximize": st.booleans()}),
-    "Adam": st.fixed_dictionaries({"lr": positive_lr, "betas": st.tuples(unit, unit),
-                                   "eps": st.floats(1e-8, 1e-3),
-                                   "weight_decay": st.floats(0.0, 0.5),
-                                   "amsgrad": st.booleans(), "maximize": st.booleans()}),
+    case.name: st.fixed_dictionaries(
+        {h.name: _strategy(h.sample) for h in case.cls.record.arguments}
+    ).filter(lambda hyper, cls=case.cls: _valid(cls, hyper))
+    for case in OPTIMIZERS
 }
-HYPER["AdamW"] = HYPER["Adam"]
-HYPER["Momentum"] = HYPER["SGD"]
 
 shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=6)
 dtypes = st.sampled_from([np.float32, np.float64])
