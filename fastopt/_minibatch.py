@@ -25,7 +25,7 @@ from fastopt._driver import (
 )
 from fastopt._loop import STATUS_CALLBACK, STATUS_CONVERGED, STATUS_MAXITER, STATUS_NONFINITE
 from fastopt._methods import optimizer_class
-from fastopt._validation import check_real
+from fastopt._validation import check_int, check_real
 
 MINIBATCH_OPTIONS = ("n_threads", "maxiter", "gtol", "ftol", "xtol")
 MINIBATCH_MESSAGES = {
@@ -279,17 +279,12 @@ def _met_rule(rules, gnorm, history, x, x_epoch):
 
 
 def _generator(seed):
-    """np.random.default_rng(seed), with errors that name ``seed``."""
-    seed = scalar_value(seed)
-    if isinstance(seed, (bool, np.bool_, float, np.floating)):
-        raise TypeError(f"Invalid seed: seed={seed!r} must be an int, a "
-                        "numpy.random.Generator or None")
-    try:
+    """np.random.default_rng(seed): a Generator (or SeedSequence, BitGenerator) or None as
+    is, else an int >= 0 (fastopt._validation.check_int: the error names ``seed``)."""
+    if seed is None or isinstance(seed, (np.random.Generator, np.random.SeedSequence,
+                                         np.random.BitGenerator)):
         return np.random.default_rng(seed)
-    except (TypeError, ValueError, OverflowError) as exc:
-        error = ValueError if isinstance(exc, (ValueError, OverflowError)) else TypeError
-        raise error(f"Invalid seed: seed={seed!r} must be an int >= 0, a "
-                    f"numpy.random.Generator or None ({exc})") from None
+    return np.random.default_rng(check_int("seed", seed, low=0, what="seed"))
 
 
 def _check_data(data):
