@@ -64,8 +64,8 @@ def test_c_batch_is_each_problem_alone_for_every_thread_count(method, rosen_llc)
     singles = [fastopt.minimize(rosen_llc, x0, method=method, options=options)
                for x0 in starts]
     for n_threads in (1, 2, 4):
-        batch = fastopt.minimize_batch(rosen_llc, starts, method=method, options=options,
-                                       n_threads=n_threads)
+        batch = fastopt.minimize_batch(rosen_llc, starts, method=method,
+                                       options=dict(options, n_threads=n_threads))
         assert_batch_is_each_alone(batch, singles)
     # The problems stop at different iterations (the test means something).
     assert len(set(batch.nit.tolist())) >= 3 and batch.success.any() and not batch.success.all()
@@ -74,8 +74,9 @@ def test_c_batch_is_each_problem_alone_for_every_thread_count(method, rosen_llc)
 def test_vectorised_batch_does_not_depend_on_threads(rosen_llc):
     # Above the parallel threshold the packed rows are updated by several threads.
     starts = np.random.default_rng(3).uniform(-2, 2, (20000, 2))
-    results = [fastopt.minimize_batch(rosen_rows, starts, jac=True, n_threads=t,
-                                      options=dict(OPTIONS, maxiter=50)) for t in (1, 2, 4)]
+    results = [fastopt.minimize_batch(rosen_rows, starts, jac=True,
+                                      options=dict(OPTIONS, maxiter=50, n_threads=t))
+               for t in (1, 2, 4)]
     for r in results[1:]:
         np.testing.assert_array_equal(r.x, results[0].x)
         np.testing.assert_array_equal(r.nit, results[0].nit)
@@ -192,7 +193,7 @@ def test_empty_batch_and_result_fields(rosen_llc):
     ({"args": (np.ones((3, 2)),)}, ValueError, r"args\[0\] must have m = 4 rows"),
     ({"bounds": [(0, 1)]}, ValueError, "bounds"),
     ({"bounds": [(1, 0), (0, 1)]}, ValueError, "bounds"),
-    ({"n_threads": 0}, ValueError, "n_threads"),
+    ({"options": {"n_threads": 0}}, ValueError, "n_threads=0"),
 ])
 def test_bad_input_raises_before_any_call(kwargs, error, match):
     calls = []
@@ -243,7 +244,7 @@ def test_fun_sees_read_only_rows():
 
 def test_float32_c_objective_batch_is_each_problem_alone(starts):
     rosen32 = fastopt.problems.rosenbrock_lowlevel("float32")
-    batch = fastopt.minimize_batch(rosen32, starts, options=OPTIONS, n_threads=2)
+    batch = fastopt.minimize_batch(rosen32, starts, options=dict(OPTIONS, n_threads=2))
     assert batch.x.dtype == np.float32 and batch.jac.dtype == np.float32
     singles = [fastopt.minimize(rosen32, x0, options=OPTIONS) for x0 in starts]
     assert_batch_is_each_alone(batch, singles)
@@ -283,11 +284,11 @@ def test_c_batch_in_time_slices_is_the_same(rosen_llc, per_row):
     starts = np.random.default_rng(5).uniform(-2.0, 2.0, (300, 2))
     options = dict(OPTIONS, lr=np.linspace(1e-3, 2e-3, 300) if per_row else 1e-3,
                    maxiter=20000, gtol=1e-6)
-    sliced = {n: fastopt.minimize_batch(rosen_llc, starts, options=options, n_threads=n)
+    sliced = {n: fastopt.minimize_batch(rosen_llc, starts, options=dict(options, n_threads=n))
               for n in (1, 2)}
     whole = {}
     worker = threading.Thread(target=lambda: whole.update(
-        {n: fastopt.minimize_batch(rosen_llc, starts, options=options, n_threads=n)
+        {n: fastopt.minimize_batch(rosen_llc, starts, options=dict(options, n_threads=n))
          for n in (1, 2)}))
     worker.start()
     worker.join()
