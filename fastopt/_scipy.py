@@ -9,7 +9,7 @@ Each callable is registered (fastopt/_methods.py), so ``fastopt.minimize``,
 ``minimize_batch`` and ``minimize_minibatch`` take it as ``method`` as well as its name.
 """
 
-from fastopt._driver import run_method
+from fastopt._driver import minimize_with_method
 from fastopt._methods import METHODS, register_callable
 
 _DOC = """Minimize ``fun`` with fastopt's {title}; a ``scipy.optimize.minimize`` method.
@@ -45,9 +45,9 @@ _TITLES = {"gd": "gradient descent", "sgd": "(stochastic) gradient descent",
 def _make_method(name):
     def method(fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None, constraints=(),
                callback=None, **options):
-        return run_method(name, fun, x0, args=args, jac=jac, hess=hess, hessp=hessp,
-                          bounds=bounds, constraints=constraints, callback=callback,
-                          options=options)
+        return minimize_with_method(name, fun, x0, args=args, jac=jac, hess=hess,
+                                    hessp=hessp, bounds=bounds, constraints=constraints,
+                                    callback=callback, options=options)
 
     cls = METHODS[name].__name__
     method.__name__ = method.__qualname__ = name
