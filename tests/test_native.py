@@ -164,6 +164,8 @@ def test_null_function_pointer_cannot_reach_fastopt():
 def test_what_does_not_go_with_a_c_objective(rosen_llc, kwargs, match):
     with pytest.raises(ValueError, match=match):
         fastopt.minimize(rosen_llc, [-1.2, 1.0], **kwargs)
+    with pytest.raises(ValueError, match=match):
+        fastopt.minimize_batch(rosen_llc, [[-1.2, 1.0]], **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,9 +240,11 @@ def _run(path, llc, start, options):
         return [fastopt.minimize(llc, start, options=options)]
     if path == "minimize_callback":  # the loop that returns to Python after each iteration
         return [fastopt.minimize(llc, start, options=options, callback=lambda xk: None)]
-    n_threads = int(path[-1])
     X0 = np.tile(start, (300, 1))  # 3 chunks of problems
-    batch = fastopt.minimize_batch(llc, X0, options=dict(options, n_threads=n_threads))
+    if path == "batch_callback":  # the batch loop that returns to Python after each iteration
+        batch = fastopt.minimize_batch(llc, X0, options=options, callback=lambda res: None)
+    else:
+        batch = fastopt.minimize_batch(llc, X0, options=dict(options, n_threads=int(path[-1])))
     return [scipy_result(batch, i) for i in range(len(X0))]
 
 
@@ -250,7 +254,7 @@ def scipy_result(batch, i):
                           status=batch.status[i])
 
 
-PATHS = ["minimize", "minimize_callback", "batch_1", "batch_2"]
+PATHS = ["minimize", "minimize_callback", "batch_1", "batch_2", "batch_callback"]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
