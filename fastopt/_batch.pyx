@@ -18,7 +18,12 @@ stops on the same rules, at the same iterate, as ``fastopt.minimize`` would stop
   (iterates, state, gradients), so one ``apply_rule`` call updates all of them as one array,
   as fast as one large problem; a problem that stops is written to the results and the rows
   after it move up (_check_rows, _pack, _update_rows, shared with the chunks above).
-  Elementwise updates make that bitwise what updating each row alone gives.
+  Elementwise updates make that bitwise what updating each row alone gives. With a
+  ``callback`` it also runs a C objective (one row per call, on this thread), since the
+  callback needs Python after every iteration.
+
+Bounds are one (n,) box for all the problems (in the Problem), or an (m, n) box per problem
+(``_Rows.lower``/``upper``, indexed by problem, not by packed row: they never move).
 
 The work arrays are (m, n) C-contiguous arrays of x's dtype; the optimizer's state arrays are
 those of an optimizer built on all m * n values, which is the m states side by side.

@@ -13,6 +13,7 @@ import inspect
 import warnings
 
 import numpy as np
+from scipy import LowLevelCallable
 from scipy.optimize import Bounds, OptimizeWarning
 
 from fastopt._conventions import bool_option, iteration_limit, scalar_value
@@ -86,14 +87,15 @@ def read_options(cls, options, *, known, caller, stacklevel, tol=None,
     """``(hyperparameters, n_threads, stopping)`` from a driver's options.
 
     ``stopping`` holds the validated ``maxiter`` (fastopt._conventions.iteration_limit),
-    ``gtol``, ``ftol`` and ``xtol``. ``tol`` (the driver's argument; else the option ``tol``
-    when ``known`` lists it) is the default of ``gtol``, as in ``fastopt.minimize``.
+    ``gtol``, ``ftol`` and ``xtol``. ``tol`` (the driver's argument, or the option ``tol``
+    when ``known`` lists it, which wins, as ``scipy.optimize.minimize`` puts ``tol`` in the
+    options with ``setdefault``) is the default of ``gtol``.
     ``known`` lists the driver's own options (COMMON_OPTIONS and more); any other option that
     is not a hyperparameter of ``cls`` warns.
     """
     hyper = split_hyperparameters(cls, options, known, caller, stacklevel + 1)
-    if tol is None and "tol" in known:
-        tol = options.get("tol")
+    if "tol" in known:
+        tol = options.get("tol", tol)
     tol = scalar_value(tol)
     if tol is not None:
         default_gtol = check_real("tol", tol, "tolerance", low=0.0)
@@ -112,8 +114,6 @@ def read_options(cls, options, *, known, caller, stacklevel, tol=None,
 
 def check_fun(fun, native=True):
     """TypeError unless ``fun`` is callable (or, with ``native``, a LowLevelCallable)."""
-    from scipy import LowLevelCallable
-
     if callable(fun) or (native and isinstance(fun, LowLevelCallable)):
         return
     what = "callable or a scipy.LowLevelCallable" if native else "callable"

@@ -4,6 +4,7 @@ rates and data; clear errors on bad input."""
 
 import numpy as np
 import pytest
+from scipy.optimize import Bounds
 
 import fastopt
 from fastopt._methods import METHODS
@@ -194,6 +195,13 @@ def test_empty_batch_and_result_fields(rosen_llc):
     ({"bounds": [(0, 1)]}, ValueError, "bounds"),
     ({"bounds": [(1, 0), (0, 1)]}, ValueError, "bounds"),
     ({"options": {"n_threads": 0}}, ValueError, "n_threads=0"),
+    ({"options": {"n_threads": 2.0}}, TypeError, "n_threads"),
+    ({"tol": -1.0}, ValueError, "tol"),
+    ({"tol": "small"}, TypeError, "tol"),
+    ({"callback": "print"}, TypeError, "callback must be callable"),
+    ({"bounds": Bounds(np.zeros((3, 2)), 1.0)}, ValueError, r"bounds\.lb must have shape"),
+    ({"bounds": Bounds(np.ones((4, 2)), np.zeros((4, 2)))}, ValueError, "has min 1.0 > max"),
+    ({"options": []}, TypeError, "options must be a dict"),
 ])
 def test_bad_input_raises_before_any_call(kwargs, error, match):
     calls = []
@@ -602,3 +610,12 @@ def test_callback_errors_propagate_and_bad_callback_is_refused():
     with pytest.raises(RuntimeError, match="boom"):
         fastopt.minimize_batch(rosen_rows, X0, jac=True, callback=boom)
     np.testing.assert_array_equal(X0, 0.0)
+
+
+def test_tol_in_options_wins_over_the_argument_as_in_minimize(starts):
+    options = {"lr": 1e-2, "maxiter": 3000, "tol": 0.05}
+    res = fastopt.minimize_batch(rosen_rows, starts, jac=True, tol=1e-3, options=options)
+    ref = fastopt.minimize_batch(rosen_rows, starts, jac=True, options=dict(options, gtol=0.05))
+    np.testing.assert_array_equal(res.nit, ref.nit)
+    alone = fastopt.minimize(rosen_one, starts[0], jac=True, tol=1e-3, options=options)
+    assert alone.nit == res.nit[0]
