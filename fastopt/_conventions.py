@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fastopt._validation import NOT_A_NUMBER, check_bool, check_int, check_real
+from fastopt._validation import NOT_A_NUMBER, check_bool, check_int
 
 # The largest count the C loops hold (nit is a Py_ssize_t): a larger limit is never reached.
 COUNT_MAX = int(np.iinfo(np.intp).max)

@@ -233,7 +233,15 @@ def batch_bounds(bounds, X):
                                  f"shape {arr.shape}")
             sides.append(np.broadcast_to(arr.reshape(-1) if arr.ndim < 2 else arr, (m, n)))
         return finish_bounds(sides[0], sides[1], X.dtype)
-    return box_bounds(bounds, X[0] if m else np.empty(n, X.dtype))
+    try:
+        return box_bounds(bounds, X[0] if m else np.empty(n, X.dtype))
+    except (TypeError, ValueError) as exc:
+        if isinstance(bounds, Bounds):
+            raise
+        # e.g. a pair of (m, n) arrays: say how to give a box per problem
+        raise type(exc)(f"{exc} (one box for all is n (min, max) pairs; a box per problem "
+                        "is a scipy.optimize.Bounds(lb, ub) with lb and ub of shape (m, n))") \
+            from None
 
 
 def _broadcasts(shape, target):

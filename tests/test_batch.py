@@ -202,6 +202,9 @@ def test_empty_batch_and_result_fields(rosen_llc):
     ({"bounds": Bounds(np.zeros((3, 2)), 1.0)}, ValueError, r"bounds\.lb must have shape"),
     ({"bounds": Bounds(np.ones((4, 2)), np.zeros((4, 2)))}, ValueError, "has min 1.0 > max"),
     ({"options": []}, TypeError, "options must be a dict"),
+    ({"bounds": (np.zeros((4, 2)), np.ones((4, 2)))}, ValueError,
+     r"a box per problem is a scipy\.optimize\.Bounds"),
+    ({"bounds": (np.zeros((4, 3)), np.ones((4, 3)))}, ValueError, "bounds"),
 ])
 def test_bad_input_raises_before_any_call(kwargs, error, match):
     calls = []
@@ -464,7 +467,8 @@ def test_box_per_problem_shapes_broadcast(starts):
 @pytest.mark.parametrize("objective", ["python", "c"])
 @pytest.mark.parametrize("lb, ub, error, match", [
     (np.zeros((3, 2)), 1.0, ValueError, r"bounds\.lb must have shape \(m, n\) = \(4, 2\)"),
-    (np.zeros((4, 3)), np.ones((4, 3)), ValueError, r"bounds\.lb must have shape .* got shape \(4, 3\)"),
+    (np.zeros((4, 3)), np.ones((4, 3)), ValueError,
+     r"bounds\.lb must have shape .* got shape \(4, 3\)"),
     (np.zeros((1, 4, 2)), np.ones((4, 2)), ValueError, r"bounds\.lb must have shape"),
     (np.zeros((4, 1)), np.ones(3), ValueError, r"bounds\.lb must have shape"),  # Bounds broadcasts
     (np.full((4, 2), np.nan), np.ones((4, 2)), ValueError, "bounds must not contain NaN"),
