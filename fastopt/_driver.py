@@ -1,8 +1,9 @@
 """``fastopt.minimize``: one minimize loop for every optimizer, with SciPy's conventions.
 
-This module validates and prepares (x0, options, jac, bounds, callback), builds the optimizer
-on a private copy of x0, and hands the iteration to the Cython loop (fastopt/_loop.pyx); it
-knows no particular update rule. fastopt/_scipy.py exposes the same entry as
+This module validates and prepares (x0, options, jac, bounds, callback; the checks the three
+drivers share are in fastopt/_driver_common.py), builds the optimizer on a private copy of x0,
+and hands the iteration to the Cython loop (fastopt/_loop.pyx); it knows no particular update
+rule. fastopt/_scipy.py exposes the same entry (``minimize_with_method``) as
 ``scipy.optimize.minimize`` methods.
 """
 

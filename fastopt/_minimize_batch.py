@@ -5,7 +5,8 @@ Python call per iteration per problem with ``scipy.optimize.minimize`` in a loop
 11783 and 23229). Here the m problems are the rows of one (m, n) array: a vectorised Python
 objective is called once per iteration for all the rows still running, and a C objective
 (``scipy.LowLevelCallable``) runs every problem's whole loop in C, problems in parallel. This
-module validates and prepares; the loops are in fastopt/_batch.pyx.
+module validates and prepares (with the checks every driver shares, fastopt/_driver_common.py);
+the loops are in fastopt/_batch.pyx.
 """
 
 import numbers
