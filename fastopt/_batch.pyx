@@ -18,7 +18,12 @@ stops on the same rules, at the same iterate, as ``fastopt.minimize`` would stop
   (iterates, state, gradients), so one ``apply_rule`` call updates all of them as one array,
   as fast as one large problem; a problem that stops is written to the results and the rows
   after it move up (_check_rows, _pack, _update_rows, shared with the chunks above).
-  Elementwise updates make that bitwise what updating each row alone gives.
+  Elementwise updates make that bitwise what updating each row alone gives. With a
+  ``callback`` it also runs a C objective (one row per call, on this thread), since the
+  callback needs Python after every iteration.
+
+Bounds are one (n,) box for all the problems (in the Problem), or an (m, n) box per problem
+(``_Rows.lower``/``upper``, indexed by problem, not by packed row: they never move).
 
 The work arrays are (m, n) C-contiguous arrays of x's dtype; the optimizer's state arrays are
 those of an optimizer built on all m * n values, which is the m states side by side.
@@ -34,6 +39,7 @@ from libc.string cimport memcpy
 
 from fastopt._kernels cimport MAX_STATE, RuleStep, apply_rule, rule_step_next
 from fastopt._loop cimport (
+    STOP_CALLBACK,
     STOP_NONE,
     Problem,
     Tolerances,
@@ -60,6 +66,9 @@ from fastopt._step cimport Rule
 import threading
 
 import numpy as np
+from scipy.optimize import OptimizeResult
+
+from fastopt._loop import EVAL_NATIVE
 
 
 cnp.import_array()
@@ -95,6 +104,9 @@ ctypedef struct _Rows:
     double* f_prev
     double* steps
     double* lrs        # per-problem learning rates, or NULL (the rule's)
+    # Bounds per problem ((m, n), indexed by problem), or NULL (none, or one box in Problem).
+    const char* lower
+    const char* upper
     # Results, indexed by problem.
     char* x_out
     char* g_out
@@ -127,7 +139,7 @@ cdef class _BatchArrays:
     cdef Tolerances tol
     cdef bint per_row  # rows differ (learning rates) or need their own step (bounds, xtol)
     cdef Py_ssize_t m
-    cdef cnp.ndarray work, grad_buf, f_now
+    cdef cnp.ndarray work, grad_buf, f_now, index
     cdef tuple results_  # (stop, nit, nfev, fun, jac) by problem
     cdef object _keep  # the other arrays the pointers point into
 
@@ -135,6 +147,8 @@ cdef class _BatchArrays:
                   object lrs, Py_ssize_t maxiter, double gtol, double ftol, double xtol):
         cdef Py_ssize_t m = X.shape[0]
         cdef double* lr_data = NULL
+        cdef const char* lower_rows = NULL
+        cdef const char* upper_rows = NULL
         self.m = m
         self.tol = Tolerances(maxiter, gtol, ftol, xtol)
         self.per_row = lrs is not None or lower is not None or xtol > 0
@@ -142,7 +156,7 @@ cdef class _BatchArrays:
         self.grad_buf = np.empty_like(X)
         self.f_now = np.empty(m)
         work_prev, grad_prev = np.empty_like(X), np.empty_like(X)
-        index = np.arange(m, dtype=np.intp)
+        index = self.index = np.arange(m, dtype=np.intp)
         stay = np.empty(m, dtype=np.intp)
         f_prev, steps = np.empty(m), np.zeros(m)
         lr_work = None if lrs is None else np.array(lrs, dtype=np.float64)
@@ -156,10 +170,14 @@ cdef class _BatchArrays:
         self.first.n = X.shape[1]
         if lr_work is not None:
             lr_data = <double*>cnp.PyArray_DATA(<cnp.ndarray>lr_work)
+        if lower is not None and (<cnp.ndarray>lower).ndim == 2:  # a box per problem
+            lower_rows = <const char*>self.first.lower
+            upper_rows = <const char*>self.first.upper
         self.rows = _Rows(
             <Py_ssize_t*>cnp.PyArray_DATA(index), <Py_ssize_t*>cnp.PyArray_DATA(stay),
             <double*>cnp.PyArray_DATA(self.f_now), <double*>cnp.PyArray_DATA(f_prev),
             <double*>cnp.PyArray_DATA(steps), lr_data,
+            lower_rows, upper_rows,
             <char*>cnp.PyArray_DATA(X), <char*>cnp.PyArray_DATA(G_out),
             <int*>cnp.PyArray_DATA(stops), <Py_ssize_t*>cnp.PyArray_DATA(nits),
             <Py_ssize_t*>cnp.PyArray_DATA(nfevs), <double*>cnp.PyArray_DATA(fs))
@@ -190,10 +208,7 @@ cdef void _solve_chunk(const Problem* whole, _Chunk* chunk, bint per_row, const 
     (HUGE_VAL: until done); ``chunk`` keeps where it stopped."""
     cdef Problem first = whole[0]
     cdef _Rows rows = _rows_from(all_rows, chunk.start)
-    cdef Py_ssize_t r, kept, active = chunk.active, nit = chunk.nit
-    cdef size_t row_bytes = first.n * (sizeof(float) if first.single else sizeof(double))
-    cdef char* x
-    cdef char* g
+    cdef Py_ssize_t kept, active = chunk.active, nit = chunk.nit
     cdef fastopt_poll poll
     if due != HUGE_VAL and fastopt_now() >= due:
         return  # taken up after the slice ended
@@ -201,16 +216,7 @@ cdef void _solve_chunk(const Problem* whole, _Chunk* chunk, bint per_row, const 
     first.clock = chunk.clock
     fastopt_poll_until(&poll, due, chunk.stride)
     while True:
-        for r in range(active):
-            x = <char*>first.x + r * row_bytes
-            g = <char*>first.g + r * row_bytes
-            unwritten_gradient(g, first.n, first.single)
-            if first.single:
-                rows.f_now[r] = (<objective_f32>fun)(<int>first.n, <const float*>x,
-                                                     <float*>g, user_data)
-            else:
-                rows.f_now[r] = (<objective_f64>fun)(<int>first.n, <const double*>x,
-                                                     <double*>g, user_data)
+        _evaluate_native_rows(&first, active, fun, user_data, rows.f_now)
         kept = _check_rows(&first, active, nit, tol, &rows)
         if kept == 0:
             active = 0
@@ -230,7 +236,7 @@ def batch_native(
     Rule rule not None,
     tuple slots not None,          # INOUT: the state arrays (m * n values each)
     NativeObjective objective not None,
-    object lower,                  # (n,) bounds in X's dtype, or None
+    object lower,                  # (n,) or (m, n) bounds in X's dtype, or None
     object upper,
     object lrs,                    # (m,) float64 learning rates, or None (the rule's)
     Py_ssize_t maxiter, double gtol, double ftol, double xtol,
@@ -299,31 +305,55 @@ def batch_python(
     cnp.ndarray X not None,        # INOUT (m, n): the starting points, then the solutions
     Rule rule not None,
     tuple slots not None,          # INOUT: the state arrays (m * n values each)
-    object fun,                    # fun(X, *args) -> (f, G) (EVAL_FUN_AND_GRAD) or f
+    object fun,                    # fun(X, *args) -> (f, G) (EVAL_FUN_AND_GRAD) or f, or a
+                                   # NativeObjective (EVAL_NATIVE)
     object jac,                    # jac(X, *args) -> G (EVAL_SEPARATE)
     tuple args,                    # arrays with a row per problem are passed sliced
     tuple per_problem,             # which args have a row per problem
     int mode,
-    object lower,                  # (n,) bounds in X's dtype, or None
+    object lower,                  # (n,) or (m, n) bounds in X's dtype, or None
     object upper,
     object lrs,                    # (m,) float64 learning rates, or None (the rule's)
     Py_ssize_t maxiter, double gtol, double ftol, double xtol,
     int n_threads,
+    object callback=None,          # callback(intermediate_result) after each iteration
 ):
-    """Solve the rows of X with a vectorised objective; returns ``(stop, nit, nfev, fun,
-    jac)``."""
+    """Solve the rows of X one iteration at a time from Python: with a vectorised objective,
+    or with a C objective (one row per call, on this thread) when a callback needs Python
+    after each iteration. Returns ``(stop, nit, nfev, fun, jac)``."""
     cdef _BatchArrays b = _BatchArrays(X, rule, slots, lower, upper, lrs, maxiter, gtol, ftol,
                                        xtol)
-    cdef Py_ssize_t active = b.m, kept, nit = 0
+    cdef Py_ssize_t active = b.m, kept, nit = 0, i
+    cdef NativeObjective native = fun if mode == EVAL_NATIVE else None
+    cdef Tolerances halt
     cdef cnp.ndarray G
+    cdef int[:] stops
     running_args = args
     while active > 0:
         PyErr_CheckSignals()  # cheap with the GIL; Ctrl-C also when fun runs no bytecode
-        view = b.work[:active]
-        view.flags.writeable = False
-        G = _evaluate(mode, fun, jac, running_args, view, b.f_now[:active],
-                      b.grad_buf[:active])
-        b.first.g = cnp.PyArray_DATA(G)
+        if native is not None:
+            G = b.grad_buf
+            b.first.g = cnp.PyArray_DATA(G)
+            with nogil:
+                _evaluate_native_rows(&b.first, active, native.fun, native.user_data,
+                                      b.rows.f_now)
+        else:
+            view = b.work[:active]
+            view.flags.writeable = False
+            G = _evaluate(mode, fun, jac, running_args, view, b.f_now[:active],
+                          b.grad_buf[:active])
+            b.first.g = cnp.PyArray_DATA(G)
+
+        if callback is not None and nit > 0:
+            shown = _report(callback, b, G[:active], active, nit)
+            if shown is not None:  # StopIteration: every running problem stops here
+                halt = b.tol
+                halt.maxiter = nit  # check_stop: a limit reached, or what held anyway
+                _check_rows(&b.first, active, nit, &halt, &b.rows)
+                stops = b.results_[0]
+                for i in shown.tolist():
+                    stops[i] = STOP_CALLBACK
+                break
 
         # Each problem's stopping rules; a problem that stops goes to the results.
         kept = _check_rows(&b.first, active, nit, &b.tol, &b.rows)
@@ -335,13 +365,52 @@ def batch_python(
                 b.first.g = cnp.PyArray_DATA(b.grad_buf)
             _pack(&b.first, &b.rows, kept)
             active = kept
-            rows = np.asarray(<Py_ssize_t[:active]>b.rows.index)
+            rows = b.index[:active]
             running_args = tuple(a[rows] if each else a for a, each in zip(args, per_problem))
 
         with nogil:
             _update_rows(&b.first, active, b.per_row, &b.rows, n_threads)
         nit += 1
     return b.results()
+
+
+cdef object _report(object callback, _BatchArrays b, object G, Py_ssize_t active,
+                    Py_ssize_t nit):
+    """Call ``callback`` with the running problems whose new value and gradient are finite
+    (those fastopt.minimize would show: check_stop sends the others back one iterate).
+    Returns None, or those problems' indices when the callback raised StopIteration."""
+    f = b.f_now[:active]
+    finite = np.isfinite(f) & np.isfinite(G).all(axis=1)
+    if not finite.any():
+        return None  # every running problem stops at its previous iterate: nothing to show
+    shown = b.index[:active][finite]
+    result = OptimizeResult(x=b.work[:active][finite], fun=f[finite], jac=G[finite],
+                            nit=int(nit), indices=shown)
+    try:
+        callback(result)
+    except StopIteration:
+        return shown
+    return None
+
+
+cdef void _evaluate_native_rows(Problem* first, Py_ssize_t active, void* fun, void* user_data,
+                                double* f_now) noexcept nogil:
+    """f and g of the ``active`` packed rows from a C objective, one row per call: f into
+    ``f_now``, g into the rows of ``first.g`` (NaN on entry: unwritten_gradient)."""
+    cdef Py_ssize_t r
+    cdef size_t row_bytes = first.n * (sizeof(float) if first.single else sizeof(double))
+    cdef char* x
+    cdef char* g
+    for r in range(active):
+        x = <char*>first.x + r * row_bytes
+        g = <char*>first.g + r * row_bytes
+        unwritten_gradient(g, first.n, first.single)
+        if first.single:
+            f_now[r] = (<objective_f32>fun)(<int>first.n, <const float*>x, <float*>g,
+                                            user_data)
+        else:
+            f_now[r] = (<objective_f64>fun)(<int>first.n, <const double*>x, <double*>g,
+                                            user_data)
 
 
 cdef Py_ssize_t _check_rows(const Problem* first, Py_ssize_t active, Py_ssize_t nit,
@@ -366,10 +435,14 @@ cdef Py_ssize_t _check_rows_typed(const floating* x, const floating* g, const Pr
     cdef Py_ssize_t r, i, kept = 0, n = first.n
     cdef size_t row_bytes = n * sizeof(floating)
     cdef int stop
+    cdef const floating* lo = <const floating*>p.lower
+    cdef const floating* hi = <const floating*>p.upper
     p.nit, p.nfev = nit, nit + 1
     for r in range(active):
-        p.gnorm = _projected_grad_norm(g + r * n, x + r * n, <const floating*>p.lower,
-                                       <const floating*>p.upper, n)
+        if rows.lower != NULL:  # a box per problem
+            lo = <const floating*>rows.lower + rows.index[r] * n
+            hi = <const floating*>rows.upper + rows.index[r] * n
+        p.gnorm = _projected_grad_norm(g + r * n, x + r * n, lo, hi, n)
         p.f, p.f_prev, p.step = rows.f_now[r], rows.f_prev[r], rows.steps[r]
         p.x = <void*>(x + r * n)
         p.g = <void*>(g + r * n)
@@ -400,6 +473,9 @@ cdef void _update_rows(Problem* first, Py_ssize_t active, bint per_row, const _R
         p = first[0]
         for r in range(active):
             _point_at(&p, first, r, rows.lrs)
+            if rows.lower != NULL:  # a box per problem
+                p.lower = rows.lower + rows.index[r] * row_bytes
+                p.upper = rows.upper + rows.index[r] * row_bytes
             p.f, p.clock = rows.f_now[r], first.clock
             advance(&p, 1)
             rows.f_prev[r], rows.steps[r] = p.f_prev, p.step

@@ -104,12 +104,12 @@ def batch_variants(llc, m, m_scipy):
 
     return {
         "minimize_batch, C objective, 1 thread": (
-            lambda: fastopt.minimize_batch(llc, X0, options=options, n_threads=1), m),
+            lambda: fastopt.minimize_batch(llc, X0, options=dict(options, n_threads=1)), m),
         "minimize_batch, C objective, 2 threads": (
-            lambda: fastopt.minimize_batch(llc, X0, options=options, n_threads=2), m),
+            lambda: fastopt.minimize_batch(llc, X0, options=dict(options, n_threads=2)), m),
         "minimize_batch, vectorised NumPy objective": (
-            lambda: fastopt.minimize_batch(rosen2_rows, X0, jac=True, options=options,
-                                           n_threads=1), m),
+            lambda: fastopt.minimize_batch(rosen2_rows, X0, jac=True,
+                                           options=dict(options, n_threads=1)), m),
         "hand-written vectorised NumPy Adam": (lambda: numpy_adam_rows(X0), m),
         "plain scalar C loop, 1 thread": (
             lambda: plain_adam_rosenbrock2(X0.copy(), ITERS, LR), m),

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fastopt._validation import NOT_A_NUMBER, check_bool, check_real
+from fastopt._validation import NOT_A_NUMBER, check_bool, check_int
 
 # The largest count the C loops hold (nit is a Py_ssize_t): a larger limit is never reached.
 COUNT_MAX = int(np.iinfo(np.intp).max)
@@ -83,23 +83,13 @@ def iteration_limit(name, value, *, low=0):
 
 
 def whole_number(name, value, *, low=1):
-    """A size (``batch_size``): an int, an integral float or a 0-d array of one, >= ``low``;
-    a value beyond :data:`COUNT_MAX` (``inf`` too) is :data:`COUNT_MAX`."""
-    value = scalar_value(value)
-    if isinstance(value, NOT_A_NUMBER) or not isinstance(value, numbers.Real):
-        raise TypeError(f"Invalid {name}: {name} must be an int, got {_describe(value)}")
-    if not isinstance(value, numbers.Integral):
-        try:
-            number = float(value)
-        except OverflowError:
-            number = math.inf if value > 0 else -math.inf
-        if math.isnan(number) or not (math.isinf(number) or number.is_integer()):
-            raise ValueError(f"Invalid {name}: {name} must be a whole number, got "
-                             f"{_describe(value)}")
-        value = number if math.isinf(number) else int(number)
-    if value < low:
-        raise ValueError(f"Invalid {name}: {name} must be >= {low}, got {_describe(value)}")
-    return COUNT_MAX if value > COUNT_MAX else int(value)
+    """A size (``batch_size``): an int, an integral float or a 0-d array of one, >= ``low``
+    (fastopt._validation.check_int); ``inf``, or any value beyond :data:`COUNT_MAX`, is
+    :data:`COUNT_MAX`."""
+    number = scalar_value(value)
+    if isinstance(number, (float, np.floating)) and number == math.inf:
+        return COUNT_MAX
+    return min(check_int(name, value, low=low, what=name, integral_floats=True), COUNT_MAX)
 
 
 def fun_and_grad(out, context="with jac=True, "):

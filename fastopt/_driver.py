@@ -1,66 +1,52 @@
 """``fastopt.minimize``: one minimize loop for every optimizer, with SciPy's conventions.
 
-This module validates and prepares (x0, options, jac, bounds, callback), builds the optimizer
-on a private copy of x0, and hands the iteration to the Cython loop (fastopt/_loop.pyx); it
-knows no particular update rule. fastopt/_scipy.py exposes the same entry as
+This module validates and prepares (x0, options, jac, bounds, callback; the checks the three
+drivers share are in fastopt/_driver_common.py), builds the optimizer on a private copy of x0,
+and hands the iteration to the Cython loop (fastopt/_loop.pyx); it knows no particular update
+rule. fastopt/_scipy.py exposes the same entry (``minimize_with_method``) as
 ``scipy.optimize.minimize`` methods.
 """
 
-import functools
-import inspect
 import numbers
 import warnings
 
 import numpy as np
 from scipy import LowLevelCallable
-from scipy.optimize import Bounds, OptimizeResult, OptimizeWarning
+from scipy.optimize import OptimizeResult
 
+from fastopt._conventions import bool_option, scalar_value
+from fastopt._driver_common import (
+    COMMON_OPTIONS,
+    STATUS_MESSAGES,
+    args_tuple,
+    box_bounds,
+    callback_style,
+    check_fun,
+    native_evaluation,
+    options_dict,
+    read_options,
+    starting_point,
+)
 from fastopt._finite_diff import FD_METHODS, FiniteDifferenceGradient, check_fd_method
 from fastopt._loop import (
     EVAL_FINITE_DIFF,
     EVAL_FUN_AND_GRAD,
     EVAL_NATIVE,
     EVAL_SEPARATE,
-    STATUS_CALLBACK,
     STATUS_CONVERGED,
-    STATUS_MAXITER,
-    STATUS_NONFINITE,
     minimize_loop,
 )
-from fastopt._conventions import (
-    bool_option,
-    iteration_limit,
-    scalar_value,
-)
 from fastopt._methods import METHODS, method_name
-from fastopt._native import NativeObjective
-from fastopt._validation import as_real_array, check_real, finite_float_copy
+from fastopt._validation import check_real
 
 try:  # scipy.optimize.minimize(jac=True) wraps fun in MemoizeJac; unwrapping it saves a copy
     from scipy.optimize._optimize import MemoizeJac
 except ImportError:  # pragma: no cover - private scipy name
     MemoizeJac = None
 
-DEFAULT_MAXITER = 1000
-INT_MAX = 2**31 - 1  # n of a C objective is an int
-DEFAULT_GTOL = 1e-5
-
 # The options of the loop itself (the optimizer's hyperparameters come from its class).
-LOOP_OPTIONS = ("maxiter", "gtol", "ftol", "xtol", "tol", "disp", "return_all",
-                "finite_diff_method", "finite_diff_rel_step", "n_threads")
-
-STATUS_MESSAGES = {
-    (STATUS_CONVERGED, "gtol"): "Optimization terminated successfully: the inf-norm of the "
-                                "(projected) gradient is <= gtol.",
-    (STATUS_CONVERGED, "ftol"): "Optimization terminated successfully: the relative "
-                                "reduction of f is <= ftol.",
-    (STATUS_CONVERGED, "xtol"): "Optimization terminated successfully: the step's inf-norm "
-                                "is <= xtol.",
-    (STATUS_MAXITER, None): "Maximum number of iterations has been exceeded.",
-    (STATUS_NONFINITE, None): "Stopped: fun or jac returned a non-finite value (NaN or "
-                              "inf); x is the last iterate where both were finite.",
-    (STATUS_CALLBACK, None): "`callback` raised `StopIteration`.",
-}
+LOOP_OPTIONS = COMMON_OPTIONS + ("tol", "disp", "return_all", "finite_diff_method",
+                                 "finite_diff_rel_step")
 
 
 def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, callback=None,
@@ -112,7 +98,7 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
         Raising ``StopIteration`` ends the run (status 99).
     options : dict, optional
         The method's hyperparameters (those of its class, e.g. ``lr``, ``betas`` for Adam;
-        ``maximize`` is not allowed), ``n_threads``, and:
+        ``maximize`` is not allowed), and:
 
         maxiter : int or float, default=1000
             Maximum number of updates (``nit``): the run goes on while ``nit < maxiter``, as
@@ -137,6 +123,11 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
             Within bounds, ``fun`` is never evaluated outside the box: steps turn one-sided
             or shrink to fit, and a fixed variable (min == max) gets derivative 0 without a
             call of ``fun``.
+        n_threads : int or None, default=None
+            The number of OpenMP threads: ``None`` follows OpenMP (``OMP_NUM_THREADS`` if
+            set, else every usable core), a positive int that many (at most 1024), ``-1``
+            every usable core, ``-2`` all but one, and so on; 0 is an error. The result does
+            not depend on it. The update of x uses them when x is large.
 
         Unknown options give an ``OptimizeWarning``, as SciPy's methods do. Numbers may be
         Python or NumPy scalars or 0-d arrays; bools may be ``numpy.bool_``.
@@ -191,25 +182,21 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
     >>> res.success, np.round(res.x, 4)
     (True, array([1., 1.]))
     """
-    if options is not None and not isinstance(options, dict):
-        raise TypeError(f"options must be a dict, got {type(options).__name__}")
-    options = {} if options is None else dict(options)
+    options = options_dict(options)
     if tol is not None:
         options.setdefault("tol", tol)
-    return run_method(method, fun, x0, args=args, jac=jac, bounds=bounds, callback=callback,
-                      options=options)
+    return minimize_with_method(method, fun, x0, args=args, jac=jac, bounds=bounds,
+                                callback=callback, options=options)
 
 
-def run_method(method, fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None,
-               constraints=(), callback=None, options=None):
-    """The shared body of ``minimize`` and the ``scipy.optimize.minimize`` method callables."""
+def minimize_with_method(method, fun, x0, args=(), jac=None, hess=None, hessp=None,
+                         bounds=None, constraints=(), callback=None, options=None):
+    """The shared body of ``minimize`` and the ``scipy.optimize.minimize`` method callables
+    (fastopt/_scipy.py), which SciPy calls with ``tol`` inside ``options``."""
     name = method_name(method)
     cls = METHODS[name]
-    if not callable(fun) and not isinstance(fun, LowLevelCallable):
-        raise TypeError(f"fun must be callable or a scipy.LowLevelCallable, got "
-                        f"{type(fun).__name__}")
-    if not isinstance(args, tuple):
-        args = (args,)
+    check_fun(fun)
+    args = args_tuple(args)
     if _has_constraints(constraints):
         raise ValueError(
             f"fastopt's {name!r} method cannot handle constraints; use bounds, or a "
@@ -220,17 +207,20 @@ def run_method(method, fun, x0, args=(), jac=None, hess=None, hessp=None, bounds
             warnings.warn(f"fastopt's {name!r} method does not use Hessian information "
                           f"({what}); it is ignored.", RuntimeWarning, stacklevel=3)
 
-    x = _starting_point(x0)
-    hyper, loop = _split_options(cls, options or {})
-    given_jac = jac
-    fun, jac, mode = _evaluation_mode(fun, jac, loop)
+    x = starting_point(x0)
+    hyper, loop = _loop_options(cls, options_dict(options))
+    if (MemoizeJac is not None and isinstance(fun, MemoizeJac)
+            and getattr(jac, "__self__", None) is fun):
+        fun, jac = fun.fun, True  # scipy.optimize.minimize's wrapper of jac=True
     if isinstance(fun, LowLevelCallable):
-        fun, mode = native_evaluation(fun, given_jac, mode, args, x.size), EVAL_NATIVE
+        fun, jac, mode = native_evaluation(fun, jac, args, x.size), None, EVAL_NATIVE
         x = x.astype(fun.dtype, copy=False)
-    lower, upper = _bounds(bounds, x)
+    else:
+        fun, jac, mode = _evaluation_mode(fun, jac, loop)
+    lower, upper = box_bounds(bounds, x)
     if lower is not None:
         np.clip(x, lower, upper, out=x)
-    new_style = _callback_style(callback)
+    new_style = callback_style(callback)
 
     optimizer = cls(x, n_threads=loop["n_threads"], **hyper)
     optimizer._ensure_state()
@@ -269,70 +259,22 @@ def _has_constraints(constraints):
     return True  # a dict or a constraint object
 
 
-def _starting_point(x0):
-    """A private, C-contiguous, 1-D copy of x0: float32 kept, other real dtypes float64."""
-    arr = as_real_array("x0", x0)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.ndim != 1:
-        raise ValueError(f"x0 must be one-dimensional, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError("x0 must not be empty")
-    return finite_float_copy("x0", arr)
-
-
-@functools.cache  # inspect.signature costs tens of microseconds, more than a small run
-def _hyperparameter_names(cls):
-    params = inspect.signature(cls.__init__).parameters
-    return tuple(p for p in params if p not in ("self", "params", "n_threads"))
-
-
-def split_hyperparameters(cls, options, loop_options, caller, stacklevel):
-    """The hyperparameters of ``cls`` found in ``options``; ``maximize`` is refused (the
-    drivers minimize) and options that are neither hyperparameters nor ``loop_options`` give
-    an OptimizeWarning, as SciPy's methods do."""
-    if not isinstance(options, dict):
-        raise TypeError(f"options must be a dict, got {type(options).__name__}")
-    hyper_names = _hyperparameter_names(cls)
-    if "maximize" in options and bool_option("maximize", options["maximize"]):
-        raise ValueError(f"{caller}() minimizes: maximize=True is not allowed (negate fun)")
-    unknown = [k for k in options if k not in hyper_names and k not in loop_options]
-    if unknown:
-        warnings.warn(f"Unknown solver options: {', '.join(map(str, unknown))}",
-                      OptimizeWarning, stacklevel=stacklevel + 1)
-    return {k: v for k, v in options.items() if k in hyper_names and k != "maximize"}
-
-
-def _split_options(cls, options):
-    """(hyperparameters of cls, validated loop options); unknown ones warn."""
-    hyper = split_hyperparameters(cls, options, LOOP_OPTIONS, "minimize", stacklevel=4)
-    tol = scalar_value(options.get("tol"))
-    if tol is not None:
-        tol = check_real("tol", tol, "tolerance", low=0.0)
-    loop = stopping_options(options, DEFAULT_GTOL if tol is None else tol)
+def _loop_options(cls, options):
+    """(hyperparameters of cls, validated loop options: read_options' and minimize's own)."""
+    hyper, n_threads, loop = read_options(cls, options, known=LOOP_OPTIONS, caller="minimize",
+                                          stacklevel=4)
     loop.update({
+        "n_threads": n_threads,
         "disp": _check_disp(options.get("disp", False)),
         "return_all": bool_option("return_all", options.get("return_all", False)),
         "finite_diff_method": check_fd_method(options.get("finite_diff_method", "2-point")),
         "finite_diff_rel_step": scalar_value(options.get("finite_diff_rel_step")),
-        "n_threads": scalar_value(options.get("n_threads")),
     })
     if loop["finite_diff_rel_step"] is not None:
         loop["finite_diff_rel_step"] = check_real(
             "finite_diff_rel_step", loop["finite_diff_rel_step"], "relative step",
             low=0.0, low_open=True)
     return hyper, loop
-
-
-def stopping_options(options, default_gtol):
-    """The validated stopping options ``maxiter``, ``gtol``, ``ftol`` and ``xtol``, as a dict
-    (shared with fastopt.minimize_batch)."""
-    return {
-        "maxiter": iteration_limit("maxiter", options.get("maxiter", DEFAULT_MAXITER)),
-        "gtol": check_real("gtol", options.get("gtol", default_gtol), "tolerance", low=0.0),
-        "ftol": check_real("ftol", options.get("ftol", 0.0), "tolerance", low=0.0),
-        "xtol": check_real("xtol", options.get("xtol", 0.0), "tolerance", low=0.0),
-    }
 
 
 def _check_disp(disp):
@@ -344,27 +286,8 @@ def _check_disp(disp):
     return bool(disp)
 
 
-def native_evaluation(fun, given_jac, mode, args, n):
-    """The NativeObjective of a LowLevelCallable ``fun``, after checking what goes with it
-    (``given_jac``: jac as the user gave it; ``mode``: what _evaluation_mode made of it)."""
-    objective = NativeObjective(fun)
-    if mode == EVAL_SEPARATE or isinstance(given_jac, str):
-        raise ValueError("jac: a LowLevelCallable fun computes its own gradient; pass jac=True "
-                         "(or None)")
-    if args:
-        raise ValueError("args: a LowLevelCallable fun takes no args; pass data through its "
-                         "user_data pointer")
-    if n > INT_MAX:
-        raise ValueError(f"x0: a LowLevelCallable fun takes n as a C int; {n} variables are "
-                         "too many")
-    return objective
-
-
 def _evaluation_mode(fun, jac, loop):
-    """(fun, jac, mode) for the loop; unwraps scipy's MemoizeJac of ``jac=True``."""
-    if (MemoizeJac is not None and isinstance(fun, MemoizeJac)
-            and getattr(jac, "__self__", None) is fun):
-        return fun.fun, None, EVAL_FUN_AND_GRAD
+    """(fun, jac, mode) for the loop, for a Python ``fun``."""
     if isinstance(jac, (np.bool_, np.ndarray)) and np.ndim(jac) == 0 and \
             np.asarray(jac).dtype == bool:
         jac = bool(jac)  # numpy.True_ as True
@@ -378,71 +301,6 @@ def _evaluation_mode(fun, jac, loop):
         loop["finite_diff_method"] = jac
         return fun, None, EVAL_FINITE_DIFF
     raise ValueError(f"jac must be callable, True, None or one of {FD_METHODS}, got {jac!r}")
-
-
-def _bounds(bounds, x):
-    """Bounds as two arrays of x's dtype (rounded inward), or (None, None) for no bounds."""
-    if bounds is None:
-        return None, None
-    n = x.size
-    if isinstance(bounds, Bounds):
-        if np.size(bounds.lb) not in (1, n) or np.size(bounds.ub) not in (1, n):
-            raise ValueError(f"bounds must have {n} entries (one per variable) or 1")
-        lower, upper = (np.broadcast_to(np.asarray(b, dtype=float).reshape(-1), (n,)).copy()
-                        for b in (bounds.lb, bounds.ub))
-    else:
-        try:
-            pairs = list(bounds)
-        except TypeError:
-            raise TypeError("bounds must be a scipy.optimize.Bounds or a sequence of "
-                            f"(min, max) pairs, got {type(bounds).__name__}") from None
-        if len(pairs) != n:
-            raise ValueError(f"bounds has {len(pairs)} (min, max) pairs, x0 has {n} variables")
-        lower, upper = np.empty(n), np.empty(n)
-        for i, pair in enumerate(pairs):
-            try:
-                lo, hi = pair
-            except (TypeError, ValueError):
-                raise ValueError(f"bounds[{i}] must be a (min, max) pair, got {pair!r}") from None
-            lower[i] = -np.inf if lo is None else _bound_value(lo, i)
-            upper[i] = np.inf if hi is None else _bound_value(hi, i)
-    if np.isnan(lower).any() or np.isnan(upper).any():
-        raise ValueError("bounds must not contain NaN")
-    bad = np.flatnonzero(lower > upper)
-    if bad.size:
-        i = bad[0]
-        raise ValueError(f"bounds[{i}] has min {lower[i]} > max {upper[i]}")
-    if np.all(np.isneginf(lower)) and np.all(np.isposinf(upper)):
-        return None, None
-    return _inward(lower, x.dtype, np.inf), _inward(upper, x.dtype, -np.inf)
-
-
-def _bound_value(value, i):
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"bounds[{i}] must hold numbers or None, got {value!r}") from None
-
-
-def _inward(bound, dtype, direction):
-    """``bound`` in ``dtype``, moved one ulp inward where rounding put it outside the box."""
-    rounded = bound.astype(dtype)
-    outside = (rounded < bound) if direction > 0 else (rounded > bound)
-    rounded[outside] = np.nextafter(rounded[outside], dtype.type(direction))
-    return rounded
-
-
-def _callback_style(callback):
-    """True for ``callback(intermediate_result)``, False for ``callback(xk)`` (SciPy's rule)."""
-    if callback is None:
-        return False
-    if not callable(callback):
-        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
-    try:
-        parameters = inspect.signature(callback).parameters
-    except (TypeError, ValueError):  # builtins without a signature: old style
-        return False
-    return set(parameters) == {"intermediate_result"}
 
 
 def _print_summary(name, result):

@@ -9,25 +9,23 @@ Every fastopt method works with any batch size; the update goes through the opti
 import numpy as np
 from scipy.optimize import OptimizeResult
 
-from fastopt._conventions import (
-    COUNT_MAX,
-    bool_option,
-    fun_and_grad,
-    iteration_limit,
-    scalar_value,
-    whole_number,
-)
-from fastopt._driver import (
+from fastopt._conventions import COUNT_MAX, bool_option, fun_and_grad, iteration_limit, \
+    whole_number
+from fastopt._driver_common import (
+    COMMON_OPTIONS,
     STATUS_MESSAGES,
-    _callback_style,
-    _starting_point,
-    split_hyperparameters,
+    args_tuple,
+    callback_style,
+    check_fun,
+    options_dict,
+    read_options,
+    starting_point,
 )
 from fastopt._loop import STATUS_CALLBACK, STATUS_CONVERGED, STATUS_MAXITER, STATUS_NONFINITE
 from fastopt._methods import optimizer_class
-from fastopt._validation import check_real
+from fastopt._validation import check_int
 
-MINIBATCH_OPTIONS = ("n_threads", "maxiter", "gtol", "ftol", "xtol")
+MINIBATCH_OPTIONS = COMMON_OPTIONS
 MINIBATCH_MESSAGES = {
     (STATUS_CONVERGED, "gtol"): "Optimization terminated successfully: the inf-norm of the "
                                 "full-data gradient is <= gtol.",
@@ -81,7 +79,7 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
         epoch's mean loss --, ``nit``, ``nepoch``, and ``jac``, the full-data gradient, when
         ``gtol`` is on) or ``callback(xk)``. ``StopIteration`` ends the run (status 99).
     options : dict, optional
-        The method's hyperparameters (e.g. ``lr``), ``n_threads``, and:
+        The method's hyperparameters (e.g. ``lr``), and:
 
         maxiter : int or float, default=inf
             A cap on the total number of steps (``nit``), as in :func:`fastopt.minimize`.
@@ -96,6 +94,11 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
             those of the steps; with stochastic batches they are noisy, so use a loose ftol).
         xtol : float, default=0 (off)
             Stop when x moved by at most xtol (inf-norm) over the last epoch.
+        n_threads : int or None, default=None
+            The number of OpenMP threads: ``None`` follows OpenMP (``OMP_NUM_THREADS`` if
+            set, else every usable core), a positive int that many (at most 1024), ``-1``
+            every usable core, ``-2`` all but one, and so on; 0 is an error. The result does
+            not depend on it. The update of x uses them when x is large.
 
         The rules are tested once per completed epoch, in this order; numbers may be NumPy
         scalars or 0-d arrays.
@@ -136,17 +139,18 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
     (True, True, True)
     """
     cls = optimizer_class(method)
-    if not callable(fun):
-        raise TypeError(f"fun must be callable, got {type(fun).__name__}")
-    if not isinstance(args, tuple):
-        args = (args,)
-    x = _starting_point(x0)
+    check_fun(fun, native=False)
+    args = args_tuple(args)
+    x = starting_point(x0)
     arrays, n_samples = _check_data(data)
     batch_size = min(whole_number("batch_size", batch_size), n_samples)
     epochs = iteration_limit("epochs", epochs, low=1)
     shuffle = bool_option("shuffle", shuffle)
-    new_style = _callback_style(callback)
-    hyper, n_threads, rules = _split_options(cls, options)
+    new_style = callback_style(callback)
+    # Every stopping rule is off by default: the epochs end the run.
+    hyper, n_threads, rules = read_options(
+        cls, options_dict(options), known=MINIBATCH_OPTIONS, caller="minimize_minibatch",
+        stacklevel=2, default_maxiter=COUNT_MAX, default_gtol=0.0)
     rng = _generator(seed)
 
     optimizer = cls(x, n_threads=n_threads, **hyper)
@@ -279,17 +283,12 @@ def _met_rule(rules, gnorm, history, x, x_epoch):
 
 
 def _generator(seed):
-    """np.random.default_rng(seed), with errors that name ``seed``."""
-    seed = scalar_value(seed)
-    if isinstance(seed, (bool, np.bool_, float, np.floating)):
-        raise TypeError(f"Invalid seed: seed={seed!r} must be an int, a "
-                        "numpy.random.Generator or None")
-    try:
+    """np.random.default_rng(seed): a Generator (or SeedSequence, BitGenerator) or None as
+    is, else an int >= 0 (fastopt._validation.check_int: the error names ``seed``)."""
+    if seed is None or isinstance(seed, (np.random.Generator, np.random.SeedSequence,
+                                         np.random.BitGenerator)):
         return np.random.default_rng(seed)
-    except (TypeError, ValueError, OverflowError) as exc:
-        error = ValueError if isinstance(exc, (ValueError, OverflowError)) else TypeError
-        raise error(f"Invalid seed: seed={seed!r} must be an int >= 0, a "
-                    f"numpy.random.Generator or None ({exc})") from None
+    return np.random.default_rng(check_int("seed", seed, low=0, what="seed"))
 
 
 def _check_data(data):
@@ -311,15 +310,3 @@ def _check_data(data):
             raise ValueError(f"data arrays differ in length: data[0] has {n_samples} samples, "
                              f"data[{i}] has {len(a)}")
     return out, n_samples
-
-
-def _split_options(cls, options):
-    """(hyperparameters, n_threads, stopping rules); unknown options warn, as in
-    ``minimize``."""
-    options = {} if options is None else options
-    hyper = split_hyperparameters(cls, options, MINIBATCH_OPTIONS, "minimize_minibatch",
-                                  stacklevel=3)
-    rules = {"maxiter": iteration_limit("maxiter", options.get("maxiter", COUNT_MAX))}
-    for name in ("gtol", "ftol", "xtol"):
-        rules[name] = check_real(name, options.get(name, 0.0), "tolerance", low=0.0)
-    return hyper, scalar_value(options.get("n_threads")), rules

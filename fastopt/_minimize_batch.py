@@ -5,37 +5,44 @@ Python call per iteration per problem with ``scipy.optimize.minimize`` in a loop
 11783 and 23229). Here the m problems are the rows of one (m, n) array: a vectorised Python
 objective is called once per iteration for all the rows still running, and a C objective
 (``scipy.LowLevelCallable``) runs every problem's whole loop in C, problems in parallel. This
-module validates and prepares; the loops are in fastopt/_batch.pyx.
+module validates and prepares (with the checks every driver shares, fastopt/_driver_common.py);
+the loops are in fastopt/_batch.pyx.
 """
 
 import numbers
 
 import numpy as np
 from scipy import LowLevelCallable
-from scipy.optimize import OptimizeResult
+from scipy.optimize import Bounds, OptimizeResult
 
 from fastopt._batch import batch_native, batch_python
-from fastopt._driver import (
-    DEFAULT_GTOL,
-    _bounds,
+from fastopt._driver_common import (
+    COMMON_OPTIONS,
+    args_tuple,
+    box_bounds,
+    check_callback,
+    check_fun,
+    finish_bounds,
     native_evaluation,
-    split_hyperparameters,
-    stopping_options,
+    options_dict,
+    read_options,
 )
-from fastopt._loop import EVAL_FUN_AND_GRAD, EVAL_SEPARATE, STATUS_CONVERGED, STOP_RESULTS
+from fastopt._loop import EVAL_FUN_AND_GRAD, EVAL_NATIVE, EVAL_SEPARATE, STATUS_CONVERGED, \
+    STOP_RESULTS
 from fastopt._methods import optimizer_class
 from fastopt._validation import as_real_array, finite_float_copy
 
-BATCH_OPTIONS = ("maxiter", "gtol", "ftol", "xtol")
+BATCH_OPTIONS = COMMON_OPTIONS + ("tol",)
 
 
-def minimize_batch(fun, X0, method="adam", jac=None, args=(), bounds=None, options=None,
-                   n_threads=None):
+def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=None,
+                   callback=None, options=None):
     r"""Minimize m independent functions of n variables at once, each on its own stopping rule.
 
-    Problem i starts at ``X0[i]`` and is solved as ``fastopt.minimize`` would solve it alone
-    (the same update rule, the same stopping rules, the same result), but the m problems share
-    each call of a vectorised objective, or run in C, in parallel, with a C objective.
+    Problem i starts at ``X0[i]`` and is solved as :func:`fastopt.minimize` would solve it
+    alone (the same update rule, the same stopping rules, the same result), but the m problems
+    share each call of a vectorised objective, or run in C, in parallel, with a C objective.
+    The arguments are :func:`fastopt.minimize`'s, in the same order.
 
     Parameters
     ----------
@@ -55,28 +62,62 @@ def minimize_batch(fun, X0, method="adam", jac=None, args=(), bounds=None, optio
     X0 : array_like, shape (m, n)
         The starting points; never modified. float32 stays float32; other real dtypes become
         float64 (a C objective sets the dtype: float64 or float32 by its signature).
-    method : str, default="adam"
-        As in :func:`fastopt.minimize`.
-    jac : bool or callable, optional
-        ``True`` when ``fun`` returns ``(f, G)``; or ``jac(X, *args) -> G``. A Python ``fun``
-        needs one of them (there are no finite differences here); with a C objective, leave it
-        None (or True).
     args : tuple of array_like, optional
         Extra arguments of a Python ``fun`` and ``jac``, as in SciPy's elementwise solvers
         (``scipy.optimize.elementwise``): an array with m rows holds one row per problem and
         is passed sliced to the running problems, in step with ``X``; a scalar or an array
         with one row is passed as is.
+    method : str or callable, default="adam"
+        As in :func:`fastopt.minimize`.
+    jac : bool or callable, optional
+        ``True`` when ``fun`` returns ``(f, G)``; or ``jac(X, *args) -> G``. A Python ``fun``
+        needs one of them (there are no finite differences here); with a C objective, leave it
+        None (or True).
     bounds : scipy.optimize.Bounds or sequence of (min, max), optional
-        One box for every problem (n pairs); X0 is clipped into it and every step projected.
+        Box constraints; X0 is clipped into the box and every step projected back onto it.
+        One box for every problem: n (min, max) pairs (``None`` for no bound), or a
+        ``Bounds`` whose ``lb`` and ``ub`` have n entries (or 1). One box per problem: a
+        ``Bounds(lb, ub)`` with ``lb`` or ``ub`` of shape (m, n) (or any two-dimensional
+        shape that broadcasts to it, such as (m, 1)): problem i is kept in
+        ``[lb[i], ub[i]]``, as ``fastopt.minimize(..., bounds=Bounds(lb[i], ub[i]))`` keeps
+        it alone.
+    tol : float, optional
+        Default for ``gtol``, as in :func:`fastopt.minimize`.
+    callback : callable, optional
+        ``callback(intermediate_result)``, called once per iteration, after the update and
+        the evaluation of the new iterates (the j-th call sees the iterates after j updates),
+        with an ``OptimizeResult`` of the problems updated in that iteration whose new value
+        and gradient are finite: ``indices`` (k,), the numbers of those problems (rows of X0),
+        and their ``x`` (k, n), ``fun`` (k,), ``jac`` (k, n) (copies) and ``nit`` (j). As in
+        ``scipy.optimize.elementwise``, it is called with that one argument, whatever the
+        parameter's name. Problem i sees, row by row, the calls :func:`fastopt.minimize`
+        makes for it alone. Raising ``StopIteration`` stops every problem still running
+        (status 99, at the iterates the callback saw). With a C objective, a callback makes
+        the loop come back to Python once per iteration, and the objective then runs on one
+        thread: each iteration costs a call of the callback and copies of the running rows,
+        on top of the C loop's work.
     options : dict, optional
-        The method's hyperparameters (``lr``, ``betas``, ...) and ``maxiter`` (default 1000),
-        ``gtol`` (default 1e-5), ``ftol``, ``xtol``, which mean what they mean in
-        :func:`fastopt.minimize` and apply to each problem. ``lr`` may also be an array of
-        shape (m,): one learning rate per problem.
-    n_threads : int or None, default=None
-        Threads (scikit-learn's meaning: None all usable cores, -1 all, -2 all but one). With
-        a C objective chunks of problems are spread over them; with a Python objective they
-        update the packed rows of the running problems (one array) when it is large.
+        The method's hyperparameters (``lr``, ``betas``, ...; ``lr`` may also be an array of
+        shape (m,): one learning rate per problem), and these, which mean what they mean in
+        :func:`fastopt.minimize` and apply to each problem:
+
+        maxiter : int or float, default=1000
+            Maximum number of updates of each problem.
+        gtol : float, default=1e-5 (or ``tol``)
+            Stop a problem when the inf-norm of its (projected) gradient is <= gtol.
+        ftol : float, default=0 (off)
+            Stop a problem when the relative reduction of its f is <= ftol.
+        xtol : float, default=0 (off)
+            Stop a problem when the inf-norm of its last step is <= xtol.
+        n_threads : int or None, default=None
+            The number of OpenMP threads: ``None`` follows OpenMP (``OMP_NUM_THREADS`` if
+            set, else every usable core), a positive int that many (at most 1024), ``-1``
+            every usable core, ``-2`` all but one, and so on; 0 is an error. The result does
+            not depend on it. With a C objective, chunks of problems are spread over them;
+            with a Python objective, they update the packed rows of the running problems
+            (one array) when it is large.
+
+        Unknown options give an ``OptimizeWarning``, as in :func:`fastopt.minimize`.
 
     Returns
     -------
@@ -84,7 +125,7 @@ def minimize_batch(fun, X0, method="adam", jac=None, args=(), bounds=None, optio
         Per problem: ``x`` (m, n), ``fun`` (m,), ``jac`` (m, n), ``nit`` (m,), ``nfev`` (m,),
         ``status`` (m,) and ``success`` (m,), with :func:`fastopt.minimize`'s status codes (0
         converged, 1 ``maxiter``, 3 non-finite value: ``x`` is that problem's last finite
-        iterate); ``message``, a summary.
+        iterate, 99 stopped by the callback); ``message``, a summary.
 
     Raises
     ------
@@ -93,7 +134,7 @@ def minimize_batch(fun, X0, method="adam", jac=None, args=(), bounds=None, optio
 
     See Also
     --------
-    fastopt.minimize : one problem, with callbacks.
+    fastopt.minimize : one problem.
 
     Notes
     -----
@@ -115,30 +156,36 @@ def minimize_batch(fun, X0, method="adam", jac=None, args=(), bounds=None, optio
     >>> def fg(X, P):  # X: (k, 2), P: (k, 50, 2), the running problems' rows
     ...     D = X[:, None, :] - P
     ...     return np.mean(np.sum(D * D, axis=2), axis=1), 2 * np.mean(D, axis=1)
-    >>> res = fastopt.minimize_batch(fg, np.zeros((1000, 2)), jac=True, args=(clouds,),
+    >>> res = fastopt.minimize_batch(fg, np.zeros((1000, 2)), args=(clouds,), jac=True,
     ...                              options={"lr": 0.1, "maxiter": 5000})
     >>> bool(res.success.all()), bool(np.allclose(res.x, clouds.mean(axis=1), atol=1e-5))
     (True, True)
+
+    Each cloud's centre kept in a box of its own, here the unit square around its first
+    point:
+
+    >>> from scipy.optimize import Bounds
+    >>> box = Bounds(clouds[:, 0] - 0.5, clouds[:, 0] + 0.5)  # lb, ub: shape (1000, 2)
+    >>> res = fastopt.minimize_batch(fg, np.zeros((1000, 2)), args=(clouds,), jac=True,
+    ...                              bounds=box, options={"lr": 0.1, "maxiter": 5000})
+    >>> bool(np.all((box.lb <= res.x) & (res.x <= box.ub)))
+    True
     """
     cls = optimizer_class(method)
-    if not callable(fun) and not isinstance(fun, LowLevelCallable):
-        raise TypeError(f"fun must be callable or a scipy.LowLevelCallable, got "
-                        f"{type(fun).__name__}")
-    if not isinstance(args, tuple):
-        args = (args,)
+    check_fun(fun)
+    args = args_tuple(args)
     X = _starting_points(X0)
     m, n = X.shape
-    if options is None:
-        options = {}
-    hyper = split_hyperparameters(cls, options, BATCH_OPTIONS, "minimize_batch", stacklevel=2)
+    options = options_dict(options)
+    hyper, n_threads, stopping = read_options(cls, options, known=BATCH_OPTIONS,
+                                              caller="minimize_batch", stacklevel=2, tol=tol)
     lrs = _learning_rates(hyper, m)
-    stopping = stopping_options(options, DEFAULT_GTOL)
+    check_callback(callback)
 
     if isinstance(fun, LowLevelCallable):
-        objective = native_evaluation(fun, jac, EVAL_FUN_AND_GRAD if jac in (None, True)
-                                      else EVAL_SEPARATE, args, n)
-        X = X.astype(objective.dtype, copy=False)
-        mode = None
+        fun = native_evaluation(fun, jac, args, n, name="X0")
+        X = X.astype(fun.dtype, copy=False)
+        jac, mode = None, EVAL_NATIVE
     elif jac is True or (type(jac) is np.bool_ and jac):  # numpy.True_ too
         mode = EVAL_FUN_AND_GRAD
     elif callable(jac):
@@ -146,25 +193,60 @@ def minimize_batch(fun, X0, method="adam", jac=None, args=(), bounds=None, optio
     else:
         raise ValueError("jac: minimize_batch needs gradients: pass jac=True (fun returns "
                          f"(f, G)) or a callable jac(X) -> G; got {jac!r}")
-    lower, upper = _bounds(bounds, X[0] if m else np.empty(n, X.dtype))
+    lower, upper = batch_bounds(bounds, X)
     if lower is not None:
         np.clip(X, lower, upper, out=X)
 
     optimizer = cls(X.reshape(-1), n_threads=n_threads, **hyper)
     optimizer._ensure_state()
     rule, slots = optimizer._rule, optimizer._slots[0]
-    if mode is None:
-        stops, nit, nfev, f, G = batch_native(X, rule, slots, objective, lower, upper, lrs,
+    if mode == EVAL_NATIVE and callback is None:
+        stops, nit, nfev, f, G = batch_native(X, rule, slots, fun, lower, upper, lrs,
                                               **stopping, n_threads=optimizer.n_threads)
     else:
         args, per_problem = _batch_args(args, m)
         stops, nit, nfev, f, G = batch_python(X, rule, slots, fun, jac, args, per_problem,
                                               mode, lower, upper, lrs, **stopping,
-                                              n_threads=optimizer.n_threads)
+                                              n_threads=optimizer.n_threads,
+                                              callback=callback)
     status = np.array([STOP_RESULTS[s][0] for s in stops.tolist()], dtype=np.intp)
     return OptimizeResult(x=X, fun=f, jac=G, nit=nit, nfev=nfev, njev=nfev.copy(),
                           status=status, success=status == STATUS_CONVERGED,
                           message=_summary(status))
+
+
+def batch_bounds(bounds, X):
+    """The bounds of a batch in X's dtype (rounded inward): (None, None), two (n,) arrays (one
+    box for every problem) or two (m, n) C-contiguous arrays (a box per problem: a
+    ``Bounds`` with a two-dimensional ``lb`` or ``ub``)."""
+    m, n = X.shape
+    if isinstance(bounds, Bounds) and (np.ndim(bounds.lb) >= 2 or np.ndim(bounds.ub) >= 2):
+        sides = []
+        for b, name in ((bounds.lb, "bounds.lb"), (bounds.ub, "bounds.ub")):
+            try:
+                arr = np.asarray(b, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise TypeError(f"{name} must hold real numbers, got {b!r}") from None
+            if arr.ndim > 2 or (arr.ndim == 2 and not _broadcasts(arr.shape, (m, n))) or \
+                    (arr.ndim < 2 and arr.size not in (1, n)):
+                raise ValueError(f"{name} must have shape (m, n) = ({m}, {n}) (a box per "
+                                 f"problem), or n = {n} entries or 1 (one box for all); got "
+                                 f"shape {arr.shape}")
+            sides.append(np.broadcast_to(arr.reshape(-1) if arr.ndim < 2 else arr, (m, n)))
+        return finish_bounds(sides[0], sides[1], X.dtype)
+    try:
+        return box_bounds(bounds, X[0] if m else np.empty(n, X.dtype))
+    except (TypeError, ValueError) as exc:
+        if isinstance(bounds, Bounds):
+            raise
+        # e.g. a pair of (m, n) arrays: say how to give a box per problem
+        raise type(exc)(f"{exc} (one box for all is n (min, max) pairs; a box per problem "
+                        "is a scipy.optimize.Bounds(lb, ub) with lb and ub of shape (m, n))") \
+            from None
+
+
+def _broadcasts(shape, target):
+    return all(s in (1, t) for s, t in zip(shape, target))
 
 
 def _starting_points(X0):
@@ -220,6 +302,7 @@ def _learning_rates(hyper, m):
 
 def _summary(status):
     counts = {int(s): int(c) for s, c in zip(*np.unique(status, return_counts=True))}
-    names = {0: "converged", 1: "reached maxiter", 3: "hit a non-finite value"}
+    names = {0: "converged", 1: "reached maxiter", 3: "hit a non-finite value",
+             99: "stopped by the callback"}
     parts = [f"{c} {names.get(s, f'status {s}')}" for s, c in sorted(counts.items())]
     return f"{status.size} problems: " + (", ".join(parts) if parts else "none")

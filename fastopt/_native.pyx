@@ -17,8 +17,6 @@ from cpython.pycapsule cimport (
 import functools
 import re
 
-from scipy import LowLevelCallable
-
 # The accepted signatures, written without spaces or ``const`` (see _canonical); the gradient
 # is written to, so ``const`` is accepted on x only.
 SIGNATURES = {
@@ -65,10 +63,3 @@ cdef class NativeObjective:
     @property
     def dtype(self):
         return "float32" if self.single else "float64"
-
-
-def native_objective(fun):
-    """A ``NativeObjective`` when ``fun`` is a ``LowLevelCallable``, else None."""
-    if isinstance(fun, LowLevelCallable):
-        return NativeObjective(fun)
-    return None

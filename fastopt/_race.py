@@ -28,6 +28,7 @@ import numpy as np
 
 from fastopt import _registry, problems
 from fastopt._driver import minimize
+from fastopt._validation import check_int
 
 # key: (label, fastopt method, gradient: "exact" | "sample" | "batch"), from the optimizer
 # records (fastopt/_registry.py), in their order.
@@ -66,11 +67,12 @@ def racer_seed(seed, key):
 
 
 def check_seed(seed):
-    """``seed`` as a non-negative int; ``ValueError`` (naming ``seed``) otherwise."""
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) \
-            or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
+    """``seed`` as a non-negative int (fastopt._validation.check_int); ``ValueError`` (naming
+    ``seed``) otherwise, which the command line shows as a usage error."""
+    try:
+        return check_int("seed", seed, low=0)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def check_race_arguments(problem_name, methods=None, steps=None, lr=None, seed=0, start=None,

@@ -9,7 +9,7 @@ Each callable is registered (fastopt/_methods.py), so ``fastopt.minimize``,
 ``minimize_batch`` and ``minimize_minibatch`` take it as ``method`` as well as its name.
 """
 
-from fastopt._driver import run_method
+from fastopt._driver import minimize_with_method
 from fastopt._methods import register_callable
 from fastopt._registry import BY_METHOD
 _DOC = """Minimize ``fun`` with fastopt's {title}; a ``scipy.optimize.minimize`` method.
@@ -43,9 +43,9 @@ def _example_options(record):
 def _make_method(name):
     def method(fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None, constraints=(),
                callback=None, **options):
-        return run_method(name, fun, x0, args=args, jac=jac, hess=hess, hessp=hessp,
-                          bounds=bounds, constraints=constraints, callback=callback,
-                          options=options)
+        return minimize_with_method(name, fun, x0, args=args, jac=jac, hess=hess,
+                                    hessp=hessp, bounds=bounds, constraints=constraints,
+                                    callback=callback, options=options)
 
     record = BY_METHOD[name]
     cls = record.cls.__name__

@@ -132,6 +132,49 @@ def check_betas(betas):
                        high_open=True))
 
 
+def check_int(name, value, *, low=None, high=None, what=None, integral_floats=False):
+    """Return ``value`` as an int after checking its type and range: the one integer check of
+    fastopt (state-dict step counts, ``batch_size``, seeds).
+
+    Parameters
+    ----------
+    name : str
+        Argument name, shown in the message.
+    value : object
+        An int: Python or NumPy, or a 0-d array of integer dtype; bools and
+        ``numpy.timedelta64`` are not. With ``integral_floats``, also a float with an integral
+        value (``3.0``; torch keeps ``step`` as a float tensor).
+    low, high : int or None
+        Inclusive bounds.
+    what : str or None
+        Human description: the message then starts with ``"Invalid {what}: "``.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not an int (nor, with ``integral_floats``, an integral float).
+    ValueError
+        If it is out of ``[low, high]``.
+    """
+    prefix = "" if what is None else f"Invalid {what}: "
+    number = _scalar(value, "fiu")
+    if integral_floats and isinstance(number, (float, np.floating)):
+        if math.isfinite(number) and float(number).is_integer():
+            number = int(number)
+    if isinstance(number, NOT_A_NUMBER) or not isinstance(number, numbers.Integral):
+        raise TypeError(f"{prefix}{name}={_describe(value)} must be an int")
+    number = int(number)
+    if (low is not None and number < low) or (high is not None and number > high):
+        if high is None:
+            bound = f">= {low}"
+        elif low is None:
+            bound = f"<= {high}"
+        else:
+            bound = f"in [{low}, {high}]"
+        raise ValueError(f"{prefix}{name}={number} must be {bound}")
+    return number
+
+
 # The largest step count (a state dict's "step") an optimizer accepts: far beyond any run,
 # and the C code's count (Py_ssize_t) cannot overflow when it steps on.
 MAX_STEP = 2 ** 62
@@ -143,17 +186,7 @@ def check_step(step):
     NumPy integers and 0-d integer arrays are accepted, as are floats with an integral value
     (torch keeps ``step`` as a float tensor); bools and fractions are not.
     """
-    value = _scalar(step, "fiu")
-    if isinstance(value, (float, np.floating)) and not isinstance(value, bool):
-        if not (math.isfinite(value) and float(value).is_integer()):
-            raise TypeError(f"Invalid step: step={_describe(step)} must be an int")
-        value = int(value)
-    if isinstance(value, NOT_A_NUMBER) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"Invalid step: step={_describe(step)} must be an int")
-    value = int(value)
-    if not 0 <= value < MAX_STEP:
-        raise ValueError(f"Invalid step: step={value} must be in [0, 2**62)")
-    return value
+    return check_int("step", step, low=0, high=MAX_STEP - 1, what="step", integral_floats=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -77,8 +77,10 @@ def test_huge_maxiter_means_no_limit(driver, value):
 # (10**400 as lr is the optimizer class's check, fastopt/_validation.py: not tried here)
 @pytest.mark.parametrize("driver, name", [
     (driver, name) for driver in DRIVERS
-    for name in ("maxiter", "gtol", "ftol", "xtol", "lr", "tol", "finite_diff_rel_step")
-    if driver == "minimize" or name not in ("tol", "finite_diff_rel_step")])
+    for name in ("maxiter", "gtol", "ftol", "xtol", "lr", "tol", "finite_diff_rel_step",
+                 "n_threads")
+    if (driver == "minimize" or name != "finite_diff_rel_step")
+    and (driver != "minimize_minibatch" or name != "tol")])
 @pytest.mark.parametrize("value", EXTREMES)
 def test_numeric_options_give_a_result_or_an_error_naming_them(driver, name, value):
     if name == "lr" and isinstance(value, int) and value > 2**1100:
@@ -533,3 +535,136 @@ def test_minibatch_gtol_with_a_non_finite_full_gradient():
                                      shuffle=False, options={"gtol": 1e-9, "lr": 0.1})
     assert res.status == 3 and not res.success and res.nit == 1
     np.testing.assert_array_equal(res.x, seen[1])  # the last iterate with finite values
+
+
+# -- issue 12: the drivers speak one language ------------------------------------------------
+
+def counting(driver):
+    """(a run of ``driver`` with the given options, the list its objective appends to)."""
+    calls = []
+
+    def fg(x):
+        calls.append(1)
+        return quad_fg(x)
+
+    def fg_rows(X):
+        calls.append(1)
+        return quad_batch(X)
+
+    def loss(w, d):
+        calls.append(1)
+        return batch_loss(w, d)
+
+    runs = {
+        "minimize": lambda options: fastopt.minimize(fg, np.ones(3), jac=True,
+                                                     options=options),
+        "minimize_batch": lambda options: fastopt.minimize_batch(fg_rows, np.ones((4, 3)),
+                                                                 jac=True, options=options),
+        "minimize_minibatch": lambda options: fastopt.minimize_minibatch(
+            loss, np.ones(3), data=np.zeros(8), batch_size=4, epochs=3, options=options),
+    }
+    return runs[driver], calls
+
+
+@pytest.mark.parametrize("driver", list(DRIVERS))
+@pytest.mark.parametrize("n_threads", [None, 1, 2, -1, -2, np.int64(2), np.array(3)])
+def test_n_threads_is_an_option_of_every_driver(driver, n_threads, monkeypatch):
+    import fastopt._driver_common as common
+
+    given = []
+    resolve = common.effective_n_threads
+    monkeypatch.setattr(common, "effective_n_threads",
+                        lambda n: given.append(n) or resolve(n))
+    run, calls = counting(driver)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # accepted: no "Unknown solver options"
+        res = run({"lr": 0.1, "maxiter": 5, "n_threads": n_threads})
+    assert given == [None if n_threads is None else int(n_threads)]  # read, not dropped
+    ref = run({"lr": 0.1, "maxiter": 5, "n_threads": 1})
+    np.testing.assert_array_equal(res.x, ref.x)  # the result does not depend on it
+    np.testing.assert_array_equal(res.nit, ref.nit)
+
+
+@pytest.mark.parametrize("driver", list(DRIVERS))
+@pytest.mark.parametrize("n_threads, error", [
+    (0, ValueError), (1025, ValueError), (-1025, ValueError), (2**70, ValueError),
+    (True, TypeError), (np.True_, TypeError), (2.0, TypeError), ("2", TypeError),
+    (np.array([2]), TypeError)])
+def test_bad_n_threads_is_refused_by_every_driver_before_any_call(driver, n_threads, error):
+    run, calls = counting(driver)
+    with pytest.raises(error, match="n_threads"):
+        run({"n_threads": n_threads})
+    assert calls == []
+
+
+def test_n_threads_has_one_description_in_every_driver():
+    # One meaning, one wording: the paragraph of minimize's docstring is in the others'.
+    import re
+
+    def paragraph(doc):
+        text = doc.split("n_threads : int or None, default=None", 1)[1]
+        text = " ".join(text.split())
+        return text[:text.index("The result does not depend on it.")]
+
+    docs = [fastopt.minimize.__doc__, fastopt.minimize_batch.__doc__,
+            fastopt.minimize_minibatch.__doc__]
+    texts = {paragraph(doc) for doc in docs}
+    assert len(texts) == 1
+    (text,) = texts
+    assert re.search(r"None.*follows OpenMP.*OMP_NUM_THREADS", text)
+    assert "-1" in text and "-2" in text and "1024" in text and "0 is an error" in text
+    assert not any("scikit-learn" in doc for doc in docs)
+
+
+def test_drivers_share_helpers_through_one_module():
+    # No driver imports another driver's names; no function name in two driver modules.
+    import ast
+    import pathlib
+
+    package = pathlib.Path(fastopt.__file__).parent
+    drivers = ["_driver", "_minimize_batch", "_minibatch", "_driver_common"]
+    defined = {}
+    for name in drivers:
+        tree = ast.parse((package / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported = node.module.rsplit(".", 1)[-1]
+                assert imported not in ("_driver", "_minimize_batch", "_minibatch") or \
+                    imported == name, f"{name} imports from {node.module}"
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef):
+                assert node.name not in defined, (
+                    f"{node.name} is defined in {defined.get(node.name)} and {name}")
+                defined[node.name] = name
+
+
+@pytest.mark.parametrize("value, error", [
+    (1.5, TypeError), (np.nan, TypeError), ("3", TypeError), (True, TypeError),
+    (np.True_, TypeError), (np.timedelta64(3), TypeError), (np.array([3]), TypeError),
+    (-1, ValueError), (np.int8(-1), ValueError)])
+def test_integer_options_share_one_check(value, error):
+    # A state dict's step, batch_size and seed: the same kinds of value are refused the same
+    # way (fastopt._validation.check_int), each naming itself.
+    from fastopt._validation import check_step
+
+    with pytest.raises(error, match="step"):
+        check_step(value)
+    with pytest.raises(error, match="batch_size"):
+        fastopt.minimize_minibatch(batch_loss, np.ones(2), data=np.zeros(8),
+                                   batch_size=value)
+    with pytest.raises(error, match="seed"):
+        fastopt.minimize_minibatch(batch_loss, np.ones(2), data=np.zeros(8), seed=value)
+    if error is ValueError and value == -1:
+        with pytest.raises(ValueError, match="batch_size=0 must be >= 1"):
+            fastopt.minimize_minibatch(batch_loss, np.ones(2), data=np.zeros(8),
+                                       batch_size=0)
+
+
+@pytest.mark.parametrize("value", [3, np.int64(3), np.array(3), 3.0, np.float32(3.0)])
+def test_integer_options_accept_ints_and_integral_floats(value):
+    from fastopt._validation import check_step
+
+    assert check_step(value) == 3
+    res = fastopt.minimize_minibatch(batch_loss, np.ones(2), data=np.zeros(9),
+                                     batch_size=value, epochs=1, shuffle=False)
+    assert res.nit == 3

@@ -482,11 +482,11 @@ def test_unknown_option_warns():
 
 
 def test_constraints_and_hessians():
-    from fastopt._driver import run_method
+    from fastopt._driver import minimize_with_method
 
     with pytest.raises(ValueError, match="cannot handle constraints"):
-        run_method("adam", rosen2, np.zeros(2), jac=True,
-                   constraints={"type": "eq", "fun": lambda x: x[0]})
+        minimize_with_method("adam", rosen2, np.zeros(2), jac=True,
+                             constraints={"type": "eq", "fun": lambda x: x[0]})
     with pytest.warns(RuntimeWarning, match="does not use Hessian information"):
-        run_method("adam", rosen2, np.zeros(2), jac=True, hess=lambda x: np.eye(2),
-                   options={"maxiter": 1})
+        minimize_with_method("adam", rosen2, np.zeros(2), jac=True, hess=lambda x: np.eye(2),
+                             options={"maxiter": 1})

@@ -59,15 +59,15 @@ SCRIPT = textwrap.dedent("""
         def fg(X):
             return np.sum(X * X, axis=1), 2 * X
         X0 = np.linspace(-1, 1, 300 * 200).reshape(300, 200)  # 60000 values: threaded update
-        res = fastopt.minimize_batch(fg, X0, jac=True, options=dict(maxiter=5, gtol=0),
-                                     n_threads=THREADS)
+        res = fastopt.minimize_batch(fg, X0, jac=True,
+                                     options=dict(maxiter=5, gtol=0, n_threads=THREADS))
         return res.x, res.nit
 
     def batch_native():
         X0 = np.tile([-1.2, 1.0], (1000, 1)) + np.linspace(0, 0.1, 1000)[:, None]  # 8 chunks
         res = fastopt.minimize_batch(rosenbrock_lowlevel(), X0,
-                                     options=dict(lr=1e-3, maxiter=50, gtol=0),
-                                     n_threads=THREADS)
+                                     options=dict(lr=1e-3, maxiter=50, gtol=0,
+                                                  n_threads=THREADS))
         return res.x, res.nit
 
     def pool_worker():

@@ -283,7 +283,7 @@ def test_too_many_threads_is_refused_by_every_driver(n_threads):
         fastopt.minimize(_quadratic, np.ones(3), jac=True, options={"n_threads": n_threads})
     with pytest.raises(ValueError, match="n_threads"):
         fastopt.minimize_batch(lambda X: ((X ** 2).sum(1), 2 * X), np.ones((5, 3)), jac=True,
-                               n_threads=n_threads)
+                               options={"n_threads": n_threads})
     with pytest.raises(ValueError, match="n_threads"):
         fastopt.minimize_minibatch(lambda w, Xb: (float(w @ w), 2 * w), np.ones(3),
                                    data=(np.ones((10, 3)),), options={"n_threads": n_threads})
@@ -310,7 +310,7 @@ def test_too_many_threads_no_longer_kills_the_interpreter():
             print("ValueError", exc)
         try:
             fastopt.minimize_batch(lambda X: ((X ** 2).sum(1), 2 * X), np.ones((4000, 3)),
-                                   jac=True, n_threads=100_000)
+                                   jac=True, options={"n_threads": 100_000})
         except ValueError as exc:
             print("ValueError", exc)
     """)

@@ -70,7 +70,7 @@ SCRIPT = textwrap.dedent("""
             X0 = X0.astype(np.float32)
             llc = rosenbrock_lowlevel("float32")
         x0 = X0
-        run = lambda: fastopt.minimize_batch(llc, X0, options=NEVER, n_threads=threads)
+        run = lambda: fastopt.minimize_batch(llc, X0, options=dict(NEVER, n_threads=threads))
     elif case == "batch_python":
         x0 = X0
         run = lambda: fastopt.minimize_batch(rosen_rows, X0, jac=True, options=NEVER)

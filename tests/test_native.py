@@ -164,6 +164,8 @@ def test_null_function_pointer_cannot_reach_fastopt():
 def test_what_does_not_go_with_a_c_objective(rosen_llc, kwargs, match):
     with pytest.raises(ValueError, match=match):
         fastopt.minimize(rosen_llc, [-1.2, 1.0], **kwargs)
+    with pytest.raises(ValueError, match=match):
+        fastopt.minimize_batch(rosen_llc, [[-1.2, 1.0]], **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,9 +240,11 @@ def _run(path, llc, start, options):
         return [fastopt.minimize(llc, start, options=options)]
     if path == "minimize_callback":  # the loop that returns to Python after each iteration
         return [fastopt.minimize(llc, start, options=options, callback=lambda xk: None)]
-    n_threads = int(path[-1])
     X0 = np.tile(start, (300, 1))  # 3 chunks of problems
-    batch = fastopt.minimize_batch(llc, X0, options=options, n_threads=n_threads)
+    if path == "batch_callback":  # the batch loop that returns to Python after each iteration
+        batch = fastopt.minimize_batch(llc, X0, options=options, callback=lambda res: None)
+    else:
+        batch = fastopt.minimize_batch(llc, X0, options=dict(options, n_threads=int(path[-1])))
     return [scipy_result(batch, i) for i in range(len(X0))]
 
 
@@ -250,7 +254,7 @@ def scipy_result(batch, i):
                           status=batch.status[i])
 
 
-PATHS = ["minimize", "minimize_callback", "batch_1", "batch_2"]
+PATHS = ["minimize", "minimize_callback", "batch_1", "batch_2", "batch_callback"]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -456,7 +460,7 @@ def test_ctypes_objective_from_a_compiled_c_file(tmp_path):
     np.testing.assert_allclose(res.x, ref.x, rtol=1e-12)
     assert res.nit == ref.nit
     batch = fastopt.minimize_batch(llc, np.zeros((4, 3)) + [[0.0], [2.0], [-1.0], [5.0]],
-                                   options={"lr": 0.1, "maxiter": 5000}, n_threads=2)
+                                   options={"lr": 0.1, "maxiter": 5000, "n_threads": 2})
     assert batch.success.all()
 
 
@@ -504,7 +508,7 @@ def test_non_finite_value_in_a_c_batch_stops_that_problem_only():
     llc, keep = ctypes_objective(fun)
     X0 = np.array([[-1.2, 1.0], [0.5, 0.5], [3.0, 1.0], [-0.5, 2.0]])
     options = {"lr": 0.01, "maxiter": 200, "gtol": 0.0}
-    batch = fastopt.minimize_batch(llc, X0, options=options, n_threads=2)
+    batch = fastopt.minimize_batch(llc, X0, options=dict(options, n_threads=2))
     assert batch.status.tolist() == [1, 1, 3, 1]
     assert np.isfinite(batch.fun).all() and np.isfinite(batch.x).all()
     alone = fastopt.minimize(llc, X0[2], options=options)

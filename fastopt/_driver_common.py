@@ -1,0 +1,253 @@
+"""What the three drivers share: ``fastopt.minimize`` (fastopt/_driver.py),
+``minimize_batch`` (fastopt/_minimize_batch.py) and ``minimize_minibatch``
+(fastopt/_minibatch.py) read their common arguments and options here, so that an option means
+the same thing, with the same checks and messages, in every driver. No driver imports
+another's names.
+
+Every check raises ``TypeError`` or ``ValueError`` naming the argument or option and the bad
+value, and modifies nothing.
+"""
+
+import functools
+import inspect
+import warnings
+
+import numpy as np
+from scipy import LowLevelCallable
+from scipy.optimize import Bounds, OptimizeWarning
+
+from fastopt._conventions import bool_option, iteration_limit, scalar_value
+from fastopt._loop import STATUS_CALLBACK, STATUS_CONVERGED, STATUS_MAXITER, STATUS_NONFINITE
+from fastopt._native import NativeObjective
+from fastopt._openmp import effective_n_threads
+from fastopt._validation import as_real_array, check_real, finite_float_copy
+
+DEFAULT_MAXITER = 1000
+DEFAULT_GTOL = 1e-5
+INT_MAX = 2**31 - 1  # n of a C objective is an int
+
+# The options every driver reads with read_options (each driver adds its own).
+COMMON_OPTIONS = ("maxiter", "gtol", "ftol", "xtol", "n_threads")
+
+STATUS_MESSAGES = {
+    (STATUS_CONVERGED, "gtol"): "Optimization terminated successfully: the inf-norm of the "
+                                "(projected) gradient is <= gtol.",
+    (STATUS_CONVERGED, "ftol"): "Optimization terminated successfully: the relative "
+                                "reduction of f is <= ftol.",
+    (STATUS_CONVERGED, "xtol"): "Optimization terminated successfully: the step's inf-norm "
+                                "is <= xtol.",
+    (STATUS_MAXITER, None): "Maximum number of iterations has been exceeded.",
+    (STATUS_NONFINITE, None): "Stopped: fun or jac returned a non-finite value (NaN or "
+                              "inf); x is the last iterate where both were finite.",
+    (STATUS_CALLBACK, None): "`callback` raised `StopIteration`.",
+}
+
+# ---------------------------------------------------------------------------------------------
+# Options
+
+
+def options_dict(options):
+    """``options`` as a new dict (None: empty); TypeError unless it is a dict."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise TypeError(f"options must be a dict, got {type(options).__name__}")
+    return dict(options)
+
+
+@functools.cache  # inspect.signature costs tens of microseconds, more than a small run
+def _hyperparameter_names(cls):
+    params = inspect.signature(cls.__init__).parameters
+    return tuple(p for p in params if p not in ("self", "params", "n_threads"))
+
+
+def split_hyperparameters(cls, options, known, caller, stacklevel):
+    """The hyperparameters of ``cls`` found in ``options``; ``maximize`` is refused (the
+    drivers minimize) and options that are neither hyperparameters nor ``known`` (the
+    driver's own) give an OptimizeWarning, as SciPy's methods do."""
+    hyper_names = _hyperparameter_names(cls)
+    if "maximize" in options and bool_option("maximize", options["maximize"]):
+        raise ValueError(f"{caller}() minimizes: maximize=True is not allowed (negate fun)")
+    unknown = [k for k in options if k not in hyper_names and k not in known]
+    if unknown:
+        warnings.warn(f"Unknown solver options: {', '.join(map(str, unknown))}",
+                      OptimizeWarning, stacklevel=stacklevel + 1)
+    return {k: v for k, v in options.items() if k in hyper_names and k != "maximize"}
+
+
+def n_threads_option(options):
+    """The ``n_threads`` option resolved to a thread count, as every optimizer class resolves
+    its ``n_threads`` (fastopt._openmp.effective_n_threads): None follows OpenMP, -1 all
+    usable cores, -2 all but one, at most 1024, 0 an error (the message names n_threads)."""
+    return effective_n_threads(scalar_value(options.get("n_threads")))
+
+
+def read_options(cls, options, *, known, caller, stacklevel, tol=None,
+                 default_maxiter=DEFAULT_MAXITER, default_gtol=DEFAULT_GTOL):
+    """``(hyperparameters, n_threads, stopping)`` from a driver's options.
+
+    ``stopping`` holds the validated ``maxiter`` (fastopt._conventions.iteration_limit),
+    ``gtol``, ``ftol`` and ``xtol``. ``tol`` (the driver's argument, or the option ``tol``
+    when ``known`` lists it, which wins, as ``scipy.optimize.minimize`` puts ``tol`` in the
+    options with ``setdefault``) is the default of ``gtol``.
+    ``known`` lists the driver's own options (COMMON_OPTIONS and more); any other option that
+    is not a hyperparameter of ``cls`` warns.
+    """
+    hyper = split_hyperparameters(cls, options, known, caller, stacklevel + 1)
+    if "tol" in known:
+        tol = options.get("tol", tol)
+    tol = scalar_value(tol)
+    if tol is not None:
+        default_gtol = check_real("tol", tol, "tolerance", low=0.0)
+    stopping = {
+        "maxiter": iteration_limit("maxiter", options.get("maxiter", default_maxiter)),
+        "gtol": check_real("gtol", options.get("gtol", default_gtol), "tolerance", low=0.0),
+        "ftol": check_real("ftol", options.get("ftol", 0.0), "tolerance", low=0.0),
+        "xtol": check_real("xtol", options.get("xtol", 0.0), "tolerance", low=0.0),
+    }
+    return hyper, n_threads_option(options), stopping
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments
+
+
+def check_fun(fun, native=True):
+    """TypeError unless ``fun`` is callable (or, with ``native``, a LowLevelCallable)."""
+    if callable(fun) or (native and isinstance(fun, LowLevelCallable)):
+        return
+    what = "callable or a scipy.LowLevelCallable" if native else "callable"
+    raise TypeError(f"fun must be {what}, got {type(fun).__name__}")
+
+
+def args_tuple(args):
+    """``args`` as SciPy reads it: a tuple, or one extra argument."""
+    return args if isinstance(args, tuple) else (args,)
+
+
+def starting_point(x0, name="x0"):
+    """A private, C-contiguous, 1-D copy of x0: float32 kept, other real dtypes float64."""
+    arr = as_real_array(name, x0)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty")
+    return finite_float_copy(name, arr)
+
+
+def callback_style(callback):
+    """True for ``callback(intermediate_result)``, False for ``callback(xk)`` (SciPy's rule);
+    TypeError unless ``callback`` is None or callable."""
+    if callback is None:
+        return False
+    check_callback(callback)
+    try:
+        parameters = inspect.signature(callback).parameters
+    except (TypeError, ValueError):  # builtins without a signature: old style
+        return False
+    return set(parameters) == {"intermediate_result"}
+
+
+def check_callback(callback):
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+
+
+def native_evaluation(fun, jac, args, n, name="x0"):
+    """The NativeObjective of a LowLevelCallable ``fun``, after checking what goes with it:
+    ``jac`` True or None (the C function computes its gradient; a bool is taken as given),
+    no ``args``, n an int."""
+    objective = NativeObjective(fun)
+    if isinstance(jac, np.ndarray) and jac.ndim == 0 and jac.dtype == bool:
+        jac = bool(jac)
+    if not (jac is None or isinstance(jac, (bool, np.bool_))):
+        raise ValueError("jac: a LowLevelCallable fun computes its own gradient; pass jac=True "
+                         "(or None)")
+    if args:
+        raise ValueError("args: a LowLevelCallable fun takes no args; pass data through its "
+                         "user_data pointer")
+    if n > INT_MAX:
+        raise ValueError(f"{name}: a LowLevelCallable fun takes n as a C int; {n} variables "
+                         "are too many")
+    return objective
+
+
+# ---------------------------------------------------------------------------------------------
+# Bounds
+
+
+def box_bounds(bounds, x):
+    """Bounds of the n variables of x as two (n,) arrays of x's dtype (rounded inward), or
+    (None, None) for no bounds: a ``scipy.optimize.Bounds`` whose ``lb`` and ``ub`` have 1 or
+    n entries, or a sequence of n (min, max) pairs (None for no bound)."""
+    if bounds is None:
+        return None, None
+    n = x.size
+    if isinstance(bounds, Bounds):
+        if np.size(bounds.lb) not in (1, n) or np.size(bounds.ub) not in (1, n):
+            raise ValueError(f"bounds must have {n} entries (one per variable) or 1")
+        lower, upper = (np.broadcast_to(_bound_array(b, name), (n,)).copy()
+                        for b, name in ((bounds.lb, "bounds.lb"), (bounds.ub, "bounds.ub")))
+    else:
+        lower, upper = _bound_pairs(bounds, n)
+    return finish_bounds(lower, upper, x.dtype)
+
+
+def _bound_array(b, name):
+    try:
+        return np.asarray(b, dtype=float).reshape(-1) if np.ndim(b) <= 1 else \
+            np.asarray(b, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must hold real numbers, got {b!r}") from None
+
+
+def _bound_pairs(bounds, n):
+    try:
+        pairs = list(bounds)
+    except TypeError:
+        raise TypeError("bounds must be a scipy.optimize.Bounds or a sequence of "
+                        f"(min, max) pairs, got {type(bounds).__name__}") from None
+    if len(pairs) != n:
+        raise ValueError(f"bounds has {len(pairs)} (min, max) pairs, x0 has {n} variables")
+    lower, upper = np.empty(n), np.empty(n)
+    for i, pair in enumerate(pairs):
+        try:
+            lo, hi = pair
+        except (TypeError, ValueError):
+            raise ValueError(f"bounds[{i}] must be a (min, max) pair, got {pair!r}") from None
+        lower[i] = -np.inf if lo is None else _bound_value(lo, i)
+        upper[i] = np.inf if hi is None else _bound_value(hi, i)
+    return lower, upper
+
+
+def _bound_value(value, i):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"bounds[{i}] must hold numbers or None, got {value!r}") from None
+
+
+def finish_bounds(lower, upper, dtype):
+    """Check float64 bound arrays of any shape (no NaN, lower <= upper); return them in
+    ``dtype``, rounded inward, or (None, None) when nothing is bounded."""
+    if np.isnan(lower).any() or np.isnan(upper).any():
+        raise ValueError("bounds must not contain NaN")
+    bad = np.argwhere(lower > upper)
+    if bad.size:
+        at = tuple(int(k) for k in bad[0])
+        where = f"bounds[{at[0]}]" if len(at) == 1 else \
+            f"bounds (problem {at[0]}, variable {at[1]})"
+        raise ValueError(f"{where} has min {lower[at]} > max {upper[at]}")
+    if np.all(np.isneginf(lower)) and np.all(np.isposinf(upper)):
+        return None, None
+    return _inward(lower, dtype, np.inf), _inward(upper, dtype, -np.inf)
+
+
+def _inward(bound, dtype, direction):
+    """``bound`` in ``dtype``, moved one ulp inward where rounding put it outside the box."""
+    rounded = np.array(bound, dtype=dtype, order="C")  # a copy: bound may be a view
+    outside = (rounded < bound) if direction > 0 else (rounded > bound)
+    rounded[outside] = np.nextafter(rounded[outside], dtype.type(direction))
+    return rounded
