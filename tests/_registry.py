@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import fastopt
 
-import _reference as ref
+from fastopt import _reference as ref
 
 
 @dataclass
