@@ -32,7 +32,7 @@ class Batch(Benchmark):
     """1000 problems, 1000 Adam iterations each (the SciPy loop: 2 of them)."""
 
     params = [["minimize_batch, C objective, 1 thread", "minimize_batch, C objective, 2 threads",
-               "minimize_batch, vectorised NumPy objective", "hand-written vectorised NumPy Adam",
+               "minimize_batch, vectorised NumPy objective", "vectorised NumPy Adam",
                "plain scalar C loop, 1 thread", "Python loop of scipy.optimize.minimize"]]
     param_names = ["variant"]
     timeout = 120
