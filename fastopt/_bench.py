@@ -263,7 +263,7 @@ def column(row, name, start, grad, n_threads, torch=None):
     """The Column ``name`` (one of COLUMNS) of ``row`` on copies of ``start``, its first step
     made (state allocated outside the timing); None where the row has no such baseline (no
     out= rule, no torch twin, no torch here, or a torch path torch refuses)."""
-    label, cls, kwargs, torch_name = row
+    _, cls, kwargs, torch_name = row
     if name == "fastopt":
         opt = cls(start.copy(), n_threads=n_threads, **kwargs)
         opt.step(grad)

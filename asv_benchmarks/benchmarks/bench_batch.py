@@ -5,8 +5,6 @@ bench-loops``, which prints them side by side with ratios.
     cd asv_benchmarks && asv run --python=same --quick -b Batch -b OneProblem
 """
 
-import numpy as np
-
 import fastopt
 from fastopt import _bench_loops as loops
 
