@@ -150,14 +150,17 @@ def _hyper(**kwargs):
     return fastopt.Adam(np.zeros(1), **kwargs).hyperparameters
 
 
-@pytest.mark.parametrize("kwargs", ADAM_SETTINGS, ids=_id)
+@pytest.mark.parametrize("kwargs", [{}, *ADAM_SETTINGS], ids=_id)
 def test_python_adam_makes_the_reference_steps(kwargs):
+    # written out with the reference's operations in its order: the same bits ({}: the
+    # bench's call, the function's own defaults against fastopt.Adam's with the bench's lr)
+    hyper = _hyper(**{"lr": _bench_loops.LR, **kwargs})
     for x0 in STARTS:
         res = scipy_minimize(lambda x: _bench_loops.rosen2(x)[0], x0,
                              method=_bench_loops.python_adam,
                              jac=lambda x: _bench_loops.rosen2(x)[1],
                              options=dict(kwargs, maxiter=30))
-        expected, _ = reference_adam_run(x0, 30, **_hyper(**kwargs))
+        expected, _ = reference_adam_run(x0, 30, **hyper)
         np.testing.assert_array_equal(res.x, expected)
         assert res.nit == 30 and res.fun == _bench_loops.rosen2(expected)[0]
 
@@ -233,12 +236,16 @@ def asv_suite():
 
 def test_asv_minimize_overhead_adam_makes_the_reference_steps():
     module = _load(ASV / "minimize_overhead.py", "fastopt_asv_minimize_overhead")
-    for n in (2, 5):
-        x0 = np.full(n, 0.5)
-        x = module.numpy_adam_loop(x0, 25)
-        want, _ = reference_adam_run(x0, 25, grad=rosen_der, **_hyper(lr=1e-3))
-        np.testing.assert_array_equal(x, want)
-        assert np.array_equal(x0, np.full(n, 0.5))
+    settings = [({}, _hyper(lr=1e-3)),  # as the script calls it
+                ({"lr": 1e-2, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6},
+                 _hyper(lr=1e-2, betas=(0.8, 0.99), eps=1e-6))]
+    for kwargs, hyper in settings:
+        for n in (2, 5):
+            x0 = np.full(n, 0.5)
+            x = module.numpy_adam_loop(x0, 25, **kwargs)
+            want, _ = reference_adam_run(x0, 25, grad=rosen_der, **hyper)
+            np.testing.assert_array_equal(x, want)
+            assert np.array_equal(x0, np.full(n, 0.5))
 
 
 def _benchmark_classes(modules):
