@@ -83,7 +83,7 @@ def sgd_out(p, g, state, t, lr, momentum, dampening, weight_decay, nesterov, max
             np.copyto(b, g)
         else:
             b *= momentum
-            b += np.multiply(g, 1 - dampening, out=tmp)
+            b += g if dampening == 0 else np.multiply(g, 1 - dampening, out=tmp)  # (1 * g is g)
         if nesterov:
             np.multiply(b, momentum, out=tmp)
             g = np.add(g, tmp, out=tmp)
