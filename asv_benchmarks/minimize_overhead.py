@@ -19,7 +19,9 @@ from fastopt._bench import interleaved_times
 
 
 def numpy_adam_loop(x0, iters, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
-    """Adam written plainly in Python/NumPy, calling the same rosen/rosen_der."""
+    """Adam written plainly in Python/NumPy, calling the same rosen/rosen_der (written out,
+    not through fastopt._reference: its loop overhead is measured; tests/test_baselines.py
+    checks its steps against the reference)."""
     x = x0.copy()
     m, v = np.zeros_like(x), np.zeros_like(x)
     for t in range(1, iters + 1):

@@ -1,6 +1,6 @@
 """``python -m fastopt bench``: fastopt vs NumPy vs torch, side by side, in one process.
 
-For each update rule, dtype, size and thread count, every variant -- fastopt, NumPy written
+For each update rule, dtype, size and thread count, every column -- fastopt, NumPy written
 plainly, NumPy with ``out=`` (no temporaries), and torch.optim's single-tensor, foreach and
 fused CPU paths when torch is importable -- makes one step per round, in turn, so that machine
 noise hits all of them alike. The table gives fastopt's median time per step with its
@@ -8,145 +8,222 @@ interquartile range, the speed-up over each baseline (median / median), and fast
 effective bandwidth (the least bytes the rule must move, over its time) as a fraction of the
 same run's in-place axpy bandwidth (``y += a * x`` compiled, same size and threads), the
 practical limit of an in-place update.
+
+Every column runs the optimizer's own hyperparameters (``opt.hyperparameters``) on the same
+data. "NumPy plain" *is* the reference the kernels are tested against
+(``fastopt._reference.<method>``), so it cannot drift from them; the ``out=`` rules below are
+hand-written for speed and checked step for step against the reference in
+tests/test_baselines.py. A rule without one shows "-" in that column.
 """
 
+import math
 import os
 import time
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
+from fastopt import _reference
 from fastopt._adam import Adam, AdamW
 from fastopt._adaptive import Adadelta, Adagrad, RMSprop
 from fastopt._kernels import axpy, kernel_isa
+from fastopt._methods import METHODS
 from fastopt._openmp import effective_n_threads
 from fastopt._sgd import SGD
 
-LR = 1e-3
+# The rows of the table: (label, optimizer class, kwargs, torch.optim class name or None).
+# Everything else a row needs is derived from the class: its method name, hence its reference
+# and its out= rule, its hyperparameters, the state arrays it moves, torch's paths for it.
+ROWS = [
+    ("Adam", Adam, {"lr": 1e-3}, "Adam"),
+    ("AdamW", AdamW, {"lr": 1e-3}, "AdamW"),
+    ("SGD momentum", SGD, {"lr": 1e-3, "momentum": 0.9}, "SGD"),
+    ("NAG", SGD, {"lr": 1e-3, "momentum": 0.9, "nesterov": True}, "SGD"),
+    ("RMSprop", RMSprop, {"lr": 1e-2}, "RMSprop"),
+    ("Adagrad", Adagrad, {"lr": 1e-2}, "Adagrad"),
+    ("Adadelta", Adadelta, {"lr": 1.0}, "Adadelta"),
+]
+RULES = {row[0]: row for row in ROWS}
+
+COLUMNS = ("fastopt", "NumPy plain", "NumPy out=", "torch single-tensor", "torch foreach",
+           "torch fused")
+_TORCH_FLAGS = {"torch single-tensor": {"foreach": False}, "torch foreach": {"foreach": True},
+                "torch fused": {"fused": True}}
 
 
-# -- NumPy baselines: one step, written plainly and with out= --------------------------------
-# State lives in a dict of arrays; ``t`` is the step number. Defaults are torch's.
+# -- NumPy with out=: one step with no temporaries ------------------------------------------
+# Same call as the reference, ``rule(p, g, state, t, **hyperparameters)``, and the same
+# operations in the same order (so the same bits), but updating ``p`` and the state in place
+# through scratch arrays ("_"-prefixed keys) made on the first step, outside the timing.
 
-def _adam_plain(p, g, s, t, decoupled=False, wd=0.0):
-    b1, b2, eps = 0.9, 0.999, 1e-8
-    if decoupled:
-        p *= 1 - LR * wd
-    s["m"] = b1 * s["m"] + (1 - b1) * g
-    s["v"] = b2 * s["v"] + (1 - b2) * g * g
-    p -= LR / (1 - b1**t) * s["m"] / (np.sqrt(s["v"]) / np.sqrt(1 - b2**t) + eps)
+def _scratch(state, p, *names):
+    for name in names:
+        state[name] = np.empty_like(p)
 
 
-def _adam_out(p, g, s, t, decoupled=False, wd=0.0):
-    b1, b2, eps, tmp = 0.9, 0.999, 1e-8, s["tmp"]
-    if decoupled:
-        p *= 1 - LR * wd
-    s["m"] *= b1
-    np.multiply(g, 1 - b1, out=tmp)
-    s["m"] += tmp
-    s["v"] *= b2
-    np.multiply(g, g, out=tmp)
-    tmp *= 1 - b2
-    s["v"] += tmp
-    np.sqrt(s["v"], out=tmp)
-    tmp /= np.sqrt(1 - b2**t)
+def _effective_grad(p, g, state, weight_decay, maximize):
+    """``g``, or the scratch "_g" holding -g and/or g + weight_decay * p (torch's order)."""
+    if weight_decay != 0:
+        d = np.multiply(p, weight_decay, out=state["_g"])
+        return np.subtract(d, g, out=d) if maximize else np.add(d, g, out=d)
+    return np.negative(g, out=state["_g"]) if maximize else g
+
+
+def sgd_out(p, g, state, t, lr, momentum, dampening, weight_decay, nesterov, maximize):
+    """SGD (plain, momentum, Nesterov) with ``out=``."""
+    if t == 1:
+        _scratch(state, p, "_tmp", "_g")
+        if momentum != 0:
+            _scratch(state, p, "momentum_buffer")
+    g = _effective_grad(p, g, state, weight_decay, maximize)
+    tmp = state["_tmp"]
+    if momentum != 0:
+        b = state["momentum_buffer"]
+        if t == 1:
+            np.copyto(b, g)
+        else:
+            b *= momentum
+            b += g if dampening == 0 else np.multiply(g, 1 - dampening, out=tmp)  # (1 * g is g)
+        if nesterov:
+            np.multiply(b, momentum, out=tmp)
+            g = np.add(g, tmp, out=tmp)
+        else:
+            g = b
+    p -= np.multiply(g, lr, out=tmp)
+    return p
+
+
+def adagrad_out(p, g, state, t, lr, lr_decay, weight_decay, initial_accumulator_value, eps,
+                maximize):
+    """Adagrad with ``out=``."""
+    if t == 1:
+        state["sum"] = np.full_like(p, initial_accumulator_value)
+        _scratch(state, p, "_tmp", "_tmp2", "_g")
+    g = _effective_grad(p, g, state, weight_decay, maximize)
+    total, tmp, tmp2 = state["sum"], state["_tmp"], state["_tmp2"]
+    total += np.multiply(g, g, out=tmp)
+    np.sqrt(total, out=tmp)
     tmp += eps
-    np.divide(s["m"], tmp, out=tmp)
-    tmp *= LR / (1 - b1**t)
-    p -= tmp
+    np.multiply(g, lr / (1 + (t - 1) * lr_decay), out=tmp2)
+    p -= np.divide(tmp2, tmp, out=tmp2)
+    return p
 
 
-def _sgd_plain(p, g, s, t, nesterov=False, mu=0.9):
-    s["b"] = mu * s["b"] + g
-    p -= LR * (g + mu * s["b"] if nesterov else s["b"])
-
-
-def _sgd_out(p, g, s, t, nesterov=False, mu=0.9):
-    s["b"] *= mu
-    s["b"] += g
-    if nesterov:
-        np.multiply(s["b"], mu, out=s["tmp"])
-        s["tmp"] += g
-        s["tmp"] *= LR
-        p -= s["tmp"]
+def rmsprop_out(p, g, state, t, lr, alpha, eps, weight_decay, momentum, centered, maximize):
+    """RMSprop (plain, centered, with momentum) with ``out=``."""
+    if t == 1:
+        state["square_avg"] = np.zeros_like(p)
+        if centered:
+            state["grad_avg"] = np.zeros_like(p)
+        if momentum > 0:
+            state["momentum_buffer"] = np.zeros_like(p)
+        _scratch(state, p, "_tmp", "_tmp2", "_g")
+    g = _effective_grad(p, g, state, weight_decay, maximize)
+    v, tmp, tmp2 = state["square_avg"], state["_tmp"], state["_tmp2"]
+    v *= alpha
+    np.multiply(g, 1 - alpha, out=tmp)
+    v += np.multiply(tmp, g, out=tmp)
+    if centered:
+        ga = state["grad_avg"]
+        ga *= alpha
+        ga += np.multiply(g, 1 - alpha, out=tmp)
+        np.multiply(ga, ga, out=tmp)
+        v = np.subtract(v, tmp, out=tmp)
+    avg = np.sqrt(v, out=tmp)
+    avg += eps
+    if momentum > 0:
+        b = state["momentum_buffer"]
+        b *= momentum
+        b += np.divide(g, avg, out=tmp)
+        p -= np.multiply(b, lr, out=tmp)
     else:
-        np.multiply(s["b"], LR, out=s["tmp"])
-        p -= s["tmp"]
+        np.multiply(g, lr, out=tmp2)
+        p -= np.divide(tmp2, avg, out=tmp2)
+    return p
 
 
-def _rmsprop_plain(p, g, s, t, alpha=0.99, eps=1e-8, lr=1e-2):
-    s["v"] = alpha * s["v"] + (1 - alpha) * g * g
-    p -= lr * g / (np.sqrt(s["v"]) + eps)
-
-
-def _rmsprop_out(p, g, s, t, alpha=0.99, eps=1e-8, lr=1e-2):
-    tmp = s["tmp"]
-    s["v"] *= alpha
-    np.multiply(g, g, out=tmp)
-    tmp *= 1 - alpha
-    s["v"] += tmp
-    np.sqrt(s["v"], out=tmp)
-    tmp += eps
-    np.divide(g, tmp, out=tmp)
-    tmp *= lr
-    p -= tmp
-
-
-def _adagrad_plain(p, g, s, t, eps=1e-10, lr=1e-2):
-    s["sum"] = s["sum"] + g * g
-    p -= lr * g / (np.sqrt(s["sum"]) + eps)
-
-
-def _adagrad_out(p, g, s, t, eps=1e-10, lr=1e-2):
-    tmp = s["tmp"]
-    np.multiply(g, g, out=tmp)
-    s["sum"] += tmp
-    np.sqrt(s["sum"], out=tmp)
-    tmp += eps
-    np.divide(g, tmp, out=tmp)
-    tmp *= lr
-    p -= tmp
-
-
-def _adadelta_plain(p, g, s, t, rho=0.9, eps=1e-6):
-    s["v"] = rho * s["v"] + (1 - rho) * g * g
-    delta = np.sqrt(s["u"] + eps) / np.sqrt(s["v"] + eps) * g
-    s["u"] = rho * s["u"] + (1 - rho) * delta * delta
-    p -= delta
-
-
-def _adadelta_out(p, g, s, t, rho=0.9, eps=1e-6):
-    tmp, delta = s["tmp"], s["tmp2"]
-    s["v"] *= rho
-    np.multiply(g, g, out=tmp)
-    tmp *= 1 - rho
-    s["v"] += tmp
-    np.add(s["u"], eps, out=delta)
-    np.sqrt(delta, out=delta)
-    np.add(s["v"], eps, out=tmp)
-    np.sqrt(tmp, out=tmp)
-    delta /= tmp
+def adadelta_out(p, g, state, t, lr, rho, eps, weight_decay, maximize):
+    """Adadelta with ``out=``."""
+    if t == 1:
+        state["square_avg"] = np.zeros_like(p)
+        state["acc_delta"] = np.zeros_like(p)
+        _scratch(state, p, "_tmp", "_delta", "_g")
+    g = _effective_grad(p, g, state, weight_decay, maximize)
+    v, u, tmp, delta = state["square_avg"], state["acc_delta"], state["_tmp"], state["_delta"]
+    v *= rho
+    np.multiply(g, 1 - rho, out=tmp)
+    v += np.multiply(tmp, g, out=tmp)
+    np.sqrt(np.add(u, eps, out=delta), out=delta)
+    delta /= np.sqrt(np.add(v, eps, out=tmp), out=tmp)
     delta *= g
-    s["u"] *= rho
-    np.multiply(delta, delta, out=tmp)
-    tmp *= 1 - rho
-    s["u"] += tmp
-    p -= delta
+    u *= rho
+    np.multiply(delta, 1 - rho, out=tmp)
+    u += np.multiply(tmp, delta, out=tmp)
+    p -= np.multiply(delta, lr, out=tmp)
+    return p
 
 
-# rule: (fastopt class, torch.optim class name, kwargs both take, torch has a fused CPU path,
-#        NumPy plain, NumPy out=, arrays the rule must read + write per element)
-RULES = {
-    "Adam": (Adam, "Adam", {"lr": LR}, True, _adam_plain, _adam_out, 7),
-    "AdamW": (AdamW, "AdamW", {"lr": LR}, True,
-              lambda *a: _adam_plain(*a, decoupled=True, wd=1e-2),
-              lambda *a: _adam_out(*a, decoupled=True, wd=1e-2), 7),
-    "SGD momentum": (SGD, "SGD", {"lr": LR, "momentum": 0.9}, True, _sgd_plain, _sgd_out, 5),
-    "NAG": (SGD, "SGD", {"lr": LR, "momentum": 0.9, "nesterov": True}, True,
-            lambda *a: _sgd_plain(*a, nesterov=True), lambda *a: _sgd_out(*a, nesterov=True), 5),
-    "RMSprop": (RMSprop, "RMSprop", {"lr": 1e-2}, False, _rmsprop_plain, _rmsprop_out, 5),
-    "Adagrad": (Adagrad, "Adagrad", {"lr": 1e-2}, True, _adagrad_plain, _adagrad_out, 5),
-    "Adadelta": (Adadelta, "Adadelta", {"lr": 1.0}, False, _adadelta_plain, _adadelta_out, 7),
-}
+def _adam_out(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled):
+    beta1, beta2 = betas
+    if t == 1:
+        state["exp_avg"] = np.zeros_like(p)
+        state["exp_avg_sq"] = np.zeros_like(p)
+        if amsgrad:
+            state["max_exp_avg_sq"] = np.zeros_like(p)
+        _scratch(state, p, "_tmp", "_tmp2", "_g")
+    if decoupled:
+        if weight_decay != 0:  # (p * 1.0 is p)
+            p *= 1 - lr * weight_decay
+        g = _effective_grad(p, g, state, 0, maximize)
+    else:
+        g = _effective_grad(p, g, state, weight_decay, maximize)
+    m, v, tmp, tmp2 = state["exp_avg"], state["exp_avg_sq"], state["_tmp"], state["_tmp2"]
+    m *= beta1
+    m += np.multiply(g, 1 - beta1, out=tmp)
+    v *= beta2
+    np.multiply(g, 1 - beta2, out=tmp)
+    v += np.multiply(tmp, g, out=tmp)
+    if amsgrad:
+        v = np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+    np.sqrt(v, out=tmp)
+    tmp /= math.sqrt(1 - beta2**t)
+    tmp += eps
+    np.multiply(m, lr / (1 - beta1**t), out=tmp2)
+    p -= np.divide(tmp2, tmp, out=tmp2)
+    return p
+
+
+def adam_out(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize):
+    """Adam with ``out=``."""
+    return _adam_out(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize, False)
+
+
+def adamw_out(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize):
+    """AdamW with ``out=``."""
+    return _adam_out(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize, True)
+
+
+# By method name, as the references; a method missing here gets "-" in the out= column.
+OUT_RULES = {"gd": sgd_out, "sgd": sgd_out, "momentum": sgd_out, "nag": sgd_out,
+             "adagrad": adagrad_out, "rmsprop": rmsprop_out, "adadelta": adadelta_out,
+             "adam": adam_out, "adamw": adamw_out}
+
+
+def method_of(cls):
+    """The method name of optimizer class ``cls`` (its own name where SGD has two)."""
+    names = [name for name, klass in METHODS.items() if klass is cls]
+    if not names:
+        raise ValueError(f"{cls.__name__} is no registered optimizer")
+    own = cls.__name__.lower()
+    return own if own in names else names[0]
+
+
+def arrays_moved(cls, kwargs):
+    """Arrays a step must read or write, element by element: the parameter and the gradient
+    read, the parameter written, and each state array the optimizer holds read and written."""
+    opt = cls(np.zeros(1), **kwargs)
+    opt.step(np.ones(1))
+    return 3 + 2 * len(opt.state[0])
 
 
 def _torch():
@@ -157,39 +234,82 @@ def _torch():
     return torch
 
 
-def _variants(rule, dtype, size, n_threads, rng, torch):
-    """{name: callable making one step}, all on fresh copies of the same data."""
-    cls, torch_name, kwargs, fused_ok, plain, out, _ = RULES[rule]
-    grad = rng.standard_normal(size).astype(dtype)
-    start = rng.standard_normal(size).astype(dtype)
-    variants = {}
-    opt = cls(start.copy(), n_threads=n_threads, **kwargs)
-    opt.step(grad)  # state allocated outside the timing
-    variants["fastopt"] = lambda: opt.step(grad)
+class Column(NamedTuple):
+    """One implementation of a row: ``step()`` makes one step; ``params()`` returns the
+    parameter array as it is now (None for the axpy yardstick); ``grad`` is the gradient it
+    steps with."""
 
-    for name, fn in (("NumPy plain", plain), ("NumPy out=", out)):
-        state = {k: np.zeros(size, dtype) for k in ("m", "v", "b", "sum", "u", "tmp", "tmp2")}
-        p = start.copy()
-        variants[name] = lambda fn=fn, p=p, state=state: fn(p, grad, state, 2)
+    step: Callable[[], object]
+    params: Optional[Callable[[], np.ndarray]]
+    grad: np.ndarray
 
-    if torch is not None:
-        paths = {"single-tensor": {"foreach": False}, "foreach": {"foreach": True}}
-        if fused_ok:
-            paths["fused"] = {"fused": True}
-        for path, flags in paths.items():
-            tp = torch.nn.Parameter(torch.from_numpy(start.copy()))
-            tp.grad = torch.from_numpy(grad)
-            topt = getattr(torch.optim, torch_name)([tp], **kwargs, **flags)
-            topt.step()
 
-            def step(topt=topt):
-                torch.set_num_threads(n_threads)
-                topt.step()
+class _NumPyRule:
+    """A NumPy rule (the reference or an out= rule) stepping its own copy of the data."""
 
-            variants[f"torch {path}"] = step
+    def __init__(self, rule, hyper, start, grad):
+        self.rule, self.hyper, self.grad = rule, hyper, grad
+        self.p, self.state, self.t = start.copy(), {}, 0
+
+    def step(self):
+        self.t += 1
+        self.p = self.rule(self.p, self.grad, self.state, self.t, **self.hyper)
+
+    def params(self):
+        return self.p
+
+
+def column(row, name, start, grad, n_threads, torch=None):
+    """The Column ``name`` (one of COLUMNS) of ``row`` on copies of ``start``, its first step
+    made (state allocated outside the timing); None where the row has no such baseline (no
+    out= rule, no torch twin, no torch here, or a torch path torch refuses)."""
+    _, cls, kwargs, torch_name = row
+    if name == "fastopt":
+        opt = cls(start.copy(), n_threads=n_threads, **kwargs)
+        opt.step(grad)
+        return Column(lambda: opt.step(grad), lambda: opt.params, grad)
+    hyper = cls(np.zeros(1), **kwargs).hyperparameters
+    if name.startswith("NumPy"):
+        method = method_of(cls)
+        rule = (getattr(_reference, method) if name == "NumPy plain"
+                else OUT_RULES.get(method))
+        if rule is None:
+            return None
+        numpy_rule = _NumPyRule(rule, hyper, start, grad)
+        numpy_rule.step()
+        return Column(numpy_rule.step, numpy_rule.params, grad)
+    if torch is None or torch_name is None:
+        return None
+    # torch gets its own gradient: foreach SGD with nesterov adds its momentum buffer into
+    # ``.grad`` in place (harmless in training, where backward writes a new one each step),
+    # which would change every other column's gradient
+    p, g = start.copy(), grad.copy()
+    tp = torch.nn.Parameter(torch.from_numpy(p))
+    tp.grad = torch.from_numpy(g)
+    try:  # which paths torch has for this rule (fused: few on CPU) is torch's to say
+        topt = getattr(torch.optim, torch_name)([tp], **hyper, **_TORCH_FLAGS[name])
+        topt.step()
+    except (TypeError, ValueError, RuntimeError, NotImplementedError):
+        return None
+
+    def step():
+        torch.set_num_threads(n_threads)
+        topt.step()
+
+    return Column(step, lambda: p, g)
+
+
+def _columns(row, start, grad, n_threads, torch):
+    """{name: Column} of every column ``row`` has, all on copies of ``start`` with gradient
+    ``grad``, and the compiled axpy yardstick."""
+    columns = {}
+    for name in COLUMNS:
+        col = column(row, name, start, grad, n_threads, torch)
+        if col is not None:
+            columns[name] = col
     y, x = start.copy(), grad
-    variants["axpy"] = lambda: axpy(y, x, 1e-9, n_threads)
-    return variants
+    columns["axpy"] = Column(lambda: axpy(y, x, 1e-9, n_threads), None, x)
+    return columns
 
 
 def interleaved_times(variants, repeats):
@@ -222,35 +342,42 @@ def run(quick=False, sizes=None, dtypes=None, rules=None, repeats=None, file=Non
     print(header, file=file)
     print("-" * len(header), file=file)
     rows = []
-    for rule in rules:
+    for label in rules:
+        row = RULES[label]
+        moved = arrays_moved(row[1], row[2])
         for dtype in dtypes:
             for size in sizes:
                 for n_threads in threads:
-                    t = interleaved_times(_variants(rule, dtype, size, n_threads, rng, torch),
-                                     repeats)
-                    rows.append(_row(rule, dtype, size, n_threads, t, file))
+                    grad = rng.standard_normal(size).astype(dtype)
+                    start = rng.standard_normal(size).astype(dtype)
+                    columns = _columns(row, start, grad, n_threads, torch)
+                    t = interleaved_times({k: c.step for k, c in columns.items()}, repeats)
+                    rows.append(_row(label, dtype, size, n_threads, t, moved, file))
     return rows
 
 
-def _row(rule, dtype, size, n_threads, times, file):
+def _row(rule, dtype, size, n_threads, times, moved, file):
     med = {name: float(np.median(t)) for name, t in times.items()}
     q1, q3 = np.percentile(times["fastopt"], [25, 75])
     fast = med["fastopt"]
     torch_paths = {k: v for k, v in med.items() if k.startswith("torch")}
     best_torch = min(torch_paths, key=torch_paths.get) if torch_paths else None
-    itemsize = np.dtype(dtype).itemsize
-    bandwidth = (RULES[rule][6] * size * itemsize / fast) / (3 * size * itemsize / med["axpy"])
+    # bytes moved over time, fastopt's over axpy's (which reads 2 arrays and writes 1)
+    bandwidth = (moved / fast) / (3 / med["axpy"])
+    out = med.get("NumPy out=")
     row = {"rule": rule, "dtype": dtype, "size": size, "threads": n_threads,
            "fastopt_s": fast, "iqr_s": (float(q1), float(q3)),
-           "vs_numpy": med["NumPy plain"] / fast, "vs_numpy_out": med["NumPy out="] / fast,
+           "vs_numpy": med["NumPy plain"] / fast,
+           "vs_numpy_out": None if out is None else out / fast,
            "vs_torch_best": med[best_torch] / fast if best_torch else None,
-           "torch_best": best_torch, "bandwidth_fraction": bandwidth,
+           "torch_best": best_torch, "bandwidth_fraction": bandwidth, "arrays_moved": moved,
            "vs_torch": {k: v / fast for k, v in torch_paths.items()}}
+    out_text = f"{'-':>8}" if out is None else f"{row['vs_numpy_out']:>7.1f}x"
     torch_text = (f"{row['vs_torch_best']:>8.2f}x{best_torch[6:]:>15}" if best_torch
                   else f"{'-':>9}{'':>15}")
     print(f"{rule:<13}{dtype:<8}{'2^%d' % int(np.log2(size)):>6}{n_threads:>4}"
           f"{_fmt(fast):>11}  [{_fmt(q1)}, {_fmt(q3)}]".ljust(56)
-          + f"{row['vs_numpy']:>8.1f}x{row['vs_numpy_out']:>7.1f}x{torch_text}"
+          + f"{row['vs_numpy']:>8.1f}x{out_text}{torch_text}"
           f"{bandwidth:>6.2f}", file=file)
     return row
 

@@ -52,7 +52,9 @@ def plain_adam_rosenbrock2(cnp.ndarray[double, ndim=2, mode="c"] X not None, lon
                            double lr=1e-3, double beta1=0.9, double beta2=0.999,
                            double eps=1e-8):
     """Adam on each row of X (shape (m, 2), modified in place) for ``iters`` steps, one row
-    after another on one thread, in plain C; returns f at each row's last evaluated point."""
+    after another on one thread, in plain C; returns f at each row's last evaluated point.
+    Defaults are torch's (fastopt.Adam's); tests/test_baselines.py checks the steps against
+    fastopt._reference.adam."""
     if X.shape[1] != 2:
         raise ValueError(f"X must have shape (m, 2), got {np.shape(X)}")
     cdef Py_ssize_t i, m = X.shape[0]

@@ -2,7 +2,9 @@
  * plain scalar C loop, with nothing a library adds (no checks, no stopping rules, no function
  * pointers, no state arrays). Adam as torch.optim writes it (bias corrections from running
  * products of the betas, as a C programmer would keep them). Used only by the benchmarks,
- * through fastopt/_objectives.pyx. */
+ * through fastopt/_objectives.pyx. tests/test_baselines.py checks it against the reference,
+ * fastopt._reference.adam: the running products make it differ from the reference's beta**t
+ * by an ulp or so, hence a tolerance there, not bitwise equality. */
 #ifndef FASTOPT_PLAIN_ADAM_H
 #define FASTOPT_PLAIN_ADAM_H
 

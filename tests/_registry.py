@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import fastopt
 from fastopt._registry import RECORDS
 
-import _reference as ref
+from fastopt import _reference as ref
 
 
 @dataclass

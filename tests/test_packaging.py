@@ -41,7 +41,7 @@ def test_sdist_ships_the_tests_with_what_they_import(tmp_path):
         names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
     assert "LICENSE" in names and "README.md" in names
     tests = {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").glob("*.py")}
-    assert {"tests/conftest.py", "tests/_registry.py", "tests/_reference.py"} <= tests
+    assert {"tests/conftest.py", "tests/_registry.py"} <= tests
     assert tests <= names
     assert not [n for n in names if n.endswith((".so", ".pyc", ".c")) and "src_c" not in n]
 

@@ -5,8 +5,6 @@ bench-loops``, which prints them side by side with ratios.
     cd asv_benchmarks && asv run --python=same --quick -b Batch -b OneProblem
 """
 
-import numpy as np
-
 import fastopt
 from fastopt import _bench_loops as loops
 
@@ -32,7 +30,7 @@ class Batch(Benchmark):
     """1000 problems, 1000 Adam iterations each (the SciPy loop: 2 of them)."""
 
     params = [["minimize_batch, C objective, 1 thread", "minimize_batch, C objective, 2 threads",
-               "minimize_batch, vectorised NumPy objective", "hand-written vectorised NumPy Adam",
+               "minimize_batch, vectorised NumPy objective", "vectorised NumPy Adam",
                "plain scalar C loop, 1 thread", "Python loop of scipy.optimize.minimize"]]
     param_names = ["variant"]
     timeout = 120

@@ -3,13 +3,10 @@
     cd asv_benchmarks && asv continuous -b AdamStep main HEAD
 """
 
-from .common import optimizer_step_benchmark
+from .common import OPTIMIZERS, optimizer_step_benchmark
 
-SGDStep = optimizer_step_benchmark("SGD")
-MomentumStep = optimizer_step_benchmark("Momentum")
-NAGStep = optimizer_step_benchmark("NAG")
-AdagradStep = optimizer_step_benchmark("Adagrad")
-RMSpropStep = optimizer_step_benchmark("RMSprop")
-AdadeltaStep = optimizer_step_benchmark("Adadelta")
-AdamStep = optimizer_step_benchmark("Adam")
-AdamWStep = optimizer_step_benchmark("AdamW")
+# One class per entry of common.OPTIMIZERS (SGDStep, AdamStep, ...): asv finds them by name.
+for _name in OPTIMIZERS:
+    _cls = optimizer_step_benchmark(_name)
+    globals()[_cls.__name__] = _cls
+del _name, _cls

@@ -9,7 +9,10 @@ SIZES = [2**10, 2**14, 2**18, 2**22, 2**24]
 DTYPES = ["float32", "float64"]
 THREADS = [1, -1]
 
-# One representative setting per update rule.
+# The optimizers the suite times, by name: {name: (class, kwargs)}, one representative setting
+# per update rule. The one place the suite lists them: bench_kernels.py makes a <name>Step class
+# for each entry (point this at the optimizer records to time every registered optimizer;
+# bench_baselines.py follows fastopt._bench.ROWS).
 OPTIMIZERS = {
     "SGD": (fastopt.SGD, {"lr": 1e-3}),
     "Momentum": (fastopt.Momentum, {"lr": 1e-3}),

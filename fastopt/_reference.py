@@ -1,9 +1,15 @@
-"""Plain NumPy update rules, written to read like the maths in the docstrings.
+"""Plain NumPy update rules, written to read like the maths in the docstrings: the reference
+the kernels are tested against and the "NumPy plain" baseline the benchmarks time.
 
-Each function takes the parameter, the gradient, a dict of state arrays (created here on the
-first step, as torch.optim does), the step number ``t`` (1 on the first update) and the
-hyperparameters, and returns the new parameter. Arithmetic stays in the arrays' dtype
-(NumPy 2 treats Python floats as "weak" scalars), as in the kernels.
+One function per method name (``fastopt.minimize``'s names: ``gd``, ``sgd``, ``momentum`` and
+``nag`` are the one SGD rule), called ``ref(p, g, state, t, **hyperparameters)`` with the
+optimizer's own hyperparameter names, so that ``ref(p, g, state, t, **opt.hyperparameters)``
+makes the step ``opt`` makes. It takes the parameter, the gradient, a dict of state arrays
+(created here on the first step under the optimizer's state names, as torch.optim does), the
+step number ``t`` (1 on the first update), and returns the new parameter (``p`` itself is not
+modified; ``state`` is updated). Arithmetic stays in the arrays' dtype (NumPy 2 treats Python
+floats as "weak" scalars), as in the kernels. Any array shape works: the benchmarks run a
+whole batch of problems, one per row, through one call.
 """
 
 import math
@@ -12,6 +18,7 @@ import numpy as np
 
 
 def sgd(p, g, state, t, lr, momentum, dampening, weight_decay, nesterov, maximize):
+    """torch.optim.SGD: plain, with momentum, or Nesterov's."""
     if maximize:
         g = -g
     if weight_decay != 0:
@@ -26,8 +33,13 @@ def sgd(p, g, state, t, lr, momentum, dampening, weight_decay, nesterov, maximiz
     return p - lr * g
 
 
+# One rule, four method names (their classes differ only in defaults and checks).
+gd = momentum = nag = sgd
+
+
 def adagrad(p, g, state, t, lr, lr_decay, weight_decay, initial_accumulator_value, eps,
             maximize):
+    """torch.optim.Adagrad."""
     if t == 1:
         state["sum"] = np.full_like(p, initial_accumulator_value)
     if maximize:
@@ -40,6 +52,7 @@ def adagrad(p, g, state, t, lr, lr_decay, weight_decay, initial_accumulator_valu
 
 
 def rmsprop(p, g, state, t, lr, alpha, eps, weight_decay, momentum, centered, maximize):
+    """torch.optim.RMSprop."""
     if t == 1:
         state["square_avg"] = np.zeros_like(p)
         if centered:
@@ -65,6 +78,7 @@ def rmsprop(p, g, state, t, lr, alpha, eps, weight_decay, momentum, centered, ma
 
 
 def adadelta(p, g, state, t, lr, rho, eps, weight_decay, maximize):
+    """torch.optim.Adadelta."""
     if t == 1:
         state["square_avg"] = np.zeros_like(p)
         state["acc_delta"] = np.zeros_like(p)
@@ -105,8 +119,10 @@ def _adam(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize, decou
 
 
 def adam(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize):
+    """torch.optim.Adam (weight decay added to the gradient)."""
     return _adam(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize, False)
 
 
 def adamw(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize):
+    """torch.optim.AdamW (decoupled weight decay)."""
     return _adam(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize, True)
