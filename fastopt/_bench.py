@@ -24,25 +24,16 @@ from typing import Callable, NamedTuple, Optional
 import numpy as np
 
 from fastopt import _reference
-from fastopt._adam import Adam, AdamW
-from fastopt._adaptive import Adadelta, Adagrad, RMSprop
 from fastopt._kernels import axpy, kernel_isa
-from fastopt._methods import METHODS
 from fastopt._openmp import effective_n_threads
-from fastopt._sgd import SGD
+from fastopt._registry import RECORDS
 
-# The rows of the table: (label, optimizer class, kwargs, torch.optim class name or None).
-# Everything else a row needs is derived from the class: its method name, hence its reference
-# and its out= rule, its hyperparameters, the state arrays it moves, torch's paths for it.
-ROWS = [
-    ("Adam", Adam, {"lr": 1e-3}, "Adam"),
-    ("AdamW", AdamW, {"lr": 1e-3}, "AdamW"),
-    ("SGD momentum", SGD, {"lr": 1e-3, "momentum": 0.9}, "SGD"),
-    ("NAG", SGD, {"lr": 1e-3, "momentum": 0.9, "nesterov": True}, "SGD"),
-    ("RMSprop", RMSprop, {"lr": 1e-2}, "RMSprop"),
-    ("Adagrad", Adagrad, {"lr": 1e-2}, "Adagrad"),
-    ("Adadelta", Adadelta, {"lr": 1.0}, "Adadelta"),
-]
+# The rows of the table: (label, optimizer class, kwargs, torch.optim class name or None),
+# one per optimizer record with bench settings (fastopt/_registry.py). Everything else a row
+# needs is derived from the class: its method name, hence its reference and its out= rule,
+# its hyperparameters, the state arrays it moves, torch's paths for it.
+ROWS = [(record.cls.__name__, record.cls, dict(record.bench), record.torch)
+        for record in RECORDS if record.bench is not None]
 RULES = {row[0]: row for row in ROWS}
 
 COLUMNS = ("fastopt", "NumPy plain", "NumPy out=", "torch single-tensor", "torch foreach",
@@ -210,12 +201,11 @@ OUT_RULES = {"gd": sgd_out, "sgd": sgd_out, "momentum": sgd_out, "nag": sgd_out,
 
 
 def method_of(cls):
-    """The method name of optimizer class ``cls`` (its own name where SGD has two)."""
-    names = [name for name, klass in METHODS.items() if klass is cls]
-    if not names:
+    """The method name of optimizer class ``cls`` (its record's)."""
+    record = getattr(cls, "record", None)
+    if record is None or record.cls is not cls:
         raise ValueError(f"{cls.__name__} is no registered optimizer")
-    own = cls.__name__.lower()
-    return own if own in names else names[0]
+    return record.method
 
 
 def arrays_moved(cls, kwargs):

@@ -2,27 +2,19 @@
 
 import numpy as np
 
-import fastopt
+from fastopt._registry import RECORDS
 
 # Sizes on both sides of the OpenMP threshold (2^15), up to 2^24 (128 MiB in float64 per array).
 SIZES = [2**10, 2**14, 2**18, 2**22, 2**24]
 DTYPES = ["float32", "float64"]
 THREADS = [1, -1]
 
-# The optimizers the suite times, by name: {name: (class, kwargs)}, one representative setting
-# per update rule. The one place the suite lists them: bench_kernels.py makes a <name>Step class
-# for each entry (point this at the optimizer records to time every registered optimizer;
-# bench_baselines.py follows fastopt._bench.ROWS).
-OPTIMIZERS = {
-    "SGD": (fastopt.SGD, {"lr": 1e-3}),
-    "Momentum": (fastopt.Momentum, {"lr": 1e-3}),
-    "NAG": (fastopt.NAG, {"lr": 1e-3}),
-    "Adagrad": (fastopt.Adagrad, {}),
-    "RMSprop": (fastopt.RMSprop, {}),
-    "Adadelta": (fastopt.Adadelta, {}),
-    "Adam": (fastopt.Adam, {}),
-    "AdamW": (fastopt.AdamW, {}),
-}
+# The optimizers the suite times, by class name: {name: (class, kwargs)}, one representative
+# setting per optimizer, from the optimizer records (their ``bench`` settings, as
+# ``python -m fastopt bench``). bench_kernels.py makes a <name>Step class for each entry;
+# bench_baselines.py follows fastopt._bench.ROWS.
+OPTIMIZERS = {record.cls.__name__: (record.cls, dict(record.bench))
+              for record in RECORDS if record.bench is not None}
 
 
 def make_arrays(size, dtype, seed=0):
