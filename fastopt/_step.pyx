@@ -500,6 +500,19 @@ cdef class Rule:
             self.rule.rates[k] = values[names.index(powers[k])]
 
     @property
+    def kind(self):
+        """The kernel's name (read-only)."""
+        return kernel_kinds()[self.rule.kind]
+
+    @property
+    def inputs(self):
+        """The kernel's inputs as given, by name, in its declared order (flags as 0.0 or
+        1.0); a new dict, read-only in effect."""
+        names = _SPECS[self.kind][1]
+        return {"lr": self.rule.lr,
+                **{names[k]: self.rule.inputs[k - 1] for k in range(1, len(names))}}
+
+    @property
     def lr(self):
         return self.rule.lr
 
