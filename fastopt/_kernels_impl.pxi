@@ -4,7 +4,7 @@
 #
 # Design (in the manner of scikit-learn's sklearn/_loss/_loss.pyx.tp)
 # --------------------------------------------------------------------
-# A rule is a block below with four parts, and nothing else anywhere:
+# A rule supplies only what is its own, in one block below:
 #
 # * ``<Rule>Inputs``: a struct of doubles, the rule's named scalar inputs besides ``lr`` (flags
 #   as 0/1), in the order they sit in ``UpdateRule.inputs``. It is the one declaration of
@@ -14,16 +14,19 @@
 # * ``RULE_<NAME> = _declare(name, <the Inputs struct>, slots, powers)``: its kind (the index
 #   of the declaration), its state slots in the order of the ``state`` pointers, and the
 #   inputs whose powers ``RuleStep`` keeps (bias corrections). ``fastopt._step.kernel_spec``
-#   and the optimizer classes read these.
+#   and ``kernel_kinds`` read these, and the tests hold every optimizer class to them.
 # * ``<rule>_coefficients(rule, step) -> <Rule>Coeffs``: its per-call scalars, in double
 #   (Adam's step size and bias corrections, Adagrad's decayed rate, the sign for maximize) and
 #   its loop-invariant flags, computed once per call.
 # * ``<rule>_update(c, i, params, grad, slots...)``: the update of element ``i``, arithmetic in
-#   the array's type (``<floating>`` casts of the doubles; the cast values are the ones today's
-#   casts-once gave, so results are bitwise those of the former per-rule loops).
+#   the array's type (``<floating>`` casts of the doubles: the values the former per-rule
+#   loops cast once, so results are bitwise theirs).
 #
-# plus one line in each of three registries at the end of the file: the ``Coeffs`` fused type,
-# ``_update`` (which element function a ``Coeffs`` type runs) and ``_apply`` (kind -> rule).
+# Adding a rule: its block (the four parts above), then one line in each of the three
+# registries that follow the blocks: the ``Coeffs`` fused type, ``_update`` (which element
+# function a ``Coeffs`` type runs) and ``_apply`` (kind -> coefficients). Nothing outside this
+# file changes unless the rule needs more inputs, slots or powers than UpdateRule holds
+# (MAX_INPUTS, MAX_STATE, MAX_POWERS in _kernels_decl.pxi; _declare refuses it at import).
 #
 # The skeleton (``_run``, ``_range``) is written once and owns everything else: the dtype
 # dispatch, the serial-or-threaded choice, the chunking, ``prange`` and the
@@ -32,12 +35,12 @@
 # Why a fused type over the coefficient structs (and not function pointers, or one struct
 # with a switch inside the loop): Cython compiles ``_range`` once per (Coeffs, floating) pair
 # and prunes ``if Coeffs is ...`` at compile time, so each rule still gets its own C loop,
-# with its element function inlined and no dispatch inside it; gcc then scalarises the
-# coefficient struct (a by-value local), hoists the casts, unswitches the loop-invariant flags
-# (SGD's first step and nesterov, RMSprop's centered and momentum, Adam's amsgrad, weight
-# decay) and vectorises every variant, exactly as it did the hand-written loops (check with
-# ``-fopt-info-vec-optimized``: the same number of vectorised loops per rule). The one
-# dispatch on the kind happens once per call, in ``_apply``.
+# with its element function inlined and no dispatch inside it. The coefficients go by value,
+# never by address, so gcc keeps them in registers as loop invariants, unswitches the loop on
+# the flags (SGD's first step, momentum and nesterov, RMSprop's centered and momentum, Adam's
+# amsgrad, weight decay) and vectorises every variant, as it did the hand-written loops
+# (``-fopt-info-vec-all``: no "control flow in loop" miss left). The one dispatch on the kind
+# happens once per call, in ``_apply``.
 #
 # Other choices, kept from the per-rule kernels:
 # * Each rule follows torch.optim's documented algorithm and its order of operations
