@@ -14,8 +14,8 @@ cdef void apply_rule_impl(const UpdateRule* rule, bint single, void* params, con
 
 # Apply ``rule`` to ``n`` elements in place, with the fastest implementation this CPU runs
 # (chosen at import). ``single`` selects float32 (else float64) for every array; ``state``
-# holds the rule's state arrays in its slot order (see _kernels_impl.pxi), NULL for the ones
-# its flags do not use. ``step`` says which update this is (see RuleStep).
+# holds the rule's state arrays in its declared slot order (fastopt._step.kernel_spec), NULL
+# for the ones its flags do not use. ``step`` says which update this is (see RuleStep).
 cdef void apply_rule(const UpdateRule* rule, bint single, void* params, const void* grad,
                      void** state, Py_ssize_t n, const RuleStep* step, int n_threads) noexcept nogil
 
@@ -25,12 +25,22 @@ cdef Py_ssize_t parallel_threshold() noexcept nogil
 
 # Update number t of ``rule``, with the powers computed directly (the optimizer classes).
 cdef inline RuleStep rule_step_at(const UpdateRule* rule, Py_ssize_t t) noexcept nogil:
-    return RuleStep(t, pow(rule.beta1, <double>t), pow(rule.beta2, <double>t))
+    cdef RuleStep step
+    cdef int k
+    step.t = t
+    for k in range(MAX_POWERS):
+        step.powers[k] = pow(rule.rates[k], <double>t)
+    return step
 
 
 # Before the first update: rule_step_next then gives update 1.
 cdef inline RuleStep rule_step_zero() noexcept nogil:
-    return RuleStep(0, 1.0, 1.0)
+    cdef RuleStep step
+    cdef int k
+    step.t = 0
+    for k in range(MAX_POWERS):
+        step.powers[k] = 1.0
+    return step
 
 
 # The next update, with running products (the minimize loops). A product that underflows is
@@ -38,10 +48,9 @@ cdef inline RuleStep rule_step_zero() noexcept nogil:
 # rounds back to 5e-324, from t ~ 7070 for beta1 = 0.9), and subnormal arithmetic made every
 # later iteration of a small problem 2-3x slower. 1 - beta ** t is 1 either way.
 cdef inline void rule_step_next(const UpdateRule* rule, RuleStep* step) noexcept nogil:
+    cdef int k
     step.t += 1
-    step.beta1_pow *= rule.beta1
-    step.beta2_pow *= rule.beta2
-    if step.beta1_pow < DBL_MIN:
-        step.beta1_pow = 0.0
-    if step.beta2_pow < DBL_MIN:
-        step.beta2_pow = 0.0
+    for k in range(MAX_POWERS):
+        step.powers[k] *= rule.rates[k]
+        if step.powers[k] < DBL_MIN:
+            step.powers[k] = 0.0

@@ -1,32 +1,18 @@
-# Update kernels of fastopt's optimizers.
+# Update kernels of fastopt's optimizers: the module that loads them.
 #
-# Design (in the manner of scikit-learn's sklearn/_loss/_loss.pyx.tp):
-#
-# * Each ``<rule>_step`` applies one optimizer update in place to ``n`` contiguous elements,
-#   following torch.optim's documented algorithm and its order of operations
-#   (https://pytorch.org/docs/stable/optim.html). The kernels know no Python objects: they take
-#   raw pointers, and ``apply_rule`` (declared in _kernels.pxd) dispatches an ``UpdateRule``
-#   struct -- kind plus scalars -- to them once per call. fastopt/_step.pyx checks the arrays
-#   (dtype, size, contiguity, writeability) and builds the struct from the Python classes'
-#   hyperparameters; the loops themselves run without bounds checks.
-# * Optional state (the momentum buffer when momentum == 0, ``max_exp_avg_sq`` without
-#   AMSGrad, ...) is passed as NULL and is then neither read nor written.
-# * Each rule is a fused ``floating`` function over ``[start, end)`` of raw pointers: float32 and
-#   float64 get one specialisation each, and arithmetic runs in the array's type, as torch's
-#   does. Scalars arrive as double; loop invariants are computed once in double and cast once.
-#   Flags that only choose a sign or a factor are applied as exact multiplications, the others
-#   are loop invariants that gcc unswitches, so that every variant's loop is vectorised.
-# * One pass over memory: each element of params, grad and state is read once and written
-#   once; no temporaries.
+# * The kernels themselves, their design (one loop skeleton and one threading wrapper for
+#   every rule; each rule a block of inputs, coefficients and an element update) and how to
+#   add a rule are in _kernels_impl.pxi. They know no Python objects: they take raw pointers,
+#   and ``apply_rule`` (declared in _kernels.pxd) runs an ``UpdateRule`` struct -- kind, lr
+#   and the kernel's named inputs -- on them, dispatching on the kind once per call.
+#   fastopt/_step.pyx checks the arrays (dtype, size, contiguity, writeability) and builds the
+#   struct by name from each kernel's declaration; the loops run without bounds checks.
 # * Instruction sets: the loops live in _kernels_impl.pxi, compiled twice: here for the
 #   portable baseline (SSE2 on x86-64, what a wheel ships) and in fastopt._kernels_avx2 with
 #   -mavx2. At import, ``apply_rule`` is pointed at the AVX2 build when the CPU has AVX2
 #   (FASTOPT_DISPATCH=baseline forces the portable one). Both give bitwise identical results.
-# * Threads: below PARALLEL_THRESHOLD elements, or with one thread, the range function runs
-#   serially, without entering an OpenMP region. Above it, ``prange`` over ``n_threads``
-#   contiguous chunks (static schedule) calls the same range function on each. Elementwise
-#   updates give bitwise identical results for every thread count. In a forked child the
-#   kernels always run serially (fastopt_thread_limit, src_c/fastopt_openmp.h).
+# * Threads: see the skeleton in _kernels_impl.pxi. In a forked child the kernels always run
+#   serially (fastopt_thread_limit, src_c/fastopt_openmp.h).
 
 cimport numpy as cnp
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
@@ -66,6 +52,8 @@ def _load_avx2():
     try:
         from fastopt import _kernels_avx2
     except ImportError:  # not built (not x86-64, or not gcc/clang)
+        return False
+    if _kernels_avx2.declarations() != declarations():  # a stale build of another source
         return False
     capsule = _kernels_avx2.__pyx_capi__["apply_rule_impl"]
     # Same source, same struct layout: the AVX2 function takes our UpdateRule as is.

@@ -1,40 +1,28 @@
 # Declarations shared by fastopt/_kernels.pxd and fastopt/_kernels_avx2.pxd: both modules are
-# compiled from _kernels_impl.pxi and must agree on the rule struct's layout.
+# compiled from _kernels_impl.pxi and must agree on the rule struct's layout. Nothing here
+# names a particular rule: each kernel declares its inputs, slots and powers next to its code
+# (_kernels_impl.pxi), and fastopt._step.Rule fills the struct from that declaration.
 
-cdef enum RuleKind:
-    RULE_SGD
-    RULE_ADAGRAD
-    RULE_RMSPROP
-    RULE_ADADELTA
-    RULE_ADAM
-
-# The most state arrays a rule uses (RMSprop, Adam: three).
 cdef enum:
-    MAX_STATE = 3
+    MAX_STATE = 3   # the most state arrays a rule uses (RMSprop, Adam: three)
+    MAX_INPUTS = 8  # the most named inputs besides lr (Adam: seven)
+    MAX_POWERS = 2  # the most inputs whose powers RuleStep keeps (Adam: beta1, beta2)
 
 ctypedef struct UpdateRule:
-    RuleKind kind
+    int kind  # index of the kernel's declaration (fastopt._step.kernel_kinds())
+    # The learning rate, a field of its own: Rule.lr and minimize_batch's per-problem rates
+    # write it.
     double lr
-    double momentum
-    double dampening
-    double weight_decay
-    double lr_decay
-    double eps
-    double alpha
-    double rho
-    double beta1
-    double beta2
-    bint nesterov
-    bint maximize
-    bint centered
-    bint amsgrad
-    bint decoupled_weight_decay
+    # The kernel's other named inputs, in the order of its Inputs struct (flags as 0 or 1).
+    double inputs[MAX_INPUTS]
+    # The inputs the kernel declared as powered (Adam: beta1, beta2), 0 past them.
+    double rates[MAX_POWERS]
 
-# Which update this is, and the powers of beta1 and beta2 Adam's bias corrections need. The
-# optimizer classes compute them with pow() for step t (rule_step_at, as torch does); the
-# minimize loops keep running products instead (rule_step_next): pow() costs ~15 ns, more than
-# a whole update of a 2-element problem. The two agree to a few ulps.
+# Which update this is, and the powers of the rule's declared rates that bias corrections need
+# (powers[k] = rates[k] ** t). The optimizer classes compute them with pow() for step t
+# (rule_step_at, as torch does); the minimize loops keep running products instead
+# (rule_step_next): pow() costs ~15 ns, more than a whole update of a 2-element problem. The
+# two agree to a few ulps.
 ctypedef struct RuleStep:
     Py_ssize_t t  # >= 1
-    double beta1_pow
-    double beta2_pow
+    double powers[MAX_POWERS]

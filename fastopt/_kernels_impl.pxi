@@ -1,11 +1,66 @@
 # The update kernels proper, included by two modules compiled from the same source:
 # fastopt/_kernels.pyx (the portable build) and fastopt/_kernels_avx2.pyx (compiled with -mavx2
 # on x86-64). _kernels.pyx picks one of them at import time (see its header).
+#
+# Design (in the manner of scikit-learn's sklearn/_loss/_loss.pyx.tp)
+# --------------------------------------------------------------------
+# A rule supplies only what is its own, in one block below:
+#
+# * ``<Rule>Inputs``: a struct of doubles, the rule's named scalar inputs besides ``lr`` (flags
+#   as 0/1), in the order they sit in ``UpdateRule.inputs``. It is the one declaration of
+#   those names and that order: ``fastopt._step.Rule(kind, **inputs)`` fills the array by the
+#   names read from this struct (Cython turns a struct into a dict of its fields, in order),
+#   and the kernel reads them back by name through a cast, so no index is written twice.
+# * ``RULE_<NAME> = _declare(name, <the Inputs struct>, slots, powers)``: its kind (the index
+#   of the declaration), its state slots in the order of the ``state`` pointers, and the
+#   inputs whose powers ``RuleStep`` keeps (bias corrections). ``fastopt._step.kernel_spec``
+#   and ``kernel_kinds`` read these, and the tests hold every optimizer class to them.
+# * ``<rule>_coefficients(rule, step) -> <Rule>Coeffs``: its per-call scalars, in double
+#   (Adam's step size and bias corrections, Adagrad's decayed rate, the sign for maximize) and
+#   its loop-invariant flags, computed once per call.
+# * ``<rule>_update(c, i, params, grad, slots...)``: the update of element ``i``, arithmetic in
+#   the array's type (``<floating>`` casts of the doubles: the values the former per-rule
+#   loops cast once, so results are bitwise theirs).
+#
+# Adding a rule: its block (the four parts above), then one line in each of the three
+# registries that follow the blocks: the ``Coeffs`` fused type, ``_update`` (which element
+# function a ``Coeffs`` type runs) and ``_apply`` (kind -> coefficients). Nothing outside this
+# file changes unless the rule needs more inputs, slots or powers than UpdateRule holds
+# (MAX_INPUTS, MAX_STATE, MAX_POWERS in _kernels_decl.pxi; _declare refuses it at import).
+#
+# The skeleton (``_run``, ``_range``) is written once and owns everything else: the dtype
+# dispatch, the serial-or-threaded choice, the chunking, ``prange`` and the
+# ``for i in range(start, end)`` loop, with the state pointers as plain locals.
+#
+# Why a fused type over the coefficient structs (and not function pointers, or one struct
+# with a switch inside the loop): Cython compiles ``_range`` once per (Coeffs, floating) pair
+# and prunes ``if Coeffs is ...`` at compile time, so each rule still gets its own C loop,
+# with its element function inlined and no dispatch inside it. The coefficients go by value,
+# never by address, so gcc keeps them in registers as loop invariants, unswitches the loop on
+# the flags (SGD's first step, momentum and nesterov, RMSprop's centered and momentum, Adam's
+# amsgrad, weight decay) and vectorises every variant, as it did the hand-written loops
+# (``-fopt-info-vec-all``: no "control flow in loop" miss left). The one dispatch on the kind
+# happens once per call, in ``_apply``.
+#
+# Other choices, kept from the per-rule kernels:
+# * Each rule follows torch.optim's documented algorithm and its order of operations
+#   (https://pytorch.org/docs/stable/optim.html); float32 and float64 get one specialisation
+#   each and arithmetic runs in the array's type, as torch's does. Scalars are computed in
+#   double once per call and cast once to the array's type.
+# * Optional state (the momentum buffer when momentum == 0, ``max_exp_avg_sq`` without
+#   AMSGrad, ...) may be NULL: a rule reads and writes a slot only when its flags use it.
+# * One pass over memory: each element of params, grad and state is read once and written
+#   once; no temporaries.
+# * Threads: below PARALLEL_THRESHOLD elements, or with one thread, the range runs serially,
+#   without entering an OpenMP region. Above it, ``prange`` over ``n_threads`` contiguous
+#   chunks (static schedule) runs the same range function on each. Elementwise updates give
+#   bitwise identical results for every thread count.
 
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf
 
+# The kernels' one use of the OpenMP shim: the thread count of a forked child.
 from fastopt._openmp cimport fastopt_thread_limit
 
 # Minimum size for a parallel loop, from `python asv_benchmarks/threshold.py` (run with the
@@ -28,7 +83,359 @@ def _set_threshold(Py_ssize_t size):
 
 
 # ---------------------------------------------------------------------------------------------
-# Threading
+# Declarations
+
+# (name, input names, slot names, powered inputs) per kind, in kind order.
+_DECLARATIONS = []
+
+
+cdef int _declare(str name, dict inputs, tuple slots, tuple powers) except -1:
+    """Record a rule: ``inputs`` is its Inputs struct (as a dict: its field names, in order),
+    ``slots`` its state arrays in pointer order, ``powers`` the inputs whose powers
+    ``RuleStep`` keeps, in ``RuleStep.powers`` order. Returns the rule's kind."""
+    names = ("lr", *inputs)
+    if len(inputs) > MAX_INPUTS or len(slots) > MAX_STATE or len(powers) > MAX_POWERS:
+        raise ValueError(f"kernel {name!r} declares more inputs, slots or powers than "
+                         "UpdateRule holds (_kernels_decl.pxi)")
+    if not set(powers) <= set(inputs) or len(set(names)) != len(names):
+        raise ValueError(f"kernel {name!r}: bad input names {names} or powers {powers}")
+    _DECLARATIONS.append((name, names, slots, powers))
+    return len(_DECLARATIONS) - 1
+
+
+def declarations():
+    """Every kernel's ``(name, input names, slot names, powered inputs)``, in kind order."""
+    return tuple(_DECLARATIONS)
+
+
+cdef inline floating _sqrt(floating x) noexcept nogil:
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# SGD (with momentum, dampening, Nesterov)
+
+ctypedef struct SGDInputs:
+    double momentum
+    double dampening
+    double weight_decay
+    double nesterov
+    double maximize
+
+cdef SGDInputs _sgd_inputs  # (only its field names are read)
+cdef int RULE_SGD = _declare("sgd", _sgd_inputs, ("momentum_buffer",), ())
+
+ctypedef struct SGDCoeffs:
+    double lr, sign, weight_decay, momentum, one_minus_dampening
+    bint decay, use_buffer, first_step, nesterov
+
+
+cdef inline SGDCoeffs sgd_coefficients(const UpdateRule* r, const RuleStep* step) noexcept nogil:
+    cdef const SGDInputs* a = <const SGDInputs*>r.inputs
+    cdef SGDCoeffs c
+    c.lr = r.lr
+    c.sign = -1.0 if a.maximize != 0 else 1.0
+    c.weight_decay = a.weight_decay
+    c.decay = a.weight_decay != 0
+    c.momentum = a.momentum
+    c.one_minus_dampening = 1.0 - a.dampening
+    c.use_buffer = a.momentum != 0
+    c.first_step = c.use_buffer and step.t == 1  # the buffer starts as the gradient itself
+    c.nesterov = a.nesterov != 0
+    return c
+
+
+cdef inline void sgd_update(SGDCoeffs c, Py_ssize_t i, floating* params, const floating* grad,
+                            floating* momentum_buffer) noexcept nogil:
+    cdef floating mu = <floating>c.momentum
+    cdef floating g = <floating>c.sign * grad[i]
+    cdef floating b
+    if c.decay:
+        g = g + <floating>c.weight_decay * params[i]
+    if c.first_step:
+        momentum_buffer[i] = g
+        if c.nesterov:
+            g = g + mu * g
+    elif c.use_buffer:
+        b = momentum_buffer[i] * mu + <floating>c.one_minus_dampening * g
+        momentum_buffer[i] = b
+        if c.nesterov:
+            g = g + mu * b
+        else:
+            g = b
+    params[i] = params[i] - <floating>c.lr * g
+
+
+# ---------------------------------------------------------------------------------------------
+# Adagrad
+
+ctypedef struct AdagradInputs:
+    double lr_decay
+    double weight_decay
+    double eps
+    double maximize
+
+cdef AdagradInputs _adagrad_inputs
+cdef int RULE_ADAGRAD = _declare("adagrad", _adagrad_inputs, ("sum",), ())
+
+ctypedef struct AdagradCoeffs:
+    double clr, sign, weight_decay, eps
+    bint decay
+
+
+cdef inline AdagradCoeffs adagrad_coefficients(const UpdateRule* r,
+                                               const RuleStep* step) noexcept nogil:
+    cdef const AdagradInputs* a = <const AdagradInputs*>r.inputs
+    cdef AdagradCoeffs c
+    c.clr = r.lr / (1.0 + (<double>step.t - 1.0) * a.lr_decay)
+    c.sign = -1.0 if a.maximize != 0 else 1.0
+    c.weight_decay = a.weight_decay
+    c.decay = a.weight_decay != 0
+    c.eps = a.eps
+    return c
+
+
+cdef inline void adagrad_update(AdagradCoeffs c, Py_ssize_t i, floating* params,
+                                const floating* grad, floating* sum_) noexcept nogil:
+    cdef floating g = <floating>c.sign * grad[i]
+    cdef floating s
+    if c.decay:
+        g = g + <floating>c.weight_decay * params[i]
+    s = sum_[i] + g * g
+    sum_[i] = s
+    params[i] = params[i] - <floating>c.clr * g / (_sqrt(s) + <floating>c.eps)
+
+
+# ---------------------------------------------------------------------------------------------
+# RMSprop (centered, momentum)
+
+ctypedef struct RMSpropInputs:
+    double alpha
+    double eps
+    double weight_decay
+    double momentum
+    double centered
+    double maximize
+
+cdef RMSpropInputs _rmsprop_inputs
+cdef int RULE_RMSPROP = _declare("rmsprop", _rmsprop_inputs,
+                                 ("square_avg", "grad_avg", "momentum_buffer"), ())
+
+ctypedef struct RMSpropCoeffs:
+    double lr, sign, weight_decay, alpha, one_minus_alpha, eps, momentum
+    bint decay, centered, use_momentum
+
+
+cdef inline RMSpropCoeffs rmsprop_coefficients(const UpdateRule* r,
+                                               const RuleStep* step) noexcept nogil:
+    cdef const RMSpropInputs* a = <const RMSpropInputs*>r.inputs
+    cdef RMSpropCoeffs c
+    c.lr = r.lr
+    c.sign = -1.0 if a.maximize != 0 else 1.0
+    c.weight_decay = a.weight_decay
+    c.decay = a.weight_decay != 0
+    c.alpha = a.alpha
+    c.one_minus_alpha = 1.0 - a.alpha
+    c.eps = a.eps
+    c.momentum = a.momentum
+    c.centered = a.centered != 0
+    c.use_momentum = a.momentum > 0
+    return c
+
+
+cdef inline void rmsprop_update(RMSpropCoeffs c, Py_ssize_t i, floating* params,
+                                const floating* grad, floating* square_avg, floating* grad_avg,
+                                floating* momentum_buffer) noexcept nogil:
+    cdef floating alpha = <floating>c.alpha
+    cdef floating one_minus_alpha = <floating>c.one_minus_alpha
+    cdef floating g = <floating>c.sign * grad[i]
+    cdef floating v, ga, avg, b
+    if c.decay:
+        g = g + <floating>c.weight_decay * params[i]
+    v = square_avg[i] * alpha + one_minus_alpha * g * g
+    square_avg[i] = v
+    if c.centered:
+        ga = grad_avg[i] * alpha + one_minus_alpha * g
+        grad_avg[i] = ga
+        v = v - ga * ga
+    avg = _sqrt(v) + <floating>c.eps
+    if c.use_momentum:
+        b = momentum_buffer[i] * <floating>c.momentum + g / avg
+        momentum_buffer[i] = b
+        params[i] = params[i] - <floating>c.lr * b
+    else:
+        params[i] = params[i] - <floating>c.lr * g / avg
+
+
+# ---------------------------------------------------------------------------------------------
+# Adadelta
+
+ctypedef struct AdadeltaInputs:
+    double rho
+    double eps
+    double weight_decay
+    double maximize
+
+cdef AdadeltaInputs _adadelta_inputs
+cdef int RULE_ADADELTA = _declare("adadelta", _adadelta_inputs, ("square_avg", "acc_delta"), ())
+
+ctypedef struct AdadeltaCoeffs:
+    double lr, sign, weight_decay, rho, one_minus_rho, eps
+    bint decay
+
+
+cdef inline AdadeltaCoeffs adadelta_coefficients(const UpdateRule* r,
+                                                 const RuleStep* step) noexcept nogil:
+    cdef const AdadeltaInputs* a = <const AdadeltaInputs*>r.inputs
+    cdef AdadeltaCoeffs c
+    c.lr = r.lr
+    c.sign = -1.0 if a.maximize != 0 else 1.0
+    c.weight_decay = a.weight_decay
+    c.decay = a.weight_decay != 0
+    c.rho = a.rho
+    c.one_minus_rho = 1.0 - a.rho
+    c.eps = a.eps
+    return c
+
+
+cdef inline void adadelta_update(AdadeltaCoeffs c, Py_ssize_t i, floating* params,
+                                 const floating* grad, floating* square_avg,
+                                 floating* acc_delta) noexcept nogil:
+    cdef floating rho = <floating>c.rho
+    cdef floating one_minus_rho = <floating>c.one_minus_rho
+    cdef floating eps = <floating>c.eps
+    cdef floating g = <floating>c.sign * grad[i]
+    cdef floating v, u, delta
+    if c.decay:
+        g = g + <floating>c.weight_decay * params[i]
+    v = square_avg[i] * rho + one_minus_rho * g * g
+    square_avg[i] = v
+    u = acc_delta[i]
+    # sqrt(u + eps) / sqrt(v + eps) as one root of a quotient: one square root fewer
+    delta = _sqrt((u + eps) / (v + eps)) * g
+    acc_delta[i] = u * rho + one_minus_rho * delta * delta
+    params[i] = params[i] - <floating>c.lr * delta
+
+
+# ---------------------------------------------------------------------------------------------
+# Adam / AdamW / AMSGrad
+
+ctypedef struct AdamInputs:
+    double beta1
+    double beta2
+    double eps
+    double weight_decay
+    double amsgrad
+    double maximize
+    double decoupled_weight_decay
+
+cdef AdamInputs _adam_inputs
+cdef int RULE_ADAM = _declare("adam", _adam_inputs,
+                              ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"), ("beta1", "beta2"))
+
+ctypedef struct AdamCoeffs:
+    double sign, step_size, eps, beta1, one_minus_beta1, beta2, one_minus_beta2
+    double weight_decay, param_decay
+    bint decay, amsgrad
+
+
+cdef inline AdamCoeffs adam_coefficients(const UpdateRule* r, const RuleStep* step) noexcept nogil:
+    cdef const AdamInputs* a = <const AdamInputs*>r.inputs
+    cdef bint decoupled = a.decoupled_weight_decay != 0
+    # step.powers: beta1 ** t, beta2 ** t (the declaration's order)
+    cdef double bias_correction2_sqrt = sqrt(1.0 - step.powers[1])
+    cdef AdamCoeffs c
+    c.sign = -1.0 if a.maximize != 0 else 1.0
+    # m / (sqrt(v) / bc2 + eps) == bc2 * m / (sqrt(v) + eps * bc2): one division instead of
+    # two (divisions and square roots bound this loop's speed, not memory); the bias
+    # correction is still applied before eps, as in torch, up to rounding.
+    c.step_size = r.lr / (1.0 - step.powers[0]) * bias_correction2_sqrt
+    c.eps = a.eps * bias_correction2_sqrt
+    c.beta1 = a.beta1
+    c.one_minus_beta1 = 1.0 - a.beta1
+    c.beta2 = a.beta2
+    c.one_minus_beta2 = 1.0 - a.beta2
+    c.weight_decay = 0.0 if decoupled else a.weight_decay  # added to the gradient
+    c.decay = c.weight_decay != 0
+    # AdamW's p *= 1 - lr * wd; exactly p when the factor is 1 (Adam), so no branch.
+    c.param_decay = 1.0 - r.lr * a.weight_decay if decoupled else 1.0
+    c.amsgrad = a.amsgrad != 0
+    return c
+
+
+cdef inline void adam_update(AdamCoeffs c, Py_ssize_t i, floating* params,
+                             const floating* grad, floating* exp_avg, floating* exp_avg_sq,
+                             floating* max_exp_avg_sq) noexcept nogil:
+    cdef floating g = <floating>c.sign * grad[i]
+    cdef floating p = params[i] * <floating>c.param_decay
+    cdef floating m, v, vmax
+    if c.decay:
+        g = g + <floating>c.weight_decay * p
+    m = exp_avg[i] * <floating>c.beta1 + <floating>c.one_minus_beta1 * g
+    v = exp_avg_sq[i] * <floating>c.beta2 + <floating>c.one_minus_beta2 * g * g
+    exp_avg[i] = m
+    exp_avg_sq[i] = v
+    if c.amsgrad:
+        vmax = max_exp_avg_sq[i]
+        if not (vmax >= v):  # so that a NaN in v propagates, as torch.maximum does
+            vmax = v
+        max_exp_avg_sq[i] = vmax
+        v = vmax
+    params[i] = p - <floating>c.step_size * m / (_sqrt(v) + <floating>c.eps)
+
+
+# ---------------------------------------------------------------------------------------------
+# axpy: y += a * x, the practical speed limit of an in-place update (read two arrays, write
+# one), run by the same skeleton as the rules. Only the benchmark (fastopt/_bench.py) uses it;
+# it is no rule (not declared: Rule cannot make one).
+
+ctypedef struct AxpyCoeffs:
+    double a
+
+
+cdef inline void axpy_update(AxpyCoeffs c, Py_ssize_t i, floating* y,
+                             const floating* x) noexcept nogil:
+    y[i] = y[i] + <floating>c.a * x[i]
+
+
+# =============================================================================================
+# Registries: one line per rule in each.
+
+ctypedef fused Coeffs:
+    SGDCoeffs
+    AdagradCoeffs
+    RMSpropCoeffs
+    AdadeltaCoeffs
+    AdamCoeffs
+    AxpyCoeffs
+
+
+cdef inline void _update(Coeffs c, Py_ssize_t i, floating* p, const floating* g,
+                         floating* s0, floating* s1, floating* s2) noexcept nogil:
+    # (compile-time choice: each specialisation keeps one line)
+    if Coeffs is SGDCoeffs: sgd_update(c, i, p, g, s0)
+    elif Coeffs is AdagradCoeffs: adagrad_update(c, i, p, g, s0)
+    elif Coeffs is RMSpropCoeffs: rmsprop_update(c, i, p, g, s0, s1, s2)
+    elif Coeffs is AdadeltaCoeffs: adadelta_update(c, i, p, g, s0, s1)
+    elif Coeffs is AdamCoeffs: adam_update(c, i, p, g, s0, s1, s2)
+    elif Coeffs is AxpyCoeffs: axpy_update(c, i, p, g)
+
+
+cdef void _apply(const UpdateRule* r, floating* p, const floating* g, void** s,
+                 Py_ssize_t n, const RuleStep* step, int n_threads) noexcept nogil:
+    # The kind is read once per call, never inside a loop.
+    if r.kind == RULE_SGD: _run(sgd_coefficients(r, step), p, g, s, n, n_threads)
+    elif r.kind == RULE_ADAGRAD: _run(adagrad_coefficients(r, step), p, g, s, n, n_threads)
+    elif r.kind == RULE_RMSPROP: _run(rmsprop_coefficients(r, step), p, g, s, n, n_threads)
+    elif r.kind == RULE_ADADELTA: _run(adadelta_coefficients(r, step), p, g, s, n, n_threads)
+    elif r.kind == RULE_ADAM: _run(adam_coefficients(r, step), p, g, s, n, n_threads)
+
+
+# =============================================================================================
+# The skeleton: threads, chunks and the loop, once for every rule.
 
 cdef inline Py_ssize_t _n_chunks(Py_ssize_t n, int n_threads) noexcept nogil:
     # One chunk (no OpenMP region at all) in a forked child: see src_c/fastopt_openmp.h.
@@ -43,342 +450,33 @@ cdef inline Py_ssize_t _chunk_bound(Py_ssize_t c, Py_ssize_t n, Py_ssize_t n_chu
     return start if start < n else n
 
 
-cdef inline floating _sqrt(floating x) noexcept nogil:
-    if floating is float:
-        return sqrtf(x)
-    else:
-        return sqrt(x)
-
-
-# ---------------------------------------------------------------------------------------------
-# SGD
-
-cdef void _sgd_range(
-    floating* params, const floating* grad, floating* momentum_buffer,
-    Py_ssize_t start, Py_ssize_t end,
-    double lr, double momentum, double dampening, double weight_decay,
-    bint nesterov, bint maximize, bint first_step,
-) noexcept nogil:
+cdef void _range(Coeffs c, floating* params, const floating* grad, floating* s0, floating* s1,
+                 floating* s2, Py_ssize_t start, Py_ssize_t end) noexcept nogil:
+    # One C function per (rule, dtype). ``c`` goes by value, never by address: gcc then keeps
+    # its fields in registers as loop invariants and unswitches on its flags (through a
+    # pointer, SGD's momentum loops stayed scalar: 3-7x slower).
     cdef Py_ssize_t i
-    cdef floating sign = -1 if maximize else 1
-    cdef floating lr_ = <floating>lr
-    cdef floating mu = <floating>momentum
-    cdef floating one_minus_damp = <floating>(1.0 - dampening)
-    cdef floating wd = <floating>weight_decay
-    cdef bint decay = weight_decay != 0
-    cdef floating g, b
-    if momentum_buffer == NULL:
-        for i in range(start, end):
-            g = sign * grad[i]
-            if decay:
-                g = g + wd * params[i]
-            params[i] = params[i] - lr_ * g
-    elif first_step:
-        for i in range(start, end):
-            g = sign * grad[i]
-            if decay:
-                g = g + wd * params[i]
-            momentum_buffer[i] = g
-            if nesterov:
-                g = g + mu * g
-            params[i] = params[i] - lr_ * g
-    else:
-        for i in range(start, end):
-            g = sign * grad[i]
-            if decay:
-                g = g + wd * params[i]
-            b = momentum_buffer[i] * mu + one_minus_damp * g
-            momentum_buffer[i] = b
-            if nesterov:
-                g = g + mu * b
-            else:
-                g = b
-            params[i] = params[i] - lr_ * g
-
-
-cdef void sgd_step(
-    floating* params, const floating* grad, floating* momentum_buffer, Py_ssize_t n,
-    double lr, double momentum, double dampening, double weight_decay,
-    bint nesterov, bint maximize, bint first_step, int n_threads,
-) noexcept nogil:
-    cdef Py_ssize_t c, n_chunks = _n_chunks(n, n_threads)
-    if n_chunks == 1:
-        _sgd_range(params, grad, momentum_buffer, 0, n, lr, momentum, dampening,
-                   weight_decay, nesterov, maximize, first_step)
-        return
-    for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
-        _sgd_range(params, grad, momentum_buffer, _chunk_bound(c, n, n_chunks),
-                   _chunk_bound(c + 1, n, n_chunks), lr, momentum, dampening,
-                   weight_decay, nesterov, maximize, first_step)
-
-
-
-
-# ---------------------------------------------------------------------------------------------
-# Adagrad
-
-cdef void _adagrad_range(
-    floating* params, const floating* grad, floating* sum_,
-    Py_ssize_t start, Py_ssize_t end,
-    double clr, double weight_decay, double eps, bint maximize,
-) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating sign = -1 if maximize else 1
-    cdef floating clr_ = <floating>clr
-    cdef floating eps_ = <floating>eps
-    cdef floating wd = <floating>weight_decay
-    cdef bint decay = weight_decay != 0
-    cdef floating g, s
     for i in range(start, end):
-        g = sign * grad[i]
-        if decay:
-            g = g + wd * params[i]
-        s = sum_[i] + g * g
-        sum_[i] = s
-        params[i] = params[i] - clr_ * g / (_sqrt(s) + eps_)
+        _update(c, i, params, grad, s0, s1, s2)
 
 
-cdef void adagrad_step(
-    floating* params, const floating* grad, floating* sum_, Py_ssize_t n,
-    double clr, double weight_decay, double eps, bint maximize, int n_threads,
-) noexcept nogil:
-    cdef Py_ssize_t c, n_chunks = _n_chunks(n, n_threads)
-    if n_chunks == 1:
-        _adagrad_range(params, grad, sum_, 0, n, clr, weight_decay, eps, maximize)
-        return
-    for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
-        _adagrad_range(params, grad, sum_, _chunk_bound(c, n, n_chunks),
-                       _chunk_bound(c + 1, n, n_chunks), clr, weight_decay, eps, maximize)
-
-
-
-
-# ---------------------------------------------------------------------------------------------
-# RMSprop
-
-cdef void _rmsprop_range(
-    floating* params, const floating* grad, floating* square_avg, floating* grad_avg,
-    floating* momentum_buffer, Py_ssize_t start, Py_ssize_t end,
-    double lr, double alpha, double eps, double weight_decay, double momentum, bint maximize,
-) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating sign = -1 if maximize else 1
-    cdef floating lr_ = <floating>lr
-    cdef floating alpha_ = <floating>alpha
-    cdef floating one_minus_alpha = <floating>(1.0 - alpha)
-    cdef floating eps_ = <floating>eps
-    cdef floating mu = <floating>momentum
-    cdef floating wd = <floating>weight_decay
-    cdef bint decay = weight_decay != 0
-    cdef bint centered = grad_avg != NULL
-    cdef bint use_momentum = momentum_buffer != NULL
-    cdef floating g, v, ga, avg, b
-    for i in range(start, end):
-        g = sign * grad[i]
-        if decay:
-            g = g + wd * params[i]
-        v = square_avg[i] * alpha_ + one_minus_alpha * g * g
-        square_avg[i] = v
-        if centered:
-            ga = grad_avg[i] * alpha_ + one_minus_alpha * g
-            grad_avg[i] = ga
-            v = v - ga * ga
-        avg = _sqrt(v) + eps_
-        if use_momentum:
-            b = momentum_buffer[i] * mu + g / avg
-            momentum_buffer[i] = b
-            params[i] = params[i] - lr_ * b
-        else:
-            params[i] = params[i] - lr_ * g / avg
-
-
-cdef void rmsprop_step(
-    floating* params, const floating* grad, floating* square_avg, floating* grad_avg,
-    floating* momentum_buffer, Py_ssize_t n,
-    double lr, double alpha, double eps, double weight_decay, double momentum, bint maximize,
-    int n_threads,
-) noexcept nogil:
-    cdef Py_ssize_t c, n_chunks = _n_chunks(n, n_threads)
-    if n_chunks == 1:
-        _rmsprop_range(params, grad, square_avg, grad_avg, momentum_buffer, 0, n,
-                       lr, alpha, eps, weight_decay, momentum, maximize)
-        return
-    for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
-        _rmsprop_range(params, grad, square_avg, grad_avg, momentum_buffer,
-                       _chunk_bound(c, n, n_chunks), _chunk_bound(c + 1, n, n_chunks),
-                       lr, alpha, eps, weight_decay, momentum, maximize)
-
-
-
-
-# ---------------------------------------------------------------------------------------------
-# Adadelta
-
-cdef void _adadelta_range(
-    floating* params, const floating* grad, floating* square_avg, floating* acc_delta,
-    Py_ssize_t start, Py_ssize_t end,
-    double lr, double rho, double eps, double weight_decay, bint maximize,
-) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating sign = -1 if maximize else 1
-    cdef floating lr_ = <floating>lr
-    cdef floating rho_ = <floating>rho
-    cdef floating one_minus_rho = <floating>(1.0 - rho)
-    cdef floating eps_ = <floating>eps
-    cdef floating wd = <floating>weight_decay
-    cdef bint decay = weight_decay != 0
-    cdef floating g, v, u, delta
-    for i in range(start, end):
-        g = sign * grad[i]
-        if decay:
-            g = g + wd * params[i]
-        v = square_avg[i] * rho_ + one_minus_rho * g * g
-        square_avg[i] = v
-        u = acc_delta[i]
-        # sqrt(u + eps) / sqrt(v + eps) as one root of a quotient: one square root fewer
-        delta = _sqrt((u + eps_) / (v + eps_)) * g
-        acc_delta[i] = u * rho_ + one_minus_rho * delta * delta
-        params[i] = params[i] - lr_ * delta
-
-
-cdef void adadelta_step(
-    floating* params, const floating* grad, floating* square_avg, floating* acc_delta,
-    Py_ssize_t n, double lr, double rho, double eps, double weight_decay, bint maximize,
-    int n_threads,
-) noexcept nogil:
-    cdef Py_ssize_t c, n_chunks = _n_chunks(n, n_threads)
-    if n_chunks == 1:
-        _adadelta_range(params, grad, square_avg, acc_delta, 0, n,
-                        lr, rho, eps, weight_decay, maximize)
-        return
-    for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
-        _adadelta_range(params, grad, square_avg, acc_delta, _chunk_bound(c, n, n_chunks),
-                        _chunk_bound(c + 1, n, n_chunks), lr, rho, eps, weight_decay, maximize)
-
-
-
-
-# ---------------------------------------------------------------------------------------------
-# Adam / AdamW / AMSGrad
-
-cdef void _adam_range(
-    floating* params, const floating* grad, floating* exp_avg, floating* exp_avg_sq,
-    floating* max_exp_avg_sq, Py_ssize_t start, Py_ssize_t end,
-    double step_size, double bias_correction2_sqrt, double beta1, double beta2, double eps,
-    double coupled_weight_decay, double param_decay, bint maximize,
-) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating sign = -1 if maximize else 1
-    # m / (sqrt(v) / bc2 + eps) == bc2 * m / (sqrt(v) + eps * bc2): one division instead of
-    # two (divisions and square roots bound this loop's speed, not memory); the bias
-    # correction is still applied before eps, as in torch, up to rounding.
-    cdef floating step_size_ = <floating>(step_size * bias_correction2_sqrt)
-    cdef floating eps_bc2 = <floating>(eps * bias_correction2_sqrt)
-    cdef floating beta1_ = <floating>beta1
-    cdef floating beta2_ = <floating>beta2
-    cdef floating one_minus_beta1 = <floating>(1.0 - beta1)
-    cdef floating one_minus_beta2 = <floating>(1.0 - beta2)
-    cdef floating wd = <floating>coupled_weight_decay
-    cdef bint decay = coupled_weight_decay != 0
-    # AdamW's p *= 1 - lr * wd; exactly p when the factor is 1 (Adam), so no branch.
-    cdef floating param_decay_ = <floating>param_decay
-    cdef bint amsgrad = max_exp_avg_sq != NULL
-    cdef floating g, p, m, v, vmax
-    for i in range(start, end):
-        g = sign * grad[i]
-        p = params[i] * param_decay_
-        if decay:
-            g = g + wd * p
-        m = exp_avg[i] * beta1_ + one_minus_beta1 * g
-        v = exp_avg_sq[i] * beta2_ + one_minus_beta2 * g * g
-        exp_avg[i] = m
-        exp_avg_sq[i] = v
-        if amsgrad:
-            vmax = max_exp_avg_sq[i]
-            if not (vmax >= v):  # so that a NaN in v propagates, as torch.maximum does
-                vmax = v
-            max_exp_avg_sq[i] = vmax
-            v = vmax
-        params[i] = p - step_size_ * m / (_sqrt(v) + eps_bc2)
-
-
-cdef void adam_step(
-    floating* params, const floating* grad, floating* exp_avg, floating* exp_avg_sq,
-    floating* max_exp_avg_sq, Py_ssize_t n,
-    double step_size, double bias_correction2_sqrt, double beta1, double beta2, double eps,
-    double coupled_weight_decay, double param_decay, bint maximize, int n_threads,
-) noexcept nogil:
-    cdef Py_ssize_t c, n_chunks = _n_chunks(n, n_threads)
-    if n_chunks == 1:
-        _adam_range(params, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, 0, n, step_size,
-                    bias_correction2_sqrt, beta1, beta2, eps, coupled_weight_decay,
-                    param_decay, maximize)
-        return
-    for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
-        _adam_range(params, grad, exp_avg, exp_avg_sq, max_exp_avg_sq,
-                    _chunk_bound(c, n, n_chunks), _chunk_bound(c + 1, n, n_chunks), step_size,
-                    bias_correction2_sqrt, beta1, beta2, eps, coupled_weight_decay,
-                    param_decay, maximize)
-
-
-# ---------------------------------------------------------------------------------------------
-# axpy: y += a * x, the practical speed limit of an in-place update (read two arrays, write
-# one), threaded like the rules. Only the benchmark (fastopt/_bench.py) uses it.
-
-cdef void _axpy_range(floating* y, const floating* x, double a, Py_ssize_t start,
-                      Py_ssize_t end) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating a_ = <floating>a
-    for i in range(start, end):
-        y[i] = y[i] + a_ * x[i]
-
-
-cdef void axpy_step(floating* y, const floating* x, double a, Py_ssize_t n,
-                    int n_threads) noexcept nogil:
-    cdef Py_ssize_t c, n_chunks = _n_chunks(n, n_threads)
-    if n_chunks == 1:
-        _axpy_range(y, x, a, 0, n)
-        return
-    for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
-        _axpy_range(y, x, a, _chunk_bound(c, n, n_chunks), _chunk_bound(c + 1, n, n_chunks))
-
-
-# ---------------------------------------------------------------------------------------------
-# The C-level entry: one rule struct, dispatched once per call (never inside a loop).
-#
-# State slots, in order, per rule (NULL where the flags need no array):
-#   SGD       momentum_buffer (momentum != 0)
-#   Adagrad   sum
-#   RMSprop   square_avg, grad_avg (centered), momentum_buffer (momentum > 0)
-#   Adadelta  square_avg, acc_delta
-#   Adam      exp_avg, exp_avg_sq, max_exp_avg_sq (amsgrad)
-
-cdef void _apply(const UpdateRule* r, floating* params, const floating* grad, void** state,
-                 Py_ssize_t n, const RuleStep* step, int n_threads) noexcept nogil:
+cdef inline void _run(Coeffs c, floating* params, const floating* grad, void** state,
+                      Py_ssize_t n, int n_threads) noexcept nogil:
+    """Update ``n`` elements: serially, or in ``n_threads`` contiguous chunks."""
     cdef floating* s0 = <floating*>state[0]
     cdef floating* s1 = <floating*>state[1]
     cdef floating* s2 = <floating*>state[2]
-    cdef double t = <double>step.t
-    if r.kind == RULE_SGD:
-        sgd_step(params, grad, s0 if r.momentum != 0 else NULL, n, r.lr, r.momentum,
-                 r.dampening, r.weight_decay, r.nesterov, r.maximize, step.t == 1, n_threads)
-    elif r.kind == RULE_ADAGRAD:
-        adagrad_step(params, grad, s0, n, r.lr / (1.0 + (t - 1.0) * r.lr_decay),
-                     r.weight_decay, r.eps, r.maximize, n_threads)
-    elif r.kind == RULE_RMSPROP:
-        rmsprop_step(params, grad, s0, s1 if r.centered else NULL,
-                     s2 if r.momentum > 0 else NULL, n, r.lr, r.alpha, r.eps, r.weight_decay,
-                     r.momentum, r.maximize, n_threads)
-    elif r.kind == RULE_ADADELTA:
-        adadelta_step(params, grad, s0, s1, n, r.lr, r.rho, r.eps, r.weight_decay, r.maximize,
-                      n_threads)
-    elif r.kind == RULE_ADAM:
-        adam_step(params, grad, s0, s1, s2 if r.amsgrad else NULL, n,
-                  r.lr / (1.0 - step.beta1_pow), sqrt(1.0 - step.beta2_pow), r.beta1, r.beta2,
-                  r.eps, 0.0 if r.decoupled_weight_decay else r.weight_decay,
-                  1.0 - r.lr * r.weight_decay if r.decoupled_weight_decay else 1.0,
-                  r.maximize, n_threads)
+    cdef Py_ssize_t k, n_chunks = _n_chunks(n, n_threads)
+    if n_chunks == 1:
+        _range(c, params, grad, s0, s1, s2, 0, n)
+        return
+    for k in prange(n_chunks, schedule="static", num_threads=n_chunks):
+        _range(c, params, grad, s0, s1, s2, _chunk_bound(k, n, n_chunks),
+               _chunk_bound(k + 1, n, n_chunks))
 
+
+# ---------------------------------------------------------------------------------------------
+# The C-level entries
 
 cdef void apply_rule_impl(const UpdateRule* rule, bint single, void* params,
                           const void* grad, void** state, Py_ssize_t n, const RuleStep* step,
@@ -388,3 +486,11 @@ cdef void apply_rule_impl(const UpdateRule* rule, bint single, void* params,
     else:
         _apply(rule, <double*>params, <const double*>grad, state, n, step, n_threads)
 
+
+cdef void axpy_step(floating* y, const floating* x, double a, Py_ssize_t n,
+                    int n_threads) noexcept nogil:
+    cdef void* no_state[MAX_STATE]
+    cdef AxpyCoeffs c
+    no_state[0] = no_state[1] = no_state[2] = NULL
+    c.a = a
+    _run(c, y, x, no_state, n, n_threads)

@@ -1,5 +1,9 @@
-# The only door to the OpenMP runtime: kernels and helpers cimport from here, never from
-# openmp directly, so that a serial build (no _OPENMP) still compiles.
+# The only door to the OpenMP runtime: fastopt cimports from here, never from openmp directly,
+# so that a serial build (no _OPENMP) still compiles. Who uses what: the kernels
+# (_kernels_impl.pxi), _step.pyx and _batch.pyx cimport fastopt_thread_limit, the thread count
+# of every prange; _openmp.pyx cimports fastopt_openmp_enabled and fastopt_omp_get_max_threads
+# (openmp_enabled(), effective_n_threads()); fastopt_in_forked_child is what
+# fastopt_thread_limit asks, in the header itself.
 cdef extern from "fastopt_openmp.h" nogil:
     int fastopt_openmp_enabled()
     int fastopt_omp_get_max_threads()

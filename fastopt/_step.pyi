@@ -1,5 +1,5 @@
 # Typing stub for fastopt._step (C types in trailing comments).
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -38,28 +38,18 @@ def check_grads(
     spans: np.ndarray | None = ...,  # int64 rows (start, end, index), see memory_spans
 ) -> list[np.ndarray]: ...
 
+def kernel_kinds() -> tuple[str, ...]: ...  # the kernels' names, in declaration order
+def kernel_spec(kind: str) -> tuple[tuple[str, ...], tuple[str, ...]]: ...  # (inputs, slots)
+
 class Rule:
     lr: float  # double
     busy: bool  # read-only
+    kind: str  # read-only: a name of kernel_kinds()
+    inputs: dict[str, float]  # read-only: kernel_spec(kind)[0] -> value (flags 0.0 / 1.0)
     def __init__(
         self,
-        kind: Literal["sgd", "adagrad", "rmsprop", "adadelta", "adam"],
-        *,
-        lr: float = ...,
-        momentum: float = ...,
-        dampening: float = ...,
-        weight_decay: float = ...,
-        lr_decay: float = ...,
-        eps: float = ...,
-        alpha: float = ...,
-        rho: float = ...,
-        beta1: float = ...,
-        beta2: float = ...,
-        nesterov: bool = ...,
-        maximize: bool = ...,
-        centered: bool = ...,
-        amsgrad: bool = ...,
-        decoupled_weight_decay: bool = ...,
+        kind: str,  # one of kernel_kinds()
+        **inputs: float | bool,  # exactly kernel_spec(kind)[0]
     ) -> None: ...
     def step(
         self,

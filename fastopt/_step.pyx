@@ -20,12 +20,6 @@ from cpython.ref cimport PyObject
 from cython.parallel cimport prange
 from fastopt._kernels cimport (
     MAX_STATE,
-    RULE_ADADELTA,
-    RULE_ADAGRAD,
-    RULE_ADAM,
-    RULE_RMSPROP,
-    RULE_SGD,
-    RuleKind,
     RuleStep,
     UpdateRule,
     apply_rule,
@@ -36,6 +30,7 @@ from fastopt._openmp cimport fastopt_thread_limit
 
 import numpy as np
 
+from fastopt._kernels import declarations
 from fastopt._validation import MAX_STEP, memory_spans
 
 cnp.import_array()
@@ -44,13 +39,50 @@ cnp.import_array()
 # below it, releasing and re-taking the GIL would cost more than the update itself.
 cdef Py_ssize_t NOGIL_THRESHOLD = 2048
 
-_KINDS = {
-    "sgd": RULE_SGD,
-    "adagrad": RULE_ADAGRAD,
-    "rmsprop": RULE_RMSPROP,
-    "adadelta": RULE_ADADELTA,
-    "adam": RULE_ADAM,
-}
+# Each kernel's declaration, by name: (kind, input names, slot names, powered inputs). The
+# kernels declare them next to their code (fastopt/_kernels_impl.pxi); nothing else lists them.
+_SPECS = {name: (kind, inputs, slots, powers)
+          for kind, (name, inputs, slots, powers) in enumerate(declarations())}
+
+
+def kernel_kinds():
+    """The names of the update kernels, in their declaration order.
+
+    Returns
+    -------
+    tuple of str
+        ``("sgd", "adagrad", ...)``: the ``kind`` values ``Rule`` and ``kernel_spec`` take.
+    """
+    return tuple(_SPECS)
+
+
+def kernel_spec(kind):
+    """What the kernel ``kind`` reads: its named inputs and its state slots.
+
+    Parameters
+    ----------
+    kind : str
+        A kernel name, one of ``kernel_kinds()``.
+
+    Returns
+    -------
+    inputs : tuple of str
+        The names ``Rule(kind, **inputs)`` takes, every one of them required (``lr`` first).
+    slots : tuple of str
+        The kernel's state arrays in slot order: the order of each parameter's state tuple
+        in ``Rule.step``'s ``slots`` (e.g. adam: ``("exp_avg", "exp_avg_sq",
+        "max_exp_avg_sq")``). An optimizer's state names must equal it.
+
+    Raises
+    ------
+    ValueError
+        If ``kind`` names no kernel.
+    """
+    spec = _SPECS.get(kind) if type(kind) is str else None
+    if spec is None:
+        raise ValueError(f"unknown kernel kind {kind!r}; the kernels are "
+                         f"{', '.join(_SPECS)}")
+    return spec[1], spec[2]
 
 
 cdef extern from "Python.h":
@@ -423,39 +455,62 @@ def check_grads(grads, Layout layout not None, spans=None):
 # Rule
 
 cdef class Rule:
-    """An update rule's kind and scalars, as the kernels take them (``UpdateRule``).
+    """An update rule's kind and scalar inputs, as the kernels take them (``UpdateRule``).
 
     Parameters
     ----------
-    kind : {"sgd", "adagrad", "rmsprop", "adadelta", "adam"}
-    **scalars
-        The ``UpdateRule`` fields the rule uses (already validated by the optimizer class);
-        the others stay 0 / False.
+    kind : str
+        A kernel name, one of ``kernel_kinds()`` (``"sgd"``, ``"adam"``, ...).
+    **inputs : float or bool
+        Exactly the kernel's inputs, by name (``kernel_spec(kind)[0]``); already validated by
+        the optimizer class. Flags are stored as 0 or 1.
+
+    Raises
+    ------
+    ValueError
+        If ``kind`` names no kernel, or an input is missing or not the kernel's (naming them).
+    TypeError
+        If an input is not a real number or a bool.
     """
 
-    def __cinit__(self, str kind, *, double lr=0.0, double momentum=0.0, double dampening=0.0,
-                  double weight_decay=0.0, double lr_decay=0.0, double eps=0.0,
-                  double alpha=0.0, double rho=0.0, double beta1=0.0, double beta2=0.0,
-                  bint nesterov=False, bint maximize=False, bint centered=False,
-                  bint amsgrad=False, bint decoupled_weight_decay=False):
-        if kind not in _KINDS:
-            raise ValueError(f"unknown rule kind {kind!r}")
-        self.rule.kind = <RuleKind><int>_KINDS[kind]
-        self.rule.lr = lr
-        self.rule.momentum = momentum
-        self.rule.dampening = dampening
-        self.rule.weight_decay = weight_decay
-        self.rule.lr_decay = lr_decay
-        self.rule.eps = eps
-        self.rule.alpha = alpha
-        self.rule.rho = rho
-        self.rule.beta1 = beta1
-        self.rule.beta2 = beta2
-        self.rule.nesterov = nesterov
-        self.rule.maximize = maximize
-        self.rule.centered = centered
-        self.rule.amsgrad = amsgrad
-        self.rule.decoupled_weight_decay = decoupled_weight_decay
+    def __cinit__(self, str kind, **inputs):
+        cdef Py_ssize_t k
+        kernel_spec(kind)  # ValueError for an unknown kind
+        kind_index, names, _, powers = _SPECS[kind]
+        unknown = [name for name in inputs if name not in names]
+        missing = [name for name in names if name not in inputs]
+        if unknown or missing:
+            problems = ([f"unknown {', '.join(map(repr, unknown))}"] if unknown else []) + (
+                [f"missing {', '.join(map(repr, missing))}"] if missing else [])
+            raise ValueError(f"Rule({kind!r}): {'; '.join(problems)}: the kernel takes "
+                             f"exactly {', '.join(names)}")
+        values = []
+        for name in names:
+            try:
+                values.append(<double>inputs[name])
+            except TypeError:
+                raise TypeError(f"Rule({kind!r}): {name}={inputs[name]!r} is not a real "
+                                "number or a bool") from None
+        # (Cython zeroes a new object: the unused inputs and rates stay 0.)
+        self.rule.kind = kind_index
+        self.rule.lr = values[0]
+        for k in range(1, len(names)):
+            self.rule.inputs[k - 1] = values[k]
+        for k in range(len(powers)):
+            self.rule.rates[k] = values[names.index(powers[k])]
+
+    @property
+    def kind(self):
+        """The kernel's name (read-only)."""
+        return kernel_kinds()[self.rule.kind]
+
+    @property
+    def inputs(self):
+        """The kernel's inputs as given, by name, in its declared order (flags as 0.0 or
+        1.0); a new dict, read-only in effect."""
+        names = _SPECS[self.kind][1]
+        return {"lr": self.rule.lr,
+                **{names[k]: self.rule.inputs[k - 1] for k in range(1, len(names))}}
 
     @property
     def lr(self):
@@ -579,8 +634,10 @@ cdef void _run(const UpdateRule* rule, _Batch* batch, Py_ssize_t n, Py_ssize_t n
             apply_rule(rule, batch[i].single, batch[i].params, batch[i].grad, batch[i].state,
                        batch[i].size, &at, n_threads)
     if share_small:
-        # Whole small arrays per thread; dynamic, as their sizes may differ. Elementwise
-        # updates: the result does not depend on which thread takes which array.
+        # Whole small arrays per thread, on a static schedule: each thread takes one
+        # contiguous block of the indices, whatever the arrays' sizes (the large ones are
+        # skipped here). Elementwise updates: the result does not depend on which thread
+        # takes which array.
         for i in prange(n, schedule="static", num_threads=n_threads):
             if batch[i].size < threshold:
                 apply_rule(rule, batch[i].single, batch[i].params, batch[i].grad,
