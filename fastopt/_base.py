@@ -23,7 +23,7 @@ from dataclasses import replace
 import numpy as np
 
 from fastopt._openmp import effective_n_threads
-from fastopt._step import Layout, OptimizerCore, Rule, check_grads
+from fastopt._step import Layout, OptimizerCore, Rule, check_grads, kernel_spec
 from fastopt._validation import (
     check_bool,
     check_lr,
@@ -564,11 +564,6 @@ def _install(opt, i, arrays):
 def _check_record(record):
     """Check a record against the kernel it names: the kernel's state slots must be the
     record's, in order (the kernel reads them by position)."""
-    try:
-        from fastopt._step import kernel_spec
-    except ImportError:  # TRANSITIONAL until the kernels branch lands
-        kernel_spec = _transitional_kernel_spec
-
     inputs, slots = kernel_spec(record.kernel)
     if slots != record.slot_names:
         raise TypeError(f"{record.cls.__name__}'s record has state slots {record.slot_names}, "
@@ -600,10 +595,3 @@ def _make_init(cls, record):
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
     return init
-
-
-def _transitional_kernel_spec(kind):  # TRANSITIONAL
-    return None, {"sgd": ("momentum_buffer",), "adagrad": ("sum",),
-                  "rmsprop": ("square_avg", "grad_avg", "momentum_buffer"),
-                  "adadelta": ("square_avg", "acc_delta"),
-                  "adam": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}[kind]

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from fastopt import _kernels, _step
-from fastopt._methods import METHODS
+from fastopt._registry import RECORDS
 
-CLASSES = list(dict.fromkeys(METHODS.values()))  # SGD is "gd" and "sgd": once
+CLASSES = [record.cls for record in RECORDS]
 
 
 def _distinct_inputs(kind):
@@ -95,7 +95,7 @@ def test_each_optimizer_uses_its_kernels_inputs_and_slot_order(cls):
     inputs, slots = _step.kernel_spec(rule.kind)
     # The state arrays travel to the kernel in the class's slot order: it must be the
     # kernel's.
-    assert tuple(cls._slot_names) == slots
+    assert cls.record.slot_names == tuple(cls._slot_names) == slots
     assert tuple(rule.inputs) == inputs
     # Where a hyperparameter and a kernel input share a name, the kernel gets its value.
     shared = set(opt.hyperparameters) & set(inputs)
