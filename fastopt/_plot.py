@@ -18,7 +18,9 @@ from fastopt._registry import RACERS
 # fallback). Colours: matplotlib's tab10 with its grey replaced by
 # black (the surface is grey); dash patterns as (offset, (on, off, ...)) in points.
 STYLES = {key: racer.style for key, (_, racer) in RACERS.items() if racer.style is not None}
-END_MARKERS = "os^vDPX*<>"
+# Filled markers, one per racer, 15 of them (the records may add racers; beyond 15 the
+# markers repeat, the racers still told apart by colour and dashes).
+END_MARKERS = "os^vDPX*<>dph8H"
 FALLBACK_STYLES = [(0, (4, 1, 4, 4)), (0, (8, 2, 1, 2, 1, 2, 1, 2))]
 MAX_FRAMES = 60
 GIF_DPI = 55  # small frames: a GIF stores every one in full
