@@ -1,4 +1,4 @@
-"""Adam and AdamW (each with the AMSGrad variant)."""
+"""Adam and AdamW (each with the AMSGrad variant), and Adamax."""
 
 from fastopt._base import Optimizer
 from fastopt._record import (
@@ -176,6 +176,90 @@ class AdamW(Adam):
                                "himmelblau": 1, "saddle": 4.6, "valley": 6.8,
                                "noisy_rosenbrock": 0.01}),),
         torch="AdamW",
+    )
+
+
+class Adamax(Optimizer):
+    r"""Adamax: Adam with the infinity norm in place of the second moment
+    (torch.optim.Adamax).
+
+    The step of each coordinate is scaled by a decaying maximum of past gradient magnitudes
+    instead of their root mean square: bounded by ``lr`` whatever the gradient's scale, and
+    robust to rare large gradients.
+
+    Parameters
+    ----------
+    params : ndarray or list of ndarray
+        Parameters, updated in place: any shape, float32 or float64, C-contiguous, writeable.
+    lr : float, default=2e-3
+        Learning rate :math:`\gamma`, >= 0.
+    betas : tuple of (float, float), default=(0.9, 0.999)
+        Decay rates :math:`(\beta_1, \beta_2)` of the first moment and of the infinity norm,
+        each in [0, 1).
+    eps : float, default=1e-8
+        Added to the gradient's magnitude before the maximum, >= 0.
+    weight_decay : float, default=0
+        L2 penalty :math:`\lambda` added to the gradient, >= 0.
+    maximize : bool, default=False
+        Maximise the objective instead of minimising it.
+    n_threads : int or None, default=None
+        OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores;
+        ``|n_threads| <= 1024``, else ``ValueError``).
+
+    See Also
+    --------
+    Adam : the same first moment, scaled by the root of a second moment.
+
+    Notes
+    -----
+    At step :math:`t` (torch's order of operations; ``eps`` is added to :math:`|g_t|` inside
+    the maximum, so :math:`u_t \ge \epsilon > 0` once ``eps > 0``):
+
+    .. math::
+
+        g_t &\leftarrow -g_t \quad \text{if maximize} \\
+        g_t &\leftarrow g_t + \lambda \theta_{t-1} \quad \text{if } \lambda \ne 0 \\
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
+        u_t &= \max(\beta_2 u_{t-1}, |g_t| + \epsilon) \\
+        \theta_t &= \theta_{t-1} - \frac{\gamma}{1 - \beta_1^t} \, \frac{m_t}{u_t}
+
+    A NaN in :math:`\beta_2 u_{t-1}` or :math:`|g_t| + \epsilon` propagates through the
+    maximum, as ``torch.maximum`` does. With ``eps=0`` a coordinate whose gradients have all
+    been 0 divides 0 by 0 (NaN), as in torch. State: ``exp_avg`` (:math:`m`) and ``exp_inf``
+    (:math:`u`), both starting at zero.
+
+    References
+    ----------
+    .. [1] D. P. Kingma, J. Ba, "Adam: a method for stochastic optimization", ICLR 2015,
+       section 7.1.
+
+    Examples
+    --------
+    >>> import numpy as np, fastopt
+    >>> w = np.array([1.0, -2.0])
+    >>> opt = fastopt.Adamax(w, lr=0.1)
+    >>> opt.step(2 * w)          # the first step moves each coordinate by about lr
+    >>> np.round(w, 6)
+    array([ 0.9, -1.9])
+    """
+
+    record = OptimizerRecord(
+        method="adamax",
+        kernel="adamax",
+        hyperparameters=(lr(2e-3), betas(), eps(1e-8), weight_decay(), maximize()),
+        state=(StateSlot("exp_avg"), StateSlot("exp_inf", nonnegative=True)),
+        kernel_inputs=lambda h: dict(lr=h["lr"], beta1=h["betas"][0], beta2=h["betas"][1],
+                                     eps=h["eps"], weight_decay=h["weight_decay"],
+                                     maximize=h["maximize"]),
+        options={"example": {"lr": 0.1}, "quadratic": {"lr": 0.1},
+                 "rosenbrock": {"lr": 1e-2}, "least_squares": {"lr": 0.05}},
+        racers=(Racer("adamax", "Adamax", demo={"lr": 0.05},
+                      style=("#800000", (0, (5, 1, 1, 1, 1, 1))),
+                      race_lr={"rosenbrock": 0.032, "beale": 0.68, "booth": 4.6,
+                               "himmelblau": 1.0, "saddle": 1.0, "valley": 3.2,
+                               "noisy_rosenbrock": 0.015}),),
+        torch="Adamax",
+        bench={},
     )
 
 

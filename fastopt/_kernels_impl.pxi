@@ -388,6 +388,56 @@ cdef inline void adam_update(AdamCoeffs c, Py_ssize_t i, floating* params,
 
 
 # ---------------------------------------------------------------------------------------------
+# Adamax (torch.optim.Adamax): Adam's first moment over a decaying infinity norm
+
+ctypedef struct AdamaxInputs:
+    double beta1
+    double beta2
+    double eps
+    double weight_decay
+    double maximize
+
+cdef AdamaxInputs _adamax_inputs
+cdef int RULE_ADAMAX = _declare("adamax", _adamax_inputs, ("exp_avg", "exp_inf"), ("beta1",))
+
+ctypedef struct AdamaxCoeffs:
+    double sign, clr, eps, beta1, one_minus_beta1, beta2, weight_decay
+    bint decay
+
+
+cdef inline AdamaxCoeffs adamax_coefficients(const UpdateRule* r,
+                                             const RuleStep* step) noexcept nogil:
+    cdef const AdamaxInputs* a = <const AdamaxInputs*>r.inputs
+    cdef AdamaxCoeffs c
+    c.sign = -1.0 if a.maximize != 0 else 1.0
+    c.clr = r.lr / (1.0 - step.powers[0])  # step.powers[0]: beta1 ** t
+    c.eps = a.eps
+    c.beta1 = a.beta1
+    c.one_minus_beta1 = 1.0 - a.beta1
+    c.beta2 = a.beta2
+    c.weight_decay = a.weight_decay
+    c.decay = a.weight_decay != 0
+    return c
+
+
+cdef inline void adamax_update(AdamaxCoeffs c, Py_ssize_t i, floating* params,
+                               const floating* grad, floating* exp_avg,
+                               floating* exp_inf) noexcept nogil:
+    cdef floating g = <floating>c.sign * grad[i]
+    cdef floating m, u, a
+    if c.decay:
+        g = g + <floating>c.weight_decay * params[i]
+    m = exp_avg[i] * <floating>c.beta1 + <floating>c.one_minus_beta1 * g
+    u = exp_inf[i] * <floating>c.beta2
+    a = (g if g >= 0 else -g) + <floating>c.eps
+    if a > u or a != a:  # max(u, a), a NaN in either propagating as torch.maximum's does
+        u = a
+    exp_avg[i] = m
+    exp_inf[i] = u
+    params[i] = params[i] - <floating>c.clr * (m / u)
+
+
+# ---------------------------------------------------------------------------------------------
 # axpy: y += a * x, the practical speed limit of an in-place update (read two arrays, write
 # one), run by the same skeleton as the rules. Only the benchmark (fastopt/_bench.py) uses it;
 # it is no rule (not declared: Rule cannot make one).
@@ -410,6 +460,7 @@ ctypedef fused Coeffs:
     RMSpropCoeffs
     AdadeltaCoeffs
     AdamCoeffs
+    AdamaxCoeffs
     AxpyCoeffs
 
 
@@ -421,6 +472,7 @@ cdef inline void _update(Coeffs c, Py_ssize_t i, floating* p, const floating* g,
     elif Coeffs is RMSpropCoeffs: rmsprop_update(c, i, p, g, s0, s1, s2)
     elif Coeffs is AdadeltaCoeffs: adadelta_update(c, i, p, g, s0, s1)
     elif Coeffs is AdamCoeffs: adam_update(c, i, p, g, s0, s1, s2)
+    elif Coeffs is AdamaxCoeffs: adamax_update(c, i, p, g, s0, s1)
     elif Coeffs is AxpyCoeffs: axpy_update(c, i, p, g)
 
 
@@ -432,6 +484,7 @@ cdef void _apply(const UpdateRule* r, floating* p, const floating* g, void** s,
     elif r.kind == RULE_RMSPROP: _run(rmsprop_coefficients(r, step), p, g, s, n, n_threads)
     elif r.kind == RULE_ADADELTA: _run(adadelta_coefficients(r, step), p, g, s, n, n_threads)
     elif r.kind == RULE_ADAM: _run(adam_coefficients(r, step), p, g, s, n, n_threads)
+    elif r.kind == RULE_ADAMAX: _run(adamax_coefficients(r, step), p, g, s, n, n_threads)
 
 
 # =============================================================================================

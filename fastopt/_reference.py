@@ -126,3 +126,20 @@ def adam(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize):
 def adamw(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize):
     """torch.optim.AdamW (decoupled weight decay)."""
     return _adam(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize, True)
+
+
+def adamax(p, g, state, t, lr, betas, eps, weight_decay, maximize):
+    """torch.optim.Adamax."""
+    beta1, beta2 = betas
+    if t == 1:
+        state["exp_avg"] = np.zeros_like(p)
+        state["exp_inf"] = np.zeros_like(p)
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    m = state["exp_avg"] * beta1 + (1 - beta1) * g
+    u = np.maximum(state["exp_inf"] * beta2, np.abs(g) + eps)  # (NaN propagates, as in torch)
+    state["exp_avg"], state["exp_inf"] = m, u
+    clr = lr / (1 - beta1**t)
+    return p - clr * (m / u)
