@@ -17,6 +17,7 @@ in C every time (``fastopt._step.Layout``), and the state is handed out through 
 mappings that validate what is assigned into them.
 """
 
+import keyword
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import replace
 
@@ -390,10 +391,17 @@ class Optimizer(OptimizerCore):
 
 
 def _hyperparameter_property(name):
+    # (A subclass whose record drops a hyperparameter of its base class still inherits the
+    # base's property: it then behaves as an unknown attribute.)
     def get(self):
+        if name not in type(self).record.names:
+            raise AttributeError(f"{type(self).__name__} has no hyperparameter {name!r}",
+                                 name=name, obj=self)
         return self._hyper[name]
 
     def set(self, value):
+        if name not in type(self).record.names:
+            self._set_public_attribute(name, value)  # AttributeError naming it
         self._set_hyperparameters({name: value})
 
     def delete(self):
@@ -432,7 +440,8 @@ def _check_state_layout(what, value, param):
 
 def _check_state_values(what, value, nonnegative):
     if nonnegative and np.any(value < 0):
-        raise ValueError(f"{what} has negative entries; it holds averages of squares")
+        raise ValueError(f"{what} has negative entries; it must be non-negative (it holds "
+                         "squares or magnitudes)")
 
 
 def _state_array(what, value, param, nonnegative):
@@ -562,8 +571,23 @@ def _install(opt, i, arrays):
 
 
 def _check_record(record):
-    """Check a record against the kernel it names: the kernel's state slots must be the
-    record's, in order (the kernel reads them by position)."""
+    """Check a record when its class is made: its hyperparameter names (they become the
+    constructor's arguments, attributes and state-dict keys), and its agreement with the
+    kernel it names: the kernel's state slots must be the record's, in order (the kernel reads
+    them by position), and ``kernel_inputs`` must give exactly the kernel's inputs."""
+    cls, names = record.cls, record.names
+    bad = [name for name in names
+           if not (isinstance(name, str) and name.isidentifier()) or keyword.iskeyword(name)
+           or name.startswith("_") or name in ("self", "params", "n_threads")
+           or (name != "lr" and hasattr(Optimizer, name))]
+    repeated = sorted({name for name in names if names.count(name) > 1}, key=str)
+    if bad or repeated:
+        raise TypeError(f"{cls.__name__}'s record has hyperparameter names that cannot be "
+                        f"arguments and attributes: {bad + repeated} (reserved: params, "
+                        "n_threads and Optimizer's attributes)")
+    if "lr" not in names:
+        raise TypeError(f"{cls.__name__}'s record has no hyperparameter 'lr' (every kernel "
+                        "and driver takes a learning rate)")
     inputs, slots = kernel_spec(record.kernel)
     if slots != record.slot_names:
         raise TypeError(f"{record.cls.__name__}'s record has state slots {record.slot_names}, "
@@ -573,6 +597,19 @@ def _check_record(record):
     if unknown:
         raise TypeError(f"{record.cls.__name__}'s record starts state at unknown "
                         f"hyperparameters {unknown}")
+    if getattr(cls._make_rule, "__func__", None) is Optimizer._make_rule.__func__:
+        # (a class with its own _make_rule builds its rule its own way)
+        try:
+            for slot in record.state:
+                slot.used(dict(record.defaults))
+            given = tuple(record.kernel_inputs(dict(record.defaults)))
+        except Exception as error:
+            raise TypeError(f"{cls.__name__}'s record: kernel_inputs or a slot's needed fails "
+                            "on the defaults "
+                            f"({type(error).__name__}: {error})") from error
+        if set(given) != set(inputs):
+            raise TypeError(f"{cls.__name__}'s record gives its kernel {record.kernel!r} the "
+                            f"inputs {given}; the kernel takes exactly {inputs}")
 
 
 def _make_init(cls, record):

@@ -213,13 +213,14 @@ class OptimizerRecord:
         """A record for a variant: other ``defaults``, some hyperparameters ``fixed``, and
         any field replaced (``method``, ``kernel_inputs``, ...)."""
         defaults, fixed = defaults or {}, fixed or {}
-        unknown = (set(defaults) | set(fixed)) - set(self.names)
+        names = [h.name for h in changes.get("hyperparameters", self.hyperparameters)]
+        unknown = (set(defaults) | set(fixed)) - set(names)
         if unknown:
             raise ValueError(f"no hyperparameters {sorted(unknown)} in {self.method}'s record")
         hyperparameters = tuple(
             replace(h, default=fixed[h.name], fixed=True) if h.name in fixed
             else replace(h, default=defaults[h.name]) if h.name in defaults else h
-            for h in self.hyperparameters
+            for h in changes.pop("hyperparameters", self.hyperparameters)
         )
         return replace(self, hyperparameters=hyperparameters, cls=None, **changes)
 

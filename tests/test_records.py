@@ -3,6 +3,7 @@ with its kernel, and is what every consumer (exports, method callables, drivers,
 benchmarks) lists."""
 
 import inspect
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import fastopt
 from fastopt import _demo, _race
 from fastopt._base import Optimizer
 from fastopt._methods import METHODS, method_name
-from fastopt._record import OptimizerRecord, StateSlot, lr, maximize
+from fastopt._record import OptimizerRecord, StateSlot, lr, maximize, real
 from fastopt._registry import BY_METHOD, RACERS, RECORDS
 from fastopt._step import Rule, kernel_kinds, kernel_spec
 
@@ -108,3 +109,83 @@ def test_derive_changes_defaults_and_pins_values():
     with pytest.raises(ValueError, match="NAG requires nesterov=True"):
         opt.nesterov = False
     assert opt.nesterov is True
+
+
+def _record(**changes):
+    fields = dict(method="user", kernel="sgd", hyperparameters=fastopt.SGD.record.hyperparameters,
+                  state=fastopt.SGD.record.state, kernel_inputs=fastopt.SGD.record.kernel_inputs)
+    return OptimizerRecord(**{**fields, **changes})
+
+
+@pytest.mark.parametrize("name", ["params", "n_threads", "self", "step", "state",
+                                  "state_dict", "hyperparameters", "a b", "_private", "lambda",
+                                  "lr"])
+def test_a_record_whose_hyperparameter_names_cannot_be_arguments_is_refused(name):
+    # A name that cannot be a constructor argument, clashes with Optimizer's attributes (a
+    # hyperparameter "step" would also overwrite the step count in state_dict), or repeats
+    # one, is refused with a TypeError naming it when the class is made (it was a SyntaxError
+    # from the generated constructor, or a hyperparameter silently shadowed by a method).
+    hyperparameters = (*fastopt.SGD.record.hyperparameters, real(name, 0.0, low=0.0))
+    with pytest.raises(TypeError, match="hyperparameter names"):
+        class User(Optimizer):  # noqa: F841 (refused while the class is made)
+            record = _record(hyperparameters=hyperparameters)
+
+
+def test_a_record_without_lr_is_refused():
+    hyperparameters = tuple(h for h in fastopt.SGD.record.hyperparameters if h.name != "lr")
+    with pytest.raises(TypeError, match="no hyperparameter 'lr'"):
+        class User(Optimizer):  # noqa: F841
+            record = _record(hyperparameters=hyperparameters)
+
+
+@pytest.mark.parametrize("kernel_inputs", [
+    lambda h: {"lr": h["lr"], "beta": 0.9},                     # wrong names
+    lambda h: {"lr": h["lr"]},                                   # missing ones
+    lambda h: {**fastopt.SGD.record.kernel_inputs(h), "eps": 1},  # one too many
+    lambda h: {"lr": h["no_such_hyperparameter"]},               # fails
+])
+def test_a_record_whose_kernel_inputs_disagree_with_its_kernel_is_refused(kernel_inputs):
+    # Checked when the class is made, not at the first construction.
+    with pytest.raises(TypeError, match="kernel_inputs|the kernel takes exactly"):
+        class User(Optimizer):  # noqa: F841
+            record = _record(kernel_inputs=kernel_inputs)
+
+
+def test_a_record_whose_slot_needs_an_unknown_hyperparameter_is_refused():
+    state = (StateSlot("momentum_buffer", needed=lambda h: h["no_such"] != 0),)
+    with pytest.raises(TypeError, match="needed"):
+        class User(Optimizer):  # noqa: F841
+            record = _record(state=state)
+
+
+def test_user_subclasses():
+    # Without a record: the base class's optimizer under another name.
+    class MyAdam(fastopt.Adam):
+        pass
+
+    w = np.ones(3)
+    opt = MyAdam(w, lr=0.1)
+    opt.step(np.ones(3))
+    assert isinstance(opt, fastopt.Adam) and w[0] == pytest.approx(0.9)
+    # A derived record may drop a hyperparameter of its base class: the base's attribute
+    # is then unknown (AttributeError), not a KeyError.
+    adam = fastopt.Adam.record
+    kept = tuple(h for h in adam.hyperparameters if h.name != "amsgrad")
+
+    class NoAmsgrad(fastopt.Adam):
+        record = adam.derive(
+            method="noamsgrad", hyperparameters=kept, defaults={"lr": 0.5},
+            kernel_inputs=lambda h: adam.kernel_inputs({**h, "amsgrad": False}),
+            state=tuple(replace(s, needed=lambda h: False) if s.needed else s
+                        for s in adam.state))
+
+    assert "amsgrad" not in inspect.signature(NoAmsgrad).parameters
+    opt = NoAmsgrad(np.ones(2))
+    assert opt.lr == 0.5 and "amsgrad" not in opt.hyperparameters
+    with pytest.raises(AttributeError, match="amsgrad"):
+        opt.amsgrad
+    with pytest.raises(AttributeError, match="amsgrad"):
+        opt.amsgrad = True
+    assert "amsgrad" not in opt.hyperparameters
+    opt.step(np.ones(2))
+    assert list(opt.state[0]) == ["exp_avg", "exp_avg_sq"]
