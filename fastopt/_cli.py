@@ -54,12 +54,13 @@ def _build_parser():
     parser = argparse.ArgumentParser(prog="fastopt", description="fastopt's command line.")
     parser.add_argument("--version", action="version", version=f"fastopt {__version__}")
     sub = parser.add_subparsers(dest="command")
+    labels = [label for label, _, _ in RACERS.values()]  # (from the records)
     race = sub.add_parser(
         "race", help="race the optimizers on a test problem",
-        description="Race GD, SGD, mini-batch SGD, Momentum, NAG, Adagrad, RMSprop, Adadelta, "
-                    "Adam and AdamW across a loss surface, with learning rates measured on "
-                    "that problem. Prints a ranked table; writes race_<problem>.png (and .gif "
-                    "with --animate) into --out (default: the current folder).")
+        description=f"Race {', '.join(labels[:-1])} and {labels[-1]} across a loss surface, "
+                    "with learning rates measured on that problem. Prints a ranked table; "
+                    "writes race_<problem>.png (and .gif with --animate) into --out "
+                    "(default: the current folder).")
     race.add_argument("--problem", default="rosenbrock", choices=sorted(problems.PROBLEMS))
     race.add_argument("--steps", type=int, default=None,
                       help="steps per method, 1 to %d (default: the problem's budget, %d on "

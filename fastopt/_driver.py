@@ -75,8 +75,8 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
     args : tuple, optional
         Extra arguments of ``fun`` and ``jac``.
     method : str or callable, default="adam"
-        ``"gd"``, ``"sgd"``, ``"momentum"``, ``"nag"``, ``"adagrad"``, ``"rmsprop"``,
-        ``"adadelta"``, ``"adam"`` or ``"adamw"`` (case-insensitive), or the same method as
+        Any optimizer's name (``"sgd"``, ``"adam"``, ... for :class:`fastopt.SGD`,
+        :class:`fastopt.Adam`, ...; case-insensitive) or ``"gd"``, or the same method as
         fastopt's callable (``fastopt.adam``, ...) or class (``fastopt.Adam``, ...). ``"gd"``
         and ``"sgd"`` are both :class:`fastopt.SGD`; here both see the exact gradient. Another
         callable (a SciPy-style custom method) raises ``TypeError``: run it with

@@ -57,8 +57,8 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
     data : ndarray or tuple of ndarray
         The data set; every array shares the first axis (the samples), e.g. ``(X, y)``.
     method : str or callable, default="sgd"
-        Any fastopt method, by name (``"sgd"``, ``"momentum"``, ``"nag"``, ``"adagrad"``,
-        ``"rmsprop"``, ``"adadelta"``, ``"adam"``, ``"adamw"``, ``"gd"``) or as
+        Any optimizer's name (``"sgd"``, ``"adam"``, ... for :class:`fastopt.SGD`,
+        :class:`fastopt.Adam`, ...; case-insensitive) or ``"gd"``, or as
         ``fastopt.adam``, ... (or the class, ``fastopt.Adam``, ...).
     batch_size : int, default=32
         Samples per step: 1 is SGD, ``len(data)`` (or more) is full-batch GD. When it does

@@ -189,3 +189,23 @@ def test_user_subclasses():
     assert "amsgrad" not in opt.hyperparameters
     opt.step(np.ones(2))
     assert list(opt.state[0]) == ["exp_avg", "exp_avg_sq"]
+
+
+def test_race_help_names_every_racer():
+    # The race's --help listed its racers by hand (and missed Adamax).
+    from fastopt._cli import _build_parser
+
+    race = _build_parser()[1]["race"]
+    for record in RECORDS:
+        for racer in record.racers:
+            assert racer.label in race.description, racer.label
+
+
+@pytest.mark.parametrize("doc", [fastopt.minimize.__doc__, fastopt.minimize_batch.__doc__,
+                                 fastopt.minimize_minibatch.__doc__, fastopt.__doc__],
+                         ids=["minimize", "minimize_batch", "minimize_minibatch", "fastopt"])
+def test_docstrings_list_every_method_or_none_by_hand(doc):
+    # A hand-written list of method names in a docstring goes stale when an optimizer is
+    # added (minimize's and minimize_minibatch's missed "adamax"): a few examples, or all.
+    quoted = [name for name in METHODS if f'``"{name}"``' in doc]
+    assert len(quoted) <= 3 or set(quoted) == set(METHODS), sorted(set(METHODS) - set(quoted))
