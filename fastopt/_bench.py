@@ -194,10 +194,30 @@ def adamw_out(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize):
     return _adam_out(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize, True)
 
 
-# By method name, as the references; a method missing here gets "-" in the out= column.
+def adamax_out(p, g, state, t, lr, betas, eps, weight_decay, maximize):
+    """Adamax with ``out=``."""
+    beta1, beta2 = betas
+    if t == 1:
+        state["exp_avg"] = np.zeros_like(p)
+        state["exp_inf"] = np.zeros_like(p)
+        _scratch(state, p, "_tmp", "_g")
+    g = _effective_grad(p, g, state, weight_decay, maximize)
+    m, u, tmp = state["exp_avg"], state["exp_inf"], state["_tmp"]
+    m *= beta1
+    m += np.multiply(g, 1 - beta1, out=tmp)
+    u *= beta2
+    np.add(np.abs(g, out=tmp), eps, out=tmp)
+    np.maximum(u, tmp, out=u)  # (NaN propagates, as in the reference)
+    np.divide(m, u, out=tmp)
+    tmp *= lr / (1 - beta1**t)
+    p -= tmp
+    return p
+
+
+# By method name, as the references; every benchmarked optimizer has one (a test checks it).
 OUT_RULES = {"gd": sgd_out, "sgd": sgd_out, "momentum": sgd_out, "nag": sgd_out,
              "adagrad": adagrad_out, "rmsprop": rmsprop_out, "adadelta": adadelta_out,
-             "adam": adam_out, "adamw": adamw_out}
+             "adam": adam_out, "adamw": adamw_out, "adamax": adamax_out}
 
 
 def method_of(cls):

@@ -35,6 +35,15 @@ def test_every_method_has_a_reference_taking_its_hyperparameters():
                 == inspect.signature(getattr(_reference, name)).parameters.keys())
 
 
+def test_every_benchmarked_optimizer_has_an_out_rule():
+    # bench's "vs out=" column (and asv's "numpy out=") showed "-" for Adamax: it had none.
+    from fastopt._registry import RECORDS
+
+    missing = [record.method for record in RECORDS
+               if record.bench is not None and record.method not in _bench.OUT_RULES]
+    assert not missing
+
+
 # -- python -m fastopt bench ------------------------------------------------------------------
 
 def _out_rule_cases():
