@@ -203,12 +203,6 @@ class OptimizerRecord:
     def nonnegative_state(self):
         return frozenset(s.name for s in self.state if s.nonnegative)
 
-    def hyperparameter(self, name):
-        for h in self.hyperparameters:
-            if h.name == name:
-                return h
-        raise KeyError(name)
-
     def derive(self, *, defaults=None, fixed=None, **changes):
         """A record for a variant: other ``defaults``, some hyperparameters ``fixed``, and
         any field replaced (``method``, ``kernel_inputs``, ...)."""

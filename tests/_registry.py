@@ -148,9 +148,11 @@ def _inside(sample, fraction):
     return float(f"{low + fraction * (high - low):.3g}")
 
 
-def _valid(record, kwargs):
+def accepts(cls, kwargs):
+    """Whether ``cls`` takes these hyperparameters together (with its defaults for the
+    others): SGD's nesterov, for one, needs momentum and no dampening."""
     try:
-        record.cls._check_hyperparameters(**{**record.defaults, **kwargs})
+        cls._check_hyperparameters(**{**cls.record.defaults, **kwargs})
     except ValueError:
         return False
     return True
@@ -160,11 +162,11 @@ def derived_variants(record):
     """Defaults, each flag switched, every real inside its sample range (alone and with every
     flag switched): the settings every optimizer is tested with, valid ones only."""
     flags = {h.name: not h.default for h in record.arguments if h.sample == "bool"}
-    reals = {h.name: _inside(h.sample, fraction)
-             for fraction in (0.3,) for h in record.arguments if h.sample not in (None, "bool")}
+    reals = {h.name: _inside(h.sample, 0.3)
+             for h in record.arguments if h.sample not in (None, "bool")}
     variants = [{}, *({name: value} for name, value in flags.items()), reals,
                 {**reals, **flags}]
-    return [v for v in variants if _valid(record, v)]
+    return [v for v in variants if accepts(record.cls, v)]
 
 
 def derived_bad_kwargs(record):

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from _registry import OPTIMIZERS
+from _registry import OPTIMIZERS, accepts
 from conftest import assert_close
 
 CASES = {case.name: case for case in OPTIMIZERS}
@@ -23,18 +23,10 @@ def _strategy(sample):
     return st.floats(*sample)
 
 
-def _valid(cls, hyper):
-    try:
-        cls._check_hyperparameters(**{**cls.record.defaults, **hyper})
-    except ValueError:
-        return False
-    return True
-
-
 HYPER = {
     case.name: st.fixed_dictionaries(
         {h.name: _strategy(h.sample) for h in case.cls.record.arguments}
-    ).filter(lambda hyper, cls=case.cls: _valid(cls, hyper))
+    ).filter(lambda hyper, cls=case.cls: accepts(cls, hyper))
     for case in OPTIMIZERS
 }
 
