@@ -503,11 +503,15 @@ cdef inline Py_ssize_t _chunk_bound(Py_ssize_t c, Py_ssize_t n, Py_ssize_t n_chu
     return start if start < n else n
 
 
-cdef void _range(Coeffs c, floating* params, const floating* grad, floating* s0, floating* s1,
-                 floating* s2, Py_ssize_t start, Py_ssize_t end) noexcept nogil:
-    # One C function per (rule, dtype). ``c`` goes by value, never by address: gcc then keeps
-    # its fields in registers as loop invariants and unswitches on its flags (through a
-    # pointer, SGD's momentum loops stayed scalar: 3-7x slower).
+cdef void _range(const Coeffs* coefficients, floating* params, const floating* grad,
+                 floating* s0, floating* s1, floating* s2, Py_ssize_t start,
+                 Py_ssize_t end) noexcept nogil:
+    # One C function per (rule, dtype). The coefficients arrive by address (no copy of the
+    # struct per call, which the tiny problems of the minimize loops pay for) and are copied
+    # into a local first: gcc then keeps its fields in registers as loop invariants and
+    # unswitches on its flags (read through the pointer inside the loop, where any store to
+    # params might change them, SGD's momentum loops stayed scalar: 3-7x slower).
+    cdef Coeffs c = coefficients[0]
     cdef Py_ssize_t i
     for i in range(start, end):
         _update(c, i, params, grad, s0, s1, s2)
@@ -521,10 +525,10 @@ cdef inline void _run(Coeffs c, floating* params, const floating* grad, void** s
     cdef floating* s2 = <floating*>state[2]
     cdef Py_ssize_t k, n_chunks = _n_chunks(n, n_threads)
     if n_chunks == 1:
-        _range(c, params, grad, s0, s1, s2, 0, n)
+        _range(&c, params, grad, s0, s1, s2, 0, n)
         return
     for k in prange(n_chunks, schedule="static", num_threads=n_chunks):
-        _range(c, params, grad, s0, s1, s2, _chunk_bound(k, n, n_chunks),
+        _range(&c, params, grad, s0, s1, s2, _chunk_bound(k, n, n_chunks),
                _chunk_bound(k + 1, n, n_chunks))
 
 
