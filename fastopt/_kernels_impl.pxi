@@ -66,7 +66,7 @@
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport sqrt, sqrtf
+from libc.math cimport pow, sqrt, sqrtf
 
 # The kernels' one use of the OpenMP shim: the thread count of a forked child.
 from fastopt._openmp cimport fastopt_thread_limit
@@ -458,6 +458,80 @@ cdef inline void adamax_update(AdamaxCoeffs c, Py_ssize_t i, floating* params,
 
 
 # ---------------------------------------------------------------------------------------------
+# NAdam (torch.optim.NAdam): Adam with Nesterov momentum and Dozat's momentum schedule
+
+ctypedef struct NAdamInputs:
+    double beta1
+    double beta2
+    double eps
+    double weight_decay
+    double momentum_decay
+    double decoupled_weight_decay
+    double maximize
+
+cdef NAdamInputs _nadam_inputs
+# mu_product = mu_1 * ... * mu_t: a product of the schedule's momenta, no closed form in t.
+cdef int RULE_NADAM = _declare("nadam", _nadam_inputs, ("exp_avg", "exp_avg_sq"), ("beta2",),
+                               (("mu_product", 1.0),))
+
+ctypedef struct NAdamCoeffs:
+    double sign, grad_step, avg_step, eps, beta1, one_minus_beta1, beta2, one_minus_beta2
+    double weight_decay, param_decay
+    bint decay
+
+
+cdef inline double _nadam_mu(const NAdamInputs* a, double t) noexcept nogil:
+    # torch's momentum schedule: mu_t = beta1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
+    return a.beta1 * (1.0 - 0.5 * pow(0.96, t * a.momentum_decay))
+
+
+cdef inline void nadam_advance(const UpdateRule* r, RuleStep* step) noexcept nogil:
+    step.scalars[0] *= _nadam_mu(<const NAdamInputs*>r.inputs, <double>step.t)
+
+
+cdef inline NAdamCoeffs nadam_coefficients(const UpdateRule* r,
+                                           const RuleStep* step) noexcept nogil:
+    cdef const NAdamInputs* a = <const NAdamInputs*>r.inputs
+    cdef bint decoupled = a.decoupled_weight_decay != 0
+    cdef double mu = _nadam_mu(a, <double>step.t)
+    cdef double mu_next = _nadam_mu(a, <double>step.t + 1.0)
+    cdef double mu_product = step.scalars[0]  # advanced: mu_1 * ... * mu_t
+    # step.powers[0]: beta2 ** t. As Adam's: sqrt(v / bc2) + eps == (sqrt(v) + eps * sqrt(bc2))
+    # / sqrt(bc2), so both terms share one division by sqrt(v) + eps * sqrt(bc2), and the
+    # bias correction is still applied before eps, as in torch, up to rounding.
+    cdef double bias_correction2_sqrt = sqrt(1.0 - step.powers[0])
+    cdef NAdamCoeffs c
+    c.sign = -1.0 if a.maximize != 0 else 1.0
+    c.grad_step = r.lr * (1.0 - mu) / (1.0 - mu_product) * bias_correction2_sqrt
+    c.avg_step = r.lr * mu_next / (1.0 - mu_product * mu_next) * bias_correction2_sqrt
+    c.eps = a.eps * bias_correction2_sqrt
+    c.beta1 = a.beta1
+    c.one_minus_beta1 = 1.0 - a.beta1
+    c.beta2 = a.beta2
+    c.one_minus_beta2 = 1.0 - a.beta2
+    c.weight_decay = 0.0 if decoupled else a.weight_decay  # added to the gradient
+    c.decay = c.weight_decay != 0
+    c.param_decay = 1.0 - r.lr * a.weight_decay if decoupled else 1.0  # exactly 1: no decay
+    return c
+
+
+cdef inline void nadam_update(NAdamCoeffs c, Py_ssize_t i, floating* params,
+                              const floating* grad, floating* exp_avg,
+                              floating* exp_avg_sq) noexcept nogil:
+    cdef floating g = <floating>c.sign * grad[i]
+    cdef floating p = params[i] * <floating>c.param_decay
+    cdef floating m, v
+    if c.decay:
+        g = g + <floating>c.weight_decay * p
+    m = exp_avg[i] * <floating>c.beta1 + <floating>c.one_minus_beta1 * g
+    v = exp_avg_sq[i] * <floating>c.beta2 + <floating>c.one_minus_beta2 * g * g
+    exp_avg[i] = m
+    exp_avg_sq[i] = v
+    params[i] = p - (<floating>c.grad_step * g + <floating>c.avg_step * m) / (
+        _sqrt(v) + <floating>c.eps)
+
+
+# ---------------------------------------------------------------------------------------------
 # axpy: y += a * x, the practical speed limit of an in-place update (read two arrays, write
 # one), run by the same skeleton as the rules. Only the benchmark (fastopt/_bench.py) uses it;
 # it is no rule (not declared: Rule cannot make one).
@@ -481,6 +555,7 @@ ctypedef fused Coeffs:
     AdadeltaCoeffs
     AdamCoeffs
     AdamaxCoeffs
+    NAdamCoeffs
     AxpyCoeffs
 
 
@@ -493,6 +568,7 @@ cdef inline void _update(Coeffs c, Py_ssize_t i, floating* p, const floating* g,
     elif Coeffs is AdadeltaCoeffs: adadelta_update(c, i, p, g, s0, s1)
     elif Coeffs is AdamCoeffs: adam_update(c, i, p, g, s0, s1, s2)
     elif Coeffs is AdamaxCoeffs: adamax_update(c, i, p, g, s0, s1)
+    elif Coeffs is NAdamCoeffs: nadam_update(c, i, p, g, s0, s1)
     elif Coeffs is AxpyCoeffs: axpy_update(c, i, p, g)
 
 
@@ -505,12 +581,13 @@ cdef void _apply(const UpdateRule* r, floating* p, const floating* g, void** s,
     elif r.kind == RULE_ADADELTA: _run(adadelta_coefficients(r, step), p, g, s, n, n_threads)
     elif r.kind == RULE_ADAM: _run(adam_coefficients(r, step), p, g, s, n, n_threads)
     elif r.kind == RULE_ADAMAX: _run(adamax_coefficients(r, step), p, g, s, n, n_threads)
+    elif r.kind == RULE_NADAM: _run(nadam_coefficients(r, step), p, g, s, n, n_threads)
 
 
-cdef void _advance(const UpdateRule* r, RuleStep* step) noexcept nogil:
+cdef inline void _advance(const UpdateRule* r, RuleStep* step) noexcept nogil:
     # The rules with running scalars (declared with ``scalars=``), one line each: once per
     # update, before it (fastopt._kernels.advance_rule).
-    pass
+    if r.kind == RULE_NADAM: nadam_advance(r, step)
 
 
 # =============================================================================================
