@@ -20,6 +20,7 @@ cdef class Layout:
 cdef class Rule:
     # The kernel kind and scalars of one optimizer; the minimize loop reads ``rule`` directly.
     cdef UpdateRule rule
+    cdef tuple scalar_names  # the kernel's running scalars (error messages)
     cdef bint busy  # inside step(), possibly with the GIL released
 
     cdef Py_ssize_t run_step(self, object grads, Layout layout, object spans, list slots,

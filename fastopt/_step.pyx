@@ -305,7 +305,7 @@ cdef int _check_state(Layout layout, Py_ssize_t i, Py_ssize_t k, object a) excep
     return 0
 
 
-cdef int _check_scalar(Py_ssize_t i, str name, object a) except -1:
+cdef int _check_scalar(Py_ssize_t i, tuple names, Py_ssize_t k, object a) except -1:
     # A running scalar: a 0-d float64 array of its own (native byte order, writeable), which
     # the step reads and then overwrites with the advanced value.
     if (cnp.PyArray_Check(a) and cnp.PyArray_NDIM(<cnp.ndarray>a) == 0
@@ -316,8 +316,8 @@ cdef int _check_scalar(Py_ssize_t i, str name, object a) except -1:
     what = (f"a {type(a).__name__}" if not cnp.PyArray_Check(a)
             else f"an array of dtype {a.dtype}, shape {a.shape}, writeable "
                  f"{a.flags.writeable}")
-    raise TypeError(f"state[{i}][{name!r}] must stay a writeable 0-d float64 array (a running "
-                    f"scalar) between steps, got {what}; nothing was updated")
+    raise TypeError(f"state[{i}][{names[k]!r}] must stay a writeable 0-d float64 array (a "
+                    f"running scalar) between steps, got {what}; nothing was updated")
 
 
 cdef int _raise_changed(Layout layout, Py_ssize_t i, object a, str name, str what) except -1:
@@ -523,6 +523,7 @@ cdef class Rule:
         for k in range(len(powers)):
             self.rule.rates[k] = values[names.index(powers[k])]
         self.rule.n_scalars = len(scalars)
+        self.scalar_names = tuple(name for name, _ in scalars)
         for k in range(len(scalars)):
             self.rule.initial[k] = scalars[k][1]
 
@@ -611,13 +612,12 @@ cdef class Rule:
                 if scalars is None or len(scalars) != n:
                     raise ValueError("internal error: one tuple of running scalars per "
                                      "parameter expected")
-                names = _SPECS[self.kind][4]
                 for i in range(n):
                     sc = <tuple?>scalars[i]
                     if len(sc) != self.rule.n_scalars:
                         raise ValueError("internal error: wrong number of running scalars")
                     for k in range(len(sc)):
-                        _check_scalar(i, names[k][0], sc[k])
+                        _check_scalar(i, self.scalar_names, k, sc[k])
             # From here to the kernels no Python code runs: nothing can change what was
             # checked.
             batch = <_Batch*>PyMem_Malloc((n + 1) * sizeof(_Batch))
@@ -625,8 +625,9 @@ cdef class Rule:
                 raise MemoryError()
             try:
                 for i in range(n):
-                    _fill(&batch[i], layout, i, checked[i], slots[i],
-                          scalars[i] if self.rule.n_scalars != 0 else ())
+                    if self.rule.n_scalars != 0:
+                        sc = <tuple>scalars[i]
+                    _fill(&batch[i], layout, i, checked[i], slots[i], sc)
                     n_small += batch[i].size < threshold
                 if total >= NOGIL_THRESHOLD:
                     with nogil:
