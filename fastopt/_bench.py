@@ -214,10 +214,45 @@ def adamax_out(p, g, state, t, lr, betas, eps, weight_decay, maximize):
     return p
 
 
+def nadam_out(p, g, state, t, lr, betas, eps, weight_decay, momentum_decay,
+              decoupled_weight_decay, maximize):
+    """NAdam with ``out=``."""
+    beta1, beta2 = betas
+    if t == 1:
+        state["exp_avg"] = np.zeros_like(p)
+        state["exp_avg_sq"] = np.zeros_like(p)
+        state["mu_product"] = 1.0
+        _scratch(state, p, "_tmp", "_tmp2", "_g")
+    if decoupled_weight_decay:
+        if weight_decay != 0:  # (p * 1.0 is p)
+            p *= 1 - lr * weight_decay
+        g = _effective_grad(p, g, state, 0, maximize)
+    else:
+        g = _effective_grad(p, g, state, weight_decay, maximize)
+    mu = beta1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
+    mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
+    mu_product = state["mu_product"] = state["mu_product"] * mu
+    m, v, tmp, tmp2 = state["exp_avg"], state["exp_avg_sq"], state["_tmp"], state["_tmp2"]
+    m *= beta1
+    m += np.multiply(g, 1 - beta1, out=tmp)
+    v *= beta2
+    np.multiply(g, 1 - beta2, out=tmp)
+    v += np.multiply(tmp, g, out=tmp)
+    np.divide(v, 1 - beta2**t, out=tmp)
+    np.sqrt(tmp, out=tmp)
+    tmp += eps
+    np.multiply(g, lr * (1 - mu) / (1 - mu_product), out=tmp2)
+    p -= np.divide(tmp2, tmp, out=tmp2)
+    np.multiply(m, lr * mu_next / (1 - mu_product * mu_next), out=tmp2)
+    p -= np.divide(tmp2, tmp, out=tmp2)
+    return p
+
+
 # By method name, as the references; every benchmarked optimizer has one (a test checks it).
 OUT_RULES = {"gd": sgd_out, "sgd": sgd_out, "momentum": sgd_out, "nag": sgd_out,
              "adagrad": adagrad_out, "rmsprop": rmsprop_out, "adadelta": adadelta_out,
              "adam": adam_out, "adamw": adamw_out, "adamax": adamax_out}
+OUT_RULES["nadam"] = nadam_out
 
 
 def method_of(cls):
@@ -296,11 +331,17 @@ def column(row, name, start, grad, n_threads, torch=None):
     p, g = start.copy(), grad.copy()
     tp = torch.nn.Parameter(torch.from_numpy(p))
     tp.grad = torch.from_numpy(g)
+    # The per-step scalars torch keeps as tensors (NAdam's mu_product) take torch's default
+    # dtype when its state is made, at this first step: the parameters' dtype, like fastopt's.
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(tp.dtype)
     try:  # which paths torch has for this rule (fused: few on CPU) is torch's to say
         topt = getattr(torch.optim, torch_name)([tp], **hyper, **_TORCH_FLAGS[name])
         topt.step()
     except (TypeError, ValueError, RuntimeError, NotImplementedError):
         return None
+    finally:
+        torch.set_default_dtype(default_dtype)
 
     def step():
         torch.set_num_threads(n_threads)

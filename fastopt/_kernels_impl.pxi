@@ -11,22 +11,30 @@
 #   those names and that order: ``fastopt._step.Rule(kind, **inputs)`` fills the array by the
 #   names read from this struct (Cython turns a struct into a dict of its fields, in order),
 #   and the kernel reads them back by name through a cast, so no index is written twice.
-# * ``RULE_<NAME> = _declare(name, <the Inputs struct>, slots, powers)``: its kind (the index
-#   of the declaration), its state slots in the order of the ``state`` pointers, and the
-#   inputs whose powers ``RuleStep`` keeps (bias corrections). ``fastopt._step.kernel_spec``
-#   and ``kernel_kinds`` read these, and the tests hold every optimizer class to them.
+# * ``RULE_<NAME> = _declare(name, <the Inputs struct>, slots, powers, scalars)``: its kind
+#   (the index of the declaration), its state slots in the order of the ``state`` pointers,
+#   the inputs whose powers ``RuleStep`` keeps (bias corrections), and (optional) its running
+#   scalars: ``(name, initial value)`` pairs of per-step values with no closed form in t
+#   (NAdam's ``mu_product``), kept in ``RuleStep.scalars``. ``fastopt._step.kernel_spec`` and
+#   ``kernel_kinds`` read these, and the tests hold every optimizer class to them.
 # * ``<rule>_coefficients(rule, step) -> <Rule>Coeffs``: its per-call scalars, in double
 #   (Adam's step size and bias corrections, Adagrad's decayed rate, the sign for maximize) and
 #   its loop-invariant flags, computed once per call.
 # * ``<rule>_update(c, i, params, grad, slots...)``: the update of element ``i``, arithmetic in
 #   the array's type (``<floating>`` casts of the doubles: the values the former per-rule
 #   loops cast once, so results are bitwise theirs).
+# * Only for a rule with running scalars: ``<rule>_advance(rule, step)``, which takes
+#   ``step.scalars`` from their values after update ``step.t - 1`` to those after update
+#   ``step.t`` (in double, once per update, before it; it may read ``step.t``, ``step.powers``
+#   and the rule's inputs, lr included). The coefficients then read the advanced values.
 #
-# Adding a rule: its block (the four parts above), then one line in each of the three
+# Adding a rule: its block (the parts above), then one line in each of the three
 # registries that follow the blocks: the ``Coeffs`` fused type, ``_update`` (which element
-# function a ``Coeffs`` type runs) and ``_apply`` (kind -> coefficients). Nothing outside this
-# file changes unless the rule needs more inputs, slots or powers than UpdateRule holds
-# (MAX_INPUTS, MAX_STATE, MAX_POWERS in _kernels_decl.pxi; _declare refuses it at import).
+# function a ``Coeffs`` type runs) and ``_apply`` (kind -> coefficients), and, with running
+# scalars, a line in the fourth, ``_advance`` (kind -> advance function). Nothing outside this
+# file changes unless the rule needs more inputs, slots, powers or scalars than UpdateRule
+# holds (MAX_INPUTS, MAX_STATE, MAX_POWERS, MAX_SCALARS in _kernels_decl.pxi; _declare refuses
+# it at import).
 #
 # The skeleton (``_run``, ``_range``) is written once and owns everything else: the dtype
 # dispatch, the serial-or-threaded choice, the chunking, ``prange`` and the
@@ -58,7 +66,7 @@
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport sqrt, sqrtf
+from libc.math cimport pow, sqrt, sqrtf
 
 # The kernels' one use of the OpenMP shim: the thread count of a forked child.
 from fastopt._openmp cimport fastopt_thread_limit
@@ -85,26 +93,38 @@ def _set_threshold(Py_ssize_t size):
 # ---------------------------------------------------------------------------------------------
 # Declarations
 
-# (name, input names, slot names, powered inputs) per kind, in kind order.
+# (name, input names, slot names, powered inputs, running scalars) per kind, in kind order;
+# the running scalars as (name, initial value) pairs.
 _DECLARATIONS = []
 
 
-cdef int _declare(str name, dict inputs, tuple slots, tuple powers) except -1:
+cdef int _declare(str name, dict inputs, tuple slots, tuple powers,
+                  tuple scalars=()) except -1:
     """Record a rule: ``inputs`` is its Inputs struct (as a dict: its field names, in order),
     ``slots`` its state arrays in pointer order, ``powers`` the inputs whose powers
-    ``RuleStep`` keeps, in ``RuleStep.powers`` order. Returns the rule's kind."""
+    ``RuleStep`` keeps, in ``RuleStep.powers`` order, and ``scalars`` its running scalars as
+    ``(name, initial value)`` pairs, in ``RuleStep.scalars`` order (advanced by the rule's
+    line in ``_advance``). Returns the rule's kind."""
     names = ("lr", *inputs)
-    if len(inputs) > MAX_INPUTS or len(slots) > MAX_STATE or len(powers) > MAX_POWERS:
-        raise ValueError(f"kernel {name!r} declares more inputs, slots or powers than "
-                         "UpdateRule holds (_kernels_decl.pxi)")
+    if (len(inputs) > MAX_INPUTS or len(slots) > MAX_STATE or len(powers) > MAX_POWERS
+            or len(scalars) > MAX_SCALARS):
+        raise ValueError(f"kernel {name!r} declares more inputs, slots, powers or scalars "
+                         "than UpdateRule holds (_kernels_decl.pxi)")
     if not set(powers) <= set(inputs) or len(set(names)) != len(names):
         raise ValueError(f"kernel {name!r}: bad input names {names} or powers {powers}")
-    _DECLARATIONS.append((name, names, slots, powers))
+    scalars = tuple((str(s), float(v)) for s, v in scalars)
+    scalar_names = [s for s, _ in scalars]
+    if (len(set(scalar_names)) != len(scalar_names)
+            or set(scalar_names) & (set(names) | set(slots))):
+        raise ValueError(f"kernel {name!r}: running scalars {scalar_names} repeat a name, or "
+                         "reuse an input's or a slot's")
+    _DECLARATIONS.append((name, names, slots, powers, scalars))
     return len(_DECLARATIONS) - 1
 
 
 def declarations():
-    """Every kernel's ``(name, input names, slot names, powered inputs)``, in kind order."""
+    """Every kernel's ``(name, input names, slot names, powered inputs, running scalars)``,
+    in kind order; running scalars as ``(name, initial value)`` pairs."""
     return tuple(_DECLARATIONS)
 
 
@@ -438,6 +458,80 @@ cdef inline void adamax_update(AdamaxCoeffs c, Py_ssize_t i, floating* params,
 
 
 # ---------------------------------------------------------------------------------------------
+# NAdam (torch.optim.NAdam): Adam with Nesterov momentum and Dozat's momentum schedule
+
+ctypedef struct NAdamInputs:
+    double beta1
+    double beta2
+    double eps
+    double weight_decay
+    double momentum_decay
+    double decoupled_weight_decay
+    double maximize
+
+cdef NAdamInputs _nadam_inputs
+# mu_product = mu_1 * ... * mu_t: a product of the schedule's momenta, no closed form in t.
+cdef int RULE_NADAM = _declare("nadam", _nadam_inputs, ("exp_avg", "exp_avg_sq"), ("beta2",),
+                               (("mu_product", 1.0),))
+
+ctypedef struct NAdamCoeffs:
+    double sign, grad_step, avg_step, eps, beta1, one_minus_beta1, beta2, one_minus_beta2
+    double weight_decay, param_decay
+    bint decay
+
+
+cdef inline double _nadam_mu(const NAdamInputs* a, double t) noexcept nogil:
+    # torch's momentum schedule: mu_t = beta1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
+    return a.beta1 * (1.0 - 0.5 * pow(0.96, t * a.momentum_decay))
+
+
+cdef inline void nadam_advance(const UpdateRule* r, RuleStep* step) noexcept nogil:
+    step.scalars[0] *= _nadam_mu(<const NAdamInputs*>r.inputs, <double>step.t)
+
+
+cdef inline NAdamCoeffs nadam_coefficients(const UpdateRule* r,
+                                           const RuleStep* step) noexcept nogil:
+    cdef const NAdamInputs* a = <const NAdamInputs*>r.inputs
+    cdef bint decoupled = a.decoupled_weight_decay != 0
+    cdef double mu = _nadam_mu(a, <double>step.t)
+    cdef double mu_next = _nadam_mu(a, <double>step.t + 1.0)
+    cdef double mu_product = step.scalars[0]  # advanced: mu_1 * ... * mu_t
+    # step.powers[0]: beta2 ** t. As Adam's: sqrt(v / bc2) + eps == (sqrt(v) + eps * sqrt(bc2))
+    # / sqrt(bc2), so both terms share one division by sqrt(v) + eps * sqrt(bc2), and the
+    # bias correction is still applied before eps, as in torch, up to rounding.
+    cdef double bias_correction2_sqrt = sqrt(1.0 - step.powers[0])
+    cdef NAdamCoeffs c
+    c.sign = -1.0 if a.maximize != 0 else 1.0
+    c.grad_step = r.lr * (1.0 - mu) / (1.0 - mu_product) * bias_correction2_sqrt
+    c.avg_step = r.lr * mu_next / (1.0 - mu_product * mu_next) * bias_correction2_sqrt
+    c.eps = a.eps * bias_correction2_sqrt
+    c.beta1 = a.beta1
+    c.one_minus_beta1 = 1.0 - a.beta1
+    c.beta2 = a.beta2
+    c.one_minus_beta2 = 1.0 - a.beta2
+    c.weight_decay = 0.0 if decoupled else a.weight_decay  # added to the gradient
+    c.decay = c.weight_decay != 0
+    c.param_decay = 1.0 - r.lr * a.weight_decay if decoupled else 1.0  # exactly 1: no decay
+    return c
+
+
+cdef inline void nadam_update(NAdamCoeffs c, Py_ssize_t i, floating* params,
+                              const floating* grad, floating* exp_avg,
+                              floating* exp_avg_sq) noexcept nogil:
+    cdef floating g = <floating>c.sign * grad[i]
+    cdef floating p = params[i] * <floating>c.param_decay
+    cdef floating m, v
+    if c.decay:
+        g = g + <floating>c.weight_decay * p
+    m = exp_avg[i] * <floating>c.beta1 + <floating>c.one_minus_beta1 * g
+    v = exp_avg_sq[i] * <floating>c.beta2 + <floating>c.one_minus_beta2 * g * g
+    exp_avg[i] = m
+    exp_avg_sq[i] = v
+    params[i] = p - (<floating>c.grad_step * g + <floating>c.avg_step * m) / (
+        _sqrt(v) + <floating>c.eps)
+
+
+# ---------------------------------------------------------------------------------------------
 # axpy: y += a * x, the practical speed limit of an in-place update (read two arrays, write
 # one), run by the same skeleton as the rules. Only the benchmark (fastopt/_bench.py) uses it;
 # it is no rule (not declared: Rule cannot make one).
@@ -461,6 +555,7 @@ ctypedef fused Coeffs:
     AdadeltaCoeffs
     AdamCoeffs
     AdamaxCoeffs
+    NAdamCoeffs
     AxpyCoeffs
 
 
@@ -473,6 +568,7 @@ cdef inline void _update(Coeffs c, Py_ssize_t i, floating* p, const floating* g,
     elif Coeffs is AdadeltaCoeffs: adadelta_update(c, i, p, g, s0, s1)
     elif Coeffs is AdamCoeffs: adam_update(c, i, p, g, s0, s1, s2)
     elif Coeffs is AdamaxCoeffs: adamax_update(c, i, p, g, s0, s1)
+    elif Coeffs is NAdamCoeffs: nadam_update(c, i, p, g, s0, s1)
     elif Coeffs is AxpyCoeffs: axpy_update(c, i, p, g)
 
 
@@ -485,6 +581,13 @@ cdef void _apply(const UpdateRule* r, floating* p, const floating* g, void** s,
     elif r.kind == RULE_ADADELTA: _run(adadelta_coefficients(r, step), p, g, s, n, n_threads)
     elif r.kind == RULE_ADAM: _run(adam_coefficients(r, step), p, g, s, n, n_threads)
     elif r.kind == RULE_ADAMAX: _run(adamax_coefficients(r, step), p, g, s, n, n_threads)
+    elif r.kind == RULE_NADAM: _run(nadam_coefficients(r, step), p, g, s, n, n_threads)
+
+
+cdef inline void _advance(const UpdateRule* r, RuleStep* step) noexcept nogil:
+    # The rules with running scalars (declared with ``scalars=``), one line each: once per
+    # update, before it (fastopt._kernels.advance_rule).
+    if r.kind == RULE_NADAM: nadam_advance(r, step)
 
 
 # =============================================================================================

@@ -143,3 +143,29 @@ def adamax(p, g, state, t, lr, betas, eps, weight_decay, maximize):
     state["exp_avg"], state["exp_inf"] = m, u
     clr = lr / (1 - beta1**t)
     return p - clr * (m / u)
+
+
+def nadam(p, g, state, t, lr, betas, eps, weight_decay, momentum_decay, decoupled_weight_decay,
+          maximize):
+    """torch.optim.NAdam (weight decay added to the gradient, or decoupled)."""
+    beta1, beta2 = betas
+    if t == 1:
+        state["exp_avg"] = np.zeros_like(p)
+        state["exp_avg_sq"] = np.zeros_like(p)
+        state["mu_product"] = 1.0
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            p = p * (1 - lr * weight_decay)
+        else:
+            g = g + weight_decay * p
+    mu = beta1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
+    mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
+    mu_product = state["mu_product"] * mu
+    m = state["exp_avg"] * beta1 + (1 - beta1) * g
+    v = state["exp_avg_sq"] * beta2 + (1 - beta2) * g * g
+    state["exp_avg"], state["exp_avg_sq"], state["mu_product"] = m, v, mu_product
+    denom = np.sqrt(v / (1 - beta2**t)) + eps
+    p = p - lr * (1 - mu) / (1 - mu_product) * g / denom
+    return p - lr * mu_next / (1 - mu_product * mu_next) * m / denom
