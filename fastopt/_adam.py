@@ -14,11 +14,12 @@ from fastopt._record import (
 )
 
 
-def _adam_inputs(hyper, decoupled=False):
+def _adam_inputs(hyper):
     beta1, beta2 = hyper["betas"]
     return dict(lr=hyper["lr"], beta1=beta1, beta2=beta2, eps=hyper["eps"],
                 weight_decay=hyper["weight_decay"], amsgrad=hyper["amsgrad"],
-                maximize=hyper["maximize"], decoupled_weight_decay=decoupled)
+                maximize=hyper["maximize"],
+                decoupled_weight_decay=hyper["decoupled_weight_decay"])
 
 _ADAM_NOTES = r"""
     Notes
@@ -47,7 +48,8 @@ class Adam(Optimizer):
     (torch.optim.Adam).
 
     The default choice for most problems, noisy or not. ``weight_decay`` here is an L2 penalty
-    added to the gradient; for decoupled weight decay use :class:`AdamW`.
+    added to the gradient, unless ``decoupled_weight_decay=True``: then it is AdamW's
+    decoupled weight decay, and the optimizer is :class:`AdamW` (as in torch 2.13).
 
     Parameters
     ----------
@@ -65,13 +67,16 @@ class Adam(Optimizer):
         Use the AMSGrad variant.
     maximize : bool, default=False
         Maximise the objective instead of minimising it.
+    decoupled_weight_decay : bool, default=False
+        Shrink the parameter by :math:`(1 - \gamma\lambda)` before the step instead of adding
+        :math:`\lambda\theta` to the gradient: AdamW's update (keyword-only, as in torch).
     n_threads : int or None, default=None
         OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores;
         ``|n_threads| <= 1024``, else ``ValueError``).
 
     See Also
     --------
-    AdamW : Adam with decoupled weight decay.
+    AdamW : Adam with ``decoupled_weight_decay=True`` (and ``weight_decay=1e-2``).
     {notes}
     References
     ----------
@@ -98,6 +103,7 @@ class Adam(Optimizer):
             weight_decay(),
             flag("amsgrad"),
             maximize(),
+            flag("decoupled_weight_decay", keyword_only=True),
         ),
         state=(
             StateSlot("exp_avg"),
@@ -162,10 +168,12 @@ class AdamW(Adam):
     array([ 0.89, -1.88])
     """
 
+    # torch 2.13's AdamW is Adam with decoupled_weight_decay=True, which it does not take as
+    # an argument; here too it is fixed (an attribute and a state-dict entry, not an argument).
     record = Adam.record.derive(
         method="adamw",
         defaults={"weight_decay": 1e-2},
-        kernel_inputs=lambda hyper: _adam_inputs(hyper, decoupled=True),
+        fixed={"decoupled_weight_decay": True},
         options={"example": {"lr": 0.1, "weight_decay": 0.0},
                  "quadratic": {"lr": 0.1, "weight_decay": 0.0},
                  "rosenbrock": {"lr": 1e-2, "weight_decay": 0.0},
@@ -263,8 +271,11 @@ class Adamax(Optimizer):
     )
 
 
-# The two classes share the Notes; only the weight-decay line differs.
-_COUPLED = r"g_t &\leftarrow g_t + \lambda \theta_{t-1} \quad \text{if } \lambda \ne 0 \\"
+# The two classes share the Notes; only the weight-decay lines differ (Adam has both).
 _DECOUPLED = r"\theta_{t-1} &\leftarrow (1 - \gamma\lambda)\, \theta_{t-1} \\"
-Adam.__doc__ = Adam.__doc__.replace("{notes}", _ADAM_NOTES.replace("{decay}", _COUPLED))
+_EITHER = (r"g_t &\leftarrow g_t + \lambda \theta_{t-1} \quad \text{if } \lambda \ne 0"
+           r" \text{ and not decoupled\_weight\_decay} \\" "\n        "
+           r"\theta_{t-1} &\leftarrow (1 - \gamma\lambda)\, \theta_{t-1} \quad"
+           r" \text{if decoupled\_weight\_decay} \\")
+Adam.__doc__ = Adam.__doc__.replace("{notes}", _ADAM_NOTES.replace("{decay}", _EITHER))
 AdamW.__doc__ = AdamW.__doc__.replace("{notes}", _ADAM_NOTES.replace("{decay}", _DECOUPLED))

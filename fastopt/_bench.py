@@ -154,7 +154,9 @@ def adadelta_out(p, g, state, t, lr, rho, eps, weight_decay, maximize):
     return p
 
 
-def _adam_out(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled):
+def adam_out(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize,
+             decoupled_weight_decay=False):
+    """Adam (AdamW with decoupled_weight_decay) with ``out=``."""
     beta1, beta2 = betas
     if t == 1:
         state["exp_avg"] = np.zeros_like(p)
@@ -162,7 +164,7 @@ def _adam_out(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize, d
         if amsgrad:
             state["max_exp_avg_sq"] = np.zeros_like(p)
         _scratch(state, p, "_tmp", "_tmp2", "_g")
-    if decoupled:
+    if decoupled_weight_decay:
         if weight_decay != 0:  # (p * 1.0 is p)
             p *= 1 - lr * weight_decay
         g = _effective_grad(p, g, state, 0, maximize)
@@ -184,14 +186,7 @@ def _adam_out(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize, d
     return p
 
 
-def adam_out(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize):
-    """Adam with ``out=``."""
-    return _adam_out(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize, False)
-
-
-def adamw_out(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize):
-    """AdamW with ``out=``."""
-    return _adam_out(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize, True)
+adamw_out = adam_out  # (AdamW's hyperparameters hold decoupled_weight_decay=True)
 
 
 def adamax_out(p, g, state, t, lr, betas, eps, weight_decay, maximize):
@@ -248,10 +243,68 @@ def nadam_out(p, g, state, t, lr, betas, eps, weight_decay, momentum_decay,
     return p
 
 
+def radam_out(p, g, state, t, lr, betas, eps, weight_decay, decoupled_weight_decay, maximize):
+    """RAdam with ``out=``."""
+    beta1, beta2 = betas
+    if t == 1:
+        state["exp_avg"] = np.zeros_like(p)
+        state["exp_avg_sq"] = np.zeros_like(p)
+        _scratch(state, p, "_tmp", "_tmp2", "_g")
+    if decoupled_weight_decay:
+        if weight_decay != 0:  # (p * 1.0 is p)
+            p *= 1 - lr * weight_decay
+        g = _effective_grad(p, g, state, 0, maximize)
+    else:
+        g = _effective_grad(p, g, state, weight_decay, maximize)
+    m, v, tmp, tmp2 = state["exp_avg"], state["exp_avg_sq"], state["_tmp"], state["_tmp2"]
+    m *= beta1
+    m += np.multiply(g, 1 - beta1, out=tmp)
+    v *= beta2
+    np.multiply(g, 1 - beta2, out=tmp)
+    v += np.multiply(tmp, g, out=tmp)
+    bias_correction1 = 1 - beta1**t
+    bias_correction2 = 1 - beta2**t
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * t * beta2**t / bias_correction2
+    np.divide(m, bias_correction1, out=tmp)
+    tmp *= lr
+    if rho_t > 5:
+        rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf
+                         / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+        np.sqrt(v, out=tmp2)
+        tmp2 += eps
+        np.divide(math.sqrt(bias_correction2), tmp2, out=tmp2)
+        tmp *= tmp2
+        tmp *= rect
+    p -= tmp
+    return p
+
+
+def lion_out(p, g, state, t, lr, betas, weight_decay, maximize):
+    """Lion with ``out=``."""
+    beta1, beta2 = betas
+    if t == 1:
+        state["exp_avg"] = np.zeros_like(p)
+        _scratch(state, p, "_tmp", "_tmp2", "_g")
+    g = _effective_grad(p, g, state, 0, maximize)
+    m, tmp, tmp2 = state["exp_avg"], state["_tmp"], state["_tmp2"]
+    np.multiply(m, beta1, out=tmp)
+    tmp += np.multiply(g, 1 - beta1, out=tmp2)
+    np.sign(tmp, out=tmp)
+    if weight_decay != 0:
+        tmp += np.multiply(p, weight_decay, out=tmp2)
+    m *= beta2
+    m += np.multiply(g, 1 - beta2, out=tmp2)
+    tmp *= lr
+    p -= tmp
+    return p
+
+
 # By method name, as the references; every benchmarked optimizer has one (a test checks it).
 OUT_RULES = {"gd": sgd_out, "sgd": sgd_out, "momentum": sgd_out, "nag": sgd_out,
              "adagrad": adagrad_out, "rmsprop": rmsprop_out, "adadelta": adadelta_out,
-             "adam": adam_out, "adamw": adamw_out, "adamax": adamax_out}
+             "adam": adam_out, "adamw": adamw_out, "adamax": adamax_out,
+             "radam": radam_out, "lion": lion_out}
 OUT_RULES["nadam"] = nadam_out
 
 

@@ -532,6 +532,127 @@ cdef inline void nadam_update(NAdamCoeffs c, Py_ssize_t i, floating* params,
 
 
 # ---------------------------------------------------------------------------------------------
+# RAdam (torch.optim.RAdam): Adam whose adaptive step is switched on, and rectified, once the
+# variance of its second moment is tractable (rho_t > 5); plain momentum SGD before that
+
+ctypedef struct RAdamInputs:
+    double beta1
+    double beta2
+    double eps
+    double weight_decay
+    double decoupled_weight_decay
+    double maximize
+
+cdef RAdamInputs _radam_inputs
+cdef int RULE_RADAM = _declare("radam", _radam_inputs, ("exp_avg", "exp_avg_sq"),
+                               ("beta1", "beta2"))
+
+ctypedef struct RAdamCoeffs:
+    double lr, sign, bias_correction1, bias_correction2_sqrt, rect, eps
+    double beta1, one_minus_beta1, beta2, one_minus_beta2, weight_decay, param_decay
+    bint decay, rectified
+
+
+cdef inline RAdamCoeffs radam_coefficients(const UpdateRule* r,
+                                           const RuleStep* step) noexcept nogil:
+    cdef const RAdamInputs* a = <const RAdamInputs*>r.inputs
+    cdef bint decoupled = a.decoupled_weight_decay != 0
+    # step.powers: beta1 ** t, beta2 ** t (the declaration's order)
+    cdef double bias_correction2 = 1.0 - step.powers[1]
+    # torch's length of the approximated simple moving average, rho_t, and its limit
+    cdef double rho_inf = 2.0 / (1.0 - a.beta2) - 1.0
+    cdef double rho_t = rho_inf - 2.0 * <double>step.t * step.powers[1] / bias_correction2
+    cdef RAdamCoeffs c
+    c.lr = r.lr
+    c.sign = -1.0 if a.maximize != 0 else 1.0
+    c.bias_correction1 = 1.0 - step.powers[0]
+    c.bias_correction2_sqrt = sqrt(bias_correction2)
+    c.rectified = rho_t > 5.0
+    c.rect = 1.0
+    if c.rectified:
+        c.rect = sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
+                      / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
+    c.eps = a.eps
+    c.beta1 = a.beta1
+    c.one_minus_beta1 = 1.0 - a.beta1
+    c.beta2 = a.beta2
+    c.one_minus_beta2 = 1.0 - a.beta2
+    c.weight_decay = 0.0 if decoupled else a.weight_decay  # added to the gradient
+    c.decay = c.weight_decay != 0
+    # decoupled: p *= 1 - lr * wd; exactly p when the factor is 1, so no branch
+    c.param_decay = 1.0 - r.lr * a.weight_decay if decoupled else 1.0
+    return c
+
+
+cdef inline void radam_update(RAdamCoeffs c, Py_ssize_t i, floating* params,
+                              const floating* grad, floating* exp_avg,
+                              floating* exp_avg_sq) noexcept nogil:
+    cdef floating g = <floating>c.sign * grad[i]
+    cdef floating p = params[i] * <floating>c.param_decay
+    cdef floating m, v, step
+    if c.decay:
+        g = g + <floating>c.weight_decay * p
+    m = exp_avg[i] * <floating>c.beta1 + <floating>c.one_minus_beta1 * g
+    v = exp_avg_sq[i] * <floating>c.beta2 + <floating>c.one_minus_beta2 * g * g
+    exp_avg[i] = m
+    exp_avg_sq[i] = v
+    # torch's expression and order, element by element (two divisions: the loop stays
+    # memory-bound at large sizes, and the rounding stays torch's)
+    step = m / <floating>c.bias_correction1 * <floating>c.lr
+    if c.rectified:
+        step = step * (<floating>c.bias_correction2_sqrt / (_sqrt(v) + <floating>c.eps)) \
+            * <floating>c.rect
+    params[i] = p - step
+
+
+# ---------------------------------------------------------------------------------------------
+# Lion (Chen et al. 2023, Algorithm 2): the sign of an interpolation of momentum and gradient,
+# with decoupled weight decay; one state array
+
+ctypedef struct LionInputs:
+    double beta1
+    double beta2
+    double weight_decay
+    double maximize
+
+cdef LionInputs _lion_inputs
+cdef int RULE_LION = _declare("lion", _lion_inputs, ("exp_avg",), ())
+
+ctypedef struct LionCoeffs:
+    double lr, sign, beta1, one_minus_beta1, beta2, one_minus_beta2, weight_decay
+    bint decay
+
+
+cdef inline LionCoeffs lion_coefficients(const UpdateRule* r,
+                                         const RuleStep* step) noexcept nogil:
+    cdef const LionInputs* a = <const LionInputs*>r.inputs
+    cdef LionCoeffs c
+    c.lr = r.lr
+    c.sign = -1.0 if a.maximize != 0 else 1.0
+    c.beta1 = a.beta1
+    c.one_minus_beta1 = 1.0 - a.beta1
+    c.beta2 = a.beta2
+    c.one_minus_beta2 = 1.0 - a.beta2
+    c.weight_decay = a.weight_decay
+    c.decay = a.weight_decay != 0
+    return c
+
+
+cdef inline void lion_update(LionCoeffs c, Py_ssize_t i, floating* params,
+                             const floating* grad, floating* exp_avg) noexcept nogil:
+    cdef floating g = <floating>c.sign * grad[i]
+    cdef floating m = exp_avg[i]
+    cdef floating u = m * <floating>c.beta1 + <floating>c.one_minus_beta1 * g
+    cdef floating p = params[i]
+    # sign(u), 0 at 0, NaN kept (as np.sign): selects, so that the loop still vectorises
+    u = <floating>1 if u > 0 else (<floating>-1 if u < 0 else u)
+    if c.decay:
+        u = u + <floating>c.weight_decay * p
+    params[i] = p - <floating>c.lr * u
+    exp_avg[i] = m * <floating>c.beta2 + <floating>c.one_minus_beta2 * g
+
+
+# ---------------------------------------------------------------------------------------------
 # axpy: y += a * x, the practical speed limit of an in-place update (read two arrays, write
 # one), run by the same skeleton as the rules. Only the benchmark (fastopt/_bench.py) uses it;
 # it is no rule (not declared: Rule cannot make one).
@@ -556,6 +677,8 @@ ctypedef fused Coeffs:
     AdamCoeffs
     AdamaxCoeffs
     NAdamCoeffs
+    RAdamCoeffs
+    LionCoeffs
     AxpyCoeffs
 
 
@@ -569,6 +692,8 @@ cdef inline void _update(Coeffs c, Py_ssize_t i, floating* p, const floating* g,
     elif Coeffs is AdamCoeffs: adam_update(c, i, p, g, s0, s1, s2)
     elif Coeffs is AdamaxCoeffs: adamax_update(c, i, p, g, s0, s1)
     elif Coeffs is NAdamCoeffs: nadam_update(c, i, p, g, s0, s1)
+    elif Coeffs is RAdamCoeffs: radam_update(c, i, p, g, s0, s1)
+    elif Coeffs is LionCoeffs: lion_update(c, i, p, g, s0)
     elif Coeffs is AxpyCoeffs: axpy_update(c, i, p, g)
 
 
@@ -582,6 +707,8 @@ cdef void _apply(const UpdateRule* r, floating* p, const floating* g, void** s,
     elif r.kind == RULE_ADAM: _run(adam_coefficients(r, step), p, g, s, n, n_threads)
     elif r.kind == RULE_ADAMAX: _run(adamax_coefficients(r, step), p, g, s, n, n_threads)
     elif r.kind == RULE_NADAM: _run(nadam_coefficients(r, step), p, g, s, n, n_threads)
+    elif r.kind == RULE_RADAM: _run(radam_coefficients(r, step), p, g, s, n, n_threads)
+    elif r.kind == RULE_LION: _run(lion_coefficients(r, step), p, g, s, n, n_threads)
 
 
 cdef inline void _advance(const UpdateRule* r, RuleStep* step) noexcept nogil:

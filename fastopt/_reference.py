@@ -94,7 +94,9 @@ def adadelta(p, g, state, t, lr, rho, eps, weight_decay, maximize):
     return p - lr * delta
 
 
-def _adam(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled):
+def adam(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize,
+         decoupled_weight_decay=False):
+    """torch.optim.Adam (weight decay added to the gradient, or decoupled as AdamW's)."""
     beta1, beta2 = betas
     if t == 1:
         state["exp_avg"] = np.zeros_like(p)
@@ -103,7 +105,7 @@ def _adam(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize, decou
             state["max_exp_avg_sq"] = np.zeros_like(p)
     if maximize:
         g = -g
-    if decoupled:
+    if decoupled_weight_decay:
         p = p * (1 - lr * weight_decay)
     elif weight_decay != 0:
         g = g + weight_decay * p
@@ -118,14 +120,8 @@ def _adam(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize, decou
     return p - step_size * m / (np.sqrt(v) / bias_correction2_sqrt + eps)
 
 
-def adam(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize):
-    """torch.optim.Adam (weight decay added to the gradient)."""
-    return _adam(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize, False)
-
-
-def adamw(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize):
-    """torch.optim.AdamW (decoupled weight decay)."""
-    return _adam(p, g, state, t, lr, betas, eps, weight_decay, amsgrad, maximize, True)
+# torch.optim.AdamW: Adam with decoupled_weight_decay=True (fixed in its record).
+adamw = adam
 
 
 def adamax(p, g, state, t, lr, betas, eps, weight_decay, maximize):
@@ -169,3 +165,45 @@ def nadam(p, g, state, t, lr, betas, eps, weight_decay, momentum_decay, decouple
     denom = np.sqrt(v / (1 - beta2**t)) + eps
     p = p - lr * (1 - mu) / (1 - mu_product) * g / denom
     return p - lr * mu_next / (1 - mu_product * mu_next) * m / denom
+
+
+def radam(p, g, state, t, lr, betas, eps, weight_decay, decoupled_weight_decay, maximize):
+    """torch.optim.RAdam: the rectified adaptive step once rho_t > 5, momentum SGD before."""
+    beta1, beta2 = betas
+    if t == 1:
+        state["exp_avg"] = np.zeros_like(p)
+        state["exp_avg_sq"] = np.zeros_like(p)
+    if maximize:
+        g = -g
+    if decoupled_weight_decay:
+        p = p * (1 - lr * weight_decay)
+    elif weight_decay != 0:
+        g = g + weight_decay * p
+    m = state["exp_avg"] * beta1 + (1 - beta1) * g
+    v = state["exp_avg_sq"] * beta2 + (1 - beta2) * g * g
+    state["exp_avg"], state["exp_avg_sq"] = m, v
+    bias_correction1 = 1 - beta1**t
+    bias_correction2 = 1 - beta2**t
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * t * beta2**t / bias_correction2
+    if rho_t > 5:
+        rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf
+                         / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+        return p - (m / bias_correction1) * lr * (math.sqrt(bias_correction2)
+                                                 / (np.sqrt(v) + eps)) * rect
+    return p - (m / bias_correction1) * lr
+
+
+def lion(p, g, state, t, lr, betas, weight_decay, maximize):
+    """Lion, Chen et al. 2023, Algorithm 2 (decoupled weight decay); sign(0) = 0."""
+    beta1, beta2 = betas
+    if t == 1:
+        state["exp_avg"] = np.zeros_like(p)
+    if maximize:
+        g = -g
+    m = state["exp_avg"]
+    u = np.sign(m * beta1 + (1 - beta1) * g)
+    if weight_decay != 0:
+        u = u + weight_decay * p
+    state["exp_avg"] = m * beta2 + (1 - beta2) * g
+    return p - lr * u

@@ -105,7 +105,10 @@ EXTRA_VARIANTS = {
         {"rho": 0.5, "eps": 1e-4},
         {"lr": 0.5, "weight_decay": 0.1, "maximize": True},
     ],
-    "Adam": _ADAM_VARIANTS,
+    "Adam": _ADAM_VARIANTS + [
+        {"weight_decay": 0.1, "decoupled_weight_decay": True},
+        {"lr": 0.05, "weight_decay": 0.05, "amsgrad": True, "decoupled_weight_decay": True},
+    ],
     "AdamW": _ADAM_VARIANTS + [{"weight_decay": 0.0}],
     # Every combination of weight decay (coupled, decoupled), maximize; the schedule.
     "NAdam": [
@@ -114,6 +117,19 @@ EXTRA_VARIANTS = {
         {"decoupled_weight_decay": True, "maximize": True},
         {"lr": 0.01, "betas": (0.5, 0.9), "momentum_decay": 0.1},
         {"lr": 0.01, "betas": (0.0, 0.0), "momentum_decay": 0.0},
+    ],
+    "RAdam": [  # rectified from step 6 with the default betas; never with beta2 <= 0.6
+        {"lr": 0.05, "weight_decay": 0.1},
+        {"lr": 0.05, "weight_decay": 0.1, "decoupled_weight_decay": True},
+        {"betas": (0.8, 0.9), "eps": 1e-6, "weight_decay": 0.05,
+         "decoupled_weight_decay": True, "maximize": True},
+        {"betas": (0.5, 0.6), "lr": 0.01},
+        {"betas": (0.0, 0.0), "lr": 0.01},
+    ],
+    "Lion": [
+        {"lr": 0.01, "weight_decay": 0.1},
+        {"lr": 0.01, "betas": (0.0, 0.99)},  # signSGD
+        {"betas": (0.95, 0.98), "weight_decay": 1.0, "maximize": True},
     ],
 }
 
@@ -143,8 +159,20 @@ EXTRA_BAD = {
         ({"rho": -0.1}, ValueError, "Invalid rho value"),
         ({"eps": -1.0}, ValueError, "Invalid epsilon value"),
     ],
-    "Adam": _ADAM_BAD,
-    "AdamW": _ADAM_BAD,
+    "Adam": _ADAM_BAD + [
+        ({"decoupled_weight_decay": None}, TypeError, "decoupled_weight_decay=None must be"),
+    ],
+    "AdamW": _ADAM_BAD + [
+        ({"decoupled_weight_decay": False}, TypeError, "decoupled_weight_decay"),  # fixed
+    ],
+    "RAdam": [b for b in _ADAM_BAD if "amsgrad" not in b[0]] + [
+        ({"decoupled_weight_decay": "no"}, TypeError, "decoupled_weight_decay='no' must be"),
+    ],
+    "Lion": _COMMON_BAD + [
+        ({"betas": (1.0, 0.99)}, ValueError, r"Invalid beta parameter at index 0"),
+        ({"betas": (0.9, 1.0)}, ValueError, r"Invalid beta parameter at index 1"),
+        ({"eps": 1e-8}, TypeError, "eps"),  # Lion has none
+    ],
     "NAdam": [bad for bad in _ADAM_BAD if "amsgrad" not in bad[0]] + [
         ({"momentum_decay": -0.1}, ValueError,
          "Invalid momentum_decay value: momentum_decay=-0.1"),
@@ -179,6 +207,21 @@ def derived_variants(record):
              for h in record.arguments if h.sample not in (None, "bool")}
     variants = [{}, *({name: value} for name, value in flags.items()), reals,
                 {**reals, **flags}]
+    return [v for v in variants if accepts(record.cls, v)]
+
+
+def flag_combinations(record):
+    """Every combination of the flags (each on or off), with every real inside its sample
+    range (so that a flag acting on a weight decay or a momentum has one to act on): valid
+    ones only. derived_variants switches the flags one at a time and all together; the
+    torch checks take every combination."""
+    import itertools
+
+    flags = [h.name for h in record.arguments if h.sample == "bool"]
+    reals = {h.name: _inside(h.sample, 0.3)
+             for h in record.arguments if h.sample not in (None, "bool")}
+    variants = [{**reals, **dict(zip(flags, values))}
+                for values in itertools.product((False, True), repeat=len(flags))]
     return [v for v in variants if accepts(record.cls, v)]
 
 

@@ -464,7 +464,7 @@ def _new_values(case):
     for name, default in case.defaults.items():
         if name not in values:
             if isinstance(default, bool):
-                if case.cls is not fastopt.NAG or name != "nesterov":
+                if name not in case.cls.record.fixed:  # (NAG's nesterov, AdamW's decay)
                     values[name] = not default
             elif isinstance(default, tuple):
                 values[name] = (0.5, 0.75)
@@ -520,11 +520,12 @@ def test_set_hyperparameters_change_the_update():
 
 def _bad_setter_cases():
     """The registry's bad constructor kwargs that are all hyperparameters of the class
-    (not n_threads, unknown options, or NAG's fixed nesterov)."""
+    (not n_threads, unknown options, or fixed ones: NAG's nesterov, AdamW's
+    decoupled_weight_decay)."""
     return [
         param for param in bad_kwarg_cases()
         if all(name in param.values[0].defaults for name in param.values[1])
-        and not (param.values[0].cls is fastopt.NAG and "nesterov" in param.values[1])
+        and not any(name in param.values[0].cls.record.fixed for name in param.values[1])
     ]
 
 

@@ -10,7 +10,7 @@ import inspect
 import numpy as np
 import pytest
 
-from _registry import OPTIMIZERS, variant_cases
+from _registry import OPTIMIZERS, flag_combinations, variant_cases
 from conftest import gradient_sequence
 
 torch = pytest.importorskip("torch")
@@ -18,8 +18,24 @@ torch = pytest.importorskip("torch")
 TORCH_RTOL = {np.float64: 1e-10, np.float32: 1e-5}
 
 
+def _torch_cases():
+    """Every variant of every optimizer with a torch twin, and every combination of its flags
+    (each with the reals of the derived variants)."""
+    cases = [p for p in variant_cases() if p.values[0].torch_name]
+    seen = {(p.values[0].name, repr(p.values[1])) for p in cases}
+    for case in OPTIMIZERS:
+        if case.torch_name:
+            for kwargs in flag_combinations(case.cls.record):
+                if (case.name, repr(kwargs)) not in seen:
+                    seen.add((case.name, repr(kwargs)))
+                    flags = ",".join(f"{k}={v}" for k, v in kwargs.items() if type(v) is bool)
+                    cases.append(pytest.param(case, kwargs,
+                                              id=f"{case.name}-flags:{flags or 'none'}"))
+    return cases
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("case, kwargs", variant_cases())
+@pytest.mark.parametrize("case, kwargs", _torch_cases())
 def test_trajectory_matches_torch_optim(case, kwargs, dtype, rng):
     shape = (7, 5)
     params = rng.standard_normal(shape).astype(dtype)
@@ -49,8 +65,16 @@ def test_trajectory_matches_torch_optim(case, kwargs, dtype, rng):
 
 @pytest.mark.parametrize("case", [c for c in OPTIMIZERS if c.torch_name], ids=lambda c: c.name)
 def test_torch_defaults_match(case):
-    # (Momentum, NAG: torch.optim.SGD with the torch_kwargs of their records)
-    torch_sig = inspect.signature(getattr(torch.optim, case.torch_name))
+    # (Momentum, NAG: torch.optim.SGD with the torch_kwargs of their records.) A fixed
+    # hyperparameter may be no argument of torch's class either (AdamW's
+    # decoupled_weight_decay): torch's defaults hold its value then.
+    torch_cls = getattr(torch.optim, case.torch_name)
+    torch_sig = inspect.signature(torch_cls)
+    torch_defaults = torch_cls([torch.nn.Parameter(torch.zeros(1))], **case.torch_kwargs).defaults
     for name, value in case.defaults.items():
-        expected = case.torch_kwargs.get(name, torch_sig.parameters[name].default)
+        if name in torch_sig.parameters:
+            expected = case.torch_kwargs.get(name, torch_sig.parameters[name].default)
+        else:
+            assert name in case.cls.record.fixed, (case.name, name)
+            expected = torch_defaults[name]
         assert expected == value, (case.name, name)
