@@ -214,10 +214,58 @@ def adamax_out(p, g, state, t, lr, betas, eps, weight_decay, maximize):
     return p
 
 
+def rprop_out(p, g, state, t, lr, etas, step_sizes, maximize):
+    """Rprop with ``out=``."""
+    etaminus, etaplus = etas
+    if t == 1:
+        state["prev"] = np.zeros_like(p)
+        state["step_size"] = np.full_like(p, lr)
+        _scratch(state, p, "_tmp", "_g")
+        state["_flip"] = np.empty(p.shape, dtype=bool)
+        state["_mask"] = np.empty(p.shape, dtype=bool)
+    g = _effective_grad(p, g, state, 0, maximize)
+    prev, step_size, tmp = state["prev"], state["step_size"], state["_tmp"]
+    flip, mask = state["_flip"], state["_mask"]
+    np.multiply(g, prev, out=tmp)
+    np.greater(tmp, 0, out=mask)
+    np.less(tmp, 0, out=flip)
+    tmp.fill(1)  # the factor: 1 where g * prev is 0 or NaN (torch.sign(NaN) is 0)
+    np.copyto(tmp, etaplus, where=mask)
+    np.copyto(tmp, etaminus, where=flip)
+    step_size *= tmp
+    np.clip(step_size, *step_sizes, out=step_size)
+    np.copyto(prev, g)
+    np.copyto(prev, 0, where=flip)
+    np.subtract(np.greater(prev, 0, out=mask), np.less(prev, 0, out=flip), out=tmp,
+                dtype=tmp.dtype)  # torch.sign(prev)
+    p -= np.multiply(tmp, step_size, out=tmp)
+    return p
+
+
+def asgd_out(p, g, state, t, lr, lambd, alpha, t0, weight_decay, maximize):
+    """ASGD with ``out=``."""
+    if t == 1:
+        state["ax"] = np.zeros_like(p)
+        _scratch(state, p, "_tmp", "_g")
+    eta, mu = _reference.asgd_eta_mu(t, lr, lambd, alpha, t0)
+    g = _effective_grad(p, g, state, weight_decay, maximize)
+    ax, tmp = state["ax"], state["_tmp"]
+    p *= 1 - lambd * eta
+    p -= np.multiply(g, eta, out=tmp)
+    if mu == 1:
+        np.copyto(ax, p)
+    else:
+        np.subtract(p, ax, out=tmp)
+        tmp *= mu
+        ax += tmp
+    return p
+
+
 # By method name, as the references; every benchmarked optimizer has one (a test checks it).
 OUT_RULES = {"gd": sgd_out, "sgd": sgd_out, "momentum": sgd_out, "nag": sgd_out,
              "adagrad": adagrad_out, "rmsprop": rmsprop_out, "adadelta": adadelta_out,
-             "adam": adam_out, "adamw": adamw_out, "adamax": adamax_out}
+             "adam": adam_out, "adamw": adamw_out, "adamax": adamax_out,
+             "rprop": rprop_out, "asgd": asgd_out}
 
 
 def method_of(cls):

@@ -438,6 +438,123 @@ cdef inline void adamax_update(AdamaxCoeffs c, Py_ssize_t i, floating* params,
 
 
 # ---------------------------------------------------------------------------------------------
+# Rprop (torch.optim.Rprop): a step size per coordinate, grown while the gradient keeps its
+# sign and shrunk when it flips; the step moves by the step size against the gradient's sign.
+
+ctypedef struct RpropInputs:
+    double etaminus
+    double etaplus
+    double step_size_min
+    double step_size_max
+    double maximize
+
+cdef RpropInputs _rprop_inputs
+cdef int RULE_RPROP = _declare("rprop", _rprop_inputs, ("prev", "step_size"), ())
+
+ctypedef struct RpropCoeffs:
+    double sign, etaminus, etaplus, step_size_min, step_size_max
+
+
+cdef inline RpropCoeffs rprop_coefficients(const UpdateRule* r,
+                                           const RuleStep* step) noexcept nogil:
+    cdef const RpropInputs* a = <const RpropInputs*>r.inputs
+    cdef RpropCoeffs c
+    c.sign = -1.0 if a.maximize != 0 else 1.0
+    c.etaminus = a.etaminus
+    c.etaplus = a.etaplus
+    c.step_size_min = a.step_size_min
+    c.step_size_max = a.step_size_max
+    return c
+
+
+cdef inline void rprop_update(RpropCoeffs c, Py_ssize_t i, floating* params,
+                              const floating* grad, floating* prev,
+                              floating* step_size) noexcept nogil:
+    # torch's sequence: the factor is sign(g * prev) mapped to etaplus / etaminus / 1, the
+    # step size is multiplied by it and clamped, the gradient is zeroed where the sign
+    # flipped, the parameter moves by sign(g) * step size, and prev becomes that g. On the
+    # first step prev is 0: the factor is 1, so every coordinate moves by lr (clamped).
+    # torch.sign is (x > 0) - (x < 0): 0 for NaN, so a NaN product (a NaN gradient or prev,
+    # inf * 0) keeps the step size and a NaN gradient moves nothing.
+    cdef floating g = <floating>c.sign * grad[i]
+    cdef floating d = g * prev[i]
+    cdef floating s = step_size[i]
+    if d > 0:
+        s = s * <floating>c.etaplus
+    elif d < 0:
+        s = s * <floating>c.etaminus
+        g = 0
+    # torch.clamp(s, min, max): NaN stays NaN; with min > max every value becomes max
+    if s < <floating>c.step_size_min:
+        s = <floating>c.step_size_min
+    if s > <floating>c.step_size_max:
+        s = <floating>c.step_size_max
+    # (sign(g) * s as torch's addcmul: 0 * NaN is NaN there too)
+    params[i] = params[i] - <floating>((g > 0) - (g < 0)) * s
+    prev[i] = g
+    step_size[i] = s
+
+
+# ---------------------------------------------------------------------------------------------
+# ASGD (torch.optim.ASGD): SGD with a decaying rate and a running average of the iterates
+
+from libc.math cimport fmax as _fmax, pow as _pow
+
+ctypedef struct ASGDInputs:
+    double lambd
+    double alpha
+    double t0
+    double weight_decay
+    double maximize
+
+cdef ASGDInputs _asgd_inputs
+cdef int RULE_ASGD = _declare("asgd", _asgd_inputs, ("ax",), ())
+
+ctypedef struct ASGDCoeffs:
+    double sign, eta, shrink, mu, weight_decay
+    bint decay, average
+
+
+cdef inline ASGDCoeffs asgd_coefficients(const UpdateRule* r,
+                                         const RuleStep* step) noexcept nogil:
+    cdef const ASGDInputs* a = <const ASGDInputs*>r.inputs
+    # torch keeps eta and mu in its state, set at the end of each step from the step count
+    # (lr and 1 before the first): at step t they are closed forms of t - 1, evaluated here
+    # as torch evaluates them (the same operations in the same order, in double).
+    cdef double done = <double>(step.t - 1)
+    cdef ASGDCoeffs c
+    c.sign = -1.0 if a.maximize != 0 else 1.0
+    if step.t == 1:
+        c.eta = r.lr
+        c.mu = 1.0
+    else:
+        c.eta = r.lr / _pow(1.0 + a.lambd * r.lr * done, a.alpha)
+        c.mu = 1.0 / _fmax(1.0, done - a.t0)
+    c.shrink = 1.0 - a.lambd * c.eta
+    c.weight_decay = a.weight_decay
+    c.decay = a.weight_decay != 0
+    c.average = c.mu != 1.0  # (torch copies the parameter while mu is 1)
+    return c
+
+
+cdef inline void asgd_update(ASGDCoeffs c, Py_ssize_t i, floating* params,
+                             const floating* grad, floating* ax) noexcept nogil:
+    cdef floating g = <floating>c.sign * grad[i]
+    cdef floating p = params[i]
+    cdef floating a
+    if c.decay:
+        g = g + <floating>c.weight_decay * p
+    p = p * <floating>c.shrink
+    p = p - <floating>c.eta * g
+    params[i] = p
+    if c.average:
+        a = ax[i]
+        ax[i] = a + (p - a) * <floating>c.mu
+    else:
+        ax[i] = p
+
+
+# ---------------------------------------------------------------------------------------------
 # axpy: y += a * x, the practical speed limit of an in-place update (read two arrays, write
 # one), run by the same skeleton as the rules. Only the benchmark (fastopt/_bench.py) uses it;
 # it is no rule (not declared: Rule cannot make one).
@@ -461,6 +578,8 @@ ctypedef fused Coeffs:
     AdadeltaCoeffs
     AdamCoeffs
     AdamaxCoeffs
+    RpropCoeffs
+    ASGDCoeffs
     AxpyCoeffs
 
 
@@ -473,6 +592,8 @@ cdef inline void _update(Coeffs c, Py_ssize_t i, floating* p, const floating* g,
     elif Coeffs is AdadeltaCoeffs: adadelta_update(c, i, p, g, s0, s1)
     elif Coeffs is AdamCoeffs: adam_update(c, i, p, g, s0, s1, s2)
     elif Coeffs is AdamaxCoeffs: adamax_update(c, i, p, g, s0, s1)
+    elif Coeffs is RpropCoeffs: rprop_update(c, i, p, g, s0, s1)
+    elif Coeffs is ASGDCoeffs: asgd_update(c, i, p, g, s0)
     elif Coeffs is AxpyCoeffs: axpy_update(c, i, p, g)
 
 
@@ -485,6 +606,8 @@ cdef void _apply(const UpdateRule* r, floating* p, const floating* g, void** s,
     elif r.kind == RULE_ADADELTA: _run(adadelta_coefficients(r, step), p, g, s, n, n_threads)
     elif r.kind == RULE_ADAM: _run(adam_coefficients(r, step), p, g, s, n, n_threads)
     elif r.kind == RULE_ADAMAX: _run(adamax_coefficients(r, step), p, g, s, n, n_threads)
+    elif r.kind == RULE_RPROP: _run(rprop_coefficients(r, step), p, g, s, n, n_threads)
+    elif r.kind == RULE_ASGD: _run(asgd_coefficients(r, step), p, g, s, n, n_threads)
 
 
 # =============================================================================================
