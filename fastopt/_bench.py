@@ -16,6 +16,7 @@ hand-written for speed and checked step for step against the reference in
 tests/test_baselines.py. A rule without one shows "-" in that column.
 """
 
+import contextlib
 import math
 import os
 import time
@@ -214,6 +215,7 @@ def adamax_out(p, g, state, t, lr, betas, eps, weight_decay, maximize):
     return p
 
 
+
 def rprop_out(p, g, state, t, lr, etas, step_sizes, maximize):
     """Rprop with ``out=``."""
     etaminus, etaplus = etas
@@ -292,6 +294,22 @@ def _torch():
     return torch
 
 
+@contextlib.contextmanager
+def torch_default_dtype(torch, dtype):
+    """torch's default dtype set to ``dtype``'s, then restored. torch keeps some per-step
+    scalars as tensors of its default dtype (ASGD's eta and mu, made anew each step): with
+    float32 ones a float64 row's torch columns would round their steps."""
+    want, previous = getattr(torch, np.dtype(dtype).name), torch.get_default_dtype()
+    if want is previous:
+        yield
+        return
+    torch.set_default_dtype(want)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
 class Column(NamedTuple):
     """One implementation of a row: ``step()`` makes one step; ``params()`` returns the
     parameter array as it is now (None for the axpy yardstick); ``grad`` is the gradient it
@@ -345,14 +363,20 @@ def column(row, name, start, grad, n_threads, torch=None):
     tp = torch.nn.Parameter(torch.from_numpy(p))
     tp.grad = torch.from_numpy(g)
     try:  # which paths torch has for this rule (fused: few on CPU) is torch's to say
-        topt = getattr(torch.optim, torch_name)([tp], **hyper, **_TORCH_FLAGS[name])
-        topt.step()
+        with torch_default_dtype(torch, p.dtype):
+            topt = getattr(torch.optim, torch_name)([tp], **hyper, **_TORCH_FLAGS[name])
+            topt.step()
     except (TypeError, ValueError, RuntimeError, NotImplementedError):
         return None
+    scalar_dtype = getattr(torch, p.dtype.name)
 
     def step():
         torch.set_num_threads(n_threads)
-        topt.step()
+        if torch.get_default_dtype() is scalar_dtype:  # (run() sets it for the timing)
+            topt.step()
+        else:
+            with torch_default_dtype(torch, p.dtype):
+                topt.step()
 
     return Column(step, lambda: p, g)
 
@@ -404,13 +428,15 @@ def run(quick=False, sizes=None, dtypes=None, rules=None, repeats=None, file=Non
         row = RULES[label]
         moved = arrays_moved(row[1], row[2])
         for dtype in dtypes:
-            for size in sizes:
-                for n_threads in threads:
-                    grad = rng.standard_normal(size).astype(dtype)
-                    start = rng.standard_normal(size).astype(dtype)
-                    columns = _columns(row, start, grad, n_threads, torch)
-                    t = interleaved_times({k: c.step for k, c in columns.items()}, repeats)
-                    rows.append(_row(label, dtype, size, n_threads, t, moved, file))
+            with (torch_default_dtype(torch, dtype) if torch else contextlib.nullcontext()):
+                for size in sizes:
+                    for n_threads in threads:
+                        grad = rng.standard_normal(size).astype(dtype)
+                        start = rng.standard_normal(size).astype(dtype)
+                        columns = _columns(row, start, grad, n_threads, torch)
+                        t = interleaved_times({k: c.step for k, c in columns.items()},
+                                              repeats)
+                        rows.append(_row(label, dtype, size, n_threads, t, moved, file))
     return rows
 
 
