@@ -476,21 +476,31 @@ cdef inline void rprop_update(RpropCoeffs c, Py_ssize_t i, floating* params,
     # first step prev is 0: the factor is 1, so every coordinate moves by lr (clamped).
     # torch.sign is (x > 0) - (x < 0): 0 for NaN, so a NaN product (a NaN gradient or prev,
     # inf * 0) keeps the step size and a NaN gradient moves nothing.
+    # Only selects of ready values under the conditions, no arithmetic and no casts: gcc then
+    # vectorises the loop (a conditional multiply or double-to-float cast may raise an FP
+    # flag, so it stays a branch; s * 1 is exact).
+    cdef floating etaplus = <floating>c.etaplus, etaminus = <floating>c.etaminus
+    cdef floating low = <floating>c.step_size_min, high = <floating>c.step_size_max
     cdef floating g = <floating>c.sign * grad[i]
     cdef floating d = g * prev[i]
-    cdef floating s = step_size[i]
+    cdef floating factor = 1, direction = 0, s
     if d > 0:
-        s = s * <floating>c.etaplus
-    elif d < 0:
-        s = s * <floating>c.etaminus
+        factor = etaplus
+    if d < 0:
+        factor = etaminus
         g = 0
+    s = step_size[i] * factor
     # torch.clamp(s, min, max): NaN stays NaN; with min > max every value becomes max
-    if s < <floating>c.step_size_min:
-        s = <floating>c.step_size_min
-    if s > <floating>c.step_size_max:
-        s = <floating>c.step_size_max
+    if s < low:
+        s = low
+    if s > high:
+        s = high
+    if g > 0:
+        direction = 1
+    if g < 0:
+        direction = -1
     # (sign(g) * s as torch's addcmul: 0 * NaN is NaN there too)
-    params[i] = params[i] - <floating>((g > 0) - (g < 0)) * s
+    params[i] = params[i] - direction * s
     prev[i] = g
     step_size[i] = s
 
