@@ -209,6 +209,10 @@ def test_non_finite_gradient_reaches_only_its_element(case):
     reference = np.ones(6)
     case.cls(reference, lr=0.1).step(np.full(6, 0.5))
     np.testing.assert_array_equal(params[[0, 2, 4]], reference[[0, 2, 4]])
-    assert np.isnan(params[1])
+    # the others are what the rule makes of them: NaN where the gradient is, except for Rprop
+    # (torch.sign(NaN) is 0: a NaN gradient moves nothing)
+    with np.errstate(all="ignore"):
+        expected = case.reference(np.ones(6), grad, {}, 1, **opt.hyperparameters)
+    np.testing.assert_array_equal(params[[1, 3, 5]], expected[[1, 3, 5]])
     for state in opt.state[0].values():
         assert np.all(np.isfinite(state[[0, 2, 4]]))
