@@ -16,6 +16,7 @@ hand-written for speed and checked step for step against the reference in
 tests/test_baselines.py. A rule without one shows "-" in that column.
 """
 
+import contextlib
 import math
 import os
 import time
@@ -300,11 +301,59 @@ def lion_out(p, g, state, t, lr, betas, weight_decay, maximize):
     return p
 
 
+
+def rprop_out(p, g, state, t, lr, etas, step_sizes, maximize):
+    """Rprop with ``out=``."""
+    etaminus, etaplus = etas
+    if t == 1:
+        state["prev"] = np.zeros_like(p)
+        state["step_size"] = np.full_like(p, lr)
+        _scratch(state, p, "_tmp", "_g")
+        state["_flip"] = np.empty(p.shape, dtype=bool)
+        state["_mask"] = np.empty(p.shape, dtype=bool)
+    g = _effective_grad(p, g, state, 0, maximize)
+    prev, step_size, tmp = state["prev"], state["step_size"], state["_tmp"]
+    flip, mask = state["_flip"], state["_mask"]
+    np.multiply(g, prev, out=tmp)
+    np.greater(tmp, 0, out=mask)
+    np.less(tmp, 0, out=flip)
+    tmp.fill(1)  # the factor: 1 where g * prev is 0 or NaN (torch.sign(NaN) is 0)
+    np.copyto(tmp, etaplus, where=mask)
+    np.copyto(tmp, etaminus, where=flip)
+    step_size *= tmp
+    np.clip(step_size, *step_sizes, out=step_size)
+    np.copyto(prev, g)
+    np.copyto(prev, 0, where=flip)
+    np.subtract(np.greater(prev, 0, out=mask), np.less(prev, 0, out=flip), out=tmp,
+                dtype=tmp.dtype)  # torch.sign(prev)
+    p -= np.multiply(tmp, step_size, out=tmp)
+    return p
+
+
+def asgd_out(p, g, state, t, lr, lambd, alpha, t0, weight_decay, maximize):
+    """ASGD with ``out=``."""
+    if t == 1:
+        state["ax"] = np.zeros_like(p)
+        _scratch(state, p, "_tmp", "_g")
+    eta, mu = _reference.asgd_eta_mu(t, lr, lambd, alpha, t0)
+    g = _effective_grad(p, g, state, weight_decay, maximize)
+    ax, tmp = state["ax"], state["_tmp"]
+    p *= 1 - lambd * eta
+    p -= np.multiply(g, eta, out=tmp)
+    if mu == 1:
+        np.copyto(ax, p)
+    else:
+        np.subtract(p, ax, out=tmp)
+        tmp *= mu
+        ax += tmp
+    return p
+
+
 # By method name, as the references; every benchmarked optimizer has one (a test checks it).
 OUT_RULES = {"gd": sgd_out, "sgd": sgd_out, "momentum": sgd_out, "nag": sgd_out,
              "adagrad": adagrad_out, "rmsprop": rmsprop_out, "adadelta": adadelta_out,
              "adam": adam_out, "adamw": adamw_out, "adamax": adamax_out,
-             "radam": radam_out, "lion": lion_out}
+             "radam": radam_out, "lion": lion_out, "rprop": rprop_out, "asgd": asgd_out}
 OUT_RULES["nadam"] = nadam_out
 
 
@@ -330,6 +379,22 @@ def _torch():
     except ImportError:
         return None
     return torch
+
+
+@contextlib.contextmanager
+def torch_default_dtype(torch, dtype):
+    """torch's default dtype set to ``dtype``'s, then restored. torch keeps some per-step
+    scalars as tensors of its default dtype (ASGD's eta and mu, made anew each step): with
+    float32 ones a float64 row's torch columns would round their steps."""
+    want, previous = getattr(torch, np.dtype(dtype).name), torch.get_default_dtype()
+    if want is previous:
+        yield
+        return
+    torch.set_default_dtype(want)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
 
 
 class Column(NamedTuple):
@@ -389,16 +454,22 @@ def column(row, name, start, grad, n_threads, torch=None):
     default_dtype = torch.get_default_dtype()
     torch.set_default_dtype(tp.dtype)
     try:  # which paths torch has for this rule (fused: few on CPU) is torch's to say
-        topt = getattr(torch.optim, torch_name)([tp], **hyper, **_TORCH_FLAGS[name])
-        topt.step()
+        with torch_default_dtype(torch, p.dtype):
+            topt = getattr(torch.optim, torch_name)([tp], **hyper, **_TORCH_FLAGS[name])
+            topt.step()
     except (TypeError, ValueError, RuntimeError, NotImplementedError):
         return None
     finally:
         torch.set_default_dtype(default_dtype)
+    scalar_dtype = getattr(torch, p.dtype.name)
 
     def step():
         torch.set_num_threads(n_threads)
-        topt.step()
+        if torch.get_default_dtype() is scalar_dtype:  # (run() sets it for the timing)
+            topt.step()
+        else:
+            with torch_default_dtype(torch, p.dtype):
+                topt.step()
 
     return Column(step, lambda: p, g)
 
@@ -450,13 +521,15 @@ def run(quick=False, sizes=None, dtypes=None, rules=None, repeats=None, file=Non
         row = RULES[label]
         moved = arrays_moved(row[1], row[2])
         for dtype in dtypes:
-            for size in sizes:
-                for n_threads in threads:
-                    grad = rng.standard_normal(size).astype(dtype)
-                    start = rng.standard_normal(size).astype(dtype)
-                    columns = _columns(row, start, grad, n_threads, torch)
-                    t = interleaved_times({k: c.step for k, c in columns.items()}, repeats)
-                    rows.append(_row(label, dtype, size, n_threads, t, moved, file))
+            with (torch_default_dtype(torch, dtype) if torch else contextlib.nullcontext()):
+                for size in sizes:
+                    for n_threads in threads:
+                        grad = rng.standard_normal(size).astype(dtype)
+                        start = rng.standard_normal(size).astype(dtype)
+                        columns = _columns(row, start, grad, n_threads, torch)
+                        t = interleaved_times({k: c.step for k, c in columns.items()},
+                                              repeats)
+                        rows.append(_row(label, dtype, size, n_threads, t, moved, file))
     return rows
 
 

@@ -653,6 +653,136 @@ cdef inline void lion_update(LionCoeffs c, Py_ssize_t i, floating* params,
 
 
 # ---------------------------------------------------------------------------------------------
+# Rprop (torch.optim.Rprop): a step size per coordinate, grown while the gradient keeps its
+# sign and shrunk when it flips; the step moves by the step size against the gradient's sign.
+
+ctypedef struct RpropInputs:
+    double etaminus
+    double etaplus
+    double step_size_min
+    double step_size_max
+    double maximize
+
+cdef RpropInputs _rprop_inputs
+cdef int RULE_RPROP = _declare("rprop", _rprop_inputs, ("prev", "step_size"), ())
+
+ctypedef struct RpropCoeffs:
+    double sign, etaminus, etaplus, step_size_min, step_size_max
+
+
+cdef inline RpropCoeffs rprop_coefficients(const UpdateRule* r,
+                                           const RuleStep* step) noexcept nogil:
+    cdef const RpropInputs* a = <const RpropInputs*>r.inputs
+    cdef RpropCoeffs c
+    c.sign = -1.0 if a.maximize != 0 else 1.0
+    c.etaminus = a.etaminus
+    c.etaplus = a.etaplus
+    c.step_size_min = a.step_size_min
+    c.step_size_max = a.step_size_max
+    return c
+
+
+cdef inline void rprop_update(RpropCoeffs c, Py_ssize_t i, floating* params,
+                              const floating* grad, floating* prev,
+                              floating* step_size) noexcept nogil:
+    # torch's sequence: the factor is sign(g * prev) mapped to etaplus / etaminus / 1, the
+    # step size is multiplied by it and clamped, the gradient is zeroed where the sign
+    # flipped, the parameter moves by sign(g) * step size, and prev becomes that g. On the
+    # first step prev is 0: the factor is 1, so every coordinate moves by lr (clamped).
+    # torch.sign is (x > 0) - (x < 0): 0 for NaN, so a NaN product (a NaN gradient or prev,
+    # inf * 0) keeps the step size and a NaN gradient moves nothing.
+    # Only selects of ready values under the conditions, no arithmetic and no casts: gcc then
+    # vectorises the loop (a conditional multiply or double-to-float cast may raise an FP
+    # flag, so it stays a branch; s * 1 is exact).
+    cdef floating etaplus = <floating>c.etaplus, etaminus = <floating>c.etaminus
+    cdef floating low = <floating>c.step_size_min, high = <floating>c.step_size_max
+    cdef floating g = <floating>c.sign * grad[i]
+    cdef floating d = g * prev[i]
+    cdef floating factor = 1, direction = 0, s
+    if d > 0:
+        factor = etaplus
+    if d < 0:
+        factor = etaminus
+        g = 0
+    s = step_size[i] * factor
+    # torch.clamp(s, min, max): NaN stays NaN; with min > max every value becomes max
+    if s < low:
+        s = low
+    if s > high:
+        s = high
+    if g > 0:
+        direction = 1
+    if g < 0:
+        direction = -1
+    # (sign(g) * s as torch's addcmul: 0 * NaN is NaN there too)
+    params[i] = params[i] - direction * s
+    prev[i] = g
+    step_size[i] = s
+
+
+# ---------------------------------------------------------------------------------------------
+# ASGD (torch.optim.ASGD): SGD with a decaying rate and a running average of the iterates
+
+from libc.math cimport fmax as _fmax, pow as _pow
+
+ctypedef struct ASGDInputs:
+    double lambd
+    double alpha
+    double t0
+    double weight_decay
+    double maximize
+
+cdef ASGDInputs _asgd_inputs
+cdef int RULE_ASGD = _declare("asgd", _asgd_inputs, ("ax",), ())
+
+ctypedef struct ASGDCoeffs:
+    double sign, eta, shrink, mu, weight_decay
+    bint decay, average
+
+
+cdef inline ASGDCoeffs asgd_coefficients(const UpdateRule* r,
+                                         const RuleStep* step) noexcept nogil:
+    cdef const ASGDInputs* a = <const ASGDInputs*>r.inputs
+    # torch keeps eta and mu in its state, set at the end of each step from the step count
+    # (lr and 1 before the first): at step t they are closed forms of t - 1, evaluated here
+    # as torch evaluates them (the same operations in the same order, in double).
+    cdef double done = <double>(step.t - 1)
+    cdef ASGDCoeffs c
+    c.sign = -1.0 if a.maximize != 0 else 1.0
+    # At t = 1 these are lr and 1 exactly, torch's initial eta and mu (pow(1, alpha) is 1,
+    # t0 >= 0): no branch on t, which kept gcc from unswitching the loop on the average flag
+    # (it stayed scalar, 4-8x slower).
+    c.eta = r.lr / _pow(1.0 + a.lambd * r.lr * done, a.alpha)
+    c.mu = 1.0 / _fmax(1.0, done - a.t0)
+    c.shrink = 1.0 - a.lambd * c.eta
+    c.weight_decay = a.weight_decay
+    c.decay = a.weight_decay != 0
+    c.average = c.mu != 1.0  # (torch copies the parameter while mu is 1)
+    return c
+
+
+cdef inline void asgd_update(ASGDCoeffs c, Py_ssize_t i, floating* params,
+                             const floating* grad, floating* ax) noexcept nogil:
+    # Both sides of each flag are computed and one is selected (as in rprop_update): with a
+    # load or arithmetic under the condition the loop stayed scalar, 4-6x slower. Reading ax
+    # while it is only copied to costs no memory traffic: writing it reads its line anyway.
+    cdef floating mu = <floating>c.mu
+    cdef floating g = <floating>c.sign * grad[i]
+    cdef floating p = params[i]
+    cdef floating a = ax[i]
+    cdef floating decayed = g + <floating>c.weight_decay * p
+    if c.decay:
+        g = decayed
+    p = p * <floating>c.shrink
+    p = p - <floating>c.eta * g
+    params[i] = p
+    a = a + (p - a) * mu
+    if not c.average:  # (torch copies the parameter while mu is 1)
+        a = p
+    ax[i] = a
+
+
+# ---------------------------------------------------------------------------------------------
 # axpy: y += a * x, the practical speed limit of an in-place update (read two arrays, write
 # one), run by the same skeleton as the rules. Only the benchmark (fastopt/_bench.py) uses it;
 # it is no rule (not declared: Rule cannot make one).
@@ -679,6 +809,8 @@ ctypedef fused Coeffs:
     NAdamCoeffs
     RAdamCoeffs
     LionCoeffs
+    RpropCoeffs
+    ASGDCoeffs
     AxpyCoeffs
 
 
@@ -694,6 +826,8 @@ cdef inline void _update(Coeffs c, Py_ssize_t i, floating* p, const floating* g,
     elif Coeffs is NAdamCoeffs: nadam_update(c, i, p, g, s0, s1)
     elif Coeffs is RAdamCoeffs: radam_update(c, i, p, g, s0, s1)
     elif Coeffs is LionCoeffs: lion_update(c, i, p, g, s0)
+    elif Coeffs is RpropCoeffs: rprop_update(c, i, p, g, s0, s1)
+    elif Coeffs is ASGDCoeffs: asgd_update(c, i, p, g, s0)
     elif Coeffs is AxpyCoeffs: axpy_update(c, i, p, g)
 
 
@@ -709,6 +843,8 @@ cdef void _apply(const UpdateRule* r, floating* p, const floating* g, void** s,
     elif r.kind == RULE_NADAM: _run(nadam_coefficients(r, step), p, g, s, n, n_threads)
     elif r.kind == RULE_RADAM: _run(radam_coefficients(r, step), p, g, s, n, n_threads)
     elif r.kind == RULE_LION: _run(lion_coefficients(r, step), p, g, s, n, n_threads)
+    elif r.kind == RULE_RPROP: _run(rprop_coefficients(r, step), p, g, s, n, n_threads)
+    elif r.kind == RULE_ASGD: _run(asgd_coefficients(r, step), p, g, s, n, n_threads)
 
 
 cdef inline void _advance(const UpdateRule* r, RuleStep* step) noexcept nogil:

@@ -200,6 +200,10 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
     optimizer = cls(X.reshape(-1), n_threads=n_threads, **hyper)
     optimizer._ensure_state()
     rule, slots = optimizer._rule, optimizer._slots[0]
+    if lrs is not None:  # a slot that starts at the rate (Rprop's step_size): each problem's
+        for slot, array in zip(cls.record.state, slots):
+            if slot.initial == "lr" and array is not None:
+                array.reshape(m, n)[...] = lrs[:, None]
     if mode == EVAL_NATIVE and callback is None:
         stops, nit, nfev, f, G = batch_native(X, rule, slots, fun, lower, upper, lrs,
                                               **stopping, n_threads=optimizer.n_threads)

@@ -207,3 +207,49 @@ def lion(p, g, state, t, lr, betas, weight_decay, maximize):
         u = u + weight_decay * p
     state["exp_avg"] = m * beta2 + (1 - beta2) * g
     return p - lr * u
+
+
+
+def torch_sign(x):
+    """torch.sign: (x > 0) - (x < 0), so 0 for NaN (numpy.sign gives NaN)."""
+    return (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype)
+
+
+def rprop(p, g, state, t, lr, etas, step_sizes, maximize):
+    """torch.optim.Rprop (torch's sign logic: on the first step prev is 0, so the factor is 1;
+    a NaN in g * prev, whose torch.sign is 0, also gives 1)."""
+    etaminus, etaplus = etas
+    if t == 1:
+        state["prev"] = np.zeros_like(p)
+        state["step_size"] = np.full_like(p, lr)
+    if maximize:
+        g = -g
+    d = g * state["prev"]
+    factor = np.where(d > 0, etaplus, np.where(d < 0, etaminus, 1.0)).astype(p.dtype)
+    step_size = np.clip(state["step_size"] * factor, *step_sizes)
+    g = np.where(d < 0, 0, g)
+    state["prev"], state["step_size"] = g, step_size
+    return p - torch_sign(g) * step_size
+
+def asgd_eta_mu(t, lr, lambd, alpha, t0):
+    """ASGD's rate and averaging weight at step ``t``: torch's state after ``t - 1`` steps
+    (lr and 1 before the first)."""
+    if t == 1:
+        return lr, 1.0
+    return lr / ((1 + lambd * lr * (t - 1)) ** alpha), 1 / max(1, (t - 1) - t0)
+
+
+def asgd(p, g, state, t, lr, lambd, alpha, t0, weight_decay, maximize):
+    """torch.optim.ASGD (the averaged iterate in ``state["ax"]``)."""
+    if t == 1:
+        state["ax"] = np.zeros_like(p)
+    eta, mu = asgd_eta_mu(t, lr, lambd, alpha, t0)
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    p = p * (1 - lambd * eta)
+    p = p - eta * g
+    ax = state["ax"]
+    state["ax"] = p.copy() if mu == 1 else ax + (p - ax) * mu
+    return p

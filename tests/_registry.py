@@ -178,6 +178,24 @@ EXTRA_BAD = {
          "Invalid momentum_decay value: momentum_decay=-0.1"),
         ({"decoupled_weight_decay": None}, TypeError, "decoupled_weight_decay=None must be a bool"),
     ],
+    "Rprop": [bad for bad in _COMMON_BAD if "weight_decay" not in bad[0]] + [
+        ({"etas": (0.5, 1.0)}, ValueError, r"Invalid eta values: etas=\(0.5, 1.0\)"),
+        ({"etas": (0.0, 1.2)}, ValueError, "Invalid eta values"),
+        ({"etas": (1.2, 0.5)}, ValueError, "Invalid eta values"),
+        ({"etas": (0.5, float("nan"))}, ValueError, r"etas\[1\]=nan"),
+        ({"etas": 0.5}, TypeError, "Invalid eta values: etas=0.5 must be a pair"),
+        ({"step_sizes": (1.0, 0.5)}, ValueError,
+         r"Invalid step sizes: step_sizes=\(1.0, 0.5\) must have step_sizes\[0\] <= "),
+        ({"step_sizes": (-1e-6, 50)}, ValueError, r"step_sizes\[0\]=-1e-06"),
+        ({"step_sizes": (1e-6, float("inf"))}, ValueError, r"step_sizes\[1\]=inf"),
+        ({"step_sizes": {1e-6, 50}}, TypeError, "step_sizes"),
+    ],
+    "ASGD": _COMMON_BAD + [
+        ({"lambd": -1e-4}, ValueError, "Invalid lambd value: lambd=-0.0001"),
+        ({"alpha": -0.5}, ValueError, "Invalid alpha value: alpha=-0.5"),
+        ({"t0": -1.0}, ValueError, "Invalid t0 value: t0=-1.0"),
+        ({"t0": float("inf")}, ValueError, "t0=inf must be finite"),
+    ],
 }
 
 

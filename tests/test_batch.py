@@ -623,3 +623,16 @@ def test_tol_in_options_wins_over_the_argument_as_in_minimize(starts):
     np.testing.assert_array_equal(res.nit, ref.nit)
     alone = fastopt.minimize(rosen_one, starts[0], jac=True, tol=1e-3, options=options)
     assert alone.nit == res.nit[0]
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_per_problem_learning_rates_start_each_problem_as_alone(method, starts):
+    # State that starts at the rate (Rprop's step sizes) starts at each problem's own: it
+    # started at the first problem's for every problem.
+    lrs = np.geomspace(1e-4, 1e-2, len(starts))
+    options = {"maxiter": 30, "gtol": 0.0}
+    batch = fastopt.minimize_batch(rosen_rows, starts, method=method, jac=True,
+                                   options=dict(options, lr=lrs))
+    singles = [fastopt.minimize(rosen_one, x0, method=method, jac=True,
+                                options=dict(options, lr=lr)) for x0, lr in zip(starts, lrs)]
+    assert_batch_is_each_alone(batch, singles)

@@ -16,6 +16,7 @@ import fastopt
 from fastopt import _objectives
 from fastopt._methods import METHODS
 from fastopt._registry import BY_METHOD
+from fastopt._registry import BY_METHOD
 
 OPTIONS = {"lr": 1e-2, "maxiter": 300, "gtol": 0.0}
 
