@@ -66,6 +66,9 @@ class Optimizer(OptimizerCore):
     """
 
     record = None  # the subclass's OptimizerRecord
+    # Whether each element's update reads that element only (Adafactor's norms read the whole
+    # parameter): minimize_batch then updates the problems side by side as one array.
+    elementwise = True
     _slot_names = ()
     _nonnegative = frozenset()
 
