@@ -164,12 +164,12 @@ def adafactor(p, g, state, t, lr, beta2_decay, eps, d, weight_decay, maximize):
         return p
     weight = t**beta2_decay  # 1 - beta2_t
     rho = min(lr, 1 / t**0.5)
-    alpha = max(eps2, np.sqrt(np.sum(p.astype(np.float64) ** 2)) / p.size**0.5) * rho
+    alpha = max(eps2, np.sqrt(np.sum(np.square(p, dtype=np.float64))) / p.size**0.5) * rho
     if weight_decay != 0:
         p = p * p.dtype.type(1 - lr * weight_decay)
     w = p.dtype.type(weight)
     if factored:
-        g2 = g.astype(np.float64) ** 2
+        g2 = np.square(g, dtype=np.float64)
         row_var = _lerp(state["row_var"], np.mean(g2, axis=-1, keepdims=True).astype(p.dtype), w)
         col_var = _lerp(state["col_var"], np.mean(g2, axis=-2, keepdims=True).astype(p.dtype), w)
         state["row_var"], state["col_var"] = row_var, col_var
@@ -178,7 +178,7 @@ def adafactor(p, g, state, t, lr, beta2_decay, eps, d, weight_decay, maximize):
     else:
         state["variance"] = var = _lerp(state["variance"], g * g, w)
     u = (1 / np.sqrt(np.maximum(var, p.dtype.type(eps1 * eps1)))) * g
-    denom = max(1.0, np.sqrt(np.sum(u.astype(np.float64) ** 2)) / (u.size**0.5 * d))
+    denom = max(1.0, np.sqrt(np.sum(np.square(u, dtype=np.float64))) / (u.size**0.5 * d))
     return p + p.dtype.type(-alpha / denom) * u
 
 
