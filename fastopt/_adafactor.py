@@ -171,9 +171,9 @@ class Adafactor(Optimizer):
                  "least_squares": {"lr": 0.1}},
         racers=(Racer("adafactor", "Adafactor", demo={"lr": 0.1},
                       style=("#2f4f4f", (0, (2, 1, 2, 4))),
-                      race_lr={"rosenbrock": 0.1, "beale": 0.1, "booth": 0.1,
-                               "himmelblau": 0.1, "saddle": 0.1, "valley": 0.1,
-                               "noisy_rosenbrock": 0.1}),),
+                      race_lr={"rosenbrock": 0.01, "beale": 0.0046, "booth": 0.32,
+                               "himmelblau": 0.46, "saddle": 3.2, "valley": 0.22,
+                               "noisy_rosenbrock": 0.0046}),),
         torch="Adafactor",
         bench={},
     )
