@@ -30,8 +30,17 @@ def _gradients(rng, shape, dtype):
     return [g.reshape(shape) for g in gradient_sequence(rng, (size,), dtype, SCALES)]
 
 
+# On top of the record's variants: the relative step size capped by 1/sqrt(t) (lr > 1), eps2
+# above the parameter's RMS, a constant beta2 (beta2_decay = 0), strong weight decay.
+ADAFACTOR_EXTRA = [{"lr": 2.0}, {"eps": (None, 10.0), "maximize": True}, {"beta2_decay": 0.0},
+                   {"lr": 0.5, "weight_decay": 0.5, "d": 1.0}]
+
+
 def _cases():
-    return [p for p in variant_cases() if p.values[0] in NOT_ELEMENTWISE]
+    adafactor = next(c for c in OPTIMIZERS if c.cls is fastopt.Adafactor)
+    return [p for p in variant_cases() if p.values[0] in NOT_ELEMENTWISE] + [
+        pytest.param(adafactor, kw, id=f"Adafactor-extra{i}")
+        for i, kw in enumerate(ADAFACTOR_EXTRA)]
 
 
 def test_adafactor_is_not_elementwise():
