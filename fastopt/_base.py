@@ -71,6 +71,9 @@ class Optimizer(OptimizerCore):
     """
 
     record = None  # the subclass's OptimizerRecord
+    # Whether each element's update reads that element only (Adafactor's norms read the whole
+    # parameter): minimize_batch then updates the problems side by side as one array.
+    elementwise = True
     _slot_names = ()
     _scalars = ()  # the kernel's running scalars: (name, initial value) pairs
     _nonnegative = frozenset()
@@ -136,6 +139,18 @@ class Optimizer(OptimizerCore):
                 + tuple(name for name, _ in cls._scalars))
 
     @classmethod
+    def _param_state_names(cls, hyper, param):
+        """The state slots of ``param`` (all parameters have the same ones unless a class
+        says otherwise: Adafactor's depend on the parameter's dimensions)."""
+        return cls._state_names(hyper)
+
+    @classmethod
+    def _state_shape(cls, name, param):
+        """The shape of state array ``name`` of ``param``: the parameter's own, unless a class
+        says otherwise (Adafactor's factored second moments)."""
+        return param.shape
+
+    @classmethod
     def _make_rule(cls, hyper):
         """The kernel and its inputs for these hyperparameters."""
         return Rule(cls.record.kernel, **cls.record.kernel_inputs(hyper))
@@ -148,16 +163,17 @@ class Optimizer(OptimizerCore):
         if name in scalar:
             return np.array(scalar[name], dtype=np.float64)
         initial = next(slot.initial for slot in cls.record.state if slot.name == name)
+        shape = cls._state_shape(name, param)
         if initial is None:
-            return np.zeros(param.shape, param.dtype)  # (zeros_like costs 1 us more)
-        return np.full(param.shape, hyper[initial], param.dtype)
+            return np.zeros(shape, param.dtype)  # (zeros_like costs 1 us more)
+        return np.full(shape, hyper[initial], param.dtype)
 
     def _ensure_state(self):
         """Make the state arrays (lazily, as torch does) if there are none yet."""
         if self._slots is None:
-            names = self._state_names(self._hyper)
             self._set_state(self._step, [
-                {name: self._init_state(name, p, self._hyper) for name in names}
+                {name: self._init_state(name, p, self._hyper)
+                 for name in self._param_state_names(self._hyper, p)}
                 for p in self._params
             ])
 
@@ -247,11 +263,10 @@ class Optimizer(OptimizerCore):
         self._check_not_busy("change a hyperparameter")
         state = self._state
         if state is not None:
-            names = self._state_names(hyper)
-            if names != self._state_names(self._hyper):
+            if self._state_names(hyper) != self._state_names(self._hyper):
                 state = [
                     {name: s[name] if name in s else self._init_state(name, p, hyper)
-                     for name in names}
+                     for name in self._param_state_names(hyper, p)}
                     for s, p in zip(state, self._params)
                 ]
         self._hyper, self._rule = hyper, rule
@@ -312,8 +327,9 @@ class Optimizer(OptimizerCore):
         hyper = self._check_hyperparameters(
             **{name: _plain(state_dict[name]) for name in self._hyper}
         )
-        names = self._state_names(hyper) if step > 0 else ()
-        array_keys = [f"{name}.{i}" for i in range(len(self._params)) for name in names]
+        names = [self._param_state_names(hyper, p) if step > 0 else ()
+                 for p in self._params]
+        array_keys = [f"{name}.{i}" for i in range(len(self._params)) for name in names[i]]
         unknown = sorted(set(state_dict) - set(required) - set(array_keys), key=str)
         if unknown:
             raise ValueError(f"state_dict has unexpected keys {unknown}")
@@ -325,7 +341,7 @@ class Optimizer(OptimizerCore):
             new_state = [
                 {name: self._checked_state(f"state_dict[{name + '.' + str(i)!r}]",
                                            name, state_dict[f"{name}.{i}"], p)
-                 for name in names}
+                 for name in names[i]}
                 for i, p in enumerate(self._params)
             ]
         rule = self._make_rule(hyper)
@@ -390,9 +406,9 @@ class Optimizer(OptimizerCore):
             return None
         if not isinstance(state, list) or len(state) != len(params):
             raise ValueError(f"pickled state must be a list of {len(params)} dicts")
-        names = cls._state_names(hyper)
         checked = []
         for i, (s, p) in enumerate(zip(state, params)):
+            names = cls._param_state_names(hyper, p)
             if not isinstance(s, Mapping) or set(s) != set(names):
                 raise ValueError(f"pickled state[{i}] must be a dict with keys {list(names)}")
             where = "state" if single else f"state[{i}]"
@@ -406,7 +422,8 @@ class Optimizer(OptimizerCore):
         """A private copy of the loaded state entry ``name`` of ``param``, checked."""
         if name in dict(cls._scalars):
             return _scalar_array(what, value)
-        return _state_array(what, value, param, name in cls._nonnegative)
+        return _state_array(what, value, param, name in cls._nonnegative,
+                            cls._state_shape(name, param))
 
     def __repr__(self):
         hyper = ", ".join(f"{k}={v!r}" for k, v in self._hyper.items())
@@ -453,14 +470,19 @@ def _plain(value):
     return value
 
 
-def _check_state_layout(what, value, param):
-    """Check that ``value`` is an array with ``param``'s dtype and shape (``what`` names it)."""
+def _check_state_layout(what, value, param, shape=None):
+    """Check that ``value`` is an array with ``param``'s dtype and shape, or ``shape`` if
+    given (``what`` names it)."""
     if not isinstance(value, np.ndarray):
         raise TypeError(f"{what} must be a numpy.ndarray, got {type(value).__name__}")
     if value.dtype != param.dtype:
         raise TypeError(f"{what} has dtype {value.dtype}, its parameter {param.dtype}")
-    if value.shape != param.shape:
-        raise ValueError(f"{what} has shape {value.shape}, its parameter {param.shape}")
+    if shape is None or tuple(shape) == param.shape:
+        if value.shape != param.shape:
+            raise ValueError(f"{what} has shape {value.shape}, its parameter {param.shape}")
+    elif value.shape != tuple(shape):
+        raise ValueError(f"{what} has shape {value.shape}; it must be {tuple(shape)} for its "
+                         f"parameter of shape {param.shape}")
 
 
 def _check_scalar_entry(what, value):
@@ -498,10 +520,10 @@ def _scalar_array(what, value):
     return np.array(value, dtype=np.float64)
 
 
-def _state_array(what, value, param, nonnegative):
+def _state_array(what, value, param, nonnegative, shape=None):
     """A private C-contiguous copy of a checked state array (``nonnegative``: it holds
-    squares)."""
-    _check_state_layout(what, value, param)
+    squares; ``shape``: its shape, if not its parameter's)."""
+    _check_state_layout(what, value, param, shape)
     _check_state_values(what, value, nonnegative)
     return np.array(value, dtype=param.dtype, order="C", copy=True)
 
@@ -608,7 +630,7 @@ def _install(opt, i, arrays):
         if name in scalars:
             _check_scalar_entry(what, value)
         else:
-            _check_state_layout(what, value, param)
+            _check_state_layout(what, value, param, opt._state_shape(name, param))
         if not value.flags.c_contiguous:
             raise ValueError(f"{what} must be C-contiguous (use numpy.ascontiguousarray)")
         if not value.flags.writeable:

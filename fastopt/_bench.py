@@ -349,11 +349,56 @@ def asgd_out(p, g, state, t, lr, lambd, alpha, t0, weight_decay, maximize):
     return p
 
 
+def adafactor_out(p, g, state, t, lr, beta2_decay, eps, d, weight_decay, maximize):
+    """Adafactor with ``out=`` (a vector: the unfactored path; a parameter of two or more
+    dimensions runs the reference)."""
+    if p.ndim >= 2:
+        return _reference.adafactor(p, g, state, t, lr, beta2_decay, eps, d, weight_decay,
+                                    maximize)
+    eps1, eps2 = eps
+    if eps1 is None:
+        eps1 = np.finfo(p.dtype).eps
+    if t == 1:
+        state["variance"] = np.zeros_like(p)
+        _scratch(state, p, "_tmp", "_g")
+        state["_sq"] = np.empty(p.shape, np.float64)
+    if p.size == 0:
+        return p
+    if maximize:
+        g = np.negative(g, out=state["_g"])
+    v, tmp, sq = state["variance"], state["_tmp"], state["_sq"]
+    rho = min(lr, 1 / t**0.5)
+    alpha = max(eps2, np.sqrt(np.sum(np.square(p, out=sq, dtype=np.float64)))
+                / p.size**0.5) * rho
+    if weight_decay != 0:
+        p *= p.dtype.type(1 - lr * weight_decay)
+    w = p.dtype.type(t**beta2_decay)
+    np.multiply(g, g, out=tmp)
+    if abs(w) < 0.5:  # torch's lerp, as the reference
+        tmp -= v
+        tmp *= w
+        v += tmp
+    else:
+        np.subtract(tmp, v, out=v)
+        v *= 1 - w
+        np.subtract(tmp, v, out=v)
+    np.maximum(v, p.dtype.type(eps1 * eps1), out=tmp)
+    np.sqrt(tmp, out=tmp)
+    np.divide(1, tmp, out=tmp)
+    tmp *= g
+    denom = max(1.0, np.sqrt(np.sum(np.square(tmp, out=sq, dtype=np.float64)))
+                / (tmp.size**0.5 * d))
+    tmp *= p.dtype.type(-alpha / denom)
+    p += tmp
+    return p
+
+
 # By method name, as the references; every benchmarked optimizer has one (a test checks it).
 OUT_RULES = {"gd": sgd_out, "sgd": sgd_out, "momentum": sgd_out, "nag": sgd_out,
              "adagrad": adagrad_out, "rmsprop": rmsprop_out, "adadelta": adadelta_out,
              "adam": adam_out, "adamw": adamw_out, "adamax": adamax_out,
-             "radam": radam_out, "lion": lion_out, "rprop": rprop_out, "asgd": asgd_out}
+             "radam": radam_out, "lion": lion_out, "rprop": rprop_out, "asgd": asgd_out,
+             "adafactor": adafactor_out}
 OUT_RULES["nadam"] = nadam_out
 
 

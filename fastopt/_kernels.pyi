@@ -17,3 +17,13 @@ def declarations() -> tuple[
     ...,
 ]: ...
 def axpy(y: np.ndarray, x: np.ndarray, a: float, n_threads: int) -> None: ...  # y INOUT
+def adafactor_step(
+    params: np.ndarray,  # INOUT, flattened, float32 or float64
+    grad: np.ndarray,  # IN, same dtype and size
+    row_var: np.ndarray | None,  # INOUT, batch * rows (a matrix), else None
+    col_var: np.ndarray | None,  # INOUT, batch * cols (a matrix), else None
+    variance: np.ndarray | None,  # INOUT, the parameter's size (a vector), else None
+    batch: int, rows: int, cols: int, lr: float, beta2_decay: float,
+    eps1: float,  # < 0: the dtype's machine epsilon
+    eps2: float, d: float, weight_decay: float, maximize: bool, t: int, n_threads: int,
+) -> None: ...

@@ -783,6 +783,349 @@ cdef inline void asgd_update(ASGDCoeffs c, Py_ssize_t i, floating* params,
 
 
 # ---------------------------------------------------------------------------------------------
+# Adafactor (torch.optim.Adafactor; Shazeer & Stern 2018): not elementwise. The step of a
+# parameter is scaled by two norms of the whole parameter (the RMS of the parameter before the
+# step, the RMS of the update), and a parameter of two or more dimensions keeps factored second
+# moments (the mean of the squared gradient over each row and each column of its last two
+# dimensions, rows x cols, for each of its `batch` leading indices). So it runs in passes over
+# memory, and the threads split the work into blocks fixed by the array's shape alone:
+#
+# * a vector (the parameter of 0 or 1 dimension; every minimize driver's x): pass 1 reads p, g
+#   and the variance, writes the variance, and sums p*p and u*u (u the update); pass 2 reads p,
+#   g and the variance again (u is recomputed, bitwise the same) and writes p. Two passes.
+# * a matrix (>= 2 dimensions): pass 1 reads p and g (row and column sums of g*g, the sum of
+#   p*p); the factors are then updated (small: batch * (rows + cols)); pass 2 reads g (the sum
+#   of u*u); pass 3 reads g and p and writes p. Three passes: the update needs the column
+#   means, which need every row, and its norm needs the whole update.
+#
+# Sums are accumulated in double, one partial sum per block, and the partial sums are added in
+# block order after the parallel loop; the blocks depend on the shape only (never on the thread
+# count, which decides only which thread takes which block), so results are bitwise the same
+# for every n_threads. Element arithmetic is in the array's type, as torch's is.
+
+from libc.float cimport DBL_EPSILON, FLT_EPSILON
+from libc.math cimport pow
+
+import numpy as np
+
+ctypedef struct AdafactorInputs:
+    double beta2_decay
+    double eps1  # < 0: None, the dtype's machine epsilon (torch.finfo(dtype).eps)
+    double eps2
+    double d
+    double weight_decay
+    double maximize
+
+cdef AdafactorInputs _adafactor_inputs
+cdef int RULE_ADAFACTOR = _declare("adafactor", _adafactor_inputs,
+                                   ("row_var", "col_var", "variance"), ())
+
+ctypedef struct AdafactorCoeffs:
+    double sign, rho, weight, eps1, eps2, d, decay
+    bint decays
+
+cdef enum:
+    ADAFACTOR_MAX_BLOCKS = 64  # the most blocks of a vector (partial sums on the stack)
+
+# Elements per block (at least): below it a vector is one block; a matrix's rows are split
+# into blocks of at least this many elements and at least 8 rows.
+cdef Py_ssize_t ADAFACTOR_BLOCK = 16384
+
+
+cdef inline AdafactorCoeffs adafactor_coefficients(const UpdateRule* r,
+                                                   const RuleStep* step) noexcept nogil:
+    cdef const AdafactorInputs* a = <const AdafactorInputs*>r.inputs
+    cdef AdafactorCoeffs c
+    cdef double t = <double>step.t
+    cdef double root = 1.0 / sqrt(t)
+    c.sign = -1.0 if a.maximize != 0 else 1.0
+    c.weight = pow(t, a.beta2_decay)  # 1 - beta2_t, torch's one_minus_beta2_t
+    c.rho = root if root < r.lr else r.lr  # Python's min(lr, 1 / t ** 0.5)
+    c.eps1, c.eps2, c.d = a.eps1, a.eps2, a.d
+    c.decay = 1.0 - r.lr * a.weight_decay
+    c.decays = a.weight_decay != 0
+    return c
+
+
+cdef inline floating _adafactor_eps1(AdafactorCoeffs c, const floating* _type) noexcept nogil:
+    # (the pointer only selects the type)
+    if c.eps1 >= 0:
+        return <floating>c.eps1
+    return <floating>(FLT_EPSILON if floating is float else DBL_EPSILON)
+
+
+cdef inline floating _lerp(floating a, floating b, floating w) noexcept nogil:
+    # torch.lerp (ATen/native/Lerp.h): the form that is exact at its end, by the weight's size
+    if (w if w >= 0 else -w) < 0.5:
+        return a + w * (b - a)
+    return b - (b - a) * (1 - w)
+
+
+cdef inline floating _rsqrt_clamped(floating v, floating low) noexcept nogil:
+    # clamp_(min=low).rsqrt_() as torch's CPU kernels compute it (1 / sqrt); NaN stays NaN
+    if v < low:
+        v = low
+    return 1 / _sqrt(v)
+
+
+cdef inline double _adafactor_scale(AdafactorCoeffs c, double p_squares, double u_squares,
+                                    Py_ssize_t n) noexcept nogil:
+    """-alpha / denom: torch's max(eps2, RMS(p)) * rho over max(1, RMS(u) / d), with Python's
+    max (a NaN norm loses to the other argument)."""
+    cdef double root_n = sqrt(<double>n)
+    cdef double rms = sqrt(p_squares) / root_n
+    cdef double alpha = (rms if rms > c.eps2 else c.eps2) * c.rho
+    cdef double ratio = sqrt(u_squares) / (root_n * c.d)
+    return -alpha / (ratio if ratio > 1.0 else 1.0)
+
+
+cdef inline Py_ssize_t _part(Py_ssize_t n, Py_ssize_t k, Py_ssize_t parts) noexcept nogil:
+    """Start of part k of n items split into ``parts`` near-equal parts (no overflow)."""
+    cdef Py_ssize_t q = n // parts, r = n % parts
+    return q * k + (k if k < r else r)
+
+
+cdef inline Py_ssize_t _adafactor_vector_blocks(Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t k = n // ADAFACTOR_BLOCK
+    return 1 if k < 1 else (ADAFACTOR_MAX_BLOCKS if k > ADAFACTOR_MAX_BLOCKS else k)
+
+
+cdef Py_ssize_t adafactor_row_blocks(Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    """Blocks of rows per matrix (its column partial sums take blocks * cols doubles: at most
+    an eighth of the matrix's elements)."""
+    cdef Py_ssize_t k = (rows * cols) // ADAFACTOR_BLOCK
+    if k > rows // 8:
+        k = rows // 8
+    return 1 if k < 1 else (ADAFACTOR_MAX_BLOCKS if k > ADAFACTOR_MAX_BLOCKS else k)
+
+
+cdef void _adafactor_vector_sums(AdafactorCoeffs c, const floating* p, const floating* g,
+                                 floating* v, Py_ssize_t start, Py_ssize_t end,
+                                 double* sums) noexcept nogil:
+    # Pass 1 of a vector, one block: the variance, and the block's sums of p*p and u*u.
+    cdef Py_ssize_t i
+    cdef floating w = <floating>c.weight, sign = <floating>c.sign
+    cdef floating low = _adafactor_eps1(c, p) * _adafactor_eps1(c, p)
+    cdef floating x, gi, vi, u
+    cdef double sp = 0, su = 0
+    for i in range(start, end):
+        x = p[i]
+        sp += <double>x * <double>x
+        gi = sign * g[i]
+        vi = _lerp(v[i], gi * gi, w)
+        v[i] = vi
+        u = _rsqrt_clamped(vi, low) * gi
+        su += <double>u * <double>u
+    sums[0], sums[1] = sp, su
+
+
+cdef void _adafactor_vector_apply(AdafactorCoeffs c, double scale, floating* p,
+                                  const floating* g, const floating* v, Py_ssize_t start,
+                                  Py_ssize_t end) noexcept nogil:
+    # Pass 2 of a vector: the update u again (the same arithmetic), weight decay, the step.
+    cdef Py_ssize_t i
+    cdef floating sign = <floating>c.sign, s = <floating>scale, decay = <floating>c.decay
+    cdef floating low = _adafactor_eps1(c, p) * _adafactor_eps1(c, p)
+    cdef floating x, u
+    for i in range(start, end):
+        u = _rsqrt_clamped(v[i], low) * (sign * g[i])
+        x = p[i]
+        if c.decays:
+            x = x * decay
+        p[i] = x + s * u
+
+
+cdef void adafactor_vector(AdafactorCoeffs c, floating* p, const floating* g, floating* v,
+                           Py_ssize_t n, int n_threads) noexcept nogil:
+    """One Adafactor step of a vector of n elements (the variance ``v``, n elements), in
+    place."""
+    cdef double sums[2 * ADAFACTOR_MAX_BLOCKS]
+    cdef double p_squares = 0, u_squares = 0, scale
+    cdef Py_ssize_t k, blocks = _adafactor_vector_blocks(n)
+    cdef Py_ssize_t n_chunks = _n_chunks(n, n_threads)
+    if n <= 0:
+        return  # (torch divides by the size: nothing to do for an empty parameter)
+    if n_chunks == 1:
+        for k in range(blocks):
+            _adafactor_vector_sums(c, p, g, v, _part(n, k, blocks), _part(n, k + 1, blocks),
+                                   &sums[2 * k])
+    else:
+        for k in prange(blocks, schedule="static", num_threads=n_chunks):
+            _adafactor_vector_sums(c, p, g, v, _part(n, k, blocks), _part(n, k + 1, blocks),
+                                   &sums[2 * k])
+    for k in range(blocks):  # in block order, whatever the threads
+        p_squares += sums[2 * k]
+        u_squares += sums[2 * k + 1]
+    scale = _adafactor_scale(c, p_squares, u_squares, n)
+    if n_chunks == 1:
+        _adafactor_vector_apply(c, scale, p, g, v, 0, n)
+    else:
+        for k in prange(n_chunks, schedule="static", num_threads=n_chunks):
+            _adafactor_vector_apply(c, scale, p, g, v, _chunk_bound(k, n, n_chunks),
+                                    _chunk_bound(k + 1, n, n_chunks))
+
+
+# A matrix (a parameter of >= 2 dimensions: `batch` matrices of rows x cols, C order). Its
+# work is split into batch * blocks tasks: task t covers rows [_part(rows, kb, blocks),
+# _part(rows, kb + 1, blocks)) of matrix b = t // blocks (kb = t % blocks).
+
+ctypedef struct _AdafactorMatrix:
+    Py_ssize_t batch, rows, cols, blocks
+    double* col_parts  # batch * blocks * cols: each task's column sums of g*g
+    double* task_sums  # 2 per task: its sums of p*p (pass 1) and u*u (pass 2)
+    double* row_means  # batch: each matrix's mean of row_var, clamped to >= eps1
+
+
+cdef void _adafactor_matrix_pass(AdafactorCoeffs c, const _AdafactorMatrix* m, int which,
+                                 double scale, floating* p, const floating* g,
+                                 floating* row_var, const floating* col_var,
+                                 Py_ssize_t task) noexcept nogil:
+    """Pass ``which`` (1, 2 or 3) of one task."""
+    cdef Py_ssize_t b = task // m.blocks, kb = task % m.blocks, i, j, cols = m.cols
+    cdef Py_ssize_t i0 = _part(m.rows, kb, m.blocks), i1 = _part(m.rows, kb + 1, m.blocks)
+    cdef floating w = <floating>c.weight, sign = <floating>c.sign, s = <floating>scale
+    cdef floating decay = <floating>c.decay
+    cdef floating low = _adafactor_eps1(c, p) * _adafactor_eps1(c, p)
+    cdef floating r, x, gj, u, mean = <floating>m.row_means[b] if which > 1 else 0
+    cdef const floating* cv = col_var + b * cols
+    cdef double* parts = m.col_parts + task * cols
+    cdef double sp = 0, su = 0, rs, q
+    cdef Py_ssize_t row
+    if which == 1:
+        for j in range(cols):
+            parts[j] = 0
+    for i in range(i0, i1):
+        row = (b * m.rows + i) * cols
+        if which == 1:
+            rs = 0
+            for j in range(cols):
+                x = p[row + j]
+                sp += <double>x * <double>x
+                gj = g[row + j]
+                q = <double>gj * <double>gj
+                rs += q
+                parts[j] += q
+            # torch: norm(g, dim=-1) ** 2 / cols, then lerp_ by 1 - beta2_t
+            row_var[b * m.rows + i] = _lerp(row_var[b * m.rows + i],
+                                            <floating>(rs / <double>cols), w)
+        else:
+            r = row_var[b * m.rows + i]
+            for j in range(cols):
+                # torch: (row_var @ col_var) / mean, clamped to eps1 ** 2, rsqrt, times g
+                u = _rsqrt_clamped((r * cv[j]) / mean, low) * (sign * g[row + j])
+                if which == 2:
+                    su += <double>u * <double>u
+                else:
+                    x = p[row + j]
+                    if c.decays:
+                        x = x * decay
+                    p[row + j] = x + s * u
+    if which == 1:
+        m.task_sums[2 * task] = sp
+    elif which == 2:
+        m.task_sums[2 * task + 1] = su
+
+
+cdef void _adafactor_matrix_run(AdafactorCoeffs c, const _AdafactorMatrix* m, int which,
+                                double scale, floating* p, const floating* g,
+                                floating* row_var, const floating* col_var,
+                                int n_chunks) noexcept nogil:
+    cdef Py_ssize_t t, tasks = m.batch * m.blocks
+    if n_chunks == 1:
+        for t in range(tasks):
+            _adafactor_matrix_pass(c, m, which, scale, p, g, row_var, col_var, t)
+    else:
+        for t in prange(tasks, schedule="static", num_threads=n_chunks):
+            _adafactor_matrix_pass(c, m, which, scale, p, g, row_var, col_var, t)
+
+
+cdef void adafactor_matrix(AdafactorCoeffs c, const _AdafactorMatrix* m, floating* p,
+                           const floating* g, floating* row_var, floating* col_var,
+                           int n_threads) noexcept nogil:
+    """One Adafactor step of a parameter of `batch` rows x cols matrices, in place; ``m``
+    holds the shape and the scratch (see _AdafactorMatrix)."""
+    cdef Py_ssize_t b, i, j, k, t, n = m.batch * m.rows * m.cols, tasks = m.batch * m.blocks
+    cdef int n_chunks = <int>_n_chunks(n, n_threads)
+    cdef floating w = <floating>c.weight, eps1 = _adafactor_eps1(c, p), mean
+    cdef double s, p_squares = 0, u_squares = 0, scale
+    if n <= 0:
+        return
+    _adafactor_matrix_run(c, m, 1, 0.0, p, g, row_var, col_var, n_chunks)
+    # The column factors (from the tasks' partial sums, in task order) and the row factors'
+    # means: batch * (rows + cols) values, serially.
+    for b in range(m.batch):
+        for j in range(m.cols):
+            s = 0
+            for k in range(m.blocks):
+                s += m.col_parts[(b * m.blocks + k) * m.cols + j]
+            col_var[b * m.cols + j] = _lerp(col_var[b * m.cols + j],
+                                            <floating>(s / <double>m.rows), w)
+        s = 0
+        for i in range(m.rows):
+            s += row_var[b * m.rows + i]
+        mean = <floating>(s / <double>m.rows)
+        m.row_means[b] = mean if mean >= eps1 or mean != mean else eps1  # clamp_(min=eps1)
+    _adafactor_matrix_run(c, m, 2, 0.0, p, g, row_var, col_var, n_chunks)
+    for t in range(tasks):
+        p_squares += m.task_sums[2 * t]
+        u_squares += m.task_sums[2 * t + 1]
+    scale = _adafactor_scale(c, p_squares, u_squares, n)
+    _adafactor_matrix_run(c, m, 3, scale, p, g, row_var, col_var, n_chunks)
+
+
+def adafactor_step(floating[::1] params, const floating[::1] grad, floating[::1] row_var,
+                   floating[::1] col_var, floating[::1] variance, Py_ssize_t batch,
+                   Py_ssize_t rows, Py_ssize_t cols, double lr, double beta2_decay,
+                   double eps1, double eps2, double d, double weight_decay, bint maximize,
+                   Py_ssize_t t, int n_threads):
+    """One Adafactor step of one parameter, in place (fastopt.Adafactor's kernel entry).
+
+    ``params``, ``grad``: the parameter and its gradient, flattened (C order), one float dtype.
+    A vector (``variance`` given, ``row_var`` and ``col_var`` None): ``variance`` has its
+    size. A matrix (``row_var`` and ``col_var`` given, ``variance`` None): ``batch * rows *
+    cols`` elements, ``row_var`` ``batch * rows``, ``col_var`` ``batch * cols``. ``eps1`` < 0
+    stands for None (the dtype's machine epsilon); ``t`` >= 1 is the step number. Sizes are
+    checked (ValueError); the hyperparameters were validated by the class.
+    """
+    cdef Py_ssize_t n = params.shape[0]
+    cdef UpdateRule rule
+    cdef AdafactorInputs* a = <AdafactorInputs*>rule.inputs
+    cdef RuleStep step
+    cdef AdafactorCoeffs c
+    cdef _AdafactorMatrix m
+    if grad.shape[0] != n or t < 1:
+        raise ValueError("adafactor_step: grad must have the parameter's size, t >= 1")
+    rule.kind, rule.lr = RULE_ADAFACTOR, lr
+    a.beta2_decay, a.eps1, a.eps2, a.d = beta2_decay, eps1, eps2, d
+    a.weight_decay, a.maximize = weight_decay, 1.0 if maximize else 0.0
+    step.t = t
+    c = adafactor_coefficients(&rule, &step)
+    if variance is not None:
+        if row_var is not None or col_var is not None or variance.shape[0] != n:
+            raise ValueError("adafactor_step: a vector takes a variance of its size only")
+        with nogil:
+            adafactor_vector(c, &params[0] if n else NULL, &grad[0] if n else NULL,
+                             &variance[0] if n else NULL, n, n_threads)
+        return
+    if (row_var is None or col_var is None or batch < 0 or rows < 0 or cols < 0
+            or (rows and cols and batch > n // rows // cols) or batch * rows * cols != n
+            or row_var.shape[0] != batch * rows or col_var.shape[0] != batch * cols):
+        raise ValueError(f"adafactor_step: a matrix of {batch} x {rows} x {cols} takes "
+                         "row_var and col_var of batch * rows and batch * cols elements")
+    if n == 0:
+        return
+    m.batch, m.rows, m.cols = batch, rows, cols
+    m.blocks = adafactor_row_blocks(rows, cols)
+    col_parts = np.empty(batch * m.blocks * cols, np.float64)
+    task_sums = np.empty(2 * batch * m.blocks, np.float64)
+    row_means = np.empty(batch, np.float64)
+    cdef double[::1] parts_view = col_parts, sums_view = task_sums, means_view = row_means
+    m.col_parts, m.task_sums, m.row_means = &parts_view[0], &sums_view[0], &means_view[0]
+    with nogil:
+        adafactor_matrix(c, &m, &params[0], &grad[0], &row_var[0], &col_var[0], n_threads)
+
+
+# ---------------------------------------------------------------------------------------------
 # axpy: y += a * x, the practical speed limit of an in-place update (read two arrays, write
 # one), run by the same skeleton as the rules. Only the benchmark (fastopt/_bench.py) uses it;
 # it is no rule (not declared: Rule cannot make one).
@@ -845,6 +1188,8 @@ cdef void _apply(const UpdateRule* r, floating* p, const floating* g, void** s,
     elif r.kind == RULE_LION: _run(lion_coefficients(r, step), p, g, s, n, n_threads)
     elif r.kind == RULE_RPROP: _run(rprop_coefficients(r, step), p, g, s, n, n_threads)
     elif r.kind == RULE_ASGD: _run(asgd_coefficients(r, step), p, g, s, n, n_threads)
+    elif r.kind == RULE_ADAFACTOR:  # (not elementwise: a vector, the variance in slot 2)
+        adafactor_vector(adafactor_coefficients(r, step), p, g, <floating*>s[2], n, n_threads)
 
 
 cdef inline void _advance(const UpdateRule* r, RuleStep* step) noexcept nogil:

@@ -140,7 +140,8 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
     -----
     A problem that stops is no longer evaluated nor updated. The result does not depend on the
     thread count nor on the other problems: the running problems' rows are kept packed and
-    updated as one array by the same elementwise kernel ``fastopt.minimize`` uses, with a
+    updated as one array by the same elementwise kernel ``fastopt.minimize`` uses (row by row
+    for a rule that is not elementwise, Adafactor), with a
     Python objective for all of them, with a C objective per chunk of 128 problems on one
     thread (chunks spread over the threads). Iterating problems side by side is also what
     makes a batch faster per problem than a loop that solves one problem at a time, even in
@@ -198,6 +199,10 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
         np.clip(X, lower, upper, out=X)
 
     optimizer = cls(X.reshape(-1), n_threads=n_threads, **hyper)
+    if lrs is None and not cls.elementwise:
+        # A rule that is not elementwise (Adafactor's norms) must update each problem's row
+        # on its own: the loops do so where problems have their own learning rates.
+        lrs = np.full(m, optimizer.lr, np.float64)
     optimizer._ensure_state()
     rule, slots = optimizer._rule, optimizer._slots[0]
     if lrs is not None:  # a slot that starts at the rate (Rprop's step_size): each problem's

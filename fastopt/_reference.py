@@ -253,3 +253,45 @@ def asgd(p, g, state, t, lr, lambd, alpha, t0, weight_decay, maximize):
     ax = state["ax"]
     state["ax"] = p.copy() if mu == 1 else ax + (p - ax) * mu
     return p
+
+
+def adafactor(p, g, state, t, lr, beta2_decay, eps, d, weight_decay, maximize):
+    """torch.optim.Adafactor: factored second moments over the last two dimensions of a
+    parameter of >= 2 dimensions (``row_var``, ``col_var``), ``variance`` otherwise."""
+    eps1, eps2 = eps
+    if eps1 is None:
+        eps1 = np.finfo(p.dtype).eps
+    factored = p.ndim >= 2
+    if t == 1:
+        if factored:
+            state["row_var"] = np.zeros(p.shape[:-1] + (1,), p.dtype)
+            state["col_var"] = np.zeros(p.shape[:-2] + (1, p.shape[-1]), p.dtype)
+        else:
+            state["variance"] = np.zeros_like(p)
+    if maximize:
+        g = -g
+    if p.size == 0:
+        return p
+    weight = t**beta2_decay  # 1 - beta2_t
+    rho = min(lr, 1 / t**0.5)
+    alpha = max(eps2, np.sqrt(np.sum(np.square(p, dtype=np.float64))) / p.size**0.5) * rho
+    if weight_decay != 0:
+        p = p * p.dtype.type(1 - lr * weight_decay)
+    w = p.dtype.type(weight)
+    if factored:
+        g2 = np.square(g, dtype=np.float64)
+        row_var = _lerp(state["row_var"], np.mean(g2, axis=-1, keepdims=True).astype(p.dtype), w)
+        col_var = _lerp(state["col_var"], np.mean(g2, axis=-2, keepdims=True).astype(p.dtype), w)
+        state["row_var"], state["col_var"] = row_var, col_var
+        mean = np.mean(row_var.astype(np.float64), axis=-2, keepdims=True).astype(p.dtype)
+        var = (row_var * col_var) / np.maximum(mean, p.dtype.type(eps1))
+    else:
+        state["variance"] = var = _lerp(state["variance"], g * g, w)
+    u = (1 / np.sqrt(np.maximum(var, p.dtype.type(eps1 * eps1)))) * g
+    denom = max(1.0, np.sqrt(np.sum(np.square(u, dtype=np.float64))) / (u.size**0.5 * d))
+    return p + p.dtype.type(-alpha / denom) * u
+
+
+def _lerp(a, b, w):
+    """torch.lerp with a scalar weight (exact at the end its weight is nearer)."""
+    return a + w * (b - a) if abs(w) < 0.5 else b - (b - a) * (1 - w)

@@ -698,7 +698,7 @@ def test_numpy_numbers_are_accepted_everywhere(case):
             continue
         value = _new_values(case).get(name, default)
         if isinstance(value, float) and value != 0.0:
-            value = 0.5  # exact in float32
+            value = float(np.float32(value))  # exact in float32 (and still valid)
         for numpy_value in _numpy_kinds(value):
             expected = case.cls(np.zeros(3), **{name: value}).hyperparameters
             opt = case.cls(np.zeros(3), **{name: numpy_value})
