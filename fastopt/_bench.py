@@ -16,6 +16,7 @@ hand-written for speed and checked step for step against the reference in
 tests/test_baselines.py. A rule without one shows "-" in that column.
 """
 
+import importlib
 import math
 import os
 import time
@@ -214,10 +215,64 @@ def adamax_out(p, g, state, t, lr, betas, eps, weight_decay, maximize):
     return p
 
 
+def _schedule_free_out(p, g, state, lr, ckp1, beta):
+    """Schedule-free's y and z from the step's direction ``g``, in place (the reference's
+    torch.lerp formulas)."""
+    z, tmp = state["z"], state["_tmp"]
+    w = p.dtype.type(ckp1)
+    np.subtract(z, p, out=tmp)
+    if abs(w) < 0.5:
+        tmp *= w
+        p += tmp
+    else:
+        tmp *= 1 - w
+        np.subtract(z, tmp, out=p)
+    p += np.multiply(g, lr * (beta * (1 - ckp1) - 1), out=tmp)
+    z -= np.multiply(g, lr, out=tmp)
+    return p
+
+
+def sgdschedulefree_out(p, g, state, t, lr, momentum, weight_decay, warmup_steps, r,
+                        weight_lr_power):
+    """Schedule-free SGD with ``out=``."""
+    if t == 1:
+        state["z"] = p.copy()
+        _scratch(state, p, "_tmp", "_g")
+    lr, ckp1 = _reference._schedule_free_weight(state, t, lr, warmup_steps, r,
+                                                weight_lr_power)
+    if weight_decay != 0:
+        g = np.add(g, np.multiply(p, weight_decay, out=state["_g"]), out=state["_g"])
+    return _schedule_free_out(p, g, state, lr, ckp1, momentum)
+
+
+def adamwschedulefree_out(p, g, state, t, lr, betas, eps, weight_decay, warmup_steps, r,
+                          weight_lr_power):
+    """Schedule-free AdamW with ``out=``."""
+    beta1, beta2 = betas
+    if t == 1:
+        state["z"] = p.copy()
+        state["exp_avg_sq"] = np.zeros_like(p)
+        _scratch(state, p, "_tmp", "_g")
+    lr, ckp1 = _reference._schedule_free_weight(state, t, lr, warmup_steps, r,
+                                                weight_lr_power)
+    v, tmp, d = state["exp_avg_sq"], state["_tmp"], state["_g"]
+    v *= beta2
+    np.multiply(g, 1 - beta2, out=tmp)
+    v += np.multiply(tmp, g, out=tmp)
+    np.sqrt(np.divide(v, 1 - beta2**t, out=tmp), out=tmp)
+    tmp += eps
+    np.divide(g, tmp, out=d)
+    if weight_decay != 0:
+        d += np.multiply(p, weight_decay, out=tmp)
+    return _schedule_free_out(p, d, state, lr, ckp1, beta1)
+
+
 # By method name, as the references; every benchmarked optimizer has one (a test checks it).
 OUT_RULES = {"gd": sgd_out, "sgd": sgd_out, "momentum": sgd_out, "nag": sgd_out,
              "adagrad": adagrad_out, "rmsprop": rmsprop_out, "adadelta": adadelta_out,
-             "adam": adam_out, "adamw": adamw_out, "adamax": adamax_out}
+             "adam": adam_out, "adamw": adamw_out, "adamax": adamax_out,
+             "sgdschedulefree": sgdschedulefree_out,
+             "adamwschedulefree": adamwschedulefree_out}
 
 
 def method_of(cls):
@@ -242,6 +297,29 @@ def _torch():
     except ImportError:
         return None
     return torch
+
+
+def torch_twin(torch, name):
+    """A factory ``twin(params, **kwargs) -> optimizer`` of the torch optimizer a record's
+    ``torch`` names: ``torch.optim.<name>``, or ``<package>.<Class>`` for a torch-based
+    package (``schedulefree.SGDScheduleFree``, put in train mode as that package requires);
+    None where that package is not installed."""
+    if "." not in name:
+        return getattr(torch.optim, name)
+    module, _, attribute = name.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), attribute)
+    except ImportError:
+        return None
+
+    def twin(*args, **kwargs):
+        opt = cls(*args, **kwargs)
+        if hasattr(opt, "train"):  # (schedulefree's optimizers start in eval mode)
+            opt.train()
+        return opt
+
+    twin.cls = cls
+    return twin
 
 
 class Column(NamedTuple):
@@ -296,8 +374,11 @@ def column(row, name, start, grad, n_threads, torch=None):
     p, g = start.copy(), grad.copy()
     tp = torch.nn.Parameter(torch.from_numpy(p))
     tp.grad = torch.from_numpy(g)
+    twin = torch_twin(torch, torch_name)
+    if twin is None:
+        return None
     try:  # which paths torch has for this rule (fused: few on CPU) is torch's to say
-        topt = getattr(torch.optim, torch_name)([tp], **hyper, **_TORCH_FLAGS[name])
+        topt = twin([tp], **hyper, **_TORCH_FLAGS[name])
         topt.step()
     except (TypeError, ValueError, RuntimeError, NotImplementedError):
         return None

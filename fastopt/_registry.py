@@ -6,11 +6,11 @@ Everything that lists optimizers reads this module: the exports (fastopt/__init_
 one of ``FAMILIES`` is found here with no change; a new family module is one line below.
 """
 
-from fastopt import _adam, _adaptive, _sgd
+from fastopt import _adam, _adaptive, _schedulefree, _sgd
 from fastopt._base import Optimizer
 
 # The modules that define optimizers, in the order the optimizers are listed everywhere.
-FAMILIES = (_sgd, _adaptive, _adam)
+FAMILIES = (_sgd, _adaptive, _adam, _schedulefree)
 
 
 def _records(module):

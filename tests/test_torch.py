@@ -12,10 +12,20 @@ import pytest
 
 from _registry import OPTIMIZERS, variant_cases
 from conftest import gradient_sequence
+from fastopt._bench import torch_twin
 
 torch = pytest.importorskip("torch")
 
 TORCH_RTOL = {np.float64: 1e-10, np.float32: 1e-5}
+
+
+def _twin(case):
+    """The torch optimizer of a case (torch.optim's, or a torch-based package's: skipped
+    where that package is not installed)."""
+    twin = torch_twin(torch, case.torch_name)
+    if twin is None:
+        pytest.skip(f"{case.torch_name.partition('.')[0]} is not installed")
+    return twin
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -27,7 +37,7 @@ def test_trajectory_matches_torch_optim(case, kwargs, dtype, rng):
 
     torch_param = torch.nn.Parameter(torch.from_numpy(params.copy()))
     torch_kwargs = {**case.torch_kwargs, **kwargs}
-    torch_opt = getattr(torch.optim, case.torch_name)([torch_param], **torch_kwargs)
+    torch_opt = _twin(case)([torch_param], **torch_kwargs)
 
     # Keep gradients moderate: float32 trajectories after 1e6-sized steps are chaotic.
     scales = [1.0, 0.5, 0.0, 2.0, 1.0, 0.1, 0.0, 3.0, 1e-3, 1.0] * 2
@@ -42,7 +52,8 @@ def test_trajectory_matches_torch_optim(case, kwargs, dtype, rng):
 @pytest.mark.parametrize("case", [c for c in OPTIMIZERS if c.torch_name], ids=lambda c: c.name)
 def test_torch_defaults_match(case):
     # (Momentum, NAG: torch.optim.SGD with the torch_kwargs of their records)
-    torch_sig = inspect.signature(getattr(torch.optim, case.torch_name))
+    twin = _twin(case)
+    torch_sig = inspect.signature(getattr(twin, "cls", twin))
     for name, value in case.defaults.items():
         expected = case.torch_kwargs.get(name, torch_sig.parameters[name].default)
         assert expected == value, (case.name, name)
