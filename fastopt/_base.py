@@ -6,9 +6,14 @@ against ``fastopt._step.kernel_spec``), and how its hyperparameters become the k
 inputs. ``__init_subclass__`` makes from it the constructor (with a real signature),
 ``_check_hyperparameters`` (used by ``__init__``, the attribute setters, ``load_state_dict``
 and unpickling), one property per hyperparameter, ``_state_names`` (the slots the
-hyperparameters use), ``_init_state`` (each slot's initial value) and ``_make_rule`` (the
-``fastopt._step.Rule`` that ``step`` runs: the one C-level entry every consumer of the
-optimizer goes through). A subclass may override any of these hooks.
+hyperparameters use, then the kernel's running scalars), ``_init_state`` (each slot's initial
+value) and ``_make_rule`` (the ``fastopt._step.Rule`` that ``step`` runs: the one C-level entry
+every consumer of the optimizer goes through). A subclass may override any of these hooks.
+
+A kernel may declare running scalars (``fastopt._step.kernel_spec(kind)[2]``: NAdam's
+``mu_product``), values carried from one update to the next. Each parameter's state holds
+them after its arrays, under their names, as 0-d float64 arrays (torch keeps one tensor per
+parameter too); ``step`` advances them in place, and state dicts and pickles carry them.
 
 Everything that can fail is checked before any array is touched, so a failed call leaves
 parameters, state and the step count as they were. NumPy lets users change an array's dtype,
@@ -67,6 +72,7 @@ class Optimizer(OptimizerCore):
 
     record = None  # the subclass's OptimizerRecord
     _slot_names = ()
+    _scalars = ()  # the kernel's running scalars: (name, initial value) pairs
     _nonnegative = frozenset()
 
     def __init_subclass__(cls, **kwargs):
@@ -77,6 +83,7 @@ class Optimizer(OptimizerCore):
         record = cls.record = replace(record, cls=cls)
         _check_record(record)
         cls._slot_names = record.slot_names
+        cls._scalars = kernel_spec(record.kernel)[2]
         cls._nonnegative = record.nonnegative_state
         if "__init__" not in cls.__dict__:
             cls.__init__ = _make_init(cls, record)
@@ -123,8 +130,10 @@ class Optimizer(OptimizerCore):
 
     @classmethod
     def _state_names(cls, hyper):
-        """The state slots these hyperparameters use, in slot order."""
-        return tuple(slot.name for slot in cls.record.state if slot.used(hyper))
+        """The state slots these hyperparameters use, in slot order, then the kernel's
+        running scalars."""
+        return (tuple(slot.name for slot in cls.record.state if slot.used(hyper))
+                + tuple(name for name, _ in cls._scalars))
 
     @classmethod
     def _make_rule(cls, hyper):
@@ -133,7 +142,11 @@ class Optimizer(OptimizerCore):
 
     @classmethod
     def _init_state(cls, name, param, hyper):
-        """New state buffer ``name`` for ``param``: zeros, or its record's initial value."""
+        """New state buffer ``name`` for ``param``: zeros, or its record's initial value (a
+        running scalar: a 0-d float64 array holding the kernel's initial value)."""
+        scalar = dict(cls._scalars)
+        if name in scalar:
+            return np.array(scalar[name], dtype=np.float64)
         initial = next(slot.initial for slot in cls.record.state if slot.name == name)
         if initial is None:
             return np.zeros(param.shape, param.dtype)  # (zeros_like costs 1 us more)
@@ -157,6 +170,9 @@ class Optimizer(OptimizerCore):
         self._slots = None if state is None else [
             tuple(s.get(name) for name in self._slot_names) for s in state
         ]
+        self._scalar_slots = None if state is None or not self._scalars else [
+            tuple(s[name] for name, _ in self._scalars) for s in state
+        ]
 
     def _check_not_busy(self, what):
         if self._rule.busy:
@@ -175,7 +191,7 @@ class Optimizer(OptimizerCore):
         self._ensure_state()
         try:
             self._step = self._rule.step(grads, self._layout, self._spans, self._slots,
-                                         self._step, self._n_threads)
+                                         self._step, self._n_threads, self._scalar_slots)
         except BaseException:
             self._set_state(self._step, None)
             raise
@@ -250,8 +266,10 @@ class Optimizer(OptimizerCore):
         ``opt.state[i]["exp_avg"] = array`` (or a whole ``opt.state[i] = {...}``): the
         kernels then update that array itself, as in torch. It must have its parameter's
         dtype and shape, be C-contiguous and writeable, share no memory with a parameter or
-        another state array, and have no negative entries where it holds squares. Unknown
-        keys, deleting entries, and assigning before the first step are refused.
+        another state array, and have no negative entries where it holds squares. A running
+        scalar of the kernel (NAdam's ``mu_product``) is a 0-d float64 array, updated in place
+        at each step; a replacement must be one too, finite. Unknown keys, deleting entries,
+        and assigning before the first step are refused.
         """
         return _StateList(self)
 
@@ -259,8 +277,9 @@ class Optimizer(OptimizerCore):
         """Return the optimizer's state as a flat dict of numbers and NumPy arrays.
 
         Keys: ``"step"``, each hyperparameter by name, and ``"<state name>.<index>"`` for each
-        state array of each parameter (present once a step was made). Arrays are copies; the
-        dict can be saved with ``numpy.savez`` and read back with ``numpy.load``.
+        state array of each parameter (present once a step was made; running scalars such as
+        NAdam's ``mu_product`` are 0-d float64 arrays). Arrays are copies; the dict can be
+        saved with ``numpy.savez`` and read back with ``numpy.load``.
         """
         out = {"step": self._step, **self._hyper}
         if self._state is not None:
@@ -304,9 +323,8 @@ class Optimizer(OptimizerCore):
         new_state = None
         if step > 0:
             new_state = [
-                {name: _state_array(f"state_dict[{name + '.' + str(i)!r}]",
-                                    state_dict[f"{name}.{i}"], p,
-                                    name in self._nonnegative)
+                {name: self._checked_state(f"state_dict[{name + '.' + str(i)!r}]",
+                                           name, state_dict[f"{name}.{i}"], p)
                  for name in names}
                 for i, p in enumerate(self._params)
             ]
@@ -378,10 +396,17 @@ class Optimizer(OptimizerCore):
             if not isinstance(s, Mapping) or set(s) != set(names):
                 raise ValueError(f"pickled state[{i}] must be a dict with keys {list(names)}")
             where = "state" if single else f"state[{i}]"
-            checked.append({name: _state_array(f"pickled {where}[{name!r}]", s[name], p,
-                                                 name in cls._nonnegative)
+            checked.append({name: cls._checked_state(f"pickled {where}[{name!r}]", name,
+                                                     s[name], p)
                             for name in names})
         return checked
+
+    @classmethod
+    def _checked_state(cls, what, name, value, param):
+        """A private copy of the loaded state entry ``name`` of ``param``, checked."""
+        if name in dict(cls._scalars):
+            return _scalar_array(what, value)
+        return _state_array(what, value, param, name in cls._nonnegative)
 
     def __repr__(self):
         hyper = ", ".join(f"{k}={v!r}" for k, v in self._hyper.items())
@@ -438,10 +463,39 @@ def _check_state_layout(what, value, param):
         raise ValueError(f"{what} has shape {value.shape}, its parameter {param.shape}")
 
 
+def _check_scalar_entry(what, value):
+    """Check that ``value`` can be installed as a running scalar: a 0-d float64 array
+    (the step updates it in place), finite."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{what} must be a numpy.ndarray (0-d float64, a running scalar), got "
+                        f"{type(value).__name__}")
+    if value.dtype != np.float64:
+        raise TypeError(f"{what} has dtype {value.dtype}, a running scalar is float64")
+    if value.shape != ():
+        raise ValueError(f"{what} has shape {value.shape}, a running scalar is 0-d (shape ())")
+    if not np.isfinite(value):
+        raise ValueError(f"{what} must be finite, got {value[()]!r}")
+
+
 def _check_state_values(what, value, nonnegative):
     if nonnegative and np.any(value < 0):
         raise ValueError(f"{what} has negative entries; it must be non-negative (it holds "
                          "squares or magnitudes)")
+
+
+def _scalar_array(what, value):
+    """A private 0-d float64 array of a loaded running scalar: a real number, or a 0-d array
+    of one (as ``numpy.load`` gives it back), finite."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                         np.floating))):
+        raise TypeError(f"{what} must be a real number (a running scalar), got "
+                        f"{type(value).__name__}: {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{what} must be finite, got {value!r}")
+    return np.array(value, dtype=np.float64)
 
 
 def _state_array(what, value, param, nonnegative):
@@ -548,9 +602,13 @@ def _install(opt, i, arrays):
     """Validate the arrays for parameter i (every one of them), then make them its state."""
     param = opt._params[i]
     others = [a for j, s in enumerate(opt._state) if j != i for a in s.values()]
+    scalars = dict(opt._scalars)
     for name, value in arrays.items():
         what = f"state[{i}][{name!r}]"
-        _check_state_layout(what, value, param)
+        if name in scalars:
+            _check_scalar_entry(what, value)
+        else:
+            _check_state_layout(what, value, param)
         if not value.flags.c_contiguous:
             raise ValueError(f"{what} must be C-contiguous (use numpy.ascontiguousarray)")
         if not value.flags.writeable:
@@ -588,7 +646,7 @@ def _check_record(record):
     if "lr" not in names:
         raise TypeError(f"{cls.__name__}'s record has no hyperparameter 'lr' (every kernel "
                         "and driver takes a learning rate)")
-    inputs, slots = kernel_spec(record.kernel)
+    inputs, slots, _ = kernel_spec(record.kernel)
     if slots != record.slot_names:
         raise TypeError(f"{record.cls.__name__}'s record has state slots {record.slot_names}, "
                         f"its kernel {record.kernel!r} has {slots}")

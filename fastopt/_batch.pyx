@@ -37,7 +37,7 @@ from cython.parallel cimport prange
 from libc.math cimport HUGE_VAL
 from libc.string cimport memcpy
 
-from fastopt._kernels cimport MAX_STATE, RuleStep, apply_rule, rule_step_next
+from fastopt._kernels cimport MAX_SCALARS, MAX_STATE, RuleStep, apply_rule, rule_step_next
 from fastopt._loop cimport (
     STOP_CALLBACK,
     STOP_NONE,
@@ -104,6 +104,9 @@ ctypedef struct _Rows:
     double* f_prev
     double* steps
     double* lrs        # per-problem learning rates, or NULL (the rule's)
+    # Per-problem running scalars (MAX_SCALARS each), or NULL (the clock's are every row's):
+    # made with per-problem learning rates, since a rule may advance them by its lr.
+    double* scalars
     # Bounds per problem ((m, n), indexed by problem), or NULL (none, or one box in Problem).
     const char* lower
     const char* upper
@@ -126,6 +129,8 @@ cdef _Rows _rows_from(const _Rows* rows, Py_ssize_t start) noexcept nogil:
     out.steps += start
     if out.lrs != NULL:
         out.lrs += start
+    if out.scalars != NULL:
+        out.scalars += start * MAX_SCALARS
     return out
 
 
@@ -147,6 +152,7 @@ cdef class _BatchArrays:
                   object lrs, Py_ssize_t maxiter, double gtol, double ftol, double xtol):
         cdef Py_ssize_t m = X.shape[0]
         cdef double* lr_data = NULL
+        cdef double* scalar_data = NULL
         cdef const char* lower_rows = NULL
         cdef const char* upper_rows = NULL
         self.m = m
@@ -160,11 +166,18 @@ cdef class _BatchArrays:
         stay = np.empty(m, dtype=np.intp)
         f_prev, steps = np.empty(m), np.zeros(m)
         lr_work = None if lrs is None else np.array(lrs, dtype=np.float64)
+        scalar_work = None
+        if lrs is not None and rule.rule.n_scalars != 0:
+            # Each problem's own running scalars, from the rule's initial values.
+            scalar_work = np.tile(np.array([rule.rule.initial[k] for k in range(MAX_SCALARS)]),
+                                  m)
+            scalar_data = <double*>cnp.PyArray_DATA(<cnp.ndarray>scalar_work)
         stops, nits, nfevs, fs, G_out = (np.empty(m, dtype=np.intc), np.empty(m, dtype=np.intp),
                                          np.empty(m, dtype=np.intp), np.empty(m),
                                          np.empty_like(X))
         self.results_ = (stops, nits, nfevs, fs, G_out)
-        self._keep = (X, work_prev, grad_prev, index, stay, f_prev, steps, lr_work)
+        self._keep = (X, work_prev, grad_prev, index, stay, f_prev, steps, lr_work,
+                      scalar_work)
         init_problem(&self.first, self.work, work_prev, self.grad_buf, grad_prev, rule, slots,
                      lower, upper, &self.tol)
         self.first.n = X.shape[1]
@@ -176,7 +189,7 @@ cdef class _BatchArrays:
         self.rows = _Rows(
             <Py_ssize_t*>cnp.PyArray_DATA(index), <Py_ssize_t*>cnp.PyArray_DATA(stay),
             <double*>cnp.PyArray_DATA(self.f_now), <double*>cnp.PyArray_DATA(f_prev),
-            <double*>cnp.PyArray_DATA(steps), lr_data,
+            <double*>cnp.PyArray_DATA(steps), lr_data, scalar_data,
             lower_rows, upper_rows,
             <char*>cnp.PyArray_DATA(X), <char*>cnp.PyArray_DATA(G_out),
             <int*>cnp.PyArray_DATA(stops), <Py_ssize_t*>cnp.PyArray_DATA(nits),
@@ -477,7 +490,13 @@ cdef void _update_rows(Problem* first, Py_ssize_t active, bint per_row, const _R
                 p.lower = rows.lower + rows.index[r] * row_bytes
                 p.upper = rows.upper + rows.index[r] * row_bytes
             p.f, p.clock = rows.f_now[r], first.clock
+            if rows.scalars != NULL:  # the row's own running scalars
+                memcpy(p.clock.scalars, rows.scalars + r * MAX_SCALARS,
+                       MAX_SCALARS * sizeof(double))
             advance(&p, 1)
+            if rows.scalars != NULL:
+                memcpy(rows.scalars + r * MAX_SCALARS, p.clock.scalars,
+                       MAX_SCALARS * sizeof(double))
             rows.f_prev[r], rows.steps[r] = p.f_prev, p.step
         rule_step_next(&first.rule, &first.clock)
     else:
@@ -506,6 +525,9 @@ cdef void _pack(Problem* first, const _Rows* rows, Py_ssize_t kept) noexcept nog
         rows.index[w], rows.f_now[w], rows.steps[w] = rows.index[r], rows.f_now[r], rows.steps[r]
         if rows.lrs != NULL:
             rows.lrs[w] = rows.lrs[r]
+        if rows.scalars != NULL:
+            memcpy(rows.scalars + w * MAX_SCALARS, rows.scalars + r * MAX_SCALARS,
+                   MAX_SCALARS * sizeof(double))
 
 
 cdef inline void _move_row(void* a, Py_ssize_t to, Py_ssize_t frm, size_t row_bytes) noexcept nogil:

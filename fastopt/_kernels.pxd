@@ -22,28 +22,40 @@ cdef void apply_rule(const UpdateRule* rule, bint single, void* params, const vo
 # Smallest array size stepped with several threads (PARALLEL_THRESHOLD).
 cdef Py_ssize_t parallel_threshold() noexcept nogil
 
+# Advance ``step.scalars`` from their values after update ``step.t - 1`` to their values
+# after update ``step.t`` (``step.t`` and ``step.powers`` already those of update t), by the
+# rule's own advance function; nothing for a rule without running scalars. Once per update
+# (not per element, not per thread).
+cdef void advance_rule(const UpdateRule* rule, RuleStep* step) noexcept nogil
+
 
 # Update number t of ``rule``, with the powers computed directly (the optimizer classes).
+# The running scalars are the rule's initial values: the classes put in their own (from each
+# parameter's state) and advance them with advance_rule.
 cdef inline RuleStep rule_step_at(const UpdateRule* rule, Py_ssize_t t) noexcept nogil:
     cdef RuleStep step
     cdef int k
     step.t = t
     for k in range(MAX_POWERS):
         step.powers[k] = pow(rule.rates[k], <double>t)
+    for k in range(MAX_SCALARS):
+        step.scalars[k] = rule.initial[k]
     return step
 
 
 # Before the first update: rule_step_next then gives update 1.
-cdef inline RuleStep rule_step_zero() noexcept nogil:
+cdef inline RuleStep rule_step_zero(const UpdateRule* rule) noexcept nogil:
     cdef RuleStep step
     cdef int k
     step.t = 0
     for k in range(MAX_POWERS):
         step.powers[k] = 1.0
+    for k in range(MAX_SCALARS):
+        step.scalars[k] = rule.initial[k]
     return step
 
 
-# The next update, with running products (the minimize loops). A product that underflows is
+# The next update, with running products (the minimize loops), its running scalars advanced. A product that underflows is
 # set to 0, as pow() gives: left alone it would stick at the smallest subnormal (0.9 * 5e-324
 # rounds back to 5e-324, from t ~ 7070 for beta1 = 0.9), and subnormal arithmetic made every
 # later iteration of a small problem 2-3x slower. 1 - beta ** t is 1 either way.
@@ -54,3 +66,5 @@ cdef inline void rule_step_next(const UpdateRule* rule, RuleStep* step) noexcept
         step.powers[k] *= rule.rates[k]
         if step.powers[k] < DBL_MIN:
             step.powers[k] = 0.0
+    if rule.n_scalars != 0:  # (no call at all for the rules without running scalars)
+        advance_rule(rule, step)

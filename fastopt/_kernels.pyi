@@ -10,6 +10,10 @@ def kernel_isa() -> str: ...  # "avx2" or "baseline": the kernel build in use
 def available_isas() -> list[str]: ...
 def _set_isa(isa: str) -> str: ...  # returns the previous choice
 def _load_avx2() -> bool: ...  # (at import) whether the AVX2 build was loaded
-# (name, input names, slot names, powered inputs) of every kernel, in kind order
-def declarations() -> tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]: ...
+# (name, input names, slot names, powered inputs, running scalars as (name, initial value)
+# pairs) of every kernel, in kind order
+def declarations() -> tuple[
+    tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[tuple[str, float], ...]],
+    ...,
+]: ...
 def axpy(y: np.ndarray, x: np.ndarray, a: float, n_threads: int) -> None: ...  # y INOUT

@@ -92,6 +92,12 @@ cdef Py_ssize_t parallel_threshold() noexcept nogil:
     return PARALLEL_THRESHOLD
 
 
+cdef void advance_rule(const UpdateRule* rule, RuleStep* step) noexcept nogil:
+    # Once per update, in double: the portable build's is as good as any (no loop to
+    # vectorise), so the AVX2 module's copy is not used.
+    _advance(rule, step)
+
+
 def get_parallel_threshold():
     """Smallest array size (elements) stepped with several threads."""
     return PARALLEL_THRESHOLD

@@ -11,22 +11,30 @@
 #   those names and that order: ``fastopt._step.Rule(kind, **inputs)`` fills the array by the
 #   names read from this struct (Cython turns a struct into a dict of its fields, in order),
 #   and the kernel reads them back by name through a cast, so no index is written twice.
-# * ``RULE_<NAME> = _declare(name, <the Inputs struct>, slots, powers)``: its kind (the index
-#   of the declaration), its state slots in the order of the ``state`` pointers, and the
-#   inputs whose powers ``RuleStep`` keeps (bias corrections). ``fastopt._step.kernel_spec``
-#   and ``kernel_kinds`` read these, and the tests hold every optimizer class to them.
+# * ``RULE_<NAME> = _declare(name, <the Inputs struct>, slots, powers, scalars)``: its kind
+#   (the index of the declaration), its state slots in the order of the ``state`` pointers,
+#   the inputs whose powers ``RuleStep`` keeps (bias corrections), and (optional) its running
+#   scalars: ``(name, initial value)`` pairs of per-step values with no closed form in t
+#   (NAdam's ``mu_product``), kept in ``RuleStep.scalars``. ``fastopt._step.kernel_spec`` and
+#   ``kernel_kinds`` read these, and the tests hold every optimizer class to them.
 # * ``<rule>_coefficients(rule, step) -> <Rule>Coeffs``: its per-call scalars, in double
 #   (Adam's step size and bias corrections, Adagrad's decayed rate, the sign for maximize) and
 #   its loop-invariant flags, computed once per call.
 # * ``<rule>_update(c, i, params, grad, slots...)``: the update of element ``i``, arithmetic in
 #   the array's type (``<floating>`` casts of the doubles: the values the former per-rule
 #   loops cast once, so results are bitwise theirs).
+# * Only for a rule with running scalars: ``<rule>_advance(rule, step)``, which takes
+#   ``step.scalars`` from their values after update ``step.t - 1`` to those after update
+#   ``step.t`` (in double, once per update, before it; it may read ``step.t``, ``step.powers``
+#   and the rule's inputs, lr included). The coefficients then read the advanced values.
 #
-# Adding a rule: its block (the four parts above), then one line in each of the three
+# Adding a rule: its block (the parts above), then one line in each of the three
 # registries that follow the blocks: the ``Coeffs`` fused type, ``_update`` (which element
-# function a ``Coeffs`` type runs) and ``_apply`` (kind -> coefficients). Nothing outside this
-# file changes unless the rule needs more inputs, slots or powers than UpdateRule holds
-# (MAX_INPUTS, MAX_STATE, MAX_POWERS in _kernels_decl.pxi; _declare refuses it at import).
+# function a ``Coeffs`` type runs) and ``_apply`` (kind -> coefficients), and, with running
+# scalars, a line in the fourth, ``_advance`` (kind -> advance function). Nothing outside this
+# file changes unless the rule needs more inputs, slots, powers or scalars than UpdateRule
+# holds (MAX_INPUTS, MAX_STATE, MAX_POWERS, MAX_SCALARS in _kernels_decl.pxi; _declare refuses
+# it at import).
 #
 # The skeleton (``_run``, ``_range``) is written once and owns everything else: the dtype
 # dispatch, the serial-or-threaded choice, the chunking, ``prange`` and the
@@ -85,26 +93,38 @@ def _set_threshold(Py_ssize_t size):
 # ---------------------------------------------------------------------------------------------
 # Declarations
 
-# (name, input names, slot names, powered inputs) per kind, in kind order.
+# (name, input names, slot names, powered inputs, running scalars) per kind, in kind order;
+# the running scalars as (name, initial value) pairs.
 _DECLARATIONS = []
 
 
-cdef int _declare(str name, dict inputs, tuple slots, tuple powers) except -1:
+cdef int _declare(str name, dict inputs, tuple slots, tuple powers,
+                  tuple scalars=()) except -1:
     """Record a rule: ``inputs`` is its Inputs struct (as a dict: its field names, in order),
     ``slots`` its state arrays in pointer order, ``powers`` the inputs whose powers
-    ``RuleStep`` keeps, in ``RuleStep.powers`` order. Returns the rule's kind."""
+    ``RuleStep`` keeps, in ``RuleStep.powers`` order, and ``scalars`` its running scalars as
+    ``(name, initial value)`` pairs, in ``RuleStep.scalars`` order (advanced by the rule's
+    line in ``_advance``). Returns the rule's kind."""
     names = ("lr", *inputs)
-    if len(inputs) > MAX_INPUTS or len(slots) > MAX_STATE or len(powers) > MAX_POWERS:
-        raise ValueError(f"kernel {name!r} declares more inputs, slots or powers than "
-                         "UpdateRule holds (_kernels_decl.pxi)")
+    if (len(inputs) > MAX_INPUTS or len(slots) > MAX_STATE or len(powers) > MAX_POWERS
+            or len(scalars) > MAX_SCALARS):
+        raise ValueError(f"kernel {name!r} declares more inputs, slots, powers or scalars "
+                         "than UpdateRule holds (_kernels_decl.pxi)")
     if not set(powers) <= set(inputs) or len(set(names)) != len(names):
         raise ValueError(f"kernel {name!r}: bad input names {names} or powers {powers}")
-    _DECLARATIONS.append((name, names, slots, powers))
+    scalars = tuple((str(s), float(v)) for s, v in scalars)
+    scalar_names = [s for s, _ in scalars]
+    if (len(set(scalar_names)) != len(scalar_names)
+            or set(scalar_names) & (set(names) | set(slots))):
+        raise ValueError(f"kernel {name!r}: running scalars {scalar_names} repeat a name, or "
+                         "reuse an input's or a slot's")
+    _DECLARATIONS.append((name, names, slots, powers, scalars))
     return len(_DECLARATIONS) - 1
 
 
 def declarations():
-    """Every kernel's ``(name, input names, slot names, powered inputs)``, in kind order."""
+    """Every kernel's ``(name, input names, slot names, powered inputs, running scalars)``,
+    in kind order; running scalars as ``(name, initial value)`` pairs."""
     return tuple(_DECLARATIONS)
 
 
@@ -626,6 +646,12 @@ cdef void _apply(const UpdateRule* r, floating* p, const floating* g, void** s,
         _run(sgd_schedulefree_coefficients(r, step), p, g, s, n, n_threads)
     elif r.kind == RULE_ADAMW_SCHEDULEFREE:
         _run(adamw_schedulefree_coefficients(r, step), p, g, s, n, n_threads)
+
+
+cdef void _advance(const UpdateRule* r, RuleStep* step) noexcept nogil:
+    # The rules with running scalars (declared with ``scalars=``), one line each: once per
+    # update, before it (fastopt._kernels.advance_rule).
+    pass
 
 
 # =============================================================================================

@@ -24,7 +24,9 @@ on each iterate before it is updated: a non-finite f or g (status 3, the previou
 returned), the projected gradient's inf-norm <= gtol, the relative decrease of f <= ftol,
 the step's inf-norm <= xtol (status 0), nit == maxiter (status 1). A callback raising
 StopIteration ends the run with status 99. Adam's bias corrections use running products of
-the betas (``rule_step_next``), not pow(): see RuleStep in fastopt/_kernels_decl.pxi.
+the betas (``rule_step_next``), not pow(): see RuleStep in fastopt/_kernels_decl.pxi; a rule's
+running scalars (NAdam's mu_product) start at their declared values and are advanced by
+``rule_step_next`` too.
 """
 
 cimport numpy as cnp
@@ -82,7 +84,7 @@ cdef int init_problem(Problem* p, cnp.ndarray x, cnp.ndarray x_prev, cnp.ndarray
     p.n = cnp.PyArray_SIZE(x)
     p.single = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT
     p.rule = rule.rule
-    p.clock = rule_step_zero()
+    p.clock = rule_step_zero(&p.rule)
     p.track_step = tol.xtol > 0
     p.g_owned = False
     p.nit = p.nfev = 0

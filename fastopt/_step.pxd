@@ -23,7 +23,7 @@ cdef class Rule:
     cdef bint busy  # inside step(), possibly with the GIL released
 
     cdef Py_ssize_t run_step(self, object grads, Layout layout, object spans, list slots,
-                             Py_ssize_t step, int n_threads) except -1
+                             list scalars, Py_ssize_t step, int n_threads) except -1
 
 
 cdef class OptimizerCore:
@@ -32,5 +32,8 @@ cdef class OptimizerCore:
     cdef public Layout _layout
     cdef public object _spans
     cdef public list _slots  # None until the state is made
+    # Each parameter's running scalars (0-d float64 arrays, the kernel's declared order), or
+    # None (no state yet, or a kernel without running scalars).
+    cdef public list _scalar_slots
     cdef public Py_ssize_t _step
     cdef public int _n_threads

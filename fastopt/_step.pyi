@@ -11,6 +11,7 @@ class OptimizerCore:
     _layout: Layout
     _spans: np.ndarray | None
     _slots: list[tuple[np.ndarray | None, ...]] | None
+    _scalar_slots: list[tuple[np.ndarray, ...]] | None  # 0-d float64 running scalars
     _step: int  # Py_ssize_t
     _n_threads: int  # int
     def __setattr__(self, name: str, value: Any) -> None: ...
@@ -39,7 +40,10 @@ def check_grads(
 ) -> list[np.ndarray]: ...
 
 def kernel_kinds() -> tuple[str, ...]: ...  # the kernels' names, in declaration order
-def kernel_spec(kind: str) -> tuple[tuple[str, ...], tuple[str, ...]]: ...  # (inputs, slots)
+# (inputs, slots, running scalars as (name, initial value) pairs)
+def kernel_spec(
+    kind: str,
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, float], ...]]: ...
 
 class Rule:
     lr: float  # double
@@ -59,4 +63,5 @@ class Rule:
         slots: list[tuple[np.ndarray | None, ...]],  # INOUT state, the rule's slot order
         step: int,  # Py_ssize_t, updates made so far, in [0, MAX_STEP)
         n_threads: int,  # int
+        scalars: list[tuple[np.ndarray, ...]] | None = ...,  # INOUT 0-d float64, per parameter
     ) -> int: ...  # step + 1

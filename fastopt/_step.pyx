@@ -19,9 +19,11 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport PyObject
 from cython.parallel cimport prange
 from fastopt._kernels cimport (
+    MAX_SCALARS,
     MAX_STATE,
     RuleStep,
     UpdateRule,
+    advance_rule,
     apply_rule,
     parallel_threshold,
     rule_step_at,
@@ -39,10 +41,11 @@ cnp.import_array()
 # below it, releasing and re-taking the GIL would cost more than the update itself.
 cdef Py_ssize_t NOGIL_THRESHOLD = 2048
 
-# Each kernel's declaration, by name: (kind, input names, slot names, powered inputs). The
-# kernels declare them next to their code (fastopt/_kernels_impl.pxi); nothing else lists them.
-_SPECS = {name: (kind, inputs, slots, powers)
-          for kind, (name, inputs, slots, powers) in enumerate(declarations())}
+# Each kernel's declaration, by name: (kind, input names, slot names, powered inputs, running
+# scalars as (name, initial value) pairs). The kernels declare them next to their code
+# (fastopt/_kernels_impl.pxi); nothing else lists them.
+_SPECS = {name: (kind, inputs, slots, powers, scalars)
+          for kind, (name, inputs, slots, powers, scalars) in enumerate(declarations())}
 
 
 def kernel_kinds():
@@ -57,7 +60,7 @@ def kernel_kinds():
 
 
 def kernel_spec(kind):
-    """What the kernel ``kind`` reads: its named inputs and its state slots.
+    """What the kernel ``kind`` reads: its named inputs, its state slots, its running scalars.
 
     Parameters
     ----------
@@ -72,6 +75,12 @@ def kernel_spec(kind):
         The kernel's state arrays in slot order: the order of each parameter's state tuple
         in ``Rule.step``'s ``slots`` (e.g. adam: ``("exp_avg", "exp_avg_sq",
         "max_exp_avg_sq")``). An optimizer's state names must equal it.
+    scalars : tuple of (str, float)
+        The kernel's running scalars, ``(name, initial value)`` in ``RuleStep.scalars``
+        order (e.g. nadam: ``(("mu_product", 1.0),)``); empty for most kernels. Values kept
+        from one update to the next, advanced once per update by the kernel's own advance
+        function: an optimizer keeps them in each parameter's state under these names (0-d
+        float64 arrays, after its slots), and passes them to ``Rule.step``.
 
     Raises
     ------
@@ -82,7 +91,7 @@ def kernel_spec(kind):
     if spec is None:
         raise ValueError(f"unknown kernel kind {kind!r}; the kernels are "
                          f"{', '.join(_SPECS)}")
-    return spec[1], spec[2]
+    return spec[1], spec[2], spec[4]
 
 
 cdef extern from "Python.h":
@@ -177,7 +186,7 @@ cdef class OptimizerCore:
             self._first_step(grads)  # makes the state (fastopt/_base.py)
         else:
             self._step = self._rule.run_step(grads, self._layout, self._spans, self._slots,
-                                             self._step, self._n_threads)
+                                             self._scalar_slots, self._step, self._n_threads)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,6 +303,21 @@ cdef int _check_state(Layout layout, Py_ssize_t i, Py_ssize_t k, object a) excep
         _raise_changed(layout, i, a, f"state[{i}][{layout.slot_names[k]!r}]",
                        "a state array")
     return 0
+
+
+cdef int _check_scalar(Py_ssize_t i, str name, object a) except -1:
+    # A running scalar: a 0-d float64 array of its own (native byte order, writeable), which
+    # the step reads and then overwrites with the advanced value.
+    if (cnp.PyArray_Check(a) and cnp.PyArray_NDIM(<cnp.ndarray>a) == 0
+            and cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.NPY_DOUBLE
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a)
+            and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>a)):
+        return 0
+    what = (f"a {type(a).__name__}" if not cnp.PyArray_Check(a)
+            else f"an array of dtype {a.dtype}, shape {a.shape}, writeable "
+                 f"{a.flags.writeable}")
+    raise TypeError(f"state[{i}][{name!r}] must stay a writeable 0-d float64 array (a running "
+                    f"scalar) between steps, got {what}; nothing was updated")
 
 
 cdef int _raise_changed(Layout layout, Py_ssize_t i, object a, str name, str what) except -1:
@@ -476,7 +500,7 @@ cdef class Rule:
     def __cinit__(self, str kind, **inputs):
         cdef Py_ssize_t k
         kernel_spec(kind)  # ValueError for an unknown kind
-        kind_index, names, _, powers = _SPECS[kind]
+        kind_index, names, _, powers, scalars = _SPECS[kind]
         unknown = [name for name in inputs if name not in names]
         missing = [name for name in names if name not in inputs]
         if unknown or missing:
@@ -498,6 +522,9 @@ cdef class Rule:
             self.rule.inputs[k - 1] = values[k]
         for k in range(len(powers)):
             self.rule.rates[k] = values[names.index(powers[k])]
+        self.rule.n_scalars = len(scalars)
+        for k in range(len(scalars)):
+            self.rule.initial[k] = scalars[k][1]
 
     @property
     def kind(self):
@@ -526,7 +553,7 @@ cdef class Rule:
         return self.busy
 
     def step(self, grads, Layout layout not None, spans, list slots not None,
-             Py_ssize_t step, int n_threads):
+             Py_ssize_t step, int n_threads, list scalars=None):
         """Check everything, then update every parameter in place; return ``step + 1``.
 
         The parameters are checked against ``layout`` (what they were when the optimizer
@@ -534,6 +561,12 @@ cdef class Rule:
         ``slots[i]`` (a tuple in the rule's slot order, None where unused) against its
         parameter's record; all of it in C before any array is written, so an error leaves
         everything as it was. The kernels then run on the recorded dtype and size.
+
+        A kernel with running scalars (``kernel_spec(kind)[2]``) needs ``scalars``: one tuple
+        per parameter of writeable 0-d float64 arrays, in the declared order, holding the
+        values after update ``step``. Each parameter's are advanced to update ``step + 1``
+        (the kernel's advance function), used by its update, and written back in place.
+        Other kernels take None.
 
         Arrays of at least PARALLEL_THRESHOLD elements are split among the threads one after
         the other; the smaller ones of a list are shared out whole among the threads, so that
@@ -545,13 +578,14 @@ cdef class Rule:
             If a step of this rule is already running in another thread (the kernels release
             the GIL, so two steps would race on the same arrays).
         """
-        return self.run_step(grads, layout, spans, slots, step, n_threads)
+        return self.run_step(grads, layout, spans, slots, scalars, step, n_threads)
 
     cdef Py_ssize_t run_step(self, object grads, Layout layout, object spans, list slots,
-                             Py_ssize_t step, int n_threads) except -1:
+                             list scalars, Py_ssize_t step, int n_threads) except -1:
         cdef Py_ssize_t i, k, n = layout.n, total = 0, n_small = 0
         cdef Py_ssize_t threshold = parallel_threshold()
         cdef tuple s
+        cdef tuple sc = ()
         cdef list checked
         cdef _Batch* batch
         if self.busy:
@@ -573,6 +607,17 @@ cdef class Rule:
                     if s[k] is not None:
                         _check_state(layout, i, k, s[k])
                 total += layout.sizes[i]
+            if self.rule.n_scalars != 0:
+                if scalars is None or len(scalars) != n:
+                    raise ValueError("internal error: one tuple of running scalars per "
+                                     "parameter expected")
+                names = _SPECS[self.kind][4]
+                for i in range(n):
+                    sc = <tuple?>scalars[i]
+                    if len(sc) != self.rule.n_scalars:
+                        raise ValueError("internal error: wrong number of running scalars")
+                    for k in range(len(sc)):
+                        _check_scalar(i, names[k][0], sc[k])
             # From here to the kernels no Python code runs: nothing can change what was
             # checked.
             batch = <_Batch*>PyMem_Malloc((n + 1) * sizeof(_Batch))
@@ -580,7 +625,8 @@ cdef class Rule:
                 raise MemoryError()
             try:
                 for i in range(n):
-                    _fill(&batch[i], layout, i, checked[i], slots[i])
+                    _fill(&batch[i], layout, i, checked[i], slots[i],
+                          scalars[i] if self.rule.n_scalars != 0 else ())
                     n_small += batch[i].size < threshold
                 if total >= NOGIL_THRESHOLD:
                     with nogil:
@@ -606,10 +652,11 @@ ctypedef struct _Batch:
     void* params
     void* grad
     void* state[MAX_STATE]
+    double* scalars[MAX_SCALARS]  # the running scalars' 0-d arrays (read, then overwritten)
     Py_ssize_t size
 
 
-cdef void _fill(_Batch* b, Layout layout, Py_ssize_t i, cnp.ndarray g, tuple s):
+cdef void _fill(_Batch* b, Layout layout, Py_ssize_t i, cnp.ndarray g, tuple s, tuple sc):
     # The recorded dtype and size, checked against the arrays just before.
     cdef Py_ssize_t k
     b.single = layout.types[i] == cnp.NPY_FLOAT
@@ -620,6 +667,26 @@ cdef void _fill(_Batch* b, Layout layout, Py_ssize_t i, cnp.ndarray g, tuple s):
         b.state[k] = NULL
         if k < len(s) and s[k] is not None:
             b.state[k] = cnp.PyArray_DATA(<cnp.ndarray>s[k])
+    for k in range(MAX_SCALARS):
+        b.scalars[k] = <double*>cnp.PyArray_DATA(<cnp.ndarray>sc[k]) if k < len(sc) else NULL
+
+
+cdef inline void _apply_one(const UpdateRule* rule, _Batch* b, const RuleStep* at,
+                            int n_threads) noexcept nogil:
+    # One array's update; with running scalars, its own are advanced (once, whatever the
+    # threads), used, and written back, as torch keeps and advances them per parameter.
+    cdef RuleStep own
+    cdef int k
+    if rule.n_scalars == 0:
+        apply_rule(rule, b.single, b.params, b.grad, b.state, b.size, at, n_threads)
+        return
+    own = at[0]
+    for k in range(rule.n_scalars):
+        own.scalars[k] = b.scalars[k][0]
+    advance_rule(rule, &own)
+    apply_rule(rule, b.single, b.params, b.grad, b.state, b.size, &own, n_threads)
+    for k in range(rule.n_scalars):
+        b.scalars[k][0] = own.scalars[k]
 
 
 cdef void _run(const UpdateRule* rule, _Batch* batch, Py_ssize_t n, Py_ssize_t n_small,
@@ -631,8 +698,7 @@ cdef void _run(const UpdateRule* rule, _Batch* batch, Py_ssize_t n, Py_ssize_t n
     cdef RuleStep at = rule_step_at(rule, step)
     for i in range(n):
         if not share_small or batch[i].size >= threshold:
-            apply_rule(rule, batch[i].single, batch[i].params, batch[i].grad, batch[i].state,
-                       batch[i].size, &at, n_threads)
+            _apply_one(rule, &batch[i], &at, n_threads)
     if share_small:
         # Whole small arrays per thread, on a static schedule: each thread takes one
         # contiguous block of the indices, whatever the arrays' sizes (the large ones are
@@ -640,5 +706,4 @@ cdef void _run(const UpdateRule* rule, _Batch* batch, Py_ssize_t n, Py_ssize_t n
         # takes which array.
         for i in prange(n, schedule="static", num_threads=n_threads):
             if batch[i].size < threshold:
-                apply_rule(rule, batch[i].single, batch[i].params, batch[i].grad,
-                           batch[i].state, batch[i].size, &at, 1)
+                _apply_one(rule, &batch[i], &at, 1)

@@ -24,9 +24,14 @@ def test_kernel_kinds_are_the_declared_kernels():
     assert kinds == tuple(d[0] for d in _kernels.declarations())
     assert len(set(kinds)) == len(kinds)
     for kind in kinds:
-        inputs, slots = _step.kernel_spec(kind)
+        inputs, slots, scalars = _step.kernel_spec(kind)
         assert inputs[0] == "lr" and len(set(inputs)) == len(inputs)
         assert all(type(n) is str for n in inputs + slots)
+        # Running scalars: (name, initial value) pairs, names of their own.
+        names = [name for name, _ in scalars]
+        assert all(type(n) is str and type(v) is float for n, v in scalars)
+        assert len(set(names)) == len(names) and not set(names) & set(inputs + slots)
+        assert len(scalars) <= 2  # MAX_SCALARS
 
 
 def test_every_kernel_is_some_optimizers_and_every_optimizer_a_kernels():
@@ -92,7 +97,7 @@ def test_rule_refuses_inputs_that_are_no_numbers():
 def test_each_optimizer_uses_its_kernels_inputs_and_slot_order(cls):
     opt = cls(np.zeros(3))
     rule = opt._rule
-    inputs, slots = _step.kernel_spec(rule.kind)
+    inputs, slots, _ = _step.kernel_spec(rule.kind)
     # The state arrays travel to the kernel in the class's slot order: it must be the
     # kernel's.
     assert cls.record.slot_names == tuple(cls._slot_names) == slots
@@ -102,10 +107,16 @@ def test_each_optimizer_uses_its_kernels_inputs_and_slot_order(cls):
     assert "lr" in shared
     for name in shared:
         assert rule.inputs[name] == float(opt.hyperparameters[name]), name
-    # The state a step makes is a subset of the slots, in slot order.
+    # The state a step makes is a subset of the slots, in slot order, then the kernel's
+    # running scalars (0-d float64 arrays), every one of them.
     opt.step(np.ones(3))
     made = [name for name in opt.state[0] if name in slots]
     assert made == [name for name in slots if name in made]
+    scalars = [name for name, _ in _step.kernel_spec(rule.kind)[2]]
+    assert list(opt.state[0])[len(made):] == scalars
+    for name in scalars:
+        value = opt.state[0][name]
+        assert value.dtype == np.float64 and value.shape == ()
 
 
 # ---------------------------------------------------------------------------------------------
