@@ -255,8 +255,9 @@ def _inward(bound, dtype, direction):
 
 def final_point(optimizer, x, lower=None, upper=None):
     """End a run: an optimizer that averages its iterates (the schedule-free ones: it has an
-    ``eval`` method) puts its averaged point into ``x``, its parameter, projected onto the
-    bounds as every iterate is; the others leave the last iterate there."""
+    ``eval`` method) puts its averaged point into ``x``, its parameter; the others leave the
+    last iterate there. With bounds the average is in the box already (the loops project
+    the points it averages: fastopt._kernels.project_rule); clipped against rounding."""
     to_eval = getattr(optimizer, "eval", None)
     if to_eval is None:
         return

@@ -493,7 +493,7 @@ cdef int RULE_ADAMW_SCHEDULEFREE = _declare("adamw_schedulefree", _adamw_schedul
                                             _SCHEDULEFREE_SCALARS)
 
 ctypedef struct ScheduleFreeCoeffs:
-    double lr, ckp1, y_step, weight_decay, beta2, one_minus_beta2, eps, rs
+    double lr, ckp1, y_step, pull, weight_decay, beta2, one_minus_beta2, eps, rs
     bint decay, small_ckp1, adaptive
 
 
@@ -541,6 +541,7 @@ cdef inline ScheduleFreeCoeffs _schedulefree_coefficients(
     c.ckp1 = weight / step.scalars[0] if step.scalars[0] != 0 else 0.0
     c.small_ckp1 = fabs(c.ckp1) < 0.5  # torch.lerp's choice of formula
     c.y_step = c.lr * (beta * (1.0 - c.ckp1) - 1.0)
+    c.pull = 1.0 - beta + beta * c.ckp1  # how far y follows a move of z (projection)
     c.weight_decay = weight_decay
     c.decay = weight_decay != 0
     c.adaptive = False
@@ -590,6 +591,38 @@ cdef inline void schedulefree_update(ScheduleFreeCoeffs c, Py_ssize_t i, floatin
         y = z - (z - y) * (<floating>1 - <floating>c.ckp1)
     params[i] = y + <floating>c.y_step * g
     z_[i] = z - <floating>c.lr * g
+
+
+cdef void _schedulefree_project(ScheduleFreeCoeffs c, floating* y, floating* z,
+                                const floating* lo, const floating* hi,
+                                Py_ssize_t n) noexcept nogil:
+    # Projected schedule-free (the drivers' bounds): z_t = P(z_t), and x_t and y_t, convex
+    # combinations of the z's, follow: moving z_t by d moves x_t by c_t d and y_t =
+    # (1 - beta) z_t + beta x_t by (1 - beta + beta c_t) d. x and y then stay in the box.
+    cdef Py_ssize_t i
+    cdef floating zi, d
+    cdef floating pull = <floating>c.pull
+    for i in range(n):
+        zi = z[i]
+        if zi < lo[i]:
+            zi = lo[i]
+        elif zi > hi[i]:
+            zi = hi[i]
+        d = zi - z[i]
+        if d != 0:
+            z[i] = zi
+            y[i] = y[i] + pull * d
+
+
+cdef inline void schedulefree_project(ScheduleFreeCoeffs c, bint single, void* params,
+                                      void** state, const void* lo, const void* hi,
+                                      Py_ssize_t n) noexcept nogil:
+    if single:
+        _schedulefree_project(c, <float*>params, <float*>state[0], <const float*>lo,
+                              <const float*>hi, n)
+    else:
+        _schedulefree_project(c, <double*>params, <double*>state[0], <const double*>lo,
+                              <const double*>hi, n)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -651,7 +684,21 @@ cdef void _apply(const UpdateRule* r, floating* p, const floating* g, void** s,
 cdef void _advance(const UpdateRule* r, RuleStep* step) noexcept nogil:
     # The rules with running scalars (declared with ``scalars=``), one line each: once per
     # update, before it (fastopt._kernels.advance_rule).
-    pass
+    if r.kind == RULE_SGD_SCHEDULEFREE: sgd_schedulefree_advance(r, step)
+    elif r.kind == RULE_ADAMW_SCHEDULEFREE: adamw_schedulefree_advance(r, step)
+
+
+cdef void _project(const UpdateRule* r, const RuleStep* step, bint single, void* params,
+                   void** state, const void* lo, const void* hi, Py_ssize_t n) noexcept nogil:
+    # The rules whose state holds points that must stay in the drivers' bounds (after the
+    # update of update ``step``, before the iterate's own projection), one line each:
+    # schedule-free's z (fastopt._kernels.project_rule).
+    if r.kind == RULE_SGD_SCHEDULEFREE:
+        schedulefree_project(sgd_schedulefree_coefficients(r, step), single, params, state,
+                             lo, hi, n)
+    elif r.kind == RULE_ADAMW_SCHEDULEFREE:
+        schedulefree_project(adamw_schedulefree_coefficients(r, step), single, params, state,
+                             lo, hi, n)
 
 
 # =============================================================================================
