@@ -289,7 +289,7 @@ class SGDScheduleFree(_ScheduleFree):
         kernel_inputs=lambda h: dict(lr=h["lr"], momentum=h["momentum"],
                                      weight_decay=h["weight_decay"], **_schedule_inputs(h)),
         title="schedule-free SGD",
-        options={"example": {"lr": 0.1}, "quadratic": {"lr": 0.1},
+        options={"example": {"lr": 0.1}, "quadratic": {"lr": 0.3},
                  "least_squares": {"lr": 0.05}},
         racers=(Racer("sgdschedulefree", "Schedule-free SGD", demo={"lr": 0.05},
                       style=("#2f4f4f", (0, (3, 1, 1, 1, 1, 1))),

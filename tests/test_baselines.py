@@ -95,13 +95,14 @@ def test_bench_columns_make_the_same_steps(label, dtype, rng):
         for col in columns.values():
             col.step()
     # no column changes the gradient another one steps with (torch's foreach NAG adds its
-    # momentum buffer into its own copy: that column is left out of the comparison below)
+    # momentum buffer into its own copy, the schedulefree package's paths normalise theirs in
+    # place: those columns are left out of the comparison below)
     np.testing.assert_array_equal(grad, kept)
     assert all(c.grad is grad or not np.shares_memory(c.grad, grad) for c in columns.values())
     expected = columns["NumPy plain"].params()
     for name, col in columns.items():
         if col.params is None or not np.array_equal(col.grad, kept):
-            assert name in ("axpy", "torch foreach"), name
+            assert name == "axpy" or name.startswith("torch"), name
             continue
         assert col.params().dtype == dtype
         if name == "NumPy out=":
