@@ -230,8 +230,22 @@ def all_state_kwargs(case):
         return len(cls._state_names(cls._check_hyperparameters(**{**case.defaults, **variant})))
 
     best = max(case.variants, key=slots)
-    assert slots(best) == len(cls.record.state), f"no variant of {case.name} uses every slot"
+    # (the state names end with the kernel's running scalars, always there)
+    assert slots(best) == len(cls.record.state) + len(cls._scalars), \
+        f"no variant of {case.name} uses every slot"
     return {**{k: v for k, v in best.items() if k != "lr"}, "lr": 0.1}
+
+
+def scalar_names(cls):
+    """The names of the running scalars of ``cls``'s kernel (NAdam: ``mu_product``): 0-d
+    float64 entries at the end of each parameter's state (fastopt._step.kernel_spec)."""
+    return tuple(name for name, _ in cls._scalars)
+
+
+def state_arrays(opt, i=0):
+    """Parameter ``i``'s state arrays, shaped like it: ``opt.state[i]`` without the running
+    scalars."""
+    return {k: v for k, v in opt.state[i].items() if k not in scalar_names(type(opt))}
 
 
 # Every state slot that holds squares (negative entries refused), from the records.

@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 
 import fastopt
-from _registry import OPTIMIZERS, SQUARES, all_state_kwargs, bad_kwarg_cases
+from _registry import (
+    OPTIMIZERS,
+    SQUARES,
+    all_state_kwargs,
+    bad_kwarg_cases,
+    scalar_names,
+    state_arrays,
+)
 from fastopt._openmp import MAX_N_THREADS, effective_n_threads
 
 CASES = [pytest.param(case, id=case.name) for case in OPTIMIZERS]
@@ -23,7 +30,7 @@ CASES = [pytest.param(case, id=case.name) for case in OPTIMIZERS]
 def _raw(arrays):
     """uint8 views of the arrays' memory, made now: they see every later write whatever
     happens to the arrays' dtype, shape or strides."""
-    return [a.view(np.uint8).reshape(-1) if a.flags.c_contiguous else a for a in arrays]
+    return [a.reshape(-1).view(np.uint8) if a.flags.c_contiguous else a for a in arrays]
 
 
 def _snapshot(opt, raw):
@@ -100,7 +107,7 @@ def test_state_array_changed_in_place_raises_and_writes_nothing(case):
     opt = case.cls(params, **all_state_kwargs(case))
     grads = [np.full(4, 0.5), np.full(6, 0.5)]
     opt.step(grads)
-    for name in list(opt.state[1]):
+    for name in state_arrays(opt, 1):  # (running scalars: tests/test_scalars.py)
         for change, error, match in [
             (_set_attr("dtype", np.float32), TypeError, "has dtype float32 now"),
             (_set_attr("dtype", np.float16), TypeError, "has dtype float16 now"),
@@ -330,7 +337,9 @@ def test_assigned_state_array_is_used_by_the_kernels(case, rng):
     opt = case.cls(params, **kwargs)
     opt.step(rng.standard_normal(5))
     for name in list(opt.state[0]):
-        new = np.abs(rng.standard_normal(5))  # non-negative: fits every slot
+        # non-negative: fits every slot; a 0-d float64 array for a running scalar
+        new = np.array(np.abs(rng.standard_normal(() if name in scalar_names(case.cls)
+                                                  else 5)))
         twin_params = params.copy()
         twin = case.cls(twin_params, **kwargs)
         saved = opt.state_dict()
@@ -352,7 +361,8 @@ def test_whole_state_entry_can_be_replaced(case, rng):
     params = [rng.standard_normal(3), rng.standard_normal(4)]
     opt = case.cls(params, **kwargs)
     opt.step([np.ones(3), np.ones(4)])
-    new = {name: np.full(4, 0.25) for name in opt.state[1]}
+    new = {name: np.full(() if name in scalar_names(case.cls) else 4, 0.25)
+           for name in opt.state[1]}
     opt.state[1] = new
     for name, array in new.items():
         assert opt.state[1][name] is array
@@ -363,7 +373,7 @@ def test_whole_state_entry_can_be_replaced(case, rng):
 
 def _bad_assignments(opt, name):
     param = opt.params[0]
-    other = next((k for k in opt.state[0] if k != name), None)
+    other = next((k for k in state_arrays(opt) if k != name), None)  # (not a scalar)
     strided = np.zeros(8)[::2]
     read_only = np.zeros(4)
     read_only.flags.writeable = False
@@ -392,7 +402,7 @@ def test_bad_state_assignment_raises_and_changes_nothing(case):
     params = [np.linspace(0, 1, 4), np.linspace(1, 2, 6)]
     opt = case.cls(params, **all_state_kwargs(case))
     opt.step([np.ones(4), np.ones(6)])
-    for name in list(opt.state[0]):
+    for name in state_arrays(opt):  # (running scalars: tests/test_scalars.py)
         for description, value, error, match in _bad_assignments(opt, name):
             before = _snapshot(opt, params)
             with pytest.raises(error, match=match):
@@ -698,7 +708,9 @@ def test_numpy_numbers_are_accepted_everywhere(case):
             loaded = case.cls(np.zeros(3))
             loaded.load_state_dict(dict(opt.state_dict(), **{name: numpy_value}))
             assert loaded.hyperparameters == expected
-            assert all(type(v) in (float, bool, tuple) for v in opt.hyperparameters.values())
+            # (int: an integer hyperparameter, schedule-free's warmup_steps)
+            assert all(type(v) in (float, bool, tuple, int)
+                       for v in opt.hyperparameters.values())
 
 
 def test_zero_dim_arrays_of_other_kinds_are_refused():

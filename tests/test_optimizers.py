@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastopt
-from _registry import OPTIMIZERS, bad_kwarg_cases
+from _registry import OPTIMIZERS, bad_kwarg_cases, state_arrays
 from conftest import DTYPES, gradient_sequence
 
 CASES = [pytest.param(case, id=case.name) for case in OPTIMIZERS]
@@ -102,7 +102,7 @@ def test_step_updates_in_place_and_keeps_identity(case, dtype, rng):
     assert not np.array_equal(params, before)
     np.testing.assert_array_equal(grad, grad_before)
     assert opt.step_count == 1
-    for state_array in opt.state[0].values():
+    for state_array in state_arrays(opt).values():  # (running scalars: test_scalars.py)
         assert state_array.dtype == dtype and state_array.shape == (4, 5)
         assert not np.shares_memory(state_array, params)
 
@@ -207,5 +207,5 @@ def test_non_finite_gradient_reaches_only_its_element(case):
     case.cls(reference, lr=0.1).step(np.full(6, 0.5))
     np.testing.assert_array_equal(params[[0, 2, 4]], reference[[0, 2, 4]])
     assert np.isnan(params[1])
-    for state in opt.state[0].values():
+    for state in state_arrays(opt).values():
         assert np.all(np.isfinite(state[[0, 2, 4]]))
