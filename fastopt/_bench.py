@@ -36,6 +36,8 @@ from fastopt._registry import RECORDS
 ROWS = [(record.cls.__name__, record.cls, dict(record.bench), record.torch)
         for record in RECORDS if record.bench is not None]
 RULES = {row[0]: row for row in ROWS}
+# The rule column's width: the longest label and a space ("AdamWScheduleFree"), at least 13.
+_LABEL = max(13, 1 + max(map(len, RULES)))
 
 COLUMNS = ("fastopt", "NumPy plain", "NumPy out=", "torch single-tensor", "torch foreach",
            "torch fused")
@@ -429,7 +431,7 @@ def run(quick=False, sizes=None, dtypes=None, rules=None, repeats=None, file=Non
           f"torch {'%s' % torch.__version__ if torch else 'not installed'}; median of "
           f"{repeats} interleaved rounds; speed-up = baseline median / fastopt median; "
           f"bw = fastopt's effective bandwidth / axpy's (same size, threads)", file=file)
-    header = (f"{'rule':<13}{'dtype':<8}{'size':>6}{'thr':>4}{'fastopt':>11}{'IQR':>19}"
+    header = (f"{'rule':<{_LABEL}}{'dtype':<8}{'size':>6}{'thr':>4}{'fastopt':>11}{'IQR':>19}"
               f"{'vs NumPy':>9}{'vs out=':>8}{'vs torch':>9}{'(path)':>15}{'bw':>6}")
     print(header, file=file)
     print("-" * len(header), file=file)
@@ -467,8 +469,8 @@ def _row(rule, dtype, size, n_threads, times, moved, file):
     out_text = f"{'-':>8}" if out is None else f"{row['vs_numpy_out']:>7.1f}x"
     torch_text = (f"{row['vs_torch_best']:>8.2f}x{best_torch[6:]:>15}" if best_torch
                   else f"{'-':>9}{'':>15}")
-    print(f"{rule:<13}{dtype:<8}{'2^%d' % int(np.log2(size)):>6}{n_threads:>4}"
-          f"{_fmt(fast):>11}  [{_fmt(q1)}, {_fmt(q3)}]".ljust(56)
+    print(f"{rule:<{_LABEL}}{dtype:<8}{'2^%d' % int(np.log2(size)):>6}{n_threads:>4}"
+          f"{_fmt(fast):>11}  [{_fmt(q1)}, {_fmt(q3)}]".ljust(_LABEL + 43)
           + f"{row['vs_numpy']:>8.1f}x{out_text}{torch_text}"
           f"{bandwidth:>6.2f}", file=file)
     return row
