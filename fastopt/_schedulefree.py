@@ -11,6 +11,7 @@ depend on the learning rate of every step (``lr_max``, ``weight_sum``): running 
 scalars of the kernels (see RuleStep in fastopt/_kernels_decl.pxi).
 """
 
+from collections.abc import Mapping
 from functools import partial
 
 import numpy as np
@@ -153,17 +154,17 @@ class _ScheduleFree(Optimizer):
     def load_state_dict(self, state_dict):
         """Restore a state saved by ``state_dict()``, its mode included (all-or-nothing; see
         ``Optimizer.load_state_dict``)."""
-        if not isinstance(state_dict, dict) or "train_mode" not in state_dict:
-            if isinstance(state_dict, dict):
-                raise ValueError("state_dict is missing ['train_mode']")
+        if not isinstance(state_dict, Mapping):
             return Optimizer.load_state_dict(self, state_dict)  # (its TypeError)
+        if "train_mode" not in state_dict:
+            raise ValueError("state_dict is missing ['train_mode']")
         mode = check_bool("train_mode", _plain_bool(state_dict["train_mode"]))
         Optimizer.load_state_dict(
             self, {k: v for k, v in state_dict.items() if k != "train_mode"})
         self._train_mode = mode
 
     def __setstate__(self, state):
-        if isinstance(state, dict) and "_train_mode" in state:
+        if isinstance(state, Mapping) and "_train_mode" in state:
             mode = check_bool("pickled train_mode", state["_train_mode"])
         else:
             mode = None  # (Optimizer.__setstate__ refuses the state: a missing key)

@@ -228,6 +228,19 @@ def test_bad_train_mode_in_a_state_dict_is_refused_and_changes_nothing(cls, rng)
     assert not other.training and other.step_count == 1
 
 
+@pytest.mark.parametrize("cls", CLASSES)
+def test_state_dict_round_trips_through_numpy_savez(cls, rng, tmp_path):
+    opt = cls(rng.standard_normal(4), lr=0.1)
+    opt.step(rng.standard_normal(4))
+    opt.eval()
+    np.savez(tmp_path / "state.npz", **opt.state_dict())
+    other = cls(np.zeros(4))
+    with np.load(tmp_path / "state.npz") as saved:  # a Mapping, not a dict
+        other.load_state_dict(saved)
+    assert not other.training and other.step_count == 1
+    np.testing.assert_array_equal(other.state[0]["z"], opt.state[0]["z"])
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"momentum": 0.0}, ValueError, r"momentum=0.0 must be in \(0, 1\)"),
     ({"momentum": 1.0}, ValueError, r"momentum=1.0 must be in \(0, 1\)"),
