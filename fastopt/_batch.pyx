@@ -117,6 +117,10 @@ ctypedef struct _Rows:
     Py_ssize_t* nits
     Py_ssize_t* nfevs
     double* fs
+    # Each problem's state rows go back to the optimizer's arrays when it stops (the work
+    # arrays' rows move as they are packed), so that its state is its own afterwards (the
+    # schedule-free optimizers' averaged point needs its z); NULL for unused slots.
+    char* state_out[MAX_STATE]
 
 
 cdef _Rows _rows_from(const _Rows* rows, Py_ssize_t start) noexcept nogil:
@@ -155,6 +159,7 @@ cdef class _BatchArrays:
         cdef double* scalar_data = NULL
         cdef const char* lower_rows = NULL
         cdef const char* upper_rows = NULL
+        cdef int k
         self.m = m
         self.tol = Tolerances(maxiter, gtol, ftol, xtol)
         self.per_row = lrs is not None or lower is not None or xtol > 0
@@ -176,10 +181,11 @@ cdef class _BatchArrays:
                                          np.empty(m, dtype=np.intp), np.empty(m),
                                          np.empty_like(X))
         self.results_ = (stops, nits, nfevs, fs, G_out)
+        state_work = tuple(None if a is None else a.copy() for a in slots)
         self._keep = (X, work_prev, grad_prev, index, stay, f_prev, steps, lr_work,
-                      scalar_work)
-        init_problem(&self.first, self.work, work_prev, self.grad_buf, grad_prev, rule, slots,
-                     lower, upper, &self.tol)
+                      scalar_work, state_work)
+        init_problem(&self.first, self.work, work_prev, self.grad_buf, grad_prev, rule,
+                     state_work, lower, upper, &self.tol)
         self.first.n = X.shape[1]
         if lr_work is not None:
             lr_data = <double*>cnp.PyArray_DATA(<cnp.ndarray>lr_work)
@@ -194,6 +200,9 @@ cdef class _BatchArrays:
             <char*>cnp.PyArray_DATA(X), <char*>cnp.PyArray_DATA(G_out),
             <int*>cnp.PyArray_DATA(stops), <Py_ssize_t*>cnp.PyArray_DATA(nits),
             <Py_ssize_t*>cnp.PyArray_DATA(nfevs), <double*>cnp.PyArray_DATA(fs))
+        for k in range(MAX_STATE):
+            self.rows.state_out[k] = (<char*>cnp.PyArray_DATA(<cnp.ndarray>slots[k])
+                                      if k < len(slots) and slots[k] is not None else NULL)
 
     def results(self):
         """``(stop, nit, nfev, fun, jac)`` by problem (x is written into X)."""
@@ -447,7 +456,7 @@ cdef Py_ssize_t _check_rows_typed(const floating* x, const floating* g, const Pr
     cdef Problem p = first[0]
     cdef Py_ssize_t r, i, kept = 0, n = first.n
     cdef size_t row_bytes = n * sizeof(floating)
-    cdef int stop
+    cdef int stop, k
     cdef const floating* lo = <const floating*>p.lower
     cdef const floating* hi = <const floating*>p.upper
     p.nit, p.nfev = nit, nit + 1
@@ -468,6 +477,10 @@ cdef Py_ssize_t _check_rows_typed(const floating* x, const floating* g, const Pr
             continue
         i = rows.index[r]
         memcpy(rows.x_out + i * row_bytes, p.x, row_bytes)
+        for k in range(MAX_STATE):
+            if rows.state_out[k] != NULL:
+                memcpy(rows.state_out[k] + i * row_bytes,
+                       <const char*>first.state[k] + r * row_bytes, row_bytes)
         memcpy(rows.g_out + i * row_bytes, p.g, row_bytes)
         rows.stops[i], rows.nits[i], rows.nfevs[i], rows.fs[i] = stop, p.nit, p.nfev, p.f
         p.nit = nit  # check_stop may have gone back one iteration for this row

@@ -17,6 +17,7 @@ tests/test_baselines.py. A rule without one shows "-" in that column.
 """
 
 import contextlib
+import importlib
 import math
 import os
 import time
@@ -36,6 +37,8 @@ from fastopt._registry import RECORDS
 ROWS = [(record.cls.__name__, record.cls, dict(record.bench), record.torch)
         for record in RECORDS if record.bench is not None]
 RULES = {row[0]: row for row in ROWS}
+# The rule column's width: the longest label and a space ("AdamWScheduleFree"), at least 13.
+_LABEL = max(13, 1 + max(map(len, RULES)))
 
 COLUMNS = ("fastopt", "NumPy plain", "NumPy out=", "torch single-tensor", "torch foreach",
            "torch fused")
@@ -393,12 +396,65 @@ def adafactor_out(p, g, state, t, lr, beta2_decay, eps, d, weight_decay, maximiz
     return p
 
 
+def _schedule_free_out(p, g, state, lr, ckp1, beta):
+    """Schedule-free's y and z from the step's direction ``g``, in place (the reference's
+    torch.lerp formulas)."""
+    z, tmp = state["z"], state["_tmp"]
+    w = p.dtype.type(ckp1)
+    np.subtract(z, p, out=tmp)
+    if abs(w) < 0.5:
+        tmp *= w
+        p += tmp
+    else:
+        tmp *= 1 - w
+        np.subtract(z, tmp, out=p)
+    p += np.multiply(g, lr * (beta * (1 - ckp1) - 1), out=tmp)
+    z -= np.multiply(g, lr, out=tmp)
+    return p
+
+
+def sgdschedulefree_out(p, g, state, t, lr, momentum, weight_decay, warmup_steps, r,
+                        weight_lr_power):
+    """Schedule-free SGD with ``out=``."""
+    if t == 1:
+        state["z"] = p.copy()
+        _scratch(state, p, "_tmp", "_g")
+    lr, ckp1 = _reference._schedule_free_weight(state, t, lr, warmup_steps, r,
+                                                weight_lr_power)
+    if weight_decay != 0:
+        g = np.add(g, np.multiply(p, weight_decay, out=state["_g"]), out=state["_g"])
+    return _schedule_free_out(p, g, state, lr, ckp1, momentum)
+
+
+def adamwschedulefree_out(p, g, state, t, lr, betas, eps, weight_decay, warmup_steps, r,
+                          weight_lr_power):
+    """Schedule-free AdamW with ``out=``."""
+    beta1, beta2 = betas
+    if t == 1:
+        state["z"] = p.copy()
+        state["exp_avg_sq"] = np.zeros_like(p)
+        _scratch(state, p, "_tmp", "_g")
+    lr, ckp1 = _reference._schedule_free_weight(state, t, lr, warmup_steps, r,
+                                                weight_lr_power)
+    v, tmp, d = state["exp_avg_sq"], state["_tmp"], state["_g"]
+    v *= beta2
+    np.multiply(g, 1 - beta2, out=tmp)
+    v += np.multiply(tmp, g, out=tmp)
+    np.sqrt(np.divide(v, 1 - beta2**t, out=tmp), out=tmp)
+    tmp += eps
+    np.divide(g, tmp, out=d)
+    if weight_decay != 0:
+        d += np.multiply(p, weight_decay, out=tmp)
+    return _schedule_free_out(p, d, state, lr, ckp1, beta1)
+
+
 # By method name, as the references; every benchmarked optimizer has one (a test checks it).
 OUT_RULES = {"gd": sgd_out, "sgd": sgd_out, "momentum": sgd_out, "nag": sgd_out,
              "adagrad": adagrad_out, "rmsprop": rmsprop_out, "adadelta": adadelta_out,
              "adam": adam_out, "adamw": adamw_out, "adamax": adamax_out,
              "radam": radam_out, "lion": lion_out, "rprop": rprop_out, "asgd": asgd_out,
-             "adafactor": adafactor_out}
+             "adafactor": adafactor_out, "sgdschedulefree": sgdschedulefree_out,
+             "adamwschedulefree": adamwschedulefree_out}
 OUT_RULES["nadam"] = nadam_out
 
 
@@ -415,7 +471,8 @@ def arrays_moved(cls, kwargs):
     read, the parameter written, and each state array the optimizer holds read and written."""
     opt = cls(np.zeros(1), **kwargs)
     opt.step(np.ones(1))
-    return 3 + 2 * len(opt.state[0])
+    # (a running scalar, 0-d, is no array of the parameter's size)
+    return 3 + 2 * sum(np.ndim(a) > 0 for a in opt.state[0].values())
 
 
 def _torch():
@@ -440,6 +497,29 @@ def torch_default_dtype(torch, dtype):
         yield
     finally:
         torch.set_default_dtype(previous)
+
+
+def torch_twin(torch, name):
+    """A factory ``twin(params, **kwargs) -> optimizer`` of the torch optimizer a record's
+    ``torch`` names: ``torch.optim.<name>``, or ``<package>.<Class>`` for a torch-based
+    package (``schedulefree.SGDScheduleFree``, put in train mode as that package requires);
+    None where that package is not installed."""
+    if "." not in name:
+        return getattr(torch.optim, name)
+    module, _, attribute = name.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), attribute)
+    except ImportError:
+        return None
+
+    def twin(*args, **kwargs):
+        opt = cls(*args, **kwargs)
+        if hasattr(opt, "train"):  # (schedulefree's optimizers start in eval mode)
+            opt.train()
+        return opt
+
+    twin.cls = cls
+    return twin
 
 
 class Column(NamedTuple):
@@ -498,9 +578,12 @@ def column(row, name, start, grad, n_threads, torch=None):
     # dtype when its state is made, at this first step: the parameters' dtype, like fastopt's.
     default_dtype = torch.get_default_dtype()
     torch.set_default_dtype(tp.dtype)
+    twin = torch_twin(torch, torch_name)
+    if twin is None:
+        return None
     try:  # which paths torch has for this rule (fused: few on CPU) is torch's to say
         with torch_default_dtype(torch, p.dtype):
-            topt = getattr(torch.optim, torch_name)([tp], **hyper, **_TORCH_FLAGS[name])
+            topt = twin([tp], **hyper, **_TORCH_FLAGS[name])
             topt.step()
     except (TypeError, ValueError, RuntimeError, NotImplementedError):
         return None
@@ -557,7 +640,7 @@ def run(quick=False, sizes=None, dtypes=None, rules=None, repeats=None, file=Non
           f"torch {'%s' % torch.__version__ if torch else 'not installed'}; median of "
           f"{repeats} interleaved rounds; speed-up = baseline median / fastopt median; "
           f"bw = fastopt's effective bandwidth / axpy's (same size, threads)", file=file)
-    header = (f"{'rule':<13}{'dtype':<8}{'size':>6}{'thr':>4}{'fastopt':>11}{'IQR':>19}"
+    header = (f"{'rule':<{_LABEL}}{'dtype':<8}{'size':>6}{'thr':>4}{'fastopt':>11}{'IQR':>19}"
               f"{'vs NumPy':>9}{'vs out=':>8}{'vs torch':>9}{'(path)':>15}{'bw':>6}")
     print(header, file=file)
     print("-" * len(header), file=file)
@@ -597,8 +680,8 @@ def _row(rule, dtype, size, n_threads, times, moved, file):
     out_text = f"{'-':>8}" if out is None else f"{row['vs_numpy_out']:>7.1f}x"
     torch_text = (f"{row['vs_torch_best']:>8.2f}x{best_torch[6:]:>15}" if best_torch
                   else f"{'-':>9}{'':>15}")
-    print(f"{rule:<13}{dtype:<8}{'2^%d' % int(np.log2(size)):>6}{n_threads:>4}"
-          f"{_fmt(fast):>11}  [{_fmt(q1)}, {_fmt(q3)}]".ljust(56)
+    print(f"{rule:<{_LABEL}}{dtype:<8}{'2^%d' % int(np.log2(size)):>6}{n_threads:>4}"
+          f"{_fmt(fast):>11}  [{_fmt(q1)}, {_fmt(q3)}]".ljust(_LABEL + 43)
           + f"{row['vs_numpy']:>8.1f}x{out_text}{torch_text}"
           f"{bandwidth:>6.2f}", file=file)
     return row

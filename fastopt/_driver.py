@@ -22,6 +22,7 @@ from fastopt._driver_common import (
     box_bounds,
     callback_style,
     check_fun,
+    final_point,
     native_evaluation,
     options_dict,
     read_options,
@@ -236,6 +237,7 @@ def minimize_with_method(method, fun, x0, args=(), jac=None, hess=None, hessp=No
     )
     if mode == EVAL_FINITE_DIFF:
         nfev += jac.nfev
+    final_point(optimizer, x, lower, upper)
     result = OptimizeResult(
         x=x, fun=f, jac=g, nit=nit, nfev=nfev, njev=njev, status=status,
         success=status == STATUS_CONVERGED, message=STATUS_MESSAGES[status, reason],

@@ -251,3 +251,16 @@ def _inward(bound, dtype, direction):
     outside = (rounded < bound) if direction > 0 else (rounded > bound)
     rounded[outside] = np.nextafter(rounded[outside], dtype.type(direction))
     return rounded
+
+
+def final_point(optimizer, x, lower=None, upper=None):
+    """End a run: an optimizer that averages its iterates (the schedule-free ones: it has an
+    ``eval`` method) puts its averaged point into ``x``, its parameter; the others leave the
+    last iterate there. With bounds the average is in the box already (the loops project
+    the points it averages: fastopt._kernels.project_rule); clipped against rounding."""
+    to_eval = getattr(optimizer, "eval", None)
+    if to_eval is None:
+        return
+    to_eval()
+    if lower is not None:
+        np.clip(x, lower, upper, out=x)

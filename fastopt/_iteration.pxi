@@ -105,6 +105,8 @@ cdef inline void advance(Problem* p, int n_threads) noexcept nogil:
     if p.g_owned:  # the next evaluation writes into g_prev's buffer: swap, not copy
         g, p.g = p.g, p.g_prev
         p.g_prev = g
+    if p.lower != NULL:  # points the rule keeps in its state stay in the box too
+        project_rule(&p.rule, &p.clock, p.single, p.x, p.state, p.lower, p.upper, p.n)
     if p.lower == NULL and not p.track_step:
         pass  # nothing to project, no step length needed
     elif p.single:

@@ -28,6 +28,14 @@ cdef Py_ssize_t parallel_threshold() noexcept nogil
 # (not per element, not per thread).
 cdef void advance_rule(const UpdateRule* rule, RuleStep* step) noexcept nogil
 
+# After update ``step`` of ``n`` elements, move the points a rule keeps in its state back
+# into the box [lower, upper] (arrays of the params' dtype), and the parameters with them
+# (schedule-free's z and y: projected schedule-free); nothing for the other rules. The
+# minimize loops call it when there are bounds, before projecting the iterate itself.
+cdef void project_rule(const UpdateRule* rule, const RuleStep* step, bint single,
+                       void* params, void** state, const void* lower, const void* upper,
+                       Py_ssize_t n) noexcept nogil
+
 
 # Update number t of ``rule``, with the powers computed directly (the optimizer classes).
 # The running scalars are the rule's initial values: the classes put in their own (from each

@@ -98,6 +98,13 @@ cdef void advance_rule(const UpdateRule* rule, RuleStep* step) noexcept nogil:
     _advance(rule, step)
 
 
+cdef void project_rule(const UpdateRule* rule, const RuleStep* step, bint single,
+                       void* params, void** state, const void* lower, const void* upper,
+                       Py_ssize_t n) noexcept nogil:
+    # Only the minimize loops with bounds call it, once per update: the portable build's.
+    _project(rule, step, single, params, state, lower, upper, n)
+
+
 def get_parallel_threshold():
     """Smallest array size (elements) stepped with several threads."""
     return PARALLEL_THRESHOLD

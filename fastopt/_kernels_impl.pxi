@@ -1126,6 +1126,174 @@ def adafactor_step(floating[::1] params, const floating[::1] grad, floating[::1]
 
 
 # ---------------------------------------------------------------------------------------------
+# Schedule-free SGD and AdamW (the schedulefree package, Defazio et al. 2024): y (the
+# parameter) moves toward z and along the step's direction, z takes the plain step. The
+# averaging weight of update t needs the largest scheduled lr so far and the sum of the
+# weights so far, which depend on the lr of every step: running scalars, advanced once per
+# update by their _advance functions (t**r and lr_max**weight_lr_power: pow once per update).
+
+from libc.math cimport fabs, pow
+
+ctypedef struct SGDScheduleFreeInputs:
+    double momentum
+    double weight_decay
+    double warmup_steps
+    double r
+    double weight_lr_power
+
+ctypedef struct AdamWScheduleFreeInputs:
+    double beta1
+    double beta2
+    double eps
+    double weight_decay
+    double warmup_steps
+    double r
+    double weight_lr_power
+
+cdef SGDScheduleFreeInputs _sgd_schedulefree_inputs
+cdef AdamWScheduleFreeInputs _adamw_schedulefree_inputs
+# (weight_sum, lr_max) start at schedulefree's 0 and -1
+cdef tuple _SCHEDULEFREE_SCALARS = (("weight_sum", 0.0), ("lr_max", -1.0))
+cdef int RULE_SGD_SCHEDULEFREE = _declare("sgd_schedulefree", _sgd_schedulefree_inputs,
+                                          ("z",), (), _SCHEDULEFREE_SCALARS)
+cdef int RULE_ADAMW_SCHEDULEFREE = _declare("adamw_schedulefree", _adamw_schedulefree_inputs,
+                                            ("z", "exp_avg_sq"), ("beta2",),
+                                            _SCHEDULEFREE_SCALARS)
+
+ctypedef struct ScheduleFreeCoeffs:
+    double lr, ckp1, y_step, pull, weight_decay, beta2, one_minus_beta2, eps, rs
+    bint decay, small_ckp1, adaptive
+
+
+cdef inline double _scheduled_lr(const UpdateRule* r, Py_ssize_t t,
+                                 double warmup_steps) noexcept nogil:
+    """The lr of update t: linear warmup over the first warmup_steps updates."""
+    if t - 1 < warmup_steps:
+        return r.lr * (<double>t / warmup_steps)
+    return r.lr
+
+
+cdef inline double _averaging_weight(Py_ssize_t t, double lr_max, double power,
+                                     double wlp) noexcept nogil:
+    return pow(<double>t, power) * pow(lr_max, wlp)
+
+
+cdef inline void _schedulefree_advance(const UpdateRule* r, RuleStep* step,
+                                       double warmup_steps, double power,
+                                       double wlp) noexcept nogil:
+    # schedulefree's order: lr_max = max(lr, lr_max), then weight_sum += weight
+    cdef double lr = _scheduled_lr(r, step.t, warmup_steps)
+    if not (step.scalars[1] > lr):  # (Python's max(lr, lr_max))
+        step.scalars[1] = lr
+    step.scalars[0] = step.scalars[0] + _averaging_weight(step.t, step.scalars[1], power, wlp)
+
+
+cdef inline void sgd_schedulefree_advance(const UpdateRule* r, RuleStep* step) noexcept nogil:
+    cdef const SGDScheduleFreeInputs* a = <const SGDScheduleFreeInputs*>r.inputs
+    _schedulefree_advance(r, step, a.warmup_steps, a.r, a.weight_lr_power)
+
+
+cdef inline void adamw_schedulefree_advance(const UpdateRule* r, RuleStep* step) noexcept nogil:
+    cdef const AdamWScheduleFreeInputs* a = <const AdamWScheduleFreeInputs*>r.inputs
+    _schedulefree_advance(r, step, a.warmup_steps, a.r, a.weight_lr_power)
+
+
+cdef inline ScheduleFreeCoeffs _schedulefree_coefficients(
+        const UpdateRule* r, const RuleStep* step, double beta, double weight_decay,
+        double warmup_steps, double power, double wlp) noexcept nogil:
+    # step.scalars: weight_sum and lr_max already advanced to update t
+    cdef ScheduleFreeCoeffs c
+    cdef double weight = _averaging_weight(step.t, step.scalars[1], power, wlp)
+    c.lr = _scheduled_lr(r, step.t, warmup_steps)
+    # schedulefree: ckp1 = 0 where weight_sum is 0 (lr 0 so far)
+    c.ckp1 = weight / step.scalars[0] if step.scalars[0] != 0 else 0.0
+    c.small_ckp1 = fabs(c.ckp1) < 0.5  # torch.lerp's choice of formula
+    c.y_step = c.lr * (beta * (1.0 - c.ckp1) - 1.0)
+    c.pull = 1.0 - beta + beta * c.ckp1  # how far y follows a move of z (projection)
+    c.weight_decay = weight_decay
+    c.decay = weight_decay != 0
+    c.adaptive = False
+    c.beta2 = c.one_minus_beta2 = c.eps = c.rs = 0.0
+    return c
+
+
+cdef inline ScheduleFreeCoeffs sgd_schedulefree_coefficients(
+        const UpdateRule* r, const RuleStep* step) noexcept nogil:
+    cdef const SGDScheduleFreeInputs* a = <const SGDScheduleFreeInputs*>r.inputs
+    return _schedulefree_coefficients(r, step, a.momentum, a.weight_decay, a.warmup_steps,
+                                      a.r, a.weight_lr_power)
+
+
+cdef inline ScheduleFreeCoeffs adamw_schedulefree_coefficients(
+        const UpdateRule* r, const RuleStep* step) noexcept nogil:
+    cdef const AdamWScheduleFreeInputs* a = <const AdamWScheduleFreeInputs*>r.inputs
+    cdef ScheduleFreeCoeffs c = _schedulefree_coefficients(
+        r, step, a.beta1, a.weight_decay, a.warmup_steps, a.r, a.weight_lr_power)
+    c.adaptive = True
+    c.beta2 = a.beta2
+    c.one_minus_beta2 = 1.0 - a.beta2
+    # g / (sqrt(v / bc2) + eps) == g * rs / (sqrt(v) + eps * rs), rs = sqrt(bc2): one
+    # division fewer (as Adam's kernel); step.powers[0]: beta2 ** t
+    c.rs = sqrt(1.0 - step.powers[0])
+    c.eps = a.eps * c.rs
+    return c
+
+
+cdef inline void schedulefree_update(ScheduleFreeCoeffs c, Py_ssize_t i, floating* params,
+                                     const floating* grad, floating* z_,
+                                     floating* exp_avg_sq) noexcept nogil:
+    cdef floating g = grad[i]
+    cdef floating y = params[i]
+    cdef floating z = z_[i]
+    cdef floating v
+    if c.adaptive:
+        v = exp_avg_sq[i] * <floating>c.beta2 + <floating>c.one_minus_beta2 * g * g
+        exp_avg_sq[i] = v
+        g = g * <floating>c.rs / (_sqrt(v) + <floating>c.eps)
+    if c.decay:
+        g = g + <floating>c.weight_decay * y
+    # y = lerp(y, z, ckp1) as torch computes it, then the step
+    if c.small_ckp1:
+        y = y + <floating>c.ckp1 * (z - y)
+    else:
+        y = z - (z - y) * (<floating>1 - <floating>c.ckp1)
+    params[i] = y + <floating>c.y_step * g
+    z_[i] = z - <floating>c.lr * g
+
+
+cdef void _schedulefree_project(ScheduleFreeCoeffs c, floating* y, floating* z,
+                                const floating* lo, const floating* hi,
+                                Py_ssize_t n) noexcept nogil:
+    # Projected schedule-free (the drivers' bounds): z_t = P(z_t), and x_t and y_t, convex
+    # combinations of the z's, follow: moving z_t by d moves x_t by c_t d and y_t =
+    # (1 - beta) z_t + beta x_t by (1 - beta + beta c_t) d. x and y then stay in the box.
+    cdef Py_ssize_t i
+    cdef floating zi, d
+    cdef floating pull = <floating>c.pull
+    for i in range(n):
+        zi = z[i]
+        if zi < lo[i]:
+            zi = lo[i]
+        elif zi > hi[i]:
+            zi = hi[i]
+        d = zi - z[i]
+        if d != 0:
+            z[i] = zi
+            y[i] = y[i] + pull * d
+
+
+cdef inline void schedulefree_project(ScheduleFreeCoeffs c, bint single, void* params,
+                                      void** state, const void* lo, const void* hi,
+                                      Py_ssize_t n) noexcept nogil:
+    if single:
+        _schedulefree_project(c, <float*>params, <float*>state[0], <const float*>lo,
+                              <const float*>hi, n)
+    else:
+        _schedulefree_project(c, <double*>params, <double*>state[0], <const double*>lo,
+                              <const double*>hi, n)
+
+
+# ---------------------------------------------------------------------------------------------
 # axpy: y += a * x, the practical speed limit of an in-place update (read two arrays, write
 # one), run by the same skeleton as the rules. Only the benchmark (fastopt/_bench.py) uses it;
 # it is no rule (not declared: Rule cannot make one).
@@ -1154,6 +1322,7 @@ ctypedef fused Coeffs:
     LionCoeffs
     RpropCoeffs
     ASGDCoeffs
+    ScheduleFreeCoeffs
     AxpyCoeffs
 
 
@@ -1171,6 +1340,7 @@ cdef inline void _update(Coeffs c, Py_ssize_t i, floating* p, const floating* g,
     elif Coeffs is LionCoeffs: lion_update(c, i, p, g, s0)
     elif Coeffs is RpropCoeffs: rprop_update(c, i, p, g, s0, s1)
     elif Coeffs is ASGDCoeffs: asgd_update(c, i, p, g, s0)
+    elif Coeffs is ScheduleFreeCoeffs: schedulefree_update(c, i, p, g, s0, s1)
     elif Coeffs is AxpyCoeffs: axpy_update(c, i, p, g)
 
 
@@ -1190,12 +1360,31 @@ cdef void _apply(const UpdateRule* r, floating* p, const floating* g, void** s,
     elif r.kind == RULE_ASGD: _run(asgd_coefficients(r, step), p, g, s, n, n_threads)
     elif r.kind == RULE_ADAFACTOR:  # (not elementwise: a vector, the variance in slot 2)
         adafactor_vector(adafactor_coefficients(r, step), p, g, <floating*>s[2], n, n_threads)
+    elif r.kind == RULE_SGD_SCHEDULEFREE:
+        _run(sgd_schedulefree_coefficients(r, step), p, g, s, n, n_threads)
+    elif r.kind == RULE_ADAMW_SCHEDULEFREE:
+        _run(adamw_schedulefree_coefficients(r, step), p, g, s, n, n_threads)
 
 
 cdef inline void _advance(const UpdateRule* r, RuleStep* step) noexcept nogil:
     # The rules with running scalars (declared with ``scalars=``), one line each: once per
     # update, before it (fastopt._kernels.advance_rule).
     if r.kind == RULE_NADAM: nadam_advance(r, step)
+    elif r.kind == RULE_SGD_SCHEDULEFREE: sgd_schedulefree_advance(r, step)
+    elif r.kind == RULE_ADAMW_SCHEDULEFREE: adamw_schedulefree_advance(r, step)
+
+
+cdef void _project(const UpdateRule* r, const RuleStep* step, bint single, void* params,
+                   void** state, const void* lo, const void* hi, Py_ssize_t n) noexcept nogil:
+    # The rules whose state holds points that must stay in the drivers' bounds (after the
+    # update of update ``step``, before the iterate's own projection), one line each:
+    # schedule-free's z (fastopt._kernels.project_rule).
+    if r.kind == RULE_SGD_SCHEDULEFREE:
+        schedulefree_project(sgd_schedulefree_coefficients(r, step), single, params, state,
+                             lo, hi, n)
+    elif r.kind == RULE_ADAMW_SCHEDULEFREE:
+        schedulefree_project(adamw_schedulefree_coefficients(r, step), single, params, state,
+                             lo, hi, n)
 
 
 # =============================================================================================

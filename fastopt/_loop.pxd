@@ -7,7 +7,14 @@ from cython cimport floating
 from libc.math cimport NAN, fabs, fmax, isfinite
 from libc.string cimport memcpy
 
-from fastopt._kernels cimport MAX_STATE, RuleStep, UpdateRule, apply_rule, rule_step_next
+from fastopt._kernels cimport (
+    MAX_STATE,
+    RuleStep,
+    UpdateRule,
+    apply_rule,
+    project_rule,
+    rule_step_next,
+)
 from fastopt._step cimport Rule
 
 # C-level objectives: f(n, x, grad, user_data) returns f(x) and writes its gradient to grad.

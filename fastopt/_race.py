@@ -230,11 +230,12 @@ def format_table(problem, results, steps, tol):
     lines = [f"{problem.name} ({problem.description}), {steps} steps from "
              f"({', '.join(f'{v:g}' for v in results[0].path[0])}); reached: "
              f"f - f_min <= {tol:g} from that step on", ""]
-    header = (f"{'rank':>4}  {'method':<15} {'lr':>8}  {'result':<34} {'final loss':>11} "
+    width = max(15, *(len(r.label) for r in results))  # ("Schedule-free AdamW")
+    header = (f"{'rank':>4}  {'method':<{width}} {'lr':>8}  {'result':<34} {'final loss':>11} "
               f"{'time':>9}")
     lines += [header, "-" * len(header)]
     for rank, r in enumerate(ranked(results), 1):
-        lines.append(f"{rank:>4}  {r.label:<15} {r.lr:>8.3g}  {r.outcome:<34} "
+        lines.append(f"{rank:>4}  {r.label:<{width}} {r.lr:>8.3g}  {r.outcome:<34} "
                      f"{r.final_loss:>11.3g} {r.seconds * 1e3:>7.0f}ms")
     return "\n".join(lines)
 

@@ -295,3 +295,60 @@ def adafactor(p, g, state, t, lr, beta2_decay, eps, d, weight_decay, maximize):
 def _lerp(a, b, w):
     """torch.lerp with a scalar weight (exact at the end its weight is nearer)."""
     return a + w * (b - a) if abs(w) < 0.5 else b - (b - a) * (1 - w)
+
+
+def _schedule_free_weight(state, t, lr, warmup_steps, r, weight_lr_power):
+    """Schedule-free's scalars of update t, in the schedulefree package's order: the scheduled
+    learning rate (linear warmup), the running ``lr_max`` and ``weight_sum`` (kept in
+    ``state``), and the averaging weight ``ckp1`` of the new point."""
+    if t == 1:
+        state["weight_sum"], state["lr_max"] = 0.0, -1.0
+    lr = lr * (t / warmup_steps if t - 1 < warmup_steps else 1.0)
+    lr_max = state["lr_max"] = max(lr, state["lr_max"])
+    weight = (t**r) * (lr_max**weight_lr_power)
+    weight_sum = state["weight_sum"] = state["weight_sum"] + weight
+    ckp1 = weight / weight_sum if weight_sum != 0 else 0.0  # (schedulefree: 0 on 0 / 0)
+    return lr, ckp1
+
+
+def _lerp(a, b, w):
+    """torch.lerp(a, b, w) for a scalar weight, its two formulas included."""
+    w = np.asarray(w, dtype=a.dtype)[()]
+    return a + w * (b - a) if abs(w) < 0.5 else b - (b - a) * (1 - w)
+
+
+def _schedule_free_y(y, z, g, lr, ckp1, beta):
+    """The new y from the step's direction ``g``: y moves toward z, then along g."""
+    return _lerp(y, z, ckp1) + (lr * (beta * (1 - ckp1) - 1)) * g
+
+
+def sgdschedulefree(p, g, state, t, lr, momentum, weight_decay, warmup_steps, r,
+                    weight_lr_power):
+    """schedulefree.SGDScheduleFree (p is y, the point where gradients are taken)."""
+    if t == 1:
+        state["z"] = p.copy()
+    lr, ckp1 = _schedule_free_weight(state, t, lr, warmup_steps, r, weight_lr_power)
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    z = state["z"]
+    state["z"] = z - lr * g
+    return _schedule_free_y(p, z, g, lr, ckp1, momentum)
+
+
+def adamwschedulefree(p, g, state, t, lr, betas, eps, weight_decay, warmup_steps, r,
+                      weight_lr_power):
+    """schedulefree.AdamWScheduleFree (p is y; weight decay on the normalised gradient)."""
+    beta1, beta2 = betas
+    if t == 1:
+        state["z"] = p.copy()
+        state["exp_avg_sq"] = np.zeros_like(p)
+    lr, ckp1 = _schedule_free_weight(state, t, lr, warmup_steps, r, weight_lr_power)
+    bias_correction2 = 1 - beta2**t
+    v = state["exp_avg_sq"] * beta2 + (1 - beta2) * g * g
+    state["exp_avg_sq"] = v
+    g = g / (np.sqrt(v / bias_correction2) + eps)
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    z = state["z"]
+    state["z"] = z - lr * g
+    return _schedule_free_y(p, z, g, lr, ckp1, beta1)

@@ -6,11 +6,22 @@ Everything that lists optimizers reads this module: the exports (fastopt/__init_
 one of ``FAMILIES`` is found here with no change; a new family module is one line below.
 """
 
-from fastopt import _adafactor, _adam, _adaptive, _classic, _lion, _nadam, _radam, _sgd
+from fastopt import (
+    _adafactor,
+    _adam,
+    _adaptive,
+    _classic,
+    _lion,
+    _nadam,
+    _radam,
+    _schedulefree,
+    _sgd,
+)
 from fastopt._base import Optimizer
 
 # The modules that define optimizers, in the order the optimizers are listed everywhere.
-FAMILIES = (_sgd, _adaptive, _adam, _nadam, _radam, _lion, _classic, _adafactor)
+FAMILIES = (_sgd, _adaptive, _adam, _nadam, _radam, _lion, _classic, _adafactor,
+            _schedulefree)
 
 
 def _records(module):

@@ -200,7 +200,10 @@ EXTRA_BAD = {
 
 
 def _inside(sample, fraction):
-    """A point ``fraction`` of the way through a sample range (pairs: each of them)."""
+    """A point ``fraction`` of the way through a sample range (pairs: each of them; a
+    ``range``, for an int hyperparameter: one of its values)."""
+    if isinstance(sample, range):
+        return sample[int(fraction * (len(sample) - 1))]
     if isinstance(sample[0], tuple):
         return tuple(_inside(s, fraction) for s in sample)
     low, high = sample
@@ -252,6 +255,9 @@ def derived_bad_kwargs(record):
         bad.append(({h.name: "x"}, TypeError, f"{name}"))
         if h.sample == "bool":
             bad.append(({h.name: 1}, TypeError, f"{name}=1 must be a bool"))
+        elif isinstance(h.sample, range):
+            bad.append(({h.name: 1.5}, TypeError, f"{name}=1.5 must be an int"))
+            bad.append(({h.name: h.sample.start - 1}, ValueError, f"{name}="))
         elif isinstance(h.sample, tuple) and not isinstance(h.sample[0], tuple):
             bad.append(({h.name: float("nan")}, ValueError, f"{name}=nan"))
     return bad
@@ -265,6 +271,13 @@ def _unique(items):
     return out
 
 
+def _common_bad(record):
+    """The common bad cases that apply to ``record`` (not every optimizer has ``maximize``:
+    the schedule-free ones follow the schedulefree package, which has none)."""
+    return [case for case in _COMMON_BAD
+            if all(k in record.names or k in ("n_threads", "no_such_option") for k in case[0])]
+
+
 def _reference(record):
     return getattr(ref, record.method, None) or getattr(ref, record.kernel)
 
@@ -275,7 +288,7 @@ OPTIMIZERS = [
         variants=_unique(derived_variants(record)
                          + EXTRA_VARIANTS.get(record.cls.__name__, [])),
         bad_kwargs=_unique(derived_bad_kwargs(record)
-                           + EXTRA_BAD.get(record.cls.__name__, _COMMON_BAD)),
+                           + EXTRA_BAD.get(record.cls.__name__, _common_bad(record))),
         torch_name=record.torch or "", torch_kwargs=dict(record.torch_kwargs),
     )
     for record in RECORDS

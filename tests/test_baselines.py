@@ -95,13 +95,14 @@ def test_bench_columns_make_the_same_steps(label, dtype, rng):
         for col in columns.values():
             col.step()
     # no column changes the gradient another one steps with (torch's foreach NAG adds its
-    # momentum buffer into its own copy: that column is left out of the comparison below)
+    # momentum buffer into its own copy, the schedulefree package's paths normalise theirs in
+    # place: those columns are left out of the comparison below)
     np.testing.assert_array_equal(grad, kept)
     assert all(c.grad is grad or not np.shares_memory(c.grad, grad) for c in columns.values())
     expected = columns["NumPy plain"].params()
     for name, col in columns.items():
         if col.params is None or not np.array_equal(col.grad, kept):
-            assert name in ("axpy", "torch foreach"), name
+            assert name == "axpy" or name.startswith("torch"), name
             continue
         assert col.params().dtype == dtype
         if name == "NumPy out=":
@@ -123,12 +124,14 @@ def test_bench_columns_make_the_same_steps(label, dtype, rng):
 
 @pytest.mark.parametrize("label", list(_bench.RULES))
 def test_bench_counts_the_arrays_the_rule_moves(label):
-    # parameter and gradient read, parameter written, each state array read and written
+    # parameter and gradient read, parameter written, each state array read and written (a
+    # running scalar, a number in the reference's state, is no array)
     _, cls, kwargs, _ = _bench.RULES[label]
     state = {}
     reference = getattr(_reference, _bench.method_of(cls))
     reference(np.zeros(3), np.ones(3), state, 1, **cls(np.zeros(1), **kwargs).hyperparameters)
-    assert _bench.arrays_moved(cls, kwargs) == 3 + 2 * len(state)
+    arrays = [v for v in state.values() if np.ndim(v) > 0]
+    assert _bench.arrays_moved(cls, kwargs) == 3 + 2 * len(arrays)
 
 
 def test_bench_row_without_an_out_rule_shows_a_dash(monkeypatch, capsys):

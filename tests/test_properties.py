@@ -18,6 +18,8 @@ CASES = {case.name: case for case in OPTIMIZERS}
 def _strategy(sample):
     if sample == "bool":
         return st.booleans()
+    if isinstance(sample, range):  # an int hyperparameter
+        return st.integers(sample.start, sample.stop - 1)
     if isinstance(sample[0], tuple):
         return st.tuples(*(_strategy(s) for s in sample))
     return st.floats(*sample)

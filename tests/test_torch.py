@@ -12,10 +12,20 @@ import pytest
 
 from _registry import OPTIMIZERS, flag_combinations, variant_cases
 from conftest import gradient_sequence
+from fastopt._bench import torch_twin
 
 torch = pytest.importorskip("torch")
 
 TORCH_RTOL = {np.float64: 1e-10, np.float32: 1e-5}
+
+
+def _twin(case):
+    """The torch optimizer of a case (torch.optim's, or a torch-based package's: skipped
+    where that package is not installed)."""
+    twin = torch_twin(torch, case.torch_name)
+    if twin is None:
+        pytest.skip(f"{case.torch_name.partition('.')[0]} is not installed")
+    return twin
 
 
 def _torch_cases():
@@ -60,7 +70,7 @@ def test_trajectory_matches_torch_optim(case, kwargs, dtype, rng, torch_default_
     default_dtype = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64 if dtype == np.float64 else torch.float32)
     try:
-        torch_opt = getattr(torch.optim, case.torch_name)([torch_param], **torch_kwargs)
+        torch_opt = _twin(case)([torch_param], **torch_kwargs)
 
         # Keep gradients moderate: float32 trajectories after 1e6-sized steps are chaotic.
         scales = [1.0, 0.5, 0.0, 2.0, 1.0, 0.1, 0.0, 3.0, 1e-3, 1.0] * 2
@@ -80,7 +90,8 @@ def test_torch_defaults_match(case):
     # (Momentum, NAG: torch.optim.SGD with the torch_kwargs of their records.) A fixed
     # hyperparameter may be no argument of torch's class either (AdamW's
     # decoupled_weight_decay): torch's defaults hold its value then.
-    torch_cls = getattr(torch.optim, case.torch_name)
+    twin = _twin(case)
+    torch_cls = getattr(twin, "cls", twin)
     torch_sig = inspect.signature(torch_cls)
     torch_defaults = torch_cls([torch.nn.Parameter(torch.zeros(1))], **case.torch_kwargs).defaults
     for name, value in case.defaults.items():
