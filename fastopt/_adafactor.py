@@ -170,7 +170,7 @@ class Adafactor(Optimizer):
         options={"example": {"lr": 0.1}, "quadratic": {"lr": 0.1},
                  "least_squares": {"lr": 0.1}},
         racers=(Racer("adafactor", "Adafactor", demo={"lr": 0.1},
-                      style=("#2f4f4f", (0, (2, 1, 2, 4))),
+                      style=("#2f4f4f", (0, (2, 1, 2, 1, 2, 4))),
                       race_lr={"rosenbrock": 0.01, "beale": 0.0046, "booth": 0.32,
                                "himmelblau": 0.46, "saddle": 3.2, "valley": 0.22,
                                "noisy_rosenbrock": 0.0046}),),

@@ -192,14 +192,22 @@ cdef class _BatchArrays:
         if lower is not None and (<cnp.ndarray>lower).ndim == 2:  # a box per problem
             lower_rows = <const char*>self.first.lower
             upper_rows = <const char*>self.first.upper
-        self.rows = _Rows(
-            <Py_ssize_t*>cnp.PyArray_DATA(index), <Py_ssize_t*>cnp.PyArray_DATA(stay),
-            <double*>cnp.PyArray_DATA(self.f_now), <double*>cnp.PyArray_DATA(f_prev),
-            <double*>cnp.PyArray_DATA(steps), lr_data, scalar_data,
-            lower_rows, upper_rows,
-            <char*>cnp.PyArray_DATA(X), <char*>cnp.PyArray_DATA(G_out),
-            <int*>cnp.PyArray_DATA(stops), <Py_ssize_t*>cnp.PyArray_DATA(nits),
-            <Py_ssize_t*>cnp.PyArray_DATA(nfevs), <double*>cnp.PyArray_DATA(fs))
+        # (field by field: a struct literal must name every member, state_out included)
+        self.rows.index = <Py_ssize_t*>cnp.PyArray_DATA(index)
+        self.rows.stay = <Py_ssize_t*>cnp.PyArray_DATA(stay)
+        self.rows.f_now = <double*>cnp.PyArray_DATA(self.f_now)
+        self.rows.f_prev = <double*>cnp.PyArray_DATA(f_prev)
+        self.rows.steps = <double*>cnp.PyArray_DATA(steps)
+        self.rows.lrs = lr_data
+        self.rows.scalars = scalar_data
+        self.rows.lower = lower_rows
+        self.rows.upper = upper_rows
+        self.rows.x_out = <char*>cnp.PyArray_DATA(X)
+        self.rows.g_out = <char*>cnp.PyArray_DATA(G_out)
+        self.rows.stops = <int*>cnp.PyArray_DATA(stops)
+        self.rows.nits = <Py_ssize_t*>cnp.PyArray_DATA(nits)
+        self.rows.nfevs = <Py_ssize_t*>cnp.PyArray_DATA(nfevs)
+        self.rows.fs = <double*>cnp.PyArray_DATA(fs)
         for k in range(MAX_STATE):
             self.rows.state_out[k] = (<char*>cnp.PyArray_DATA(<cnp.ndarray>slots[k])
                                       if k < len(slots) and slots[k] is not None else NULL)

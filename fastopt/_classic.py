@@ -152,7 +152,7 @@ class Rprop(Optimizer):
                  "rosenbrock": {"lr": 1e-3, "step_sizes": (1e-12, 50.0)},
                  "least_squares": {"lr": 1e-3}},
         racers=(Racer("rprop", "Rprop", demo={"lr": 0.01},
-                      style=("#4b0082", (0, (8, 2, 2, 2, 2, 2))),
+                      style=("#008080", (0, (8, 2, 2, 2, 2, 2))),
                       race_lr={"rosenbrock": 0.022, "beale": 0.046, "booth": 0.68,
                                "himmelblau": 0.68, "saddle": 0.22, "valley": 0.15,
                                "noisy_rosenbrock": 2.2}),),

@@ -20,7 +20,7 @@ from fastopt._registry import RACERS
 STYLES = {key: racer.style for key, (_, racer) in RACERS.items() if racer.style is not None}
 # Filled markers, one per racer, 15 of them (the records may add racers; beyond 15 the
 # markers repeat, the racers still told apart by colour and dashes).
-END_MARKERS = "os^vDPX*<>dph8H"
+END_MARKERS = "os^vDPX*<>dph8H+x1234"
 FALLBACK_STYLES = [(0, (4, 1, 4, 4)), (0, (8, 2, 1, 2, 1, 2, 1, 2))]
 MAX_FRAMES = 60
 GIF_DPI = 55  # small frames: a GIF stores every one in full
