@@ -18,7 +18,7 @@ from fastopt import problems
 from fastopt._config import show_config
 
 USAGE = """\
-usage: python -m fastopt race [--problem NAME] [--steps N] [--methods adam,nag,...]
+usage: python -m fastopt race [--problem NAME] [--steps N] [--methods adam,nag,...|all]
                               [--lr adam=0.01,...] [--seed S] [--start x,y] [--tol T]
                               [--out DIR] [--animate]
        python -m fastopt lr-table [--race] [--problems rosenbrock,...] [--steps N]
@@ -49,15 +49,17 @@ MAX_SCIPY_PROBLEMS = 10_000
 
 def _build_parser():
     from fastopt._config import __version__
-    from fastopt._race import DEFAULT_STEPS, DEFAULT_TOL, LR_TABLE_PROBLEMS, MAX_STEPS, RACERS
+    from fastopt._race import (DEFAULT_RACERS, DEFAULT_STEPS, DEFAULT_TOL, LR_TABLE_PROBLEMS,
+                               MAX_STEPS, RACERS)
 
     parser = argparse.ArgumentParser(prog="fastopt", description="fastopt's command line.")
     parser.add_argument("--version", action="version", version=f"fastopt {__version__}")
     sub = parser.add_subparsers(dest="command")
-    labels = [label for label, _, _ in RACERS.values()]  # (from the records)
+    labels = [RACERS[key][0] for key in DEFAULT_RACERS]  # (from the records)
     race = sub.add_parser(
         "race", help="race the optimizers on a test problem",
-        description=f"Race {', '.join(labels[:-1])} and {labels[-1]} across a loss surface, "
+        description=f"Race {', '.join(labels[:-1])} and {labels[-1]} (--methods all: every "
+                    "optimizer) across a loss surface, "
                     "with learning rates measured on that problem. Prints a ranked table; "
                     "writes race_<problem>.png (and .gif with --animate) into --out "
                     "(default: the current folder).")
@@ -65,8 +67,10 @@ def _build_parser():
     race.add_argument("--steps", type=int, default=None,
                       help="steps per method, 1 to %d (default: the problem's budget, %d on "
                            "rosenbrock)" % (MAX_STEPS, DEFAULT_STEPS["rosenbrock"]))
-    race.add_argument("--methods", default=",".join(RACERS),
-                      help=f"comma-separated racers (default all: {','.join(RACERS)})")
+    race.add_argument("--methods", default=",".join(DEFAULT_RACERS),
+                      help=f"comma-separated racers from {','.join(RACERS)}, or 'all' for "
+                           f"every one (default, the classic methods: "
+                           f"{','.join(DEFAULT_RACERS)})")
     race.add_argument("--lr", default="", help="learning rates overriding the measured "
                                                "defaults, e.g. adam=0.01,nag=0.001")
     race.add_argument("--seed", type=int, default=0,

@@ -1,4 +1,5 @@
-"""The optimizer race: every classic method on one test problem, through ``fastopt.minimize``.
+"""The optimizer race: the classic methods (or every optimizer) on one test problem, through
+``fastopt.minimize``.
 
 Each racer is a fastopt method plus the gradient it sees: GD the exact gradient, SGD a very
 noisy one (the gradient of "one sample"), mini-batch SGD a less noisy one (noise divided by
@@ -35,6 +36,12 @@ from fastopt._validation import check_int
 RACERS = {key: (racer.label, record.method, racer.gradient)
           for key, (record, racer) in _registry.RACERS.items()}
 BATCH = 16
+
+# The default race: the classic methods, a table and a picture one can read (ten lines, ten
+# colours). ``methods="all"`` (``--methods all``) races every optimizer in the records.
+DEFAULT_RACERS = ("gd", "sgd", "minibatch", "momentum", "nag", "adagrad", "rmsprop", "adadelta",
+                  "adam", "adamw")
+ALL = "all"
 NOISE_SCALE = {"exact": 0.0, "sample": 1.0, "batch": 1 / math.sqrt(BATCH)}
 
 # The per-component standard deviation of the "one sample" gradient noise on each problem
@@ -75,6 +82,27 @@ def check_seed(seed):
         raise ValueError(str(exc)) from None
 
 
+def racer_keys(methods):
+    """The racer keys ``methods`` names: None gives :data:`DEFAULT_RACERS`, ``"all"`` (alone, as
+    a string or a one-item list) every racer in the records' order, a comma-separated string
+    or a sequence its keys as given (checked by :func:`check_race_arguments`)."""
+    if methods is None:
+        return list(DEFAULT_RACERS)
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    try:
+        methods = [str(m) for m in methods]
+    except TypeError:
+        raise TypeError(f"methods must be a list of racer names or a comma-separated string, "
+                        f"got {methods!r}") from None
+    if ALL in methods:
+        if len(methods) > 1:
+            raise ValueError(f"methods: {ALL!r} races every optimizer and takes no others, "
+                             f"got {','.join(methods)}")
+        return list(RACERS)
+    return methods
+
+
 def check_race_arguments(problem_name, methods=None, steps=None, lr=None, seed=0, start=None,
                          tol=DEFAULT_TOL):
     """Validate the race's arguments; returns them normalised.
@@ -93,11 +121,11 @@ def check_race_arguments(problem_name, methods=None, steps=None, lr=None, seed=0
         raise ValueError(f"problem: unknown {problem_name!r}; choose from "
                          f"{', '.join(problems.PROBLEMS)}")
     problem = problems.get(problem_name)
-    methods = list(RACERS) if methods is None else [str(m) for m in methods]
+    methods = racer_keys(methods)
     unknown = [m for m in methods if m not in RACERS]
     if unknown or not methods:
         raise ValueError(f"methods: unknown {unknown or 'empty list'}; choose from "
-                         f"{','.join(RACERS)}")
+                         f"{','.join(RACERS)} or {ALL}")
     duplicates = sorted({m for m in methods if methods.count(m) > 1})
     if duplicates:
         raise ValueError(f"methods: {','.join(duplicates)} given twice")
@@ -172,7 +200,9 @@ def _racer_gradient(problem, problem_name, key, seed):
 
 def run_race(problem_name="rosenbrock", methods=None, steps=None, lr=None, seed=0, start=None,
              tol=DEFAULT_TOL):
-    """Race ``methods`` (keys of ``RACERS``; default all) on a problem.
+    """Race ``methods`` on a problem: keys of ``RACERS`` (a list, or one comma-separated
+    string); the default, None, races the classic methods (:data:`DEFAULT_RACERS`) and
+    ``"all"`` every optimizer.
 
     Returns the problem and a list of :class:`RaceResult`, in the order of ``methods`` (see
     :func:`ranked` for the table's order). ``steps`` defaults to the problem's budget

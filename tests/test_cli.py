@@ -11,7 +11,7 @@ import fastopt
 from fastopt import problems
 from fastopt._cli import main
 from fastopt._demo import METHODS, race_table
-from fastopt._race import DEFAULT_LR, RACERS, run_race
+from fastopt._race import DEFAULT_LR, DEFAULT_RACERS, RACERS, run_race
 
 
 def test_no_subcommand_prints_config_and_usage(capsys):
@@ -44,8 +44,8 @@ def test_race_writes_png_and_gif_that_load_and_are_not_blank(tmp_path, capsys):
     assert main(["race", "--problem", "beale", "--steps", "60", "--out", str(tmp_path),
                  "--animate"]) == 0
     out = capsys.readouterr().out
-    for racer in RACERS.values():
-        assert f"  {racer[0]} " in out
+    for key in DEFAULT_RACERS:  # the default race: the classic methods
+        assert f"  {RACERS[key][0]} " in out
     png = plt.imread(tmp_path / "race_beale.png")
     assert png.ndim == 3 and png.shape[0] > 300 and png.std() > 0.05
     with Image.open(tmp_path / "race_beale.gif") as gif:
@@ -156,6 +156,7 @@ BAD_ARGUMENTS = [
     ["race", "--steps", "abc"],
     ["race", "--methods", "nope"], ["race", "--methods", ""], ["race", "--methods", ","],
     ["race", "--methods", "adam,adam"], ["race", "--methods", "sgd,SGD"],
+    ["race", "--methods", "all,adam"], ["race", "--methods", "nag,all"],
     ["race", "--problem", "nope"], ["race", "--problem", ""],
     ["race", "--tol", "0"], ["race", "--tol", "-1"], ["race", "--tol", "nan"],
     ["race", "--tol", "inf"], ["race", "--tol", "abc"],

@@ -79,6 +79,30 @@ def test_default_race_reaches_the_minimum_for_the_methods_the_readme_names():
         assert RACERS[key][0] in text
 
 
+def test_default_race_is_the_classic_methods_and_all_races_every_optimizer(tmp_path, capsys):
+    # issue 13: the default race stays the readable one; "all" races every optimizer.
+    assert set(_race.DEFAULT_RACERS) < set(RACERS)
+    assert [r.key for r in run_race("booth", steps=5)[1]] == list(_race.DEFAULT_RACERS)
+    for methods in ("all", ["all"]):
+        assert [r.key for r in run_race("booth", methods, steps=5)[1]] == list(RACERS)
+    assert [r.key for r in run_race("booth", "nag, adam", steps=5)[1]] == ["nag", "adam"]
+    extra = [RACERS[key][0] for key in RACERS if key not in _race.DEFAULT_RACERS]
+    assert main(["race", "--problem", "booth", "--steps", "5", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert all(f"  {RACERS[key][0]} " in out for key in _race.DEFAULT_RACERS)
+    assert not any(f"  {label} " in out for label in extra)
+    assert main(["race", "--problem", "booth", "--steps", "5", "--methods", "All",
+                 "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert all(f"  {label} " in out for label, _, _ in RACERS.values())
+
+
+@pytest.mark.parametrize("methods", [["all", "adam"], "nag,all", 5, []])
+def test_all_alone_and_bad_method_lists_are_refused(methods):
+    with pytest.raises((TypeError, ValueError), match="methods"):
+        run_race("booth", methods, steps=5)
+
+
 def test_table_is_ranked_and_says_reached_or_not(capsys):
     problem, results = run_race("booth", steps=300)
     table = _race.format_table(problem, results, 300, _race.DEFAULT_TOL)
