@@ -1,5 +1,7 @@
 """Adam and AdamW (each with the AMSGrad variant), and Adamax."""
 
+from collections.abc import Mapping
+
 from fastopt._base import Optimizer
 from fastopt._record import (
     OptimizerRecord,
@@ -20,6 +22,25 @@ def _adam_inputs(hyper):
                 weight_decay=hyper["weight_decay"], amsgrad=hyper["amsgrad"],
                 maximize=hyper["maximize"],
                 decoupled_weight_decay=hyper["decoupled_weight_decay"])
+
+
+def _with_added_defaults(cls, hyper):
+    """``hyper`` (a checkpoint's mapping of hyperparameters) with each of
+    ``cls._added_hyperparameters`` it lacks set to the class's default; ``hyper`` itself when
+    it lacks none (or is not a mapping: the base class's checks then refuse it).
+
+    A checkpoint written before a hyperparameter existed was made by code that behaved as the
+    class's default does (Adam added ``decoupled_weight_decay`` in issue 13: older Adam was the
+    L2 form, older AdamW the decoupled one), so the default resumes it bit-identically.
+    """
+    if not isinstance(hyper, Mapping):
+        return hyper
+    absent = [name for name in cls._added_hyperparameters if name not in hyper]
+    if not absent:
+        return hyper
+    defaults = {h.name: h.default for h in cls.record.hyperparameters}
+    return {**hyper, **{name: defaults[name] for name in absent}}
+
 
 _ADAM_NOTES = r"""
     Notes
@@ -70,6 +91,9 @@ class Adam(Optimizer):
     decoupled_weight_decay : bool, default=False
         Shrink the parameter by :math:`(1 - \gamma\lambda)` before the step instead of adding
         :math:`\lambda\theta` to the gradient: AdamW's update (keyword-only, as in torch).
+        A ``state_dict`` or pickle saved before this flag existed (without the entry) loads
+        with the class's default: ``False`` for Adam, ``True`` for AdamW, which is how those
+        versions updated.
     n_threads : int or None, default=None
         OpenMP threads for large arrays (``None``: OpenMP's default; ``-1``: all cores;
         ``|n_threads| <= 1024``, else ``ValueError``).
@@ -121,6 +145,30 @@ class Adam(Optimizer):
         torch="Adam",
         bench={},
     )
+
+    # Hyperparameters added after checkpoints of this class were first written: a state_dict
+    # or pickle without them loads with the class's default (see _with_added_defaults).
+    _added_hyperparameters = ("decoupled_weight_decay",)
+
+    def load_state_dict(self, state_dict):
+        """Restore a state saved by ``state_dict()`` (all-or-nothing).
+
+        As :meth:`fastopt.Optimizer.load_state_dict`; a dict saved before
+        ``decoupled_weight_decay`` existed (no such key) loads with the class's default
+        (``False`` for Adam, ``True`` for AdamW), how those versions updated.
+
+        Raises
+        ------
+        TypeError, ValueError
+            On a missing, unknown or malformed entry. The optimizer is unchanged then.
+        """
+        super().load_state_dict(_with_added_defaults(type(self), state_dict))
+
+    def __setstate__(self, state):
+        # A pickle from before decoupled_weight_decay: its hyperparameters lack the flag.
+        if isinstance(state, Mapping) and "_hyper" in state:
+            state = {**state, "_hyper": _with_added_defaults(type(self), state["_hyper"])}
+        super().__setstate__(state)
 
 
 class AdamW(Adam):

@@ -148,3 +148,56 @@ def test_bad_state_dict_raises_and_changes_nothing(case):
             opt.load_state_dict(bad)
         assert _snapshot(opt, [params]) == before, description
     opt.load_state_dict(good)  # and the good one still loads
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints written before a hyperparameter existed (issue 13: Adam's decoupled_weight_decay)
+# load with the class's default, the behaviour of the code that wrote them.
+
+class _OldPickle:
+    """Pickles as ``opt`` did before ``decoupled_weight_decay`` existed (no such key)."""
+
+    def __init__(self, opt):
+        self.reduced = opt.__reduce_ex__(4)
+
+    def __reduce__(self):
+        fn, args, state = self.reduced
+        hyper = {k: v for k, v in state["_hyper"].items() if k != "decoupled_weight_decay"}
+        return fn, args, {**state, "_hyper": hyper}
+
+
+@pytest.mark.parametrize("channel", ["state_dict", "savez", "pickle"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kwargs", [{}, {"weight_decay": 0.1, "amsgrad": True}])
+@pytest.mark.parametrize("name, default", [("Adam", False), ("AdamW", True)])
+def test_checkpoint_from_before_decoupled_weight_decay_loads_with_the_default(
+        name, default, kwargs, dtype, channel, tmp_path):
+    import fastopt
+
+    cls = getattr(fastopt, name)
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal(6).astype(dtype)
+    grads = [rng.standard_normal(6).astype(dtype) for _ in range(9)]
+    whole = start.copy()
+    _run(cls(whole, lr=0.1, **kwargs), grads)  # the uninterrupted run, the class's default
+
+    first = start.copy()
+    opt = cls(first, lr=0.1, **kwargs)
+    _run(opt, grads[:4])
+    if channel == "pickle":
+        resumed = pickle.loads(pickle.dumps(_OldPickle(opt)))
+        params = resumed.params
+    else:
+        old = {k: v for k, v in opt.state_dict().items() if k != "decoupled_weight_decay"}
+        if channel == "savez":
+            old = _through_savez(old, tmp_path)
+        params = first.copy()
+        # the flag the checkpoint implies wins over the constructor's, as every saved
+        # hyperparameter does (AdamW's is fixed: it takes no such argument)
+        flipped = {} if name == "AdamW" else {"decoupled_weight_decay": not default}
+        resumed = cls(params, lr=0.1, **kwargs, **flipped)
+        resumed.load_state_dict(old)
+    assert resumed.decoupled_weight_decay is default
+    assert resumed.state_dict()["decoupled_weight_decay"] is default
+    _run(resumed, grads[4:])
+    np.testing.assert_array_equal(params, whole)
