@@ -237,7 +237,7 @@ def minimize_with_method(method, fun, x0, args=(), jac=None, hess=None, hessp=No
     )
     if mode == EVAL_FINITE_DIFF:
         nfev += jac.nfev
-    final_point(optimizer, x, lower, upper)
+    final_point(optimizer, x, lower, upper, status)
     result = OptimizeResult(
         x=x, fun=f, jac=g, nit=nit, nfev=nfev, njev=njev, status=status,
         success=status == STATUS_CONVERGED, message=STATUS_MESSAGES[status, reason],

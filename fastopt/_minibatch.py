@@ -212,7 +212,7 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
         nit -= 1
         full_at_x = False
     jac = g_full.copy() if full_at_x else (g.copy() if have_g else None)
-    final_point(optimizer, x)
+    final_point(optimizer, x, status=status)
     return OptimizeResult(
         x=x, fun=history[-1] if history else np.nan, history=history, jac=jac, nit=nit,
         nepoch=len(history), nfev=nfev, njev=nfev, status=status,

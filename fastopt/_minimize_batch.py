@@ -219,8 +219,8 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
                                               mode, lower, upper, lrs, **stopping,
                                               n_threads=optimizer.n_threads,
                                               callback=callback)
-    final_point(optimizer, X, lower, upper)
     status = np.array([STOP_RESULTS[s][0] for s in stops.tolist()], dtype=np.intp)
+    final_point(optimizer, X, lower, upper, status)
     return OptimizeResult(x=X, fun=f, jac=G, nit=nit, nfev=nfev, njev=nfev.copy(),
                           status=status, success=status == STATUS_CONVERGED,
                           message=_summary(status))
