@@ -253,14 +253,27 @@ def _inward(bound, dtype, direction):
     return rounded
 
 
-def final_point(optimizer, x, lower=None, upper=None):
+def final_point(optimizer, x, lower=None, upper=None, status=None):
     """End a run: an optimizer that averages its iterates (the schedule-free ones: it has an
     ``eval`` method) puts its averaged point into ``x``, its parameter; the others leave the
     last iterate there. With bounds the average is in the box already (the loops project
-    the points it averages: fastopt._kernels.project_rule); clipped against rounding."""
+    the points it averages: fastopt._kernels.project_rule); clipped against rounding.
+
+    ``status``: the run's status, or each row's (``minimize_batch``: ``x`` is (m, n)). A run
+    (row) that stopped on a non-finite f or g (status 3) keeps its last finite iterate, the
+    point y where the reported ``fun`` and ``jac`` were evaluated: its average cannot be had,
+    since the failed iteration's step already moved the state (z, the weights) past it, and
+    the result's x, fun and jac then belong to one point.
+    """
     to_eval = getattr(optimizer, "eval", None)
     if to_eval is None:
         return
+    failed = None if status is None else np.asarray(status) == STATUS_NONFINITE
+    if failed is not None and failed.all():  # (a single run's 0-d status too)
+        return
+    kept = x[failed].copy() if failed is not None and failed.any() else None
     to_eval()
     if lower is not None:
         np.clip(x, lower, upper, out=x)
+    if kept is not None:
+        x[failed] = kept

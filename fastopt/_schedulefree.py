@@ -213,7 +213,10 @@ _NOTES_AFTER = r"""
     ``train()`` first, as schedulefree requires, is harmless). ``fastopt.minimize``,
     ``minimize_batch`` and ``minimize_minibatch`` return :math:`x` (``eval()`` at the end;
     their ``fun``, ``jac``, callbacks and stopping rules see :math:`y`, where the gradients
-    are taken).
+    are taken), except a run (or a batch's problem) stopped by a non-finite f or g
+    (status 3): it returns its last finite iterate :math:`y` with the ``fun`` and ``jac``
+    evaluated there, all three of one point (its average is lost: the failed iteration's
+    step has already moved :math:`z` and the weights).
 
     State: ``z`` (starting at the parameter) per parameter, the running
     :math:`\gamma^{\max}` (``lr_max``, starting at -1) and :math:`W` (``weight_sum``,

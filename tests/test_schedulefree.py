@@ -368,3 +368,103 @@ def test_reference_eval_point_matches_the_class(cls, rng):
     beta = _beta(opt)
     np.testing.assert_allclose(params, (expected - (1 - beta) * state["z"]) / beta,
                                rtol=1e-10)
+
+
+# -- status 3: x, fun and jac belong to one point ----------------------------------------------
+# A run stopped by a non-finite f or g returns its last finite iterate y, with its f and g (the
+# average is not returned: the failed iteration's step has moved z and the weights past it).
+
+def _fails_after(k, fg=_quadratic):
+    """fg, but f is NaN from the (k+1)-th call on (the gradient stays finite)."""
+    calls = []
+
+    def fun(x):
+        calls.append(1)
+        f, g = fg(x)
+        return (np.nan if len(calls) > k else f), g
+
+    return fun
+
+
+@pytest.mark.parametrize("bounds", [None, [(-1.0, 2.5)] * 3])
+@pytest.mark.parametrize("cls", CLASSES)
+def test_minimize_status_3_returns_x_fun_and_jac_of_one_point(cls, bounds):
+    x0 = np.array([0.0, 1.0, -2.0])
+    res = fastopt.minimize(_fails_after(13), x0, method=cls.record.method, jac=True,
+                           bounds=bounds, options={"lr": 0.05, "maxiter": 40, "gtol": 0})
+    assert res.status == 3 and res.nit == 12
+    f, g = _quadratic(res.x)
+    assert res.fun == f
+    np.testing.assert_array_equal(res.jac, g)
+    if bounds is None:  # the last finite iterate y, not the averaged point x
+        x, y = _by_hand(cls, x0, lambda x: _quadratic(x)[1], 12, lr=0.05)
+        np.testing.assert_allclose(res.x, y, rtol=1e-12)
+        assert not np.allclose(res.x, x)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_minimize_status_3_on_divergence_c_and_python_objectives(native):
+    from scipy.optimize import rosen, rosen_der
+
+    from fastopt import problems
+
+    fun = problems.rosenbrock_lowlevel() if native else (lambda x: (rosen(x), rosen_der(x)))
+    with np.errstate(all="ignore"):
+        res = fastopt.minimize(fun, np.array([-1.2, 1.0]), method="sgdschedulefree",
+                               jac=True, options={"lr": 0.5, "maxiter": 100})
+    assert res.status == 3 and np.isfinite(res.fun)
+    np.testing.assert_allclose(res.fun, rosen(res.x), rtol=1e-12)
+    np.testing.assert_allclose(res.jac, rosen_der(res.x), rtol=1e-12)
+    # minimize_batch (the C batch loop for a C objective): row 1 diverges, row 0 does not
+    fun = fun if native else (lambda X: (rosen(X.T), np.array([rosen_der(x) for x in X])))
+    with np.errstate(all="ignore"):
+        res = fastopt.minimize_batch(fun, np.array([[-1.2, 1.0], [-1.2, 1.0]]),
+                                     method="sgdschedulefree", jac=True,
+                                     options={"lr": np.array([1e-3, 0.5]), "maxiter": 100})
+    assert res.status.tolist() == [1, 3]
+    np.testing.assert_allclose(res.jac[1], rosen_der(res.x[1]), rtol=1e-12)
+    np.testing.assert_allclose(res.fun[1], rosen(res.x[1]), rtol=1e-12)
+    assert not np.allclose(res.fun[0], rosen(res.x[0]), rtol=1e-12)  # row 0: the average
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_minimize_batch_status_3_rows_keep_their_point_the_others_average(cls):
+    X0 = np.array([[0.0, 1.0], [2.0, -1.0], [5.0, 5.0]])
+    calls = []
+
+    def fg(X, row):  # row 1's f turns NaN at the 9th evaluation (row: per problem)
+        calls.append(1)
+        f, G = np.sum((X - 3.0) ** 2, axis=1), 2 * (X - 3.0)
+        if len(calls) > 8:
+            f[row == 1] = np.nan
+        return f, G
+
+    res = fastopt.minimize_batch(fg, X0, args=(np.arange(3),), method=cls.record.method,
+                                 jac=True, options={"lr": 0.05, "maxiter": 30, "gtol": 0})
+    assert res.status.tolist() == [1, 3, 1] and res.nit.tolist() == [30, 7, 30]
+    for r, x0 in enumerate(X0):
+        x, y = _by_hand(cls, x0, lambda x: _quadratic(x)[1], res.nit[r], lr=0.05)
+        np.testing.assert_allclose(res.x[r], y if r == 1 else x, rtol=1e-12)
+    f, g = _quadratic(res.x[1])
+    assert res.fun[1] == f
+    np.testing.assert_array_equal(res.jac[1], g)
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_minimize_minibatch_status_3_returns_the_last_finite_iterate(cls):
+    data = np.arange(8.0)
+    calls = []
+
+    def fun(x, batch):
+        calls.append(1)
+        f = float(np.mean((x[0] - batch) ** 2)) if len(calls) <= 10 else np.nan
+        return f, np.array([2 * np.mean(x[0] - batch)])
+
+    res = fastopt.minimize_minibatch(fun, np.zeros(1), data=(data,), method=cls.record.method,
+                                     batch_size=8, epochs=25, shuffle=False,
+                                     options={"lr": 0.05})
+    assert res.status == 3 and res.nit == 9
+    x, y = _by_hand(cls, np.zeros(1), lambda x: fun(x, data)[1], 9, lr=0.05)
+    np.testing.assert_allclose(res.x, y, rtol=1e-12)
+    assert not np.allclose(res.x, x)
+    np.testing.assert_array_equal(res.jac, [2 * np.mean(res.x[0] - data)])
