@@ -134,3 +134,16 @@ def test_every_optimizer_has_its_row_in_the_readme_and_full_docstrings(record):
     parameters = doc.split("Parameters\n    ----------\n", 1)[1].split("\n\n", 1)[0]
     documented = re.findall(r"^    (\w+) :", parameters, flags=re.M)
     assert documented == ["params", *(h.name for h in record.arguments), "n_threads"], cls
+
+
+def test_readme_development_lists_every_family_module_with_its_classes():
+    # issue 13: the Development section's layout named 3 of the 9 family modules
+    from fastopt import _registry
+
+    section = README.read_text().split("## Development", 1)[1].split("\n## ", 1)[0]
+    for module in _registry.FAMILIES:
+        filename = module.__name__.rsplit(".", 1)[1] + ".py"
+        lines = [line for line in section.splitlines() if f"`{filename}`:" in line]
+        assert len(lines) == 1, f"README's Development section lacks a line for {filename}"
+        for record in _registry._records(module):
+            assert record.cls.__name__ in lines[0], (filename, record.cls.__name__)
