@@ -782,6 +782,43 @@ cdef inline void asgd_update(ASGDCoeffs c, Py_ssize_t i, floating* params,
     ax[i] = a
 
 
+# While ASGD only copies the parameter into ax (mu == 1: every step before t0 + 1, the
+# default t0 being 1e6), ax is written and never read. For arrays larger than the caches that
+# update runs in C with streaming stores for ax (src_c/fastopt_stream.h: a plain store would
+# first read each line of ax, one memory transfer in five; torch's copy_ pays it too), with
+# the same arithmetic, so the same bits. Bytes per array from which it does:
+cdef Py_ssize_t ASGD_STREAM_BYTES = 8 << 20
+
+cdef extern from "fastopt_stream.h" nogil:
+    void fastopt_asgd_stream_double(double* p, const double* g, double* ax, Py_ssize_t n,
+                                    double sign, double weight_decay, int decay,
+                                    double shrink, double eta)
+    void fastopt_asgd_stream_float(float* p, const float* g, float* ax, Py_ssize_t n,
+                                   float sign, float weight_decay, int decay, float shrink,
+                                   float eta)
+
+ctypedef struct ASGDStreamCoeffs:  # (a type of its own: its own range function, see _range)
+    ASGDCoeffs asgd
+
+
+cdef inline void asgd_stream_range(ASGDStreamCoeffs s, floating* params, const floating* grad,
+                                   floating* ax, Py_ssize_t start,
+                                   Py_ssize_t end) noexcept nogil:
+    # asgd_update with c.average false, over [start, end)
+    cdef ASGDCoeffs c = s.asgd
+    if floating is float:
+        fastopt_asgd_stream_float(params + start, grad + start, ax + start, end - start,
+                                  <float>c.sign, <float>c.weight_decay, c.decay,
+                                  <float>c.shrink, <float>c.eta)
+    else:
+        fastopt_asgd_stream_double(params + start, grad + start, ax + start, end - start,
+                                   c.sign, c.weight_decay, c.decay, c.shrink, c.eta)
+
+
+cdef inline bint asgd_streams(ASGDCoeffs c, Py_ssize_t n, Py_ssize_t itemsize) noexcept nogil:
+    return not c.average and n >= ASGD_STREAM_BYTES // itemsize
+
+
 # ---------------------------------------------------------------------------------------------
 # Adafactor (torch.optim.Adafactor; Shazeer & Stern 2018): not elementwise. The step of a
 # parameter is scaled by two norms of the whole parameter (the RMS of the parameter before the
@@ -1366,6 +1403,7 @@ ctypedef fused Coeffs:
     LionCoeffs
     RpropCoeffs
     ASGDCoeffs
+    ASGDStreamCoeffs
     ScheduleFreeCoeffs
     AxpyCoeffs
 
@@ -1391,6 +1429,7 @@ cdef inline void _update(Coeffs c, Py_ssize_t i, floating* p, const floating* g,
 cdef void _apply(const UpdateRule* r, floating* p, const floating* g, void** s,
                  Py_ssize_t n, const RuleStep* step, int n_threads) noexcept nogil:
     # The kind is read once per call, never inside a loop.
+    cdef ASGDStreamCoeffs asgd
     if r.kind == RULE_SGD: _run(sgd_coefficients(r, step), p, g, s, n, n_threads)
     elif r.kind == RULE_ADAGRAD: _run(adagrad_coefficients(r, step), p, g, s, n, n_threads)
     elif r.kind == RULE_RMSPROP: _run(rmsprop_coefficients(r, step), p, g, s, n, n_threads)
@@ -1401,7 +1440,12 @@ cdef void _apply(const UpdateRule* r, floating* p, const floating* g, void** s,
     elif r.kind == RULE_RADAM: _run(radam_coefficients(r, step), p, g, s, n, n_threads)
     elif r.kind == RULE_LION: _run(lion_coefficients(r, step), p, g, s, n, n_threads)
     elif r.kind == RULE_RPROP: _run(rprop_coefficients(r, step), p, g, s, n, n_threads)
-    elif r.kind == RULE_ASGD: _run(asgd_coefficients(r, step), p, g, s, n, n_threads)
+    elif r.kind == RULE_ASGD:
+        asgd.asgd = asgd_coefficients(r, step)
+        if asgd_streams(asgd.asgd, n, sizeof(floating)):
+            _run(asgd, p, g, s, n, n_threads)
+        else:
+            _run(asgd.asgd, p, g, s, n, n_threads)
     elif r.kind == RULE_ADAFACTOR:  # (not elementwise: a vector, the variance in slot 2)
         adafactor_vector(adafactor_coefficients(r, step), p, g, <floating*>s[2], n, n_threads)
     elif r.kind == RULE_SGD_SCHEDULEFREE:
@@ -1457,8 +1501,11 @@ cdef void _range(const Coeffs* coefficients, floating* params, const floating* g
     # params might change them, SGD's momentum loops stayed scalar: 3-7x slower).
     cdef Coeffs c = coefficients[0]
     cdef Py_ssize_t i
-    for i in range(start, end):
-        _update(c, i, params, grad, s0, s1, s2)
+    if Coeffs is ASGDStreamCoeffs:  # (a loop of its own, in C: streaming stores)
+        asgd_stream_range(c, params, grad, s0, start, end)
+    else:
+        for i in range(start, end):
+            _update(c, i, params, grad, s0, s1, s2)
 
 
 cdef inline void _run(Coeffs c, floating* params, const floating* grad, void** state,

@@ -258,3 +258,37 @@ def test_nonfinite_gradients_match_torch(cls, kwargs, dtype, torch_float64_scala
             np.testing.assert_allclose(p, tp, rtol=tol, atol=tol)
             for key in state:
                 np.testing.assert_allclose(state[key], tstate[key], rtol=tol, atol=tol)
+
+
+# ASGD's copy of the parameter into ax (before t0) runs with streaming stores on arrays larger
+# than the caches (fastopt/_kernels_impl.pxi, ASGD_STREAM_BYTES): the same bits as the plain
+# kernel, which runs on arrays under the threshold: a big array against the same values split
+# into small ones, across the switch to averaging at t0, any thread count and alignment of ax.
+@pytest.mark.parametrize("offset", [0, 1])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kwargs", [{}, {"weight_decay": 0.1, "maximize": True}])
+def test_asgd_streaming_copy_is_bitwise_the_plain_kernel(kwargs, dtype, offset):
+    itemsize = np.dtype(dtype).itemsize
+    n = (8 << 20) // itemsize + 37  # just over the threshold, not a multiple of the vectors
+    rng = np.random.default_rng(1)
+    start = rng.standard_normal(n).astype(dtype)
+    grads = [rng.standard_normal(n).astype(dtype) for _ in range(2)]
+    pieces = np.array_split(np.arange(n), 64)  # each far under the threshold
+    small = [start[idx].copy() for idx in pieces]
+    ref = fastopt.ASGD(small, lr=0.01, t0=3, **kwargs)
+    for threads in (1, 2):
+        big = start.copy()
+        opt = fastopt.ASGD(big, lr=0.01, t0=3, n_threads=threads, **kwargs)
+        opt.step(grads[0])
+        if offset:  # ax one element off the vectors' alignment
+            buffer = np.empty(n + 1, dtype)[1:]
+            buffer[...] = opt.state[0]["ax"]
+            opt.state[0]["ax"] = buffer
+        for t in range(1, 7):  # mu == 1 (the copy) in steps 1-5, averaging in 6 and 7
+            opt.step(grads[t % 2])
+        if threads == 1:
+            for t in range(7):
+                ref.step([grads[t % 2][idx] for idx in pieces])
+        np.testing.assert_array_equal(big, np.concatenate(small))
+        np.testing.assert_array_equal(opt.state[0]["ax"],
+                                      np.concatenate([s["ax"] for s in ref.state]))
