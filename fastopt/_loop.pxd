@@ -4,10 +4,11 @@
 cimport numpy as cnp
 from cpython.exc cimport PyErr_CheckSignals
 from cython cimport floating
-from libc.math cimport NAN, fabs, fmax, isfinite
+from libc.math cimport NAN, fabs, fmax, isfinite, pow
 from libc.string cimport memcpy
 
 from fastopt._kernels cimport (
+    MAX_POWERS,
     MAX_STATE,
     RuleStep,
     UpdateRule,
@@ -15,6 +16,7 @@ from fastopt._kernels cimport (
     project_rule,
     rule_step_next,
 )
+from fastopt._schedule cimport Schedule, schedule_momentum, schedule_step
 from fastopt._step cimport Rule
 
 # C-level objectives: f(n, x, grad, user_data) returns f(x) and writes its gradient to grad.
