@@ -230,12 +230,13 @@ def minimize_with_method(method, fun, x0, args=(), jac=None, hess=None, hessp=No
     new_style = callback_style(callback)
 
     optimizer = cls(x, n_threads=loop["n_threads"], **hyper)
+    # (the scheduler sets its first rate before the state is made: Rprop's starts at it)
+    train = _loop_train(optimizer, loop, mode == EVAL_NATIVE)
     optimizer._ensure_state()
     if mode == EVAL_FINITE_DIFF:
         jac = FiniteDifferenceGradient(fun, args, loop["finite_diff_method"],
                                        loop["finite_diff_rel_step"], lower, upper)
     allvecs = [x.copy()] if loop["return_all"] else None
-    train = _loop_train(optimizer, loop, mode == EVAL_NATIVE)
     try:
         status, reason, nit, nfev, njev, f, g = minimize_loop(
             x, optimizer._rule, optimizer._slots[0], fun, jac, args, mode, lower, upper,

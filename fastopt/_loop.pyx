@@ -31,6 +31,7 @@ running scalars (NAdam's mu_product) start at their declared values and are adva
 
 cimport numpy as cnp
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.math cimport NAN, isfinite
 from libc.string cimport memcpy
 
@@ -293,13 +294,6 @@ cdef class LoopTrain:
         Iterations between progress reports (lines every ``stride`` iterations).
     """
 
-    cdef LoopSchedule ls
-    cdef object scheduler, optimizer, progress, lr_momentum
-    cdef bint with_metric
-    cdef readonly bint in_c
-    cdef readonly bint needs_python  # the loop must come back to Python every iteration
-    cdef Py_ssize_t stride, total
-
     def __init__(self, optimizer, scheduler, bint native, progress, Py_ssize_t stride,
                  Py_ssize_t total):
         # (fastopt._driver_common imports this module: its functions are looked up here)
@@ -320,6 +314,41 @@ cdef class LoopTrain:
                 except TypeError:  # a scheduler that needs Python (LambdaLR, ...)
                     pass
         self.needs_python = scheduler is not None and not self.in_c
+
+    def __dealloc__(self):
+        PyMem_Free(self.row_schedules)
+
+    def set_rows(self, list schedulers):
+        """Give each of the batch's problems a C schedule of its own (minimize_batch with
+        ReduceLROnPlateau, or with per-problem learning rates): from ``schedulers``, one per
+        problem (only their ``s`` is used: the momentum's slot and powers stay this one's).
+        Returns their learning rates now (float64)."""
+        cdef Py_ssize_t i, m = len(schedulers)
+        self._alloc_rows(m)
+        lrs = np.empty(m)
+        for i in range(m):
+            schedule_init(schedulers[i], &self.row_schedules[i].s)
+            lrs[i] = self.row_schedules[i].s.lr
+        return lrs
+
+    def copy_rows(self, Py_ssize_t m):
+        """Give each of m problems a copy of this C schedule; returns their learning rates
+        (float64)."""
+        cdef Py_ssize_t i
+        if not self.in_c:
+            raise TypeError("internal error: copy_rows needs a C schedule")
+        self._alloc_rows(m)
+        for i in range(m):
+            self.row_schedules[i].s = self.ls.s
+        return np.full(m, self.ls.s.lr)
+
+    cdef int _alloc_rows(self, Py_ssize_t m) except -1:
+        PyMem_Free(self.row_schedules)
+        self.row_schedules = NULL
+        self.row_schedules = <LoopSchedule*>PyMem_Malloc(max(m, 1) * sizeof(LoopSchedule))
+        if self.row_schedules == NULL:
+            raise MemoryError()
+        return 0
 
     cdef int start(self, Problem* p) except -1:
         cdef int k
