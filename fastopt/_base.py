@@ -243,6 +243,34 @@ class Optimizer(OptimizerCore):
         """A copy of the hyperparameters, torch.optim's names as keys."""
         return dict(self._hyper)
 
+    @property
+    def param_groups(self):
+        """The parameter groups, as torch.optim has them: a list with one live mapping per
+        group.
+
+        Each mapping has the key ``"params"`` (the group's arrays, a new list; not
+        assignable) and one key per hyperparameter (torch.optim's names: ``"lr"``,
+        ``"betas"``, ...). Assigning a hyperparameter, ``opt.param_groups[0]["lr"] = 0.05``,
+        validates it as the constructor does and changes that group only, between steps
+        (``"lr"`` is a fast path: a scheduler sets it at every step). Unknown keys are
+        refused (``KeyError``), as is deleting a key. An optimizer built on an array or a
+        list of arrays has one group. The list itself is a new one at each access; the
+        mappings are views of the optimizer.
+        """
+        return [_ParamGroup(self, 0)]
+
+    def _group_params(self, g):
+        return list(self._params)
+
+    def _group_hyper(self, g):
+        return self._hyper
+
+    def _set_group_lr(self, g, value):
+        self._hyper["lr"] = self._rule.lr = check_lr(value)
+
+    def _set_group_hyperparameters(self, g, changes):
+        self._set_hyperparameters(changes)
+
     def _set_public_attribute(self, name, value):
         """Called by OptimizerCore for any public attribute that is not a property."""
         hyper = self.__dict__.get("_hyper", {})
@@ -603,6 +631,56 @@ class _ParamState(MutableMapping):
 
     def __repr__(self):
         return repr(dict(self))
+
+
+class _ParamGroup(MutableMapping):
+    """``Optimizer.param_groups[g]``: one parameter group (a live view): ``"params"`` and the
+    group's hyperparameters; assignment validates and changes that group only."""
+
+    __slots__ = ("_opt", "_g")
+
+    def __init__(self, opt, g):
+        self._opt, self._g = opt, g
+
+    def __getitem__(self, key):
+        if key == "params":
+            return self._opt._group_params(self._g)
+        hyper = self._opt._group_hyper(self._g)
+        try:
+            return hyper[key]
+        except (KeyError, TypeError):
+            raise KeyError(_unknown_group_key(self._opt, self._g, key)) from None
+
+    def __setitem__(self, key, value):
+        if key == "lr":  # the fast path (schedulers set it at every step)
+            self._opt._set_group_lr(self._g, value)
+            return
+        opt = self._opt
+        if key == "params":
+            raise TypeError(f"param_groups[{self._g}]['params'] cannot be assigned: the "
+                            "parameters are fixed when the optimizer is built (add_param_group "
+                            "adds a group)")
+        if not isinstance(key, str) or key not in opt._group_hyper(self._g):
+            raise KeyError(_unknown_group_key(opt, self._g, key))
+        opt._set_group_hyperparameters(self._g, {key: value})
+
+    def __delitem__(self, key):
+        raise TypeError(f"param_groups[{self._g}] entries cannot be deleted")
+
+    def __iter__(self):
+        return iter(("params", *self._opt._group_hyper(self._g)))
+
+    def __len__(self):
+        return 1 + len(self._opt._group_hyper(self._g))
+
+    def __repr__(self):
+        return repr(dict(self))
+
+
+def _unknown_group_key(opt, g, key):
+    return (f"param_groups[{g}] has no key {key!r}: its keys are 'params' and "
+            f"{type(opt).__name__}'s hyperparameters ({', '.join(opt._group_hyper(g))}); a "
+            "scheduler keeps its own bookkeeping (initial_lr, ...) in itself")
 
 
 def _index(index, n):
