@@ -590,6 +590,8 @@ cdef void _pack(Problem* first, const _Rows* rows, Py_ssize_t kept) noexcept nog
         if rows.scalars != NULL:
             memcpy(rows.scalars + w * MAX_SCALARS, rows.scalars + r * MAX_SCALARS,
                    MAX_SCALARS * sizeof(double))
+        if rows.schedules != NULL:
+            rows.schedules[w] = rows.schedules[r]
 
 
 cdef inline void _move_row(void* a, Py_ssize_t to, Py_ssize_t frm, size_t row_bytes) noexcept nogil:
