@@ -90,6 +90,7 @@ cdef class LoopTrain:
     cdef readonly Py_ssize_t stride
     cdef Py_ssize_t total
     cdef public Py_ssize_t shown_lines  # minimize_batch's C loop: progress lines shown
+    cdef Py_ssize_t shown_at  # the iteration progress was last shown at (-1: none)
     cdef int _alloc_rows(self, Py_ssize_t m) except -1
     cdef int start(self, Problem* p) except -1
     cdef int after_update(self, Problem* p) except -1

@@ -301,6 +301,7 @@ cdef class LoopTrain:
         self.optimizer, self.scheduler, self.progress = optimizer, scheduler, progress
         self.lr_momentum = group_lr_momentum
         self.stride, self.total = max(stride, 1), total
+        self.shown_at = -1
         self.ls.momentum_input = self.ls.momentum_power = -1
         self.ls.pow_clock = False
         self.in_c = False
@@ -373,16 +374,17 @@ cdef class LoopTrain:
 
     cdef int show(self, Problem* p, bint last) except -1:
         """Report progress at iteration p.nit: every ``stride`` iterations, and at the end."""
-        if self.progress is None or (p.nit % self.stride != 0 and not last):
+        if self.progress is None or p.nit == self.shown_at or (p.nit % self.stride != 0
+                                                               and not last):
             return 0
+        self.shown_at = p.nit
         if self.progress.lines and (p.nit % self.progress.every == 0 or last):
             self.progress.line(p.nit, p.f, p.gnorm if p.gnorm >= 0 else NAN, p.rule.lr)
         self.progress.update(p.nit)
         return 0
 
     cdef int finish(self, Problem* p) except -1:
-        if self.progress is not None and (p.nit % self.stride != 0 or p.nit == 0):
-            self.show(p, True)
+        self.show(p, True)
         if self.in_c and self.ls.s.error:
             raise ValueError("lr_scheduler: the scheduler was stepped past its total number "
                              "of steps (OneCycleLR's total_steps): give it at least maxiter "
