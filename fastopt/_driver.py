@@ -117,8 +117,34 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
             Stop when ``|f_k - f_{k+1}| <= ftol * max(|f_k|, |f_{k+1}|, 1)``.
         xtol : float, default=0 (off)
             Stop when the inf-norm of the last step is <= xtol.
-        disp : bool, default=False
-            Print a summary at the end.
+        disp : bool or int, default=False
+            0 (False): silent; 1 (True): print a summary at the end; 2: also a line every
+            ``disp_every`` iterations (and at the start and the end) with the iteration,
+            f, the inf-norm of the (projected) gradient, the learning rate the next update
+            uses, and the elapsed time, as SciPy's ``iprint`` does.
+        disp_every : int, default=100
+            Iterations between the lines of ``disp=2``.
+        progress : bool, default=False
+            Show a tqdm progress bar of the iterations (tqdm is an optional dependency:
+            ``pip install tqdm``, or the ``progress`` extra; without it, ImportError). With a
+            C objective the C loop comes back to Python about a thousand times a run for it
+            (every ``disp_every`` iterations with ``disp=2``). Neither option changes the
+            result, and a run without them pays nothing for them.
+        lr_scheduler : callable, optional
+            ``factory(opt) -> scheduler``: called once with the run's optimizer ``opt`` (the
+            method's class over x, already holding the options' hyperparameters), it returns
+            a learning-rate scheduler of ``opt``, e.g.
+            ``lambda opt: fastopt.lr_scheduler.CosineAnnealingLR(opt, T_max=1000)``. The
+            scheduler is stepped after each update, as ``opt.step(g); sched.step()`` in a
+            hand-written loop (``ReduceLROnPlateau`` with f at the point whose gradient
+            that update used), so the run equals that loop (the loop's Adam-style bias
+            corrections aside, see Notes). With a C objective the schedulers of
+            :mod:`fastopt.lr_scheduler` run inside the C loop, without the GIL, giving
+            bitwise the Python path's learning rates; ``LambdaLR`` and ``MultiplicativeLR``
+            (a Python function) make that loop take the GIL at every iteration to step them.
+            A scheduler that cycles the momentum (``CyclicLR``, ``OneCycleLR``) cycles
+            ``momentum`` or ``betas[0]``; Adam's bias corrections then use ``pow`` of the
+            current beta1, as torch does.
         return_all : bool, default=False
             Also return ``allvecs``, the list of iterates (x0 first).
         finite_diff_method : {"2-point", "3-point", "cs"}, default="2-point"

@@ -107,6 +107,26 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
             every usable core, ``-2`` all but one, and so on; 0 is an error. The result does
             not depend on it. The update of x uses them when x is large.
 
+        disp : bool or int, default=False
+            0: silent; 1: a summary at the end; 2: also a line every ``disp_every`` epochs
+            with the epoch, its mean loss, the inf-norm of the gradient (the full-data one
+            when ``gtol`` is on, else the last batch's), the learning rate the next step
+            uses, and the elapsed time.
+        disp_every : int, default=1
+            Epochs between the lines of ``disp=2``.
+        progress : bool, default=False
+            A tqdm bar of the steps (batches), with the epoch and the batch loss (tqdm:
+            ``pip install tqdm``; ImportError without it). Neither option changes the
+            result.
+        lr_scheduler : callable, optional
+            ``factory(opt) -> scheduler``, called once with the run's optimizer, e.g.
+            ``lambda opt: fastopt.lr_scheduler.StepLR(opt, step_size=10)``; stepped after
+            each epoch (``ReduceLROnPlateau`` with the epoch's mean loss), as torch's
+            training loops step it, or after each step.
+        lr_scheduler_interval : {"epoch", "step"}, default="epoch"
+            When the scheduler steps; ``"step"`` steps it after every batch's update
+            (``ReduceLROnPlateau`` with that batch's loss).
+
         The rules are tested once per completed epoch, in this order; numbers may be NumPy
         scalars or 0-d arrays.
 

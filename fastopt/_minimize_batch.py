@@ -125,6 +125,32 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
             with a Python objective, they update the packed rows of the running problems
             (one array) when it is large.
 
+        disp : bool or int, default=False
+            0: silent; 1: a summary at the end; 2: also a line every ``disp_every``
+            iterations: with a Python objective the iteration, the problems still running,
+            the smallest and largest f among them, and the learning rate; with a C
+            objective (between its time slices, when the slowest chunk of problems has
+            made another ``disp_every`` iterations) the iteration and the problems running
+            and done; and the elapsed time.
+        disp_every : int, default=100
+            Iterations between the lines of ``disp=2``.
+        progress : bool, default=False
+            A tqdm bar of the problems done (tqdm: ``pip install tqdm``; ImportError
+            without it). Neither option changes the result.
+        lr_scheduler : callable, optional
+            ``factory(opt) -> scheduler``, as in :func:`fastopt.minimize`; each problem gets
+            the learning rates :func:`fastopt.minimize` would give it alone. While they do
+            not depend on the problem, one scheduler is stepped once per iteration for all
+            of them (``opt`` is then the optimizer over all of X). ``ReduceLROnPlateau``
+            (each problem's own f) and per-problem learning rates (an array ``lr``:
+            ``factory`` is then called once per problem, with an optimizer of that
+            problem's rate) give each problem a C schedule of its own, stepped in the
+            loops without the GIL with either kind of objective; they need a scheduler of
+            :mod:`fastopt.lr_scheduler` other than ``LambdaLR``/``MultiplicativeLR``
+            (TypeError). With a C objective the built-in schedulers run inside the C loop;
+            ``LambdaLR`` and ``MultiplicativeLR`` make the loop run from Python, one
+            iteration at a time (as with a callback).
+
         Unknown options give an ``OptimizeWarning``, as in :func:`fastopt.minimize`.
 
     Returns
