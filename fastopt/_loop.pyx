@@ -27,6 +27,12 @@ StopIteration ends the run with status 99. Adam's bias corrections use running p
 the betas (``rule_step_next``), not pow(): see RuleStep in fastopt/_kernels_decl.pxi; a rule's
 running scalars (NAdam's mu_product) start at their declared values and are advanced by
 ``rule_step_next`` too.
+
+A learning-rate scheduler (options ``lr_scheduler``) and progress (``disp=2``, ``progress``)
+come in as a ``LoopTrain`` (None without them: the loops then run as before, a NULL test per
+iteration in run_native). The scheduler is stepped after each update: the C schedule
+(fastopt/_schedule.pxd) inside run_native without the GIL for a C objective, the Python one
+otherwise; progress with a C objective runs run_native in segments of ``stride`` iterations.
 """
 
 cimport numpy as cnp

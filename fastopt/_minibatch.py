@@ -194,7 +194,7 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
         if progress is not None:
             progress.close()
     if train["disp"]:
-        _print_summary(cls.__name__, result)
+        _print_minibatch_summary(cls.__name__, result)
     return result
 
 
@@ -306,7 +306,7 @@ class _Scheduling:
             self.scheduler.step()
 
 
-def _print_summary(name, result):
+def _print_minibatch_summary(name, result):
     print(result.message)
     print(f"         Method: fastopt.{name}")
     print(f"         Current function value (last epoch's mean loss): {result.fun:.6g}")
