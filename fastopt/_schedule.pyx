@@ -211,7 +211,7 @@ cdef int _add_node(Schedule* s, object sched, bint restartable) except -1:
         if not 1 <= len(phases) <= SCHEDULE_MAX_PHASES:
             raise TypeError("OneCycleLR with an unexpected number of phases")
         node.n_phases = len(phases)
-        extra = _ls._extras(sched.optimizer)[0]
+        extra = sched._group_keys[0]
         node.cycle_momentum = bool(sched.cycle_momentum)
         start = 0.0
         for i, phase in enumerate(phases):

@@ -1366,6 +1366,9 @@ class OneCycleLR(LRScheduler):
             ]
         self._anneal_func_type = anneal_strategy
         extras = _extras(optimizer)
+        # Read at every step: kept here too, so that a pickled scheduler has them (its state
+        # dict leaves them out, as torch's, whose groups hold them).
+        self._group_keys = extras
         if last_epoch == -1:
             for idx, extra in enumerate(extras):
                 extra["initial_lr"] = max_lrs[idx] / div_factor
@@ -1384,6 +1387,11 @@ class OneCycleLR(LRScheduler):
                     extra["max_momentum"] = m_momentum
                     extra["base_momentum"] = b_momentum
         super().__init__(optimizer, last_epoch)
+
+    def state_dict(self):
+        state = super().state_dict()
+        state.pop("_group_keys", None)
+        return state
 
     def _anneal_func(self, *args, **kwargs):
         if self._anneal_func_type == "cos":
@@ -1408,7 +1416,7 @@ class OneCycleLR(LRScheduler):
         if step_num > self.total_steps:
             raise ValueError(f"Tried to step {step_num} times. The specified number of total "
                              f"steps is {self.total_steps}")
-        for group, extra in zip(self.optimizer.param_groups, _extras(self.optimizer)):
+        for group, extra in zip(self.optimizer.param_groups, self._group_keys):
             start_step = 0.0
             for i, phase in enumerate(self._schedule_phases):
                 end_step = phase["end_step"]
