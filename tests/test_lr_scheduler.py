@@ -7,6 +7,7 @@ schedules (fastopt/_schedule.pyx) the same formulas in C. The torch tests (their
 """
 
 import copy
+import doctest
 import math
 import pickle
 import warnings
@@ -347,6 +348,20 @@ def test_c_schedule_too_big_is_refused():
         _schedule.run(many, 2)
 
 
+def test_c_schedule_refuses_inconsistent_state():
+    # A scheduler changed by hand into a state Python cannot step either: refused, never read
+    # out of bounds.
+    opt = _fastopt_optimizer("momentum")
+    seq = ls.SequentialLR(opt, [ls.StepLR(opt, 3), ls.ExponentialLR(opt, 0.9)], [5])
+    seq._milestones = [1, 2, 3]
+    with pytest.raises(TypeError, match="milestones"):
+        _schedule.run(seq, 10)
+    step = ls.StepLR(opt, 3)
+    step.last_epoch = "3"
+    with pytest.raises(TypeError, match="last_epoch"):
+        _schedule.run(step, 10)
+
+
 def test_run_checks_its_arguments():
     sched = ls.ReduceLROnPlateau(_fastopt_optimizer("momentum"))
     with pytest.raises(ValueError, match="metrics"):
@@ -441,6 +456,11 @@ def test_get_lr_outside_step_warns_as_torch():
     with pytest.warns(UserWarning, match="get_last_lr"):
         sched.get_lr()
     assert sched.get_last_lr() is not sched._last_lr  # a copy: the caller cannot change it
+
+
+def test_docstring_examples():
+    result = doctest.testmod(ls, raise_on_error=False, verbose=False)
+    assert result.failed == 0 and result.attempted >= 15
 
 
 def test_exported():
