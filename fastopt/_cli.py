@@ -189,12 +189,16 @@ def race(parser, args):
               "(or matplotlib) to draw the race.")
         return 0
     try:
+        # (with a schedule, race_<problem>_<schedule>.png: beside the constant-rate picture)
+        name = problem.name if args.schedule == "none" else f"{problem.name}_{args.schedule}"
         png = _plot.save_png(problem, results, steps,
-                             _plot.output_path(args.out, problem.name, "png"), tol=tol)
+                             _plot.output_path(args.out, name, "png"), tol=tol,
+                             schedule=args.schedule)
         print(f"\nwrote {os.path.abspath(png)}")
         if args.animate:
             gif = _plot.save_gif(problem, results, steps,
-                                 _plot.output_path(args.out, problem.name, "gif"), tol=tol)
+                                 _plot.output_path(args.out, name, "gif"), tol=tol,
+                                 schedule=args.schedule)
             print(f"wrote {os.path.abspath(gif)}")
     except OSError as exc:
         parser.error(f"--out: cannot write into {args.out!r}: {exc.strerror or exc}")

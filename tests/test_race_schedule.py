@@ -63,11 +63,15 @@ def test_onecycle_cycles_momentum_only_where_it_is_on():
     assert nag.momentum == 0.95
 
 
-def test_schedule_table_line_and_bad_names(capsys, tmp_path):
+def test_schedule_table_line_picture_and_bad_names(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
     assert main(["race", "--problem", "booth", "--steps", "50", "--methods", "gd,adam",
                  "--schedule", "cosine", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "learning-rate schedule: cosine (CosineAnnealingLR" in out
+    # the picture goes beside the constant-rate one, its title naming the schedule
+    assert "race_booth_cosine.png" in out and (tmp_path / "race_booth_cosine.png").exists()
+    assert not (tmp_path / "race_booth.png").exists()
     problem, results = run_race("booth", ["gd"], steps=5)
     assert "schedule" not in format_table(problem, results, 5, 1e-4)
     with pytest.raises(SystemExit) as exc:
