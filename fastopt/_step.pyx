@@ -10,7 +10,10 @@ attribute lookups from Python would. ``Rule`` wraps the ``UpdateRule`` struct th
 minimize loop also uses, so every consumer runs an optimizer through one C-level entry.
 ``OptimizerCore`` is the C base of ``Optimizer``: ``step`` itself (reading its rule, layout,
 state and count from C fields), and the routing of attribute assignment (so that a mistyped
-hyperparameter cannot pass silently) at no cost to the step.
+hyperparameter cannot pass silently) at no cost to the step. An optimizer with several
+parameter groups (torch's list of dicts) has one ``Rule`` per group: ``step_groups`` checks
+every array of every group first, then runs each group's rule on its arrays (one group keeps
+the single-rule path, ``Rule.run_step``).
 """
 
 cimport cython
@@ -157,7 +160,8 @@ cdef class OptimizerCore:
         ----------
         grads : ndarray or list of ndarray
             Gradients mirroring ``params``: one array if the optimizer was built on one array,
-            else a list of the same length; each with its parameter's shape and dtype.
+            else a list of the same length (with parameter groups: every group's arrays, in
+            the order of ``opt.params``); each with its parameter's shape and dtype.
             Gradients are read, never modified (read-only arrays are fine; a non-contiguous
             gradient is read through a contiguous copy).
 
