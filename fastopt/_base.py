@@ -165,6 +165,8 @@ class Optimizer(OptimizerCore):
 
     def _param_hypers(self):
         """Each parameter's hyperparameters (its group's dict)."""
+        if len(self._hypers) == 1:
+            return [self._hyper] * len(self._params)
         return [self._hypers[g] for g in self._param_groups_of()]
 
     def _param_groups_of(self):
@@ -178,6 +180,8 @@ class Optimizer(OptimizerCore):
     def _param_counts(self):
         """Each parameter's update count so far (its group's: a group added after steps
         counts its own, as torch counts steps per parameter)."""
+        if len(self._hypers) == 1:
+            return [self._step] * len(self._params)
         return [self._step - self._starts[g] for g in self._param_groups_of()]
 
     # -- hooks, made from the record -----------------------------------------------------------
