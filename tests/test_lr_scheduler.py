@@ -262,6 +262,58 @@ def test_cycled_momentum_reaches_the_optimizer_torch(torch):
     np.testing.assert_allclose(w, tw.detach().numpy(), rtol=1e-12, atol=1e-14)
 
 
+GROUP_CASES = {
+    "StepLR": lambda L, o: L.StepLR(o, step_size=10, gamma=0.5),
+    "OneCycleLR": lambda L, o: L.OneCycleLR(o, max_lr=[0.2, 0.05], total_steps=100),
+    "CyclicLR": lambda L, o: L.CyclicLR(o, base_lr=[0.01, 0.001], max_lr=[0.1, 0.02],
+                                        step_size_up=7, base_momentum=[0.8, 0.7],
+                                        max_momentum=0.9),
+    "warmup-cosine": lambda L, o: L.SequentialLR(
+        o, [L.LinearLR(o, start_factor=0.1, total_iters=10), L.CosineAnnealingLR(o, 120)],
+        milestones=[10]),
+    "ReduceLROnPlateau": lambda L, o: L.ReduceLROnPlateau(o, patience=2, factor=0.5,
+                                                          min_lr=[1e-3, 1e-4]),
+}
+
+
+@pytest.mark.parametrize("kind", ["momentum", "betas"])
+@pytest.mark.parametrize("name", list(GROUP_CASES))
+def test_parameter_groups_trajectories_equal_torch(torch, name, kind):
+    # fastopt's optimizers with torch's list of groups (per-group lr and weight decay): one
+    # learning rate (and momentum) per group, scheduled as torch does, the same trajectory.
+    rng = np.random.default_rng(7)
+    arrays = [rng.standard_normal(s) for s in [(3, 2), (2,), (4,)]]
+    tparams = [torch.nn.Parameter(torch.from_numpy(a.copy())) for a in arrays]
+    spec = [({"lr": 0.1}, [0, 1]), ({"lr": 0.02, "weight_decay": 1e-2}, [2])]
+    cls, tcls, extra = ((fastopt.SGD, torch.optim.SGD, {"momentum": 0.9}) if kind == "momentum"
+                        else (fastopt.Adam, torch.optim.Adam, {}))
+    fopt = cls([{"params": [arrays[i] for i in idx], **h} for h, idx in spec], lr=0.05,
+               **extra)
+    topt = tcls([{"params": [tparams[i] for i in idx], **h} for h, idx in spec], lr=0.05,
+                **extra)
+    fsched = GROUP_CASES[name](ls, fopt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tsched = GROUP_CASES[name](torch.optim.lr_scheduler, topt)
+    metrics = _metrics(100)
+    for k in range(100):
+        grads = [rng.standard_normal(a.shape) for a in arrays]
+        fopt.step(grads)
+        for p, g in zip(tparams, grads):
+            p.grad = torch.from_numpy(g.copy())
+        topt.step()
+        _step(fsched, name, k, metrics)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _step(tsched, name, k, metrics)
+        assert [g["lr"] for g in fopt.param_groups] == [g["lr"] for g in topt.param_groups]
+        assert [_momentum(g) for g in fopt.param_groups] == \
+            [_momentum(g) for g in topt.param_groups]
+    assert len({g["lr"] for g in fopt.param_groups}) == 2
+    for a, p in zip(arrays, tparams):
+        np.testing.assert_allclose(a, p.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
 # -- without torch ----------------------------------------------------------------------------
 
 
