@@ -122,6 +122,9 @@ cdef int _add_node(Schedule* s, object sched, bint restartable) except -1:
         if kind == SCHED_SEQUENTIAL:
             node.last_epoch = _int(sched.last_epoch, "last_epoch")
             milestones = list(sched._milestones)
+            if len(milestones) != len(children) - 1:  # (changed since): Python fails, C won't
+                raise TypeError("SequentialLR whose milestones do not match its schedulers: "
+                                "no C schedule")
             _add_marks(s, node, milestones, [1] * len(milestones))
         # The children follow their parent depth first (each child's subtree, then the next
         # child): see _child.
@@ -211,7 +214,7 @@ cdef int _add_node(Schedule* s, object sched, bint restartable) except -1:
         if not 1 <= len(phases) <= SCHEDULE_MAX_PHASES:
             raise TypeError("OneCycleLR with an unexpected number of phases")
         node.n_phases = len(phases)
-        extra = _ls._extras(sched.optimizer)[0]
+        extra = sched._group_keys[0]
         node.cycle_momentum = bool(sched.cycle_momentum)
         start = 0.0
         for i, phase in enumerate(phases):

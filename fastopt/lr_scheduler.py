@@ -14,7 +14,7 @@ keys as torch's), and the same momentum / beta1 scheduling for `CyclicLR` and `O
     ...     opt.step(np.ones(3))
     ...     sched.step()
     >>> sched.get_last_lr()
-    [0.05000000000000002]
+    [0.05000000000000004]
 
 A scheduler works through ``optimizer.param_groups`` only (any object with a list of group
 mappings, each with an ``"lr"`` key, will do), one learning rate per group.
@@ -769,7 +769,7 @@ class CosineAnnealingLR(LRScheduler):
     >>> opt = fastopt.SGD(np.zeros(2), lr=1.0)
     >>> sched = fastopt.lr_scheduler.CosineAnnealingLR(opt, T_max=2)
     >>> sched.step(); sched.get_last_lr()
-    [0.5000000000000001]
+    [0.5]
     """
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
@@ -1050,7 +1050,7 @@ class CyclicLR(LRScheduler):
     >>> opt = fastopt.SGD(np.zeros(2), lr=0.1, momentum=0.9)
     >>> sched = fastopt.lr_scheduler.CyclicLR(opt, base_lr=0.01, max_lr=0.1, step_size_up=2)
     >>> sched.step(); sched.get_last_lr(), opt.param_groups[0]["momentum"]
-    ([0.055], 0.85)
+    ([0.05500000000000001], 0.8500000000000001)
     """
 
     def __init__(self, optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None,
@@ -1208,7 +1208,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     >>> opt = fastopt.SGD(np.zeros(2), lr=1.0)
     >>> sched = fastopt.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=2)
     >>> [sched.step() or sched.get_last_lr()[0] for _ in range(3)]
-    [0.5000000000000001, 1.0, 0.5000000000000001]
+    [0.5, 1.0, 0.5]
     """
 
     def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1):
@@ -1300,7 +1300,7 @@ class OneCycleLR(LRScheduler):
     >>> opt = fastopt.Adam(np.zeros(2))
     >>> sched = fastopt.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=100)
     >>> sched.get_last_lr(), opt.param_groups[0]["betas"]
-    ([0.004], (0.95, 0.999))
+    ([0.0040000000000000036], (0.95, 0.999))
     """
 
     def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None,
@@ -1366,6 +1366,9 @@ class OneCycleLR(LRScheduler):
             ]
         self._anneal_func_type = anneal_strategy
         extras = _extras(optimizer)
+        # Read at every step: kept here too, so that a pickled scheduler has them (its state
+        # dict leaves them out, as torch's, whose groups hold them).
+        self._group_keys = extras
         if last_epoch == -1:
             for idx, extra in enumerate(extras):
                 extra["initial_lr"] = max_lrs[idx] / div_factor
@@ -1384,6 +1387,11 @@ class OneCycleLR(LRScheduler):
                     extra["max_momentum"] = m_momentum
                     extra["base_momentum"] = b_momentum
         super().__init__(optimizer, last_epoch)
+
+    def state_dict(self):
+        state = super().state_dict()
+        state.pop("_group_keys", None)
+        return state
 
     def _anneal_func(self, *args, **kwargs):
         if self._anneal_func_type == "cos":
@@ -1408,7 +1416,7 @@ class OneCycleLR(LRScheduler):
         if step_num > self.total_steps:
             raise ValueError(f"Tried to step {step_num} times. The specified number of total "
                              f"steps is {self.total_steps}")
-        for group, extra in zip(self.optimizer.param_groups, _extras(self.optimizer)):
+        for group, extra in zip(self.optimizer.param_groups, self._group_keys):
             start_step = 0.0
             for i, phase in enumerate(self._schedule_phases):
                 end_step = phase["end_step"]
