@@ -127,6 +127,9 @@ class build_ext_openmp(build_ext):
         for ext in self.extensions:
             ext.extra_compile_args = [*ext.extra_compile_args, *compile_args]
             ext.extra_link_args = [*ext.extra_link_args, *link_args]
+            if ext.name in EXACT_MODULES and self.compiler.compiler_type != "msvc":
+                # Bitwise the Python schedulers' numbers: no multiply-add fused (aarch64, -mfma).
+                ext.extra_compile_args += ["-ffp-contract=off"]
             if ext.name in AVX2_MODULES:
                 # Run-time dispatch target (fastopt/_kernels.pyx loads it on AVX2 CPUs only).
                 # -ffp-contract=off: no FMA contraction, results stay those of the baseline.
@@ -135,6 +138,7 @@ class build_ext_openmp(build_ext):
 
 
 AVX2_MODULES = ("fastopt._kernels_avx2",)
+EXACT_MODULES = ("fastopt._schedule",)
 
 
 def _extensions():
@@ -160,7 +164,8 @@ def _extensions():
             define_macros=macros,
             depends=headers,
         )
-        for name in ("_openmp", "_kernels", "_step", "_native", "_loop", "_batch", "_objectives")
+        for name in ("_openmp", "_kernels", "_step", "_native", "_loop", "_batch", "_objectives",
+                     "_schedule")
     ]
     if platform.machine().lower() in ("x86_64", "amd64"):
         extensions.append(Extension("fastopt._kernels_avx2", ["fastopt/_kernels_avx2.pyx"],

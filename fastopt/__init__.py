@@ -36,7 +36,7 @@ def _unbuilt_hint(exc):
 
 
 try:
-    from fastopt import problems
+    from fastopt import lr_scheduler, problems
     from fastopt._base import Optimizer
     from fastopt._config import __version__, show_config
     from fastopt._driver import minimize
@@ -61,6 +61,7 @@ __all__ = sorted([
     *_METHOD_CALLABLES,
     "Optimizer",
     "__version__",
+    "lr_scheduler",
     "minimize",
     "minimize_batch",
     "minimize_minibatch",

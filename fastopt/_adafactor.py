@@ -242,11 +242,13 @@ class Adafactor(Optimizer):
             if fresh:
                 self._set_state(self._step, None)
             raise
-        h, t = self._hyper, self._step + 1
-        eps1, eps2 = h["eps"]
         step = (_kernels._avx2_module if _kernels.kernel_isa() == "avx2"
                 else _kernels).adafactor_step
-        for p, g, s in zip(self._params, checked, self._state):
+        # (each parameter with its group's hyperparameters and update count)
+        for p, g, s, h, t in zip(self._params, checked, self._state, self._param_hypers(),
+                                 self._param_counts()):
+            eps1, eps2 = h["eps"]
+            t += 1
             if p.ndim >= 2:
                 row_var, col_var, variance = s["row_var"], s["col_var"], None
                 rows, cols = p.shape[-2:]
@@ -258,7 +260,7 @@ class Adafactor(Optimizer):
             step(p.reshape(-1), g.reshape(-1), row_var, col_var, variance, batch, rows, cols,
                  h["lr"], h["beta2_decay"], -1.0 if eps1 is None else eps1, eps2, h["d"],
                  h["weight_decay"], h["maximize"], t, self._n_threads)
-        self._step = t
+        self._step += 1
 
     def _check_state_arrays(self):
         """Each state array as it must be (NumPy lets users change an array in place); the
@@ -293,21 +295,25 @@ class Adafactor(Optimizer):
         as None.
         """
         out = super().state_dict()
-        eps1, eps2 = out["eps"]
-        out["eps"] = (float("nan") if eps1 is None else eps1, eps2)
+        for key in [k for k in out if k == "eps" or k.endswith(".eps")]:  # (or per group)
+            eps1, eps2 = out[key]
+            out[key] = (float("nan") if eps1 is None else eps1, eps2)
         return out
 
     def load_state_dict(self, state_dict):
         """Restore a state saved by ``state_dict()`` (see ``Optimizer.load_state_dict``; a NaN
         ``eps[0]`` stands for None)."""
-        if isinstance(state_dict, Mapping) and "eps" in state_dict:
-            eps = state_dict["eps"]
-            try:
-                first = eps[0] if len(eps) == 2 else None
-                nan = first is not None and not isinstance(first, (str, bytes)) and bool(
-                    np.isnan(first))
-            except (TypeError, ValueError, IndexError, KeyError):
-                nan = False
-            if nan:
-                state_dict = dict(state_dict, eps=(None, eps[1]))
+        if isinstance(state_dict, Mapping):
+            for key in [k for k in state_dict
+                        if k == "eps" or (isinstance(k, str) and k.startswith("param_groups.")
+                                          and k.endswith(".eps"))]:  # (or per group)
+                eps = state_dict[key]
+                try:
+                    first = eps[0] if len(eps) == 2 else None
+                    nan = first is not None and not isinstance(first, (str, bytes)) and bool(
+                        np.isnan(first))
+                except (TypeError, ValueError, IndexError, KeyError):
+                    nan = False
+                if nan:
+                    state_dict = {**state_dict, key: (None, eps[1])}
         super().load_state_dict(state_dict)

@@ -29,13 +29,16 @@ from dataclasses import replace
 import numpy as np
 
 from fastopt._openmp import effective_n_threads
-from fastopt._step import Layout, OptimizerCore, Rule, check_grads, kernel_spec
+from fastopt._step import Layout, OptimizerCore, Rule, check_grads, kernel_spec, step_groups
 from fastopt._validation import (
     check_bool,
+    check_group_arrays,
     check_lr,
+    check_param_group,
     check_params,
     check_step,
     memory_spans,
+    split_param_groups,
 )
 
 
@@ -44,10 +47,15 @@ class Optimizer(OptimizerCore):
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
+    params : ndarray, list of ndarray, or list of dict
         Parameters updated in place: any shape, float32 or float64, C-contiguous, writeable.
         Each must stay so (same dtype and shape, C-contiguous, writeable) for the optimizer's
-        life: ``step`` checks it every time.
+        life: ``step`` checks it every time. Or torch.optim's parameter groups: a list of
+        dicts ``{"params": array or list of arrays, <hyperparameter>: value, ...}``, each
+        group with its own hyperparameters, the others from the constructor's arguments
+        (``Adam([{"params": [w1, b1], "lr": 1e-2}, {"params": [w2]}], lr=1e-3)``); ``step``
+        then takes the gradients of all the groups' arrays as one list, in that order (the
+        order of ``opt.params``).
     n_threads : int or None, default=None
         OpenMP threads for large arrays: ``None`` uses OpenMP's default (``OMP_NUM_THREADS``
         or every usable core), ``-1`` all cores, ``-2`` all but one; at most 1024
@@ -57,6 +65,13 @@ class Optimizer(OptimizerCore):
 
     Notes
     -----
+    Parameter groups are ``opt.param_groups`` (torch's list of dicts, live and validated);
+    ``add_param_group`` adds one. An optimizer built on an array or a list of arrays has one
+    group. With several groups, setting an attribute (``opt.lr = 0.01``) sets it in every
+    group, and reading one gives the groups' common value or raises ``ValueError`` (read
+    ``opt.param_groups[i][name]`` then). ``opt.defaults`` keeps the constructor's
+    hyperparameters: the values a group added later takes where it gives none.
+
     Every hyperparameter can be read and set as an attribute between steps
     (``opt.betas = (0.8, 0.99)``, ``opt.momentum = 0.5``); a new value is validated as in the
     constructor, and nothing changes if it is refused. A change that needs a state array the
@@ -99,14 +114,75 @@ class Optimizer(OptimizerCore):
     def __init__(self, params, *, n_threads=None, **hyperparameters):
         if self.record is None:
             raise TypeError("Optimizer is a base class: use one of fastopt's optimizers")
-        self._hyper = self._check_hyperparameters(**hyperparameters)
+        defaults = self._check_hyperparameters(**hyperparameters)
+        n_threads_used = effective_n_threads(n_threads)
+        groups = split_param_groups(params)
+        if groups is None:
+            params, single = check_params(params)
+            hypers, ends = [defaults], (len(params),)
+        else:
+            hypers = [self._group_hyperparameters(f"params[{g}]", defaults, overrides)
+                      for g, (_, overrides) in enumerate(groups)]
+            names = [f"params[{g}]['params'][{i}]"
+                     for g, (arrays, _) in enumerate(groups) for i in range(len(arrays))]
+            params, single = [p for arrays, _ in groups for p in arrays], False
+            check_group_arrays(params, names)
+            ends = tuple(np.cumsum([len(arrays) for arrays, _ in groups]).tolist())
+        self._defaults = defaults
         self._n_threads_spec = n_threads
-        self._n_threads = effective_n_threads(n_threads)
-        self._params, self._single = check_params(params)
+        self._n_threads = n_threads_used
+        self._params, self._single = params, single
         self._layout = Layout(self._params, self._single, self._slot_names)
         self._spans = None if self._single else memory_spans(self._params)
-        self._rule = self._make_rule(self._hyper)
+        self._install_groups(hypers, [self._make_rule(h) for h in hypers], ends,
+                             (0,) * len(hypers))
         self._set_state(0, None)
+
+    def _install_groups(self, hypers, rules, ends, starts):
+        """Make these the groups: their hyperparameters, rules, ends in ``_params`` and the
+        step counts when they were added. One group keeps ``_rule`` as the step's only rule
+        (the fast path); several are run by ``fastopt._step.step_groups``."""
+        several = len(hypers) > 1
+        self._hypers, self._rules = list(hypers), list(rules)
+        self._ends, self._starts = tuple(ends), tuple(starts)
+        self._hyper, self._rule = self._hypers[0], self._rules[0]
+        self._group_rules = self._rules if several else None
+        self._group_ends = self._ends if several else None
+        self._group_starts = self._starts if several else None
+
+    def _group_hyperparameters(self, where, defaults, overrides):
+        """A group's hyperparameters: ``overrides`` over ``defaults``, validated (errors name
+        the group, ``where``)."""
+        unknown = [key for key in overrides if key not in defaults]
+        if unknown:
+            raise ValueError(f"{where} has unknown key {unknown[0]!r}: a parameter group "
+                             f"takes 'params' and {type(self).__name__}'s hyperparameters "
+                             f"({', '.join(defaults)})")
+        try:
+            return self._check_hyperparameters(**{**defaults, **overrides})
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"{where}: {error}") from None
+
+    def _param_hypers(self):
+        """Each parameter's hyperparameters (its group's dict)."""
+        if len(self._hypers) == 1:
+            return [self._hyper] * len(self._params)
+        return [self._hypers[g] for g in self._param_groups_of()]
+
+    def _param_groups_of(self):
+        """Each parameter's group index."""
+        out, lo = [], 0
+        for g, end in enumerate(self._ends):
+            out += [g] * (end - lo)
+            lo = end
+        return out
+
+    def _param_counts(self):
+        """Each parameter's update count so far (its group's: a group added after steps
+        counts its own, as torch counts steps per parameter)."""
+        if len(self._hypers) == 1:
+            return [self._step] * len(self._params)
+        return [self._step - self._starts[g] for g in self._param_groups_of()]
 
     # -- hooks, made from the record -----------------------------------------------------------
 
@@ -172,10 +248,13 @@ class Optimizer(OptimizerCore):
         """Make the state arrays (lazily, as torch does) if there are none yet."""
         if self._slots is None:
             self._set_state(self._step, [
-                {name: self._init_state(name, p, self._hyper)
-                 for name in self._param_state_names(self._hyper, p)}
-                for p in self._params
+                self._new_param_state(p, h)
+                for p, h in zip(self._params, self._param_hypers())
             ])
+
+    def _new_param_state(self, p, hyper):
+        return {name: self._init_state(name, p, hyper)
+                for name in self._param_state_names(hyper, p)}
 
     def _set_state(self, step, state):
         """Install a step count and per-parameter state dicts (None: none made yet)."""
@@ -206,8 +285,14 @@ class Optimizer(OptimizerCore):
         self._check_not_busy("make the state")
         self._ensure_state()
         try:
-            self._step = self._rule.step(grads, self._layout, self._spans, self._slots,
-                                         self._step, self._n_threads, self._scalar_slots)
+            if self._group_rules is None:
+                self._step = self._rule.step(grads, self._layout, self._spans, self._slots,
+                                             self._step, self._n_threads, self._scalar_slots)
+            else:
+                self._step = step_groups(self._group_rules, self._group_ends,
+                                         self._group_starts, grads, self._layout, self._spans,
+                                         self._slots, self._step, self._n_threads,
+                                         self._scalar_slots)
         except BaseException:
             self._set_state(self._step, None)
             raise
@@ -229,19 +314,121 @@ class Optimizer(OptimizerCore):
 
     @property
     def lr(self):
-        """Learning rate; may be set between steps (validated)."""
-        return self._hyper["lr"]
+        """Learning rate; may be set between steps (validated). With several parameter
+        groups: every group's (reading it raises ValueError if they differ)."""
+        if self._group_rules is None:
+            return self._hyper["lr"]
+        return self._common("lr")
 
     @lr.setter
     def lr(self, value):
         # The fast path of the general setter (schedulers set lr at every step): only the
-        # rule's scalar changes.
-        self._hyper["lr"] = self._rule.lr = check_lr(value)
+        # rules' scalars change.
+        value = check_lr(value)
+        for hyper, rule in zip(self._hypers, self._rules):
+            hyper["lr"] = rule.lr = value
+
+    def _common(self, name):
+        """Hyperparameter ``name``, the same in every group (else ValueError)."""
+        values = [hyper[name] for hyper in self._hypers]
+        if any(not _same(v, values[0]) for v in values[1:]):
+            raise ValueError(
+                f"{type(self).__name__} has {len(values)} parameter groups with different "
+                f"{name} ({', '.join(map(repr, values))}): read opt.param_groups[i][{name!r}] "
+                f"(setting opt.{name} sets every group)")
+        return values[0]
 
     @property
     def hyperparameters(self):
-        """A copy of the hyperparameters, torch.optim's names as keys."""
-        return dict(self._hyper)
+        """A copy of the hyperparameters, torch.optim's names as keys (with several parameter
+        groups: their common values; ValueError if a hyperparameter differs between groups,
+        see ``param_groups``)."""
+        if self._group_rules is None:
+            return dict(self._hyper)
+        return {name: self._common(name) for name in self._hyper}
+
+    @property
+    def defaults(self):
+        """A copy of the constructor's hyperparameters (torch.optim's ``defaults``): what a
+        group added by ``add_param_group`` takes where it gives no value of its own."""
+        return dict(self._defaults)
+
+    @property
+    def param_groups(self):
+        """The parameter groups, as torch.optim has them: a list with one live mapping per
+        group.
+
+        Each mapping has the key ``"params"`` (the group's arrays, a new list; not
+        assignable) and one key per hyperparameter (torch.optim's names: ``"lr"``,
+        ``"betas"``, ...). Assigning a hyperparameter, ``opt.param_groups[0]["lr"] = 0.05``,
+        validates it as the constructor does and changes that group only, between steps
+        (``"lr"`` is a fast path: a scheduler sets it at every step). Unknown keys are
+        refused (``KeyError``), as is deleting a key. An optimizer built on an array or a
+        list of arrays has one group. The list itself is a new one at each access; the
+        mappings are views of the optimizer.
+        """
+        return [_ParamGroup(self, g) for g in range(len(self._hypers))]
+
+    def _group_params(self, g):
+        return self._params[self._ends[g - 1] if g else 0:self._ends[g]]
+
+    def _group_hyper(self, g):
+        return self._hypers[g]
+
+    def _set_group_lr(self, g, value):
+        self._hypers[g]["lr"] = self._rules[g].lr = check_lr(value)
+
+    def _set_group_hyperparameters(self, g, changes):
+        self._set_hyperparameters(changes, groups=(g,))
+
+    def add_param_group(self, param_group):
+        """Add a parameter group (torch.optim's ``add_param_group``).
+
+        Parameters
+        ----------
+        param_group : dict
+            ``{"params": array or list of arrays, <hyperparameter>: value, ...}``: the
+            group's arrays (as the constructor takes them, none of them already in the
+            optimizer) and any hyperparameters of its own; the others are ``opt.defaults``
+            (the constructor's).
+
+        Notes
+        -----
+        ``step`` then takes the new arrays' gradients after the others (the order of
+        ``opt.params``). After steps, the new arrays get fresh state and the group counts
+        its own updates from 1 (bias corrections and warm-ups start over for it, as torch
+        keeps a step count per parameter).
+
+        Raises
+        ------
+        TypeError, ValueError
+            On a malformed group, an unknown key, a bad hyperparameter, an empty group, an
+            array already in the optimizer, or an optimizer built on one array (its ``step``
+            takes one gradient: build it on a list, ``[w]``, to add groups). Nothing is
+            modified then.
+        """
+        where = f"param_groups[{len(self._hypers)}]"
+        if self._single:
+            raise TypeError(f"{type(self).__name__} was built on one array (its step takes "
+                            "one gradient array): build it on a list of arrays, [w], or of "
+                            "parameter groups to add groups")
+        arrays, overrides = check_param_group("param_group", param_group)
+        hyper = self._group_hyperparameters("param_group", self._defaults, overrides)
+        names = [*(f"params[{i}]" for i in range(len(self._params))),
+                 *(f"param_group['params'][{i}]" for i in range(len(arrays)))]
+        params = self._params + arrays
+        check_group_arrays(params, names)
+        layout = Layout(params, False, self._slot_names)
+        spans = memory_spans(params)
+        rule = self._make_rule(hyper)
+        state = self._state
+        if state is not None:
+            state = state + [self._new_param_state(p, hyper) for p in arrays]
+        self._check_not_busy(f"add a parameter group ({where})")
+        self._params, self._layout, self._spans = params, layout, spans
+        self._install_groups(self._hypers + [hyper], self._rules + [rule],
+                             self._ends + (len(params),), self._starts + (self._step,))
+        self._set_state(self._step, state)
 
     def _set_public_attribute(self, name, value):
         """Called by OptimizerCore for any public attribute that is not a property."""
@@ -255,21 +442,33 @@ class Optimizer(OptimizerCore):
             raise AttributeError(f"cannot delete hyperparameter {name!r}", name=name, obj=self)
         self._set_hyperparameters({name: value})
 
-    def _set_hyperparameters(self, changes):
-        """Validate ``changes`` with the other hyperparameters as in the constructor, then
-        install them with the rule and state they need (all or nothing)."""
-        hyper = self._check_hyperparameters(**{**self._hyper, **changes})
-        rule = self._make_rule(hyper)
+    def _set_hyperparameters(self, changes, groups=None):
+        """Validate ``changes`` with the other hyperparameters as in the constructor, in the
+        groups given (default: every group), then install them with the rules and state they
+        need (all or nothing)."""
+        several = len(self._hypers) > 1
+        targets = range(len(self._hypers)) if groups is None else groups
+        hypers, rules = list(self._hypers), list(self._rules)
+        for g in targets:
+            try:
+                hypers[g] = self._check_hyperparameters(**{**self._hypers[g], **changes})
+            except (TypeError, ValueError) as error:
+                if not several:
+                    raise
+                raise type(error)(f"param_groups[{g}]: {error}") from None
+            rules[g] = self._make_rule(hypers[g])
         self._check_not_busy("change a hyperparameter")
         state = self._state
         if state is not None:
-            if self._state_names(hyper) != self._state_names(self._hyper):
-                state = [
-                    {name: s[name] if name in s else self._init_state(name, p, hyper)
-                     for name in self._param_state_names(hyper, p)}
-                    for s, p in zip(state, self._params)
-                ]
-        self._hyper, self._rule = hyper, rule
+            old = self._param_hypers()
+            groups_of = self._param_groups_of()
+            state = [
+                s if self._state_names(hypers[g]) == self._state_names(h) else
+                {name: s[name] if name in s else self._init_state(name, p, hypers[g])
+                 for name in self._param_state_names(hypers[g], p)}
+                for s, p, h, g in zip(state, self._params, old, groups_of)
+            ]
+        self._install_groups(hypers, rules, self._ends, self._starts)
         self._set_state(self._step, state)
 
     @property
@@ -295,13 +494,29 @@ class Optimizer(OptimizerCore):
         state array of each parameter (present once a step was made; running scalars such as
         NAdam's ``mu_product`` are 0-d float64 arrays). Arrays are copies; the dict can be
         saved with ``numpy.savez`` and read back with ``numpy.load``.
+
+        With several parameter groups, the hyperparameters are per group instead:
+        ``"param_groups"`` (the number of arrays of each group, a tuple),
+        ``"param_groups.<g>.<name>"`` for each hyperparameter of group g, and
+        ``"param_groups.<g>.step"`` (the group's own update count: a group added after
+        steps counts from its addition); state arrays are indexed across the groups, in the
+        order of ``opt.params``. One group gives exactly the format above.
         """
-        out = {"step": self._step, **self._hyper}
+        if len(self._hypers) == 1:
+            out = {"step": self._step, **self._hyper}
+        else:
+            out = {"step": self._step, "param_groups": self._group_sizes()}
+            for g, hyper in enumerate(self._hypers):
+                out.update({f"param_groups.{g}.{name}": v for name, v in hyper.items()})
+                out[f"param_groups.{g}.step"] = self._step - self._starts[g]
         if self._state is not None:
             for i, state in enumerate(self._state):
                 for name, array in state.items():
                     out[f"{name}.{i}"] = array.copy()
         return out
+
+    def _group_sizes(self):
+        return tuple(int(end - lo) for lo, end in zip((0, *self._ends), self._ends))
 
     def load_state_dict(self, state_dict):
         """Restore a state saved by ``state_dict()`` (all-or-nothing).
@@ -309,26 +524,59 @@ class Optimizer(OptimizerCore):
         Every key, hyperparameter, shape and dtype is checked before anything changes; the
         arrays are copied in, so the dict and the optimizer never share memory. The resumed
         run continues bit-identically. Values may be NumPy scalars or 0-d arrays (as
-        ``numpy.load`` returns them).
+        ``numpy.load`` returns them). The dict must have the optimizer's parameter groups
+        (as many, with as many arrays each).
 
         Raises
         ------
         TypeError, ValueError
             On a missing, unknown or malformed entry (including a ``step`` outside
-            ``[0, 2**62)``). The optimizer is unchanged then.
+            ``[0, 2**62)``), or other parameter groups. The optimizer is unchanged then.
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
-        required = ["step", *self._hyper]
+        sizes = self._group_sizes()
+        several = len(sizes) > 1
+        if several or "param_groups" in state_dict:
+            saved = _plain(state_dict.get("param_groups"))
+            if not several or saved != sizes:
+                got = ("one parameter group" if saved is None else
+                       f"parameter groups of {saved!r} arrays")
+                raise ValueError(f"state_dict has {got}; the optimizer has "
+                                 f"{len(sizes)} group{'s' if several else ''} of {sizes} "
+                                 "arrays")
+            keys = [[f"param_groups.{g}.{name}" for name in self._hyper]
+                    for g in range(len(sizes))]
+            counts = [f"param_groups.{g}.step" for g in range(len(sizes))]
+            required = ["step", "param_groups", *(k for ks in keys for k in ks), *counts]
+        else:
+            keys, counts = [list(self._hyper)], []
+            required = ["step", *self._hyper]
         missing = [key for key in required if key not in state_dict]
         if missing:
             raise ValueError(f"state_dict is missing {missing}")
         step = check_step(state_dict["step"])
-        hyper = self._check_hyperparameters(
-            **{name: _plain(state_dict[name]) for name in self._hyper}
-        )
-        names = [self._param_state_names(hyper, p) if step > 0 else ()
-                 for p in self._params]
+        hypers = []
+        for g, ks in enumerate(keys):
+            try:
+                hypers.append(self._check_hyperparameters(
+                    **{name: _plain(state_dict[k]) for name, k in zip(self._hyper, ks)}))
+            except (TypeError, ValueError) as error:
+                if not several:
+                    raise
+                raise type(error)(f"state_dict's param_groups.{g}: {error}") from None
+        starts = [0]
+        if several:
+            starts = []
+            for key in counts:
+                count = check_step(state_dict[key])
+                if count > step:
+                    raise ValueError(f"Invalid {key}: {count} is more than the optimizer's "
+                                     f"step {step}")
+                starts.append(step - count)
+        groups_of = self._param_groups_of()
+        names = [self._param_state_names(hypers[g], p) if step > 0 else ()
+                 for p, g in zip(self._params, groups_of)]
         array_keys = [f"{name}.{i}" for i in range(len(self._params)) for name in names[i]]
         unknown = sorted(set(state_dict) - set(required) - set(array_keys), key=str)
         if unknown:
@@ -344,19 +592,27 @@ class Optimizer(OptimizerCore):
                  for name in names[i]}
                 for i, p in enumerate(self._params)
             ]
-        rule = self._make_rule(hyper)
+        rules = [self._make_rule(hyper) for hyper in hypers]
         self._check_not_busy("load a state dict")
-        self._hyper, self._rule = hyper, rule
+        self._install_groups(hypers, rules, self._ends, starts)
         self._set_state(step, new_state)
 
     # -- pickling: the rule (a C struct), the layout and the thread count are rebuilt where it
     # is loaded, and everything loaded is validated as the constructor and load_state_dict do
-    # (a pickle may have been tampered with).
+    # (a pickle may have been tampered with). Several parameter groups add "_groups" (each
+    # group's end, start and hyperparameters); "_defaults" is the constructor's
+    # hyperparameters. Pickles without them (older ones) load as one group.
 
     _PICKLED = ("_hyper", "_n_threads_spec", "_params", "_single", "_step", "_state")
+    _PICKLED_OPTIONAL = ("_defaults", "_groups")
 
     def __getstate__(self):
-        return {key: getattr(self, key) for key in self._PICKLED}
+        out = {key: getattr(self, key) for key in self._PICKLED}
+        out["_defaults"] = self._defaults
+        if len(self._hypers) > 1:
+            out["_groups"] = [(end, start, hyper) for end, start, hyper
+                              in zip(self._ends, self._starts, self._hypers)]
+        return out
 
     def __reduce_ex__(self, protocol):
         # Every protocol the same way (protocols 0 and 1 would otherwise try to pickle the
@@ -368,15 +624,15 @@ class Optimizer(OptimizerCore):
             raise TypeError(f"pickled optimizer state must be a dict, got "
                             f"{type(state).__name__}")
         missing = [key for key in self._PICKLED if key not in state]
-        unknown = sorted(set(state) - set(self._PICKLED), key=str)
+        unknown = sorted(set(state) - set(self._PICKLED) - set(self._PICKLED_OPTIONAL),
+                         key=str)
         if missing or unknown:
             raise ValueError(f"pickled optimizer state has missing keys {missing} or "
                              f"unexpected keys {unknown}")
-        hyper = state["_hyper"]
-        if not isinstance(hyper, Mapping):
-            raise TypeError(f"pickled hyperparameters must be a dict, got "
-                            f"{type(hyper).__name__}")
-        hyper = self._check_hyperparameters(**{k: _plain(v) for k, v in hyper.items()})
+        hyper = self._checked_pickled_hyper("pickled hyperparameters", state["_hyper"])
+        defaults = hyper
+        if state.get("_defaults") is not None:
+            defaults = self._checked_pickled_hyper("pickled defaults", state["_defaults"])
         n_threads = effective_n_threads(state["_n_threads_spec"])
         single = check_bool("_single", state["_single"])
         params = state["_params"]
@@ -387,19 +643,56 @@ class Optimizer(OptimizerCore):
             params = params[0]
         params, single = check_params(params)
         step = check_step(state["_step"])
-        new_state = self._checked_pickled_state(state["_state"], step, hyper, params, single)
+        hypers, ends, starts = [hyper], (len(params),), (0,)
+        groups = state.get("_groups")
+        if groups is not None:
+            hypers, ends, starts = self._checked_pickled_groups(groups, len(params), step,
+                                                                single)
+        groups_of = [g for g, (lo, end) in enumerate(zip((0, *ends), ends))
+                     for _ in range(end - lo)]
+        new_state = self._checked_pickled_state(state["_state"], step,
+                                                [hypers[g] for g in groups_of], params,
+                                                single)
         spans = None if single else memory_spans(params)  # new addresses
-        layout, rule = Layout(params, single, self._slot_names), self._make_rule(hyper)
+        layout = Layout(params, single, self._slot_names)
+        rules = [self._make_rule(h) for h in hypers]
         if self._rule is not None:  # (a live optimizer, not one being unpickled)
             self._check_not_busy("restore a pickled state")
-        self._hyper, self._n_threads = hyper, n_threads
+        self._defaults, self._n_threads = defaults, n_threads
         self._n_threads_spec = state["_n_threads_spec"]
         self._params, self._single, self._layout, self._spans = params, single, layout, spans
-        self._rule = rule
+        self._install_groups(hypers, rules, ends, starts)
         self._set_state(step, new_state)
 
     @classmethod
-    def _checked_pickled_state(cls, state, step, hyper, params, single):
+    def _checked_pickled_hyper(cls, what, hyper):
+        if not isinstance(hyper, Mapping):
+            raise TypeError(f"{what} must be a dict, got {type(hyper).__name__}")
+        return cls._check_hyperparameters(**{k: _plain(v) for k, v in hyper.items()})
+
+    @classmethod
+    def _checked_pickled_groups(cls, groups, n, step, single):
+        if (single or not isinstance(groups, list) or len(groups) < 2
+                or not all(isinstance(g, tuple) and len(g) == 3 for g in groups)):
+            raise ValueError("pickled groups must be a list of at least two (end, start, "
+                             "hyperparameters) tuples, for a list of arrays")
+        hypers, ends, starts, lo = [], [], [], 0
+        for g, (end, start, hyper) in enumerate(groups):
+            if (type(end) is not int or type(start) is not int or not lo < end <= n
+                    or not 0 <= start <= step):
+                raise ValueError(f"pickled group {g} has a bad end {end!r} or start "
+                                 f"{start!r}")
+            hypers.append(cls._checked_pickled_hyper(f"pickled group {g}'s hyperparameters",
+                                                     hyper))
+            ends.append(end)
+            starts.append(start)
+            lo = end
+        if lo != n:
+            raise ValueError(f"pickled groups end at {lo}, there are {n} arrays")
+        return hypers, tuple(ends), tuple(starts)
+
+    @classmethod
+    def _checked_pickled_state(cls, state, step, param_hypers, params, single):
         if state is None:
             if step > 0:
                 raise ValueError("pickled optimizer has made steps but has no state")
@@ -407,7 +700,7 @@ class Optimizer(OptimizerCore):
         if not isinstance(state, list) or len(state) != len(params):
             raise ValueError(f"pickled state must be a list of {len(params)} dicts")
         checked = []
-        for i, (s, p) in enumerate(zip(state, params)):
+        for i, (s, p, hyper) in enumerate(zip(state, params, param_hypers)):
             names = cls._param_state_names(hyper, p)
             if not isinstance(s, Mapping) or set(s) != set(names):
                 raise ValueError(f"pickled state[{i}] must be a dict with keys {list(names)}")
@@ -426,10 +719,21 @@ class Optimizer(OptimizerCore):
                             cls._state_shape(name, param))
 
     def __repr__(self):
-        hyper = ", ".join(f"{k}={v!r}" for k, v in self._hyper.items())
         shapes = [p.shape for p in self._params]
-        what = f"params={shapes[0]}" if self._single else f"params=[{len(shapes)} arrays]"
-        return f"{type(self).__name__}({what}, {hyper})"
+        if len(self._hypers) == 1:
+            hyper = ", ".join(f"{k}={v!r}" for k, v in self._hyper.items())
+            what = f"params={shapes[0]}" if self._single else f"params=[{len(shapes)} arrays]"
+            return f"{type(self).__name__}({what}, {hyper})"
+        groups = ", ".join(
+            "{" + f"'params': [{n} arrays], "
+            + ", ".join(f"{k!r}: {v!r}" for k, v in hyper.items()) + "}"
+            for n, hyper in zip(self._group_sizes(), self._hypers))
+        return f"{type(self).__name__}([{groups}])"
+
+
+def _same(a, b):
+    """Whether two hyperparameter values are equal (NaN equal to NaN)."""
+    return a == b or repr(a) == repr(b)
 
 
 def _hyperparameter_property(name):
@@ -439,7 +743,9 @@ def _hyperparameter_property(name):
         if name not in type(self).record.names:
             raise AttributeError(f"{type(self).__name__} has no hyperparameter {name!r}",
                                  name=name, obj=self)
-        return self._hyper[name]
+        if self._group_rules is None:
+            return self._hyper[name]
+        return self._common(name)
 
     def set(self, value):
         if name not in type(self).record.names:
@@ -603,6 +909,56 @@ class _ParamState(MutableMapping):
 
     def __repr__(self):
         return repr(dict(self))
+
+
+class _ParamGroup(MutableMapping):
+    """``Optimizer.param_groups[g]``: one parameter group (a live view): ``"params"`` and the
+    group's hyperparameters; assignment validates and changes that group only."""
+
+    __slots__ = ("_opt", "_g")
+
+    def __init__(self, opt, g):
+        self._opt, self._g = opt, g
+
+    def __getitem__(self, key):
+        if key == "params":
+            return self._opt._group_params(self._g)
+        hyper = self._opt._group_hyper(self._g)
+        try:
+            return hyper[key]
+        except (KeyError, TypeError):
+            raise KeyError(_unknown_group_key(self._opt, self._g, key)) from None
+
+    def __setitem__(self, key, value):
+        if key == "lr":  # the fast path (schedulers set it at every step)
+            self._opt._set_group_lr(self._g, value)
+            return
+        opt = self._opt
+        if key == "params":
+            raise TypeError(f"param_groups[{self._g}]['params'] cannot be assigned: the "
+                            "parameters are fixed when the optimizer is built (add_param_group "
+                            "adds a group)")
+        if not isinstance(key, str) or key not in opt._group_hyper(self._g):
+            raise KeyError(_unknown_group_key(opt, self._g, key))
+        opt._set_group_hyperparameters(self._g, {key: value})
+
+    def __delitem__(self, key):
+        raise TypeError(f"param_groups[{self._g}] entries cannot be deleted")
+
+    def __iter__(self):
+        return iter(("params", *self._opt._group_hyper(self._g)))
+
+    def __len__(self):
+        return 1 + len(self._opt._group_hyper(self._g))
+
+    def __repr__(self):
+        return repr(dict(self))
+
+
+def _unknown_group_key(opt, g, key):
+    return (f"param_groups[{g}] has no key {key!r}: its keys are 'params' and "
+            f"{type(opt).__name__}'s hyperparameters ({', '.join(opt._group_hyper(g))}); a "
+            "scheduler keeps its own bookkeeping (initial_lr, ...) in itself")
 
 
 def _index(index, n):

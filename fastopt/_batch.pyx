@@ -41,6 +41,8 @@ from fastopt._kernels cimport MAX_SCALARS, MAX_STATE, RuleStep, apply_rule, rule
 from fastopt._loop cimport (
     STOP_CALLBACK,
     STOP_NONE,
+    LoopSchedule,
+    LoopTrain,
     Problem,
     Tolerances,
     _projected_grad_norm,
@@ -57,8 +59,12 @@ from fastopt._loop cimport (
     init_problem,
     objective_f32,
     objective_f64,
+    schedule_next,
+    set_schedule_values,
     unwritten_gradient,
 )
+from fastopt._kernels cimport UpdateRule
+from fastopt._schedule cimport schedule_momentum, schedule_step
 from fastopt._native cimport NativeObjective
 from fastopt._openmp cimport fastopt_thread_limit
 from fastopt._step cimport Rule
@@ -121,6 +127,9 @@ ctypedef struct _Rows:
     # arrays' rows move as they are packed), so that its state is its own afterwards (the
     # schedule-free optimizers' averaged point needs its z); NULL for unused slots.
     char* state_out[MAX_STATE]
+    # Per-problem C schedules (options lr_scheduler: ReduceLROnPlateau or per-problem rates),
+    # indexed by packed row like lrs, or NULL.
+    LoopSchedule* schedules
 
 
 cdef _Rows _rows_from(const _Rows* rows, Py_ssize_t start) noexcept nogil:
@@ -135,6 +144,8 @@ cdef _Rows _rows_from(const _Rows* rows, Py_ssize_t start) noexcept nogil:
         out.lrs += start
     if out.scalars != NULL:
         out.scalars += start * MAX_SCALARS
+    if out.schedules != NULL:
+        out.schedules += start
     return out
 
 
@@ -153,7 +164,8 @@ cdef class _BatchArrays:
     cdef object _keep  # the other arrays the pointers point into
 
     def __cinit__(self, cnp.ndarray X, Rule rule, tuple slots, object lower, object upper,
-                  object lrs, Py_ssize_t maxiter, double gtol, double ftol, double xtol):
+                  object lrs, Py_ssize_t maxiter, double gtol, double ftol, double xtol,
+                  LoopTrain train=None):
         cdef Py_ssize_t m = X.shape[0]
         cdef double* lr_data = NULL
         cdef double* scalar_data = NULL
@@ -211,6 +223,10 @@ cdef class _BatchArrays:
         for k in range(MAX_STATE):
             self.rows.state_out[k] = (<char*>cnp.PyArray_DATA(<cnp.ndarray>slots[k])
                                       if k < len(slots) and slots[k] is not None else NULL)
+        self.rows.schedules = NULL
+        if train is not None:
+            train.start(&self.first)
+            self.rows.schedules = train.row_schedules
 
     def results(self):
         """``(stop, nit, nfev, fun, jac)`` by problem (x is written into X)."""
@@ -225,6 +241,9 @@ ctypedef struct _Chunk:
     Py_ssize_t nit     # updates made
     RuleStep clock     # the rule's clock after them
     long stride        # iterations between clock reads (fastopt_poll), as the last slice left it
+    UpdateRule rule    # the rule as the chunk's schedule left it
+    bint scheduled     # options lr_scheduler: the chunk's schedule below steps
+    LoopSchedule schedule
 
 
 cdef void _solve_chunk(const Problem* whole, _Chunk* chunk, bint per_row, const Tolerances* tol,
@@ -244,6 +263,7 @@ cdef void _solve_chunk(const Problem* whole, _Chunk* chunk, bint per_row, const 
         return  # taken up after the slice ended
     _point_at(&first, whole, chunk.start, NULL)
     first.clock = chunk.clock
+    first.rule = chunk.rule
     fastopt_poll_until(&poll, due, chunk.stride)
     while True:
         _evaluate_native_rows(&first, active, fun, user_data, rows.f_now)
@@ -255,10 +275,13 @@ cdef void _solve_chunk(const Problem* whole, _Chunk* chunk, bint per_row, const 
             _pack(&first, &rows, kept)
             active = kept
         _update_rows(&first, active, per_row, &rows, 1)
+        if chunk.scheduled:
+            _step_schedules(&first, active, &rows, &chunk.schedule)
         nit += 1
         if fastopt_poll_due(&poll):
             break
     chunk.active, chunk.nit, chunk.clock, chunk.stride = active, nit, first.clock, poll.stride
+    chunk.rule = first.rule
 
 
 def batch_native(
@@ -271,6 +294,7 @@ def batch_native(
     object lrs,                    # (m,) float64 learning rates, or None (the rule's)
     Py_ssize_t maxiter, double gtol, double ftol, double xtol,
     int n_threads,
+    LoopTrain train=None,          # C schedules (train.in_c) and/or progress, or None
 ):
     """Solve each row of X with a C objective; returns ``(stop, nit, nfev, fun, jac)``.
 
@@ -281,7 +305,7 @@ def batch_native(
     thread of the OpenMP team takes the GIL; each leaves its chunk at the end of the slice).
     """
     cdef _BatchArrays b = _BatchArrays(X, rule, slots, lower, upper, lrs, maxiter, gtol, ftol,
-                                       xtol)
+                                       xtol, train)
     cdef Py_ssize_t m = b.m, c, k, kept, n_chunks = (b.m + CHUNK_ROWS - 1) // CHUNK_ROWS
     cdef Py_ssize_t n_open = n_chunks
     cdef void* fun = objective.fun
@@ -289,6 +313,7 @@ def batch_native(
     cdef bint interruptible = threading.get_ident() == threading.main_thread().ident
     cdef fastopt_poll slices
     cdef double due
+    cdef bint shown = train is not None and train.progress is not None
     n_threads = fastopt_thread_limit(n_threads)  # 1 in a forked child (fastopt_openmp.h)
     cdef _Chunk* chunks = <_Chunk*>PyMem_Malloc(n_chunks * sizeof(_Chunk))
     cdef Py_ssize_t* open_chunks = <Py_ssize_t*>PyMem_Malloc(n_chunks * sizeof(Py_ssize_t))
@@ -304,9 +329,13 @@ def batch_native(
             chunks[c].nit = 0
             chunks[c].clock = b.first.clock
             chunks[c].stride = 1
+            chunks[c].rule = b.first.rule
+            chunks[c].scheduled = train is not None and train.in_c
+            if chunks[c].scheduled:
+                chunks[c].schedule = train.ls
             open_chunks[c] = c
         with nogil:
-            fastopt_poll_signals(&slices, interruptible)
+            fastopt_poll_signals(&slices, interruptible or shown)
             while n_open > 0:
                 due = slices.due
                 if n_threads > 1 and n_open > 1:
@@ -325,6 +354,11 @@ def batch_native(
                 n_open = kept
                 if n_open > 0:
                     check_signals(&slices)
+                    if shown:
+                        with gil:
+                            _show_chunks(train, chunks, open_chunks, n_open, m)
+        if shown:
+            _show_chunks(train, chunks, open_chunks, 0, m)
     finally:
         PyMem_Free(chunks)
         PyMem_Free(open_chunks)
@@ -347,12 +381,13 @@ def batch_python(
     Py_ssize_t maxiter, double gtol, double ftol, double xtol,
     int n_threads,
     object callback=None,          # callback(intermediate_result) after each iteration
+    LoopTrain train=None,          # a scheduler (Python or C) and/or progress, or None
 ):
     """Solve the rows of X one iteration at a time from Python: with a vectorised objective,
     or with a C objective (one row per call, on this thread) when a callback needs Python
     after each iteration. Returns ``(stop, nit, nfev, fun, jac)``."""
     cdef _BatchArrays b = _BatchArrays(X, rule, slots, lower, upper, lrs, maxiter, gtol, ftol,
-                                       xtol)
+                                       xtol, train)
     cdef Py_ssize_t active = b.m, kept, nit = 0, i
     cdef NativeObjective native = fun if mode == EVAL_NATIVE else None
     cdef Tolerances halt
@@ -387,6 +422,8 @@ def batch_python(
 
         # Each problem's stopping rules; a problem that stops goes to the results.
         kept = _check_rows(&b.first, active, nit, &b.tol, &b.rows)
+        if train is not None and train.progress is not None:
+            _show_rows(train, b, active, kept, nit)
         if kept == 0:
             break
         if kept < active:
@@ -400,7 +437,11 @@ def batch_python(
 
         with nogil:
             _update_rows(&b.first, active, b.per_row, &b.rows, n_threads)
+        if train is not None:
+            _schedule_rows(train, &b.first, active, &b.rows)
         nit += 1
+    if train is not None and train.progress is not None:
+        train.progress.update(b.m)
     return b.results()
 
 
@@ -549,6 +590,8 @@ cdef void _pack(Problem* first, const _Rows* rows, Py_ssize_t kept) noexcept nog
         if rows.scalars != NULL:
             memcpy(rows.scalars + w * MAX_SCALARS, rows.scalars + r * MAX_SCALARS,
                    MAX_SCALARS * sizeof(double))
+        if rows.schedules != NULL:
+            rows.schedules[w] = rows.schedules[r]
 
 
 cdef inline void _move_row(void* a, Py_ssize_t to, Py_ssize_t frm, size_t row_bytes) noexcept nogil:
@@ -571,3 +614,65 @@ cdef cnp.ndarray _evaluate(int mode, object fun, object jac, tuple args, object 
         raise ValueError(f"the gradient must have the shape of X, {X.shape}, got shape "
                          f"{np.shape(g)}")
     return as_gradient(g, X, grad_buf)
+
+
+# ---------------------------------------------------------------------------------------------
+# Schedules and progress (options lr_scheduler, disp, progress)
+
+cdef void _step_schedules(Problem* first, Py_ssize_t active, const _Rows* rows,
+                          LoopSchedule* shared) noexcept nogil:
+    """Step the C schedules after an update of the ``active`` rows: each row's own (its
+    learning rate into ``rows.lrs``; the momentum, the same for every row, from the first),
+    or ``shared``, every row's."""
+    cdef Py_ssize_t r
+    if rows.schedules == NULL:
+        schedule_next(first, shared)
+        return
+    for r in range(active):
+        rows.lrs[r] = schedule_step(&rows.schedules[r].s, rows.f_prev[r])
+    if active > 0:
+        set_schedule_values(first, shared, first.rule.lr,
+                            schedule_momentum(&rows.schedules[0].s))
+
+
+cdef int _schedule_rows(LoopTrain train, Problem* first, Py_ssize_t active,
+                        const _Rows* rows) except -1:
+    """batch_python's schedule step: the C schedules, or the Python scheduler (shared)."""
+    if train.in_c:
+        _step_schedules(first, active, rows, &train.ls)
+    else:
+        train.after_update(first)
+    return 0
+
+
+cdef int _show_rows(LoopTrain train, _BatchArrays b, Py_ssize_t active, Py_ssize_t kept,
+                    Py_ssize_t nit) except -1:
+    """batch_python's progress after the rows' check at iteration ``nit``: a line every
+    ``stride`` iterations (running problems, the range of their f, the learning rate), the
+    bar at the problems done."""
+    progress = train.progress
+    if progress.lines and nit % train.stride == 0 and active > 0:
+        f = b.f_now[:active]
+        lr = "per problem" if b.rows.lrs != NULL else b.first.rule.lr
+        progress.line(nit, float(kept), float(np.nanmin(f)) if np.isfinite(f).any() else np.nan,
+                      float(np.nanmax(f)) if np.isfinite(f).any() else np.nan, lr)
+    progress.update(b.m - kept)
+    return 0
+
+
+cdef int _show_chunks(LoopTrain train, const _Chunk* chunks, const Py_ssize_t* open_chunks,
+                      Py_ssize_t n_open, Py_ssize_t m) except -1:
+    """batch_native's progress between two time slices: a line when the slowest running
+    chunk has passed another ``stride`` iterations (running and done problems), the bar at
+    the problems done. ``n_open`` 0: the end."""
+    cdef Py_ssize_t k, running = 0, nit = -1
+    for k in range(n_open):
+        running += chunks[open_chunks[k]].active
+        if nit < 0 or chunks[open_chunks[k]].nit < nit:
+            nit = chunks[open_chunks[k]].nit
+    progress = train.progress
+    if progress.lines and n_open > 0 and nit // train.stride > train.shown_lines:
+        train.shown_lines = nit // train.stride
+        progress.line(nit, float(running), float(m - running))
+    progress.update(m - running)
+    return 0

@@ -20,7 +20,7 @@ from fastopt._config import show_config
 USAGE = """\
 usage: python -m fastopt race [--problem NAME] [--steps N] [--methods adam,nag,...|all]
                               [--lr adam=0.01,...] [--seed S] [--start x,y] [--tol T]
-                              [--out DIR] [--animate]
+                              [--out DIR] [--animate] [--schedule NAME]
        python -m fastopt lr-table [--race] [--problems rosenbrock,...] [--steps N]
        python -m fastopt bench [--quick] [--sizes 14,22] [--dtypes ...] [--rules Adam,...]
        python -m fastopt bench-loops [--repeats R] [--problems M] [--scipy-problems K]
@@ -51,6 +51,7 @@ def _build_parser():
     from fastopt._config import __version__
     from fastopt._race import (DEFAULT_RACERS, DEFAULT_STEPS, DEFAULT_TOL, LR_TABLE_PROBLEMS,
                                MAX_STEPS, RACERS)
+    from fastopt._race import SCHEDULES
 
     parser = argparse.ArgumentParser(prog="fastopt", description="fastopt's command line.")
     parser.add_argument("--version", action="version", version=f"fastopt {__version__}")
@@ -82,6 +83,10 @@ def _build_parser():
     race.add_argument("--out", default=".", help="folder for the pictures (default: the "
                                                  "current folder; created if missing)")
     race.add_argument("--animate", action="store_true", help="also write an animated GIF")
+    race.add_argument("--schedule", default="none", choices=list(SCHEDULES),
+                      help="a learning-rate schedule from each racer's rate: "
+                           + "; ".join(f"{k}: {v}" for k, v in SCHEDULES.items())
+                           .replace("%", "%%"))  # (argparse formats help with %)
     table = sub.add_parser(
         "lr-table", help="learning rates that converge, per method and problem",
         description="Runs every method of fastopt.minimize over a grid of learning rates on "
@@ -180,19 +185,24 @@ def race(parser, args):
     plot = _plot.have_matplotlib()
     if plot:
         _output_folder(parser, args.out)
-    problem, results = run_race(args.problem, methods, steps, rates, seed, x0, tol)
-    print(format_table(problem, results, steps, tol))
+    problem, results = run_race(args.problem, methods, steps, rates, seed, x0, tol,
+                                schedule=args.schedule)
+    print(format_table(problem, results, steps, tol, schedule=args.schedule))
     if not plot:
         print("\nNo picture: matplotlib is not installed. pip install \"fastopt[plot]\" "
               "(or matplotlib) to draw the race.")
         return 0
     try:
+        # (with a schedule, race_<problem>_<schedule>.png: beside the constant-rate picture)
+        name = problem.name if args.schedule == "none" else f"{problem.name}_{args.schedule}"
         png = _plot.save_png(problem, results, steps,
-                             _plot.output_path(args.out, problem.name, "png"), tol=tol)
+                             _plot.output_path(args.out, name, "png"), tol=tol,
+                             schedule=args.schedule)
         print(f"\nwrote {os.path.abspath(png)}")
         if args.animate:
             gif = _plot.save_gif(problem, results, steps,
-                                 _plot.output_path(args.out, problem.name, "gif"), tol=tol)
+                                 _plot.output_path(args.out, name, "gif"), tol=tol,
+                                 schedule=args.schedule)
             print(f"wrote {os.path.abspath(gif)}")
     except OSError as exc:
         parser.error(f"--out: cannot write into {args.out!r}: {exc.strerror or exc}")

@@ -7,7 +7,6 @@ rule. fastopt/_scipy.py exposes the same entry (``minimize_with_method``) as
 ``scipy.optimize.minimize`` methods.
 """
 
-import numbers
 import warnings
 
 import numpy as np
@@ -18,14 +17,19 @@ from fastopt._conventions import bool_option, scalar_value
 from fastopt._driver_common import (
     COMMON_OPTIONS,
     STATUS_MESSAGES,
+    TRAIN_OPTIONS,
     args_tuple,
     box_bounds,
     callback_style,
     check_fun,
     final_point,
+    make_progress,
+    make_scheduler,
     native_evaluation,
     options_dict,
+    progress_options,
     read_options,
+    scheduler_option,
     starting_point,
 )
 from fastopt._finite_diff import FD_METHODS, FiniteDifferenceGradient, check_fd_method
@@ -35,6 +39,7 @@ from fastopt._loop import (
     EVAL_NATIVE,
     EVAL_SEPARATE,
     STATUS_CONVERGED,
+    LoopTrain,
     minimize_loop,
 )
 from fastopt._methods import METHODS, method_name
@@ -46,8 +51,9 @@ except ImportError:  # pragma: no cover - private scipy name
     MemoizeJac = None
 
 # The options of the loop itself (the optimizer's hyperparameters come from its class).
-LOOP_OPTIONS = COMMON_OPTIONS + ("tol", "disp", "return_all", "finite_diff_method",
-                                 "finite_diff_rel_step")
+LOOP_OPTIONS = COMMON_OPTIONS + TRAIN_OPTIONS + ("tol", "return_all", "finite_diff_method",
+                                                 "finite_diff_rel_step")
+DISP_EVERY = 100  # iterations between the lines of disp=2 by default
 
 
 def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, callback=None,
@@ -111,8 +117,34 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
             Stop when ``|f_k - f_{k+1}| <= ftol * max(|f_k|, |f_{k+1}|, 1)``.
         xtol : float, default=0 (off)
             Stop when the inf-norm of the last step is <= xtol.
-        disp : bool, default=False
-            Print a summary at the end.
+        disp : bool or int, default=False
+            0 (False): silent; 1 (True): print a summary at the end; 2: also a line every
+            ``disp_every`` iterations (and at the start and the end) with the iteration,
+            f, the inf-norm of the (projected) gradient, the learning rate the next update
+            uses, and the elapsed time, as SciPy's ``iprint`` does.
+        disp_every : int, default=100
+            Iterations between the lines of ``disp=2``.
+        progress : bool, default=False
+            Show a tqdm progress bar of the iterations (tqdm is an optional dependency:
+            ``pip install tqdm``, or the ``progress`` extra; without it, ImportError). With a
+            C objective the C loop comes back to Python about a thousand times a run for it
+            (every ``disp_every`` iterations with ``disp=2``). Neither option changes the
+            result, and a run without them pays nothing for them.
+        lr_scheduler : callable, optional
+            ``factory(opt) -> scheduler``: called once with the run's optimizer ``opt`` (the
+            method's class over x, already holding the options' hyperparameters), it returns
+            a learning-rate scheduler of ``opt``, e.g.
+            ``lambda opt: fastopt.lr_scheduler.CosineAnnealingLR(opt, T_max=1000)``. The
+            scheduler is stepped after each update, as ``opt.step(g); sched.step()`` in a
+            hand-written loop (``ReduceLROnPlateau`` with f at the point whose gradient
+            that update used), so the run equals that loop (the loop's Adam-style bias
+            corrections aside, see Notes). With a C objective the schedulers of
+            :mod:`fastopt.lr_scheduler` run inside the C loop, without the GIL, giving
+            bitwise the Python path's learning rates; ``LambdaLR`` and ``MultiplicativeLR``
+            (a Python function) make that loop take the GIL at every iteration to step them.
+            A scheduler that cycles the momentum (``CyclicLR``, ``OneCycleLR``) cycles
+            ``momentum`` or ``betas[0]``; Adam's bias corrections then use ``pow`` of the
+            current beta1, as torch does.
         return_all : bool, default=False
             Also return ``allvecs``, the list of iterates (x0 first).
         finite_diff_method : {"2-point", "3-point", "cs"}, default="2-point"
@@ -224,17 +256,22 @@ def minimize_with_method(method, fun, x0, args=(), jac=None, hess=None, hessp=No
     new_style = callback_style(callback)
 
     optimizer = cls(x, n_threads=loop["n_threads"], **hyper)
+    # (the scheduler sets its first rate before the state is made: Rprop's starts at it)
+    train = _loop_train(optimizer, loop, mode == EVAL_NATIVE)
     optimizer._ensure_state()
     if mode == EVAL_FINITE_DIFF:
         jac = FiniteDifferenceGradient(fun, args, loop["finite_diff_method"],
                                        loop["finite_diff_rel_step"], lower, upper)
     allvecs = [x.copy()] if loop["return_all"] else None
-
-    status, reason, nit, nfev, njev, f, g = minimize_loop(
-        x, optimizer._rule, optimizer._slots[0], fun, jac, args, mode, lower, upper,
-        loop["maxiter"], loop["gtol"], loop["ftol"], loop["xtol"], callback, new_style,
-        allvecs, optimizer.n_threads,
-    )
+    try:
+        status, reason, nit, nfev, njev, f, g = minimize_loop(
+            x, optimizer._rule, optimizer._slots[0], fun, jac, args, mode, lower, upper,
+            loop["maxiter"], loop["gtol"], loop["ftol"], loop["xtol"], callback, new_style,
+            allvecs, optimizer.n_threads, train,
+        )
+    finally:
+        if loop["progress"] is not None:
+            loop["progress"].close()
     if mode == EVAL_FINITE_DIFF:
         nfev += jac.nfev
     final_point(optimizer, x, lower, upper, status)
@@ -265,9 +302,13 @@ def _loop_options(cls, options):
     """(hyperparameters of cls, validated loop options: read_options' and minimize's own)."""
     hyper, n_threads, loop = read_options(cls, options, known=LOOP_OPTIONS, caller="minimize",
                                           stacklevel=4)
+    level, every, bar = progress_options(options, DISP_EVERY)
     loop.update({
         "n_threads": n_threads,
-        "disp": _check_disp(options.get("disp", False)),
+        "disp": level,
+        "disp_every": every,
+        "bar": bar,
+        "lr_scheduler": scheduler_option(options),
         "return_all": bool_option("return_all", options.get("return_all", False)),
         "finite_diff_method": check_fd_method(options.get("finite_diff_method", "2-point")),
         "finite_diff_rel_step": scalar_value(options.get("finite_diff_rel_step")),
@@ -277,15 +318,6 @@ def _loop_options(cls, options):
             "finite_diff_rel_step", loop["finite_diff_rel_step"], "relative step",
             low=0.0, low_open=True)
     return hyper, loop
-
-
-def _check_disp(disp):
-    if type(disp) is bool:
-        return disp
-    disp = scalar_value(disp)
-    if not isinstance(disp, (bool, np.bool_, numbers.Integral)):  # SciPy also takes ints
-        raise TypeError(f"Invalid disp: disp={disp!r} must be a bool")
-    return bool(disp)
 
 
 def _evaluation_mode(fun, jac, loop):
@@ -303,6 +335,24 @@ def _evaluation_mode(fun, jac, loop):
         loop["finite_diff_method"] = jac
         return fun, None, EVAL_FINITE_DIFF
     raise ValueError(f"jac must be callable, True, None or one of {FD_METHODS}, got {jac!r}")
+
+
+def _loop_train(optimizer, loop, native):
+    """The loop's LoopTrain (scheduler and progress), or None when there is neither; sets
+    ``loop["progress"]``."""
+    scheduler = None
+    if loop["lr_scheduler"] is not None:
+        scheduler = make_scheduler(loop["lr_scheduler"], optimizer)
+    total = loop["maxiter"]
+    progress = make_progress(loop["disp"], loop["disp_every"], loop["bar"], total, "it",
+                             "nit", ("f", "|g|_inf", "lr"))
+    loop["progress"] = progress
+    if scheduler is None and progress is None:
+        return None
+    # Progress is shown every disp_every iterations; a bar alone moves about 1000 times a run.
+    stride = loop["disp_every"] if loop["disp"] >= 2 else \
+        (max(1, total // 1000) if total < 10**9 else 1000)
+    return LoopTrain(optimizer, scheduler, native, progress, stride, total)
 
 
 def _print_summary(name, result):

@@ -10,13 +10,17 @@ value, and modifies nothing.
 
 import functools
 import inspect
+import math
+import numbers
+import time
 import warnings
 
 import numpy as np
 from scipy import LowLevelCallable
 from scipy.optimize import Bounds, OptimizeWarning
 
-from fastopt._conventions import bool_option, iteration_limit, scalar_value
+from fastopt._conventions import COUNT_MAX, bool_option, iteration_limit, scalar_value, \
+    whole_number
 from fastopt._loop import STATUS_CALLBACK, STATUS_CONVERGED, STATUS_MAXITER, STATUS_NONFINITE
 from fastopt._native import NativeObjective
 from fastopt._openmp import effective_n_threads
@@ -277,3 +281,159 @@ def final_point(optimizer, x, lower=None, upper=None, status=None):
         np.clip(x, lower, upper, out=x)
     if kept is not None:
         x[failed] = kept
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress (options disp, disp_every, progress) and learning-rate schedules (lr_scheduler)
+
+# The options every driver reads with progress_options and scheduler_option.
+TRAIN_OPTIONS = ("disp", "disp_every", "progress", "lr_scheduler")
+
+
+def disp_level(disp):
+    """``disp`` as a level: 0 (False) silent, 1 (True) a summary at the end, 2 also a line
+    every ``disp_every`` iterations (epochs); a bool or an int >= 0 (larger ints are 2)."""
+    if type(disp) is bool:
+        return int(disp)
+    value = scalar_value(disp)
+    if isinstance(value, (bool, np.bool_)):
+        return int(bool(value))
+    if not isinstance(value, numbers.Integral):
+        raise TypeError(f"Invalid disp: disp={disp!r} must be a bool or an int >= 0 "
+                        "(0 silent, 1 a summary, 2 a line every disp_every iterations)")
+    if value < 0:
+        raise ValueError(f"Invalid disp: disp={disp!r} must be >= 0 (0 silent, 1 a summary, "
+                         "2 a line every disp_every iterations)")
+    return min(int(value), 2)
+
+
+def progress_options(options, default_every):
+    """``(level, every, bar)`` from the options ``disp``, ``disp_every`` (an int >= 1,
+    default ``default_every``) and ``progress`` (a bool: a tqdm bar; ImportError with what to
+    install when tqdm is missing, before anything runs)."""
+    level = disp_level(options.get("disp", False))
+    every = whole_number("disp_every", options.get("disp_every", default_every))
+    bar = bool_option("progress", options.get("progress", False))
+    if bar:
+        _tqdm_class()
+    return level, every, bar
+
+
+def _tqdm_class():
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        raise ImportError("options['progress']=True shows a tqdm progress bar, and tqdm is not "
+                          "installed: pip install tqdm (or pip install 'fastopt[progress]'), "
+                          "or use options['disp']=2 for printed progress lines") from None
+    return tqdm
+
+
+class Progress:
+    """Progress of a run: a line every ``every`` iterations (epochs) at disp level 2, and a
+    tqdm bar with ``bar``. The drivers make one only when something is shown
+    (``make_progress``), so a run without progress pays nothing for it.
+
+    ``columns`` are the names of the values ``line`` gets after the count (``f``,
+    ``|g|`` ...); the elapsed time is added."""
+
+    def __init__(self, level, every, bar, total, unit, count_name, columns):
+        self.every = every
+        self.lines = level >= 2
+        self.count_name = count_name
+        self.columns = columns
+        self.start = time.perf_counter()
+        self.bar = None
+        self._shown = 0
+        if bar:
+            total = None if total is None or total >= COUNT_MAX else int(total)
+            self.bar = _tqdm_class()(total=total, unit=unit)
+        if self.lines:
+            self._write(f"{count_name:>9}" + "".join(f"{c:>14}" for c in columns) +
+                        f"{'time':>10}")
+
+    def _write(self, text):
+        if self.bar is not None:
+            self.bar.write(text)
+        else:
+            print(text, flush=True)
+
+    def elapsed(self):
+        return time.perf_counter() - self.start
+
+    def line(self, count, *values):
+        """Print the line of iteration (epoch) ``count``: ``values`` in ``columns``' order
+        (a float, or a str as is)."""
+        cells = "".join(f"{v:>14}" if isinstance(v, str) else f"{v:>14.6g}" for v in values)
+        self._write(f"{count:>9}{cells}{self.elapsed():>9.3f}s")
+
+    def update(self, done, **postfix):
+        """Move the bar to ``done`` (iterations, epochs or problems done)."""
+        if self.bar is not None:
+            if done > self._shown:
+                self.bar.update(done - self._shown)
+                self._shown = done
+            if postfix:
+                self.bar.set_postfix(postfix, refresh=False)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def make_progress(level, every, bar, total, unit, count_name, columns):
+    """A Progress, or None when nothing is shown during the run (level < 2, no bar)."""
+    if level < 2 and not bar:
+        return None
+    return Progress(level, every, bar, total, unit, count_name, columns)
+
+
+def scheduler_option(options):
+    """The ``lr_scheduler`` option: None, or a callable ``factory(opt) -> scheduler``."""
+    factory = options.get("lr_scheduler")
+    if factory is not None and not callable(factory):
+        raise TypeError("lr_scheduler must be a callable factory(opt) -> scheduler (e.g. "
+                        "lambda opt: fastopt.lr_scheduler.CosineAnnealingLR(opt, T_max=100)), "
+                        f"got {type(factory).__name__}")
+    return factory
+
+
+def make_scheduler(factory, optimizer):
+    """``factory(optimizer)``, checked: an object with a ``step`` method, built on
+    ``optimizer`` (a scheduler's ``optimizer`` attribute, when it has one, must be it)."""
+    scheduler = factory(optimizer)
+    if not callable(getattr(scheduler, "step", None)):
+        raise TypeError("lr_scheduler: factory(opt) must return a scheduler (an object with "
+                        f"a step() method, e.g. fastopt.lr_scheduler.StepLR(opt, ...)), got "
+                        f"{type(scheduler).__name__}")
+    if getattr(scheduler, "optimizer", optimizer) is not optimizer:
+        raise ValueError("lr_scheduler: factory(opt) must return a scheduler of the optimizer "
+                         "it is given (opt), not of another one")
+    return scheduler
+
+
+def needs_metric(scheduler):
+    """Whether ``scheduler.step`` takes the current f (ReduceLROnPlateau and subclasses)."""
+    return any(c.__name__ == "ReduceLROnPlateau" for c in type(scheduler).__mro__)
+
+
+def step_scheduler(scheduler, metric, with_metric):
+    """One ``scheduler.step()``, with the metric for ReduceLROnPlateau."""
+    if with_metric:
+        scheduler.step(metric)
+    else:
+        scheduler.step()
+
+
+def group_lr_momentum(optimizer):
+    """(lr, momentum) of the optimizer's first parameter group (interface A), momentum being
+    ``momentum`` or ``betas[0]`` (NaN when the optimizer has neither)."""
+    group = optimizer.param_groups[0]
+    if "momentum" in group:
+        momentum = group["momentum"]
+    elif "betas" in group:
+        momentum = group["betas"][0]
+    else:
+        momentum = math.nan
+    return float(group["lr"]), float(momentum)

@@ -145,6 +145,49 @@ cdef inline void evaluate_native(Problem* p, void* fun, void* user_data) noexcep
     measure(p)
 
 
+# ---------------------------------------------------------------------------------------------
+# Learning-rate schedules in the loops (options["lr_scheduler"]). A scheduler is stepped after
+# each update, as in torch's ``opt.step(); sched.step()``, ReduceLROnPlateau with f at the
+# point whose gradient that update used (``f_prev`` then). A C objective's loop steps the C
+# schedule (fastopt/_schedule.pxd) here without the GIL; the Python path steps the Python
+# scheduler and hands its values to ``set_schedule_values``, so both paths set the rule alike.
+
+ctypedef struct LoopSchedule:
+    Schedule s              # the C schedule (unused on the Python path)
+    int momentum_input      # the rule's input the schedule may cycle (momentum, beta1): index
+                            # in UpdateRule.inputs, -1: none
+    int momentum_power      # that input's index among the powered rates, -1: not powered
+    bint pow_clock          # a powered rate changed: the clock's powers come from pow()
+    double rates[MAX_POWERS]  # the powered rates' values (UpdateRule.rates holds 1 once
+                              # pow_clock is on)
+
+
+cdef inline void set_schedule_values(Problem* p, LoopSchedule* ls, double lr,
+                                     double momentum) noexcept nogil:
+    """Give the rule the schedule's learning rate and momentum (NaN: not scheduled) for the
+    next update."""
+    cdef int k
+    p.rule.lr = lr
+    if ls.momentum_input >= 0 and momentum == momentum:
+        p.rule.inputs[ls.momentum_input] = momentum
+        if ls.momentum_power >= 0 and momentum != ls.rates[ls.momentum_power]:
+            ls.rates[ls.momentum_power] = momentum
+            ls.pow_clock = True
+    if ls.pow_clock:
+        # Bias corrections with a cycled beta1 are 1 - beta1_t ** t (torch's, the classes'):
+        # a running product of changing rates is not that. The next update's powers are set
+        # here; rule_step_next multiplies them by the rates, 1 now, which keeps them exact.
+        for k in range(MAX_POWERS):
+            p.clock.powers[k] = pow(ls.rates[k], <double>(p.clock.t + 1))
+            p.rule.rates[k] = 1.0
+
+
+cdef inline void schedule_next(Problem* p, LoopSchedule* ls) noexcept nogil:
+    """One step of the C schedule, after an update."""
+    cdef double lr = schedule_step(&ls.s, p.f_prev)
+    set_schedule_values(p, ls, lr, schedule_momentum(&ls.s))
+
+
 cdef inline int check_signals(fastopt_poll* poll) except -1 nogil:
     """Take the GIL and run the Python handlers of the signals received, as the interpreter
     does between bytecodes (Ctrl-C raises KeyboardInterrupt here); schedule the next check."""
@@ -157,18 +200,22 @@ cdef inline int check_signals(fastopt_poll* poll) except -1 nogil:
 
 
 cdef inline int run_native(Problem* p, const Tolerances* tol, void* fun, void* user_data,
-                           int n_threads, bint interruptible) except -2 nogil:
+                           int n_threads, bint interruptible,
+                           LoopSchedule* schedule) except -2 nogil:
     """Iterate from an evaluated iterate until a stopping rule holds; returns it. When
     ``interruptible`` (the main thread), checks for signals every few milliseconds: a
     KeyboardInterrupt (or whatever a signal handler raises) propagates, ``p`` left as it was
-    after some iteration."""
+    after some iteration. ``schedule`` (or NULL) is stepped after each update."""
     cdef fastopt_poll poll
     cdef int stop = check_stop(p, tol)
     fastopt_poll_signals(&poll, interruptible)
     while stop == STOP_NONE:
         advance(p, n_threads)
+        if schedule != NULL:
+            schedule_next(p, schedule)
         evaluate_native(p, fun, user_data)
         stop = check_stop(p, tol)
         if fastopt_poll_due(&poll):
             check_signals(&poll)
     return stop
+

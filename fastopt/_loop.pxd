@@ -4,10 +4,11 @@
 cimport numpy as cnp
 from cpython.exc cimport PyErr_CheckSignals
 from cython cimport floating
-from libc.math cimport NAN, fabs, fmax, isfinite
+from libc.math cimport NAN, fabs, fmax, isfinite, pow
 from libc.string cimport memcpy
 
 from fastopt._kernels cimport (
+    MAX_POWERS,
     MAX_STATE,
     RuleStep,
     UpdateRule,
@@ -15,6 +16,8 @@ from fastopt._kernels cimport (
     project_rule,
     rule_step_next,
 )
+from fastopt._schedule cimport Schedule, schedule_momentum, schedule_step
+from fastopt._native cimport NativeObjective
 from fastopt._step cimport Rule
 
 # C-level objectives: f(n, x, grad, user_data) returns f(x) and writes its gradient to grad.
@@ -73,6 +76,28 @@ ctypedef struct Problem:
     bint g_owned  # g and g_prev are the loop's buffers (a C objective): swapped, not copied
 
 include "_iteration.pxi"
+
+# A scheduler and/or progress for the loops (options lr_scheduler, disp, progress); see
+# fastopt/_loop.pyx.
+cdef class LoopTrain:
+    cdef LoopSchedule ls
+    cdef LoopSchedule* row_schedules  # minimize_batch's per-problem schedules, or NULL
+    cdef object scheduler, optimizer, lr_momentum
+    cdef readonly object progress
+    cdef bint with_metric
+    cdef readonly bint in_c
+    cdef readonly bint needs_python  # the loop must come back to Python every iteration
+    cdef readonly Py_ssize_t stride
+    cdef Py_ssize_t total
+    cdef public Py_ssize_t shown_lines  # minimize_batch's C loop: progress lines shown
+    cdef Py_ssize_t shown_at  # the iteration progress was last shown at (-1: none)
+    cdef int _alloc_rows(self, Py_ssize_t m) except -1
+    cdef int start(self, Problem* p) except -1
+    cdef int after_update(self, Problem* p) except -1
+    cdef int show(self, Problem* p, bint last) except -1
+    cdef int finish(self, Problem* p) except -1
+    cdef int run_native(self, Problem* p, Tolerances* tol, NativeObjective native,
+                        int n_threads, bint interruptible) except -2
 
 cdef int init_problem(Problem* p, cnp.ndarray x, cnp.ndarray x_prev, cnp.ndarray g,
                       cnp.ndarray g_prev, Rule rule, tuple slots, object lower, object upper,

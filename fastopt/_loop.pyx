@@ -27,14 +27,22 @@ StopIteration ends the run with status 99. Adam's bias corrections use running p
 the betas (``rule_step_next``), not pow(): see RuleStep in fastopt/_kernels_decl.pxi; a rule's
 running scalars (NAdam's mu_product) start at their declared values and are advanced by
 ``rule_step_next`` too.
+
+A learning-rate scheduler (options ``lr_scheduler``) and progress (``disp=2``, ``progress``)
+come in as a ``LoopTrain`` (None without them: the loops then run as before, a NULL test per
+iteration in run_native). The scheduler is stepped after each update: the C schedule
+(fastopt/_schedule.pxd) inside run_native without the GIL for a C objective, the Python one
+otherwise; progress with a C objective runs run_native in segments of ``stride`` iterations.
 """
 
 cimport numpy as cnp
 from cpython.exc cimport PyErr_CheckSignals
-from libc.math cimport isfinite
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.math cimport NAN, isfinite
 from libc.string cimport memcpy
 
-from fastopt._kernels cimport rule_step_zero
+from fastopt._kernels cimport MAX_POWERS, rule_step_zero
+from fastopt._schedule cimport schedule_init
 from fastopt._native cimport NativeObjective
 
 import threading
@@ -43,6 +51,7 @@ import numpy as np
 from scipy.optimize import OptimizeResult
 
 from fastopt._conventions import fun_and_grad
+from fastopt._step import _SPECS, kernel_spec
 
 cnp.import_array()
 
@@ -161,6 +170,7 @@ def minimize_loop(
     bint new_style_callback,          # callback(intermediate_result=...) vs callback(x)
     list allvecs,                     # None, or a list to append a copy of each iterate to
     int n_threads,
+    LoopTrain train=None,             # a schedule and/or progress (None: neither)
 ):
     """Run the iteration; returns ``(status, reason, nit, nfev, njev, fun, jac)``.
 
@@ -171,11 +181,14 @@ def minimize_loop(
     cdef Problem p
     cdef NativeObjective native = fun if mode == EVAL_NATIVE else None
     cdef cnp.ndarray gbuf = np.empty_like(x)
-    cdef bint report = callback is not None or allvecs is not None
+    cdef bint report = (callback is not None or allvecs is not None
+                        or (train is not None and train.needs_python))
     cdef bint interruptible
     cdef int stop
     x_prev, g_prev = np.empty_like(x), np.empty_like(x)  # p points into them: keep them here
     init_problem(&p, x, x_prev, gbuf, g_prev, rule, slots, lower, upper, &tol)
+    if train is not None:
+        train.start(&p)
     # fun sees the iterate through a read-only view: no copy per call, no way to corrupt it.
     x_view = x.view()
     x_view.flags.writeable = False
@@ -186,6 +199,8 @@ def minimize_loop(
         evaluate_native(&p, native.fun, native.user_data)
     else:
         g = _evaluate(&p, mode, fun, jac, args, x_view, x, gbuf)
+    if train is not None:
+        train.show(&p, False)  # the starting point's line
     while True:
         stop = check_stop(&p, &tol)
         if stop != STOP_NONE:
@@ -193,18 +208,25 @@ def minimize_loop(
         if native is not None and not report:
             # Only the main thread runs signal handlers: elsewhere, no check, no GIL taken.
             interruptible = threading.get_ident() == threading.main_thread().ident
-            with nogil:
-                stop = run_native(&p, &tol, native.fun, native.user_data, n_threads,
-                                  interruptible)
+            if train is None:
+                with nogil:
+                    stop = run_native(&p, &tol, native.fun, native.user_data, n_threads,
+                                      interruptible, NULL)
+            else:
+                stop = train.run_native(&p, &tol, native, n_threads, interruptible)
             break
         # With the GIL, cheap: Ctrl-C also stops a loop that runs no bytecode (a C objective
         # with return_all or a builtin callback).
         PyErr_CheckSignals()
         advance(&p, n_threads)
+        if train is not None:
+            train.after_update(&p)
         if native is not None:
             evaluate_native(&p, native.fun, native.user_data)
         else:
             g = _evaluate(&p, mode, fun, jac, args, x_view, x, gbuf)
+        if train is not None:
+            train.show(&p, False)
         if p.gnorm < 0 or not isfinite(p.f):
             continue  # not shown to anyone: check_stop returns the previous iterate
         if allvecs is not None:
@@ -219,6 +241,8 @@ def minimize_loop(
             except StopIteration:
                 stop = STOP_CALLBACK
                 break
+    if train is not None:
+        train.finish(&p)
     status, reason = STOP_RESULTS[stop]
     return status, reason, p.nit, p.nfev, p.nfev, p.f, _copy(p.g, x)
 
@@ -253,3 +277,151 @@ cdef object _evaluate(Problem* p, int mode, object fun, object jac, tuple args, 
     p.nfev += 1
     measure(p)
     return g
+
+
+# ---------------------------------------------------------------------------------------------
+# Schedules and progress in the minimize loop (options lr_scheduler, disp, progress)
+
+cdef class LoopTrain:
+    """What the minimize loop does besides iterating: step a learning-rate scheduler after
+    each update and show progress. A run without either passes None and pays nothing.
+
+    Parameters
+    ----------
+    optimizer : fastopt optimizer
+        The driver's optimizer (its rule is the loop's); read through ``param_groups``.
+    scheduler : scheduler or None
+        What ``options["lr_scheduler"]`` made of ``optimizer``.
+    native : bool
+        The objective is in C: run the scheduler as a C schedule without the GIL when it can
+        (``in_c``); one that cannot (LambdaLR, MultiplicativeLR) takes the GIL each iteration.
+    progress : fastopt._driver_common.Progress or None
+    stride : int
+        Iterations between progress reports (lines every ``stride`` iterations).
+    """
+
+    def __init__(self, optimizer, scheduler, bint native, progress, Py_ssize_t stride,
+                 Py_ssize_t total):
+        # (fastopt._driver_common imports this module: its functions are looked up here)
+        from fastopt._driver_common import group_lr_momentum, needs_metric
+        self.optimizer, self.scheduler, self.progress = optimizer, scheduler, progress
+        self.lr_momentum = group_lr_momentum
+        self.stride, self.total = max(stride, 1), total
+        self.shown_at = -1
+        self.ls.momentum_input = self.ls.momentum_power = -1
+        self.ls.pow_clock = False
+        self.in_c = False
+        self.with_metric = scheduler is not None and needs_metric(scheduler)
+        if scheduler is not None:
+            self.ls.momentum_input, self.ls.momentum_power = _momentum_slot(optimizer._rule)
+            if native:
+                try:
+                    schedule_init(scheduler, &self.ls.s)
+                    self.in_c = True
+                except TypeError:  # a scheduler that needs Python (LambdaLR, ...)
+                    pass
+        self.needs_python = scheduler is not None and not self.in_c
+
+    def __dealloc__(self):
+        PyMem_Free(self.row_schedules)
+
+    def set_rows(self, list schedulers):
+        """Give each of the batch's problems a C schedule of its own (minimize_batch with
+        ReduceLROnPlateau, or with per-problem learning rates): from ``schedulers``, one per
+        problem (only their ``s`` is used: the momentum's slot and powers stay this one's).
+        Returns their learning rates now (float64)."""
+        cdef Py_ssize_t i, m = len(schedulers)
+        self._alloc_rows(m)
+        lrs = np.empty(m)
+        for i in range(m):
+            schedule_init(schedulers[i], &self.row_schedules[i].s)
+            lrs[i] = self.row_schedules[i].s.lr
+        return lrs
+
+    def copy_rows(self, Py_ssize_t m):
+        """Give each of m problems a copy of this C schedule; returns their learning rates
+        (float64)."""
+        cdef Py_ssize_t i
+        if not self.in_c:
+            raise TypeError("internal error: copy_rows needs a C schedule")
+        self._alloc_rows(m)
+        for i in range(m):
+            self.row_schedules[i].s = self.ls.s
+        return np.full(m, self.ls.s.lr)
+
+    cdef int _alloc_rows(self, Py_ssize_t m) except -1:
+        PyMem_Free(self.row_schedules)
+        self.row_schedules = NULL
+        self.row_schedules = <LoopSchedule*>PyMem_Malloc(max(m, 1) * sizeof(LoopSchedule))
+        if self.row_schedules == NULL:
+            raise MemoryError()
+        return 0
+
+    cdef int start(self, Problem* p) except -1:
+        cdef int k
+        for k in range(MAX_POWERS):
+            self.ls.rates[k] = p.rule.rates[k]
+        return 0
+
+    cdef int after_update(self, Problem* p) except -1:
+        """Step the scheduler after an update, with the GIL."""
+        if self.scheduler is None:
+            return 0
+        if self.in_c:
+            schedule_next(p, &self.ls)
+            return 0
+        if self.with_metric:
+            self.scheduler.step(p.f_prev)
+        else:
+            self.scheduler.step()
+        lr, momentum = self.lr_momentum(self.optimizer)
+        set_schedule_values(p, &self.ls, lr, momentum)
+        return 0
+
+    cdef int show(self, Problem* p, bint last) except -1:
+        """Report progress at iteration p.nit: every ``stride`` iterations, and at the end."""
+        if self.progress is None or p.nit == self.shown_at or (p.nit % self.stride != 0
+                                                               and not last):
+            return 0
+        self.shown_at = p.nit
+        if self.progress.lines and (p.nit % self.progress.every == 0 or last):
+            self.progress.line(p.nit, p.f, p.gnorm if p.gnorm >= 0 else NAN, p.rule.lr)
+        self.progress.update(p.nit)
+        return 0
+
+    cdef int finish(self, Problem* p) except -1:
+        self.show(p, True)
+        if self.in_c and self.ls.s.error:
+            raise ValueError("lr_scheduler: the scheduler was stepped past its total number "
+                             "of steps (OneCycleLR's total_steps): give it at least maxiter "
+                             "steps")
+        return 0
+
+    cdef int run_native(self, Problem* p, Tolerances* tol, NativeObjective native,
+                        int n_threads, bint interruptible) except -2:
+        """run_native with the C schedule, in segments of ``stride`` iterations between which
+        progress is shown (one segment without progress)."""
+        cdef LoopSchedule* schedule = &self.ls if self.in_c else NULL
+        cdef Tolerances segment = tol[0]
+        cdef int stop
+        while True:
+            if self.progress is not None:
+                segment.maxiter = min(tol.maxiter, (p.nit // self.stride + 1) * self.stride)
+            with nogil:
+                stop = run_native(p, &segment, native.fun, native.user_data, n_threads,
+                                  interruptible, schedule)
+            if stop != STOP_MAXITER or p.nit >= tol.maxiter:
+                return stop
+            self.show(p, False)
+
+
+def _momentum_slot(Rule rule):
+    """(index of the momentum's input in the rule's inputs, its index among the powered
+    rates) for a rule whose momentum a scheduler may cycle (torch's ``momentum`` or
+    ``betas[0]``: the kernels' momentum or beta1); -1 where there is none."""
+    kind = rule.kind
+    names, powers = kernel_spec(kind)[0], _SPECS[kind][3]
+    for name in ("momentum", "beta1"):
+        if name in names:
+            return names.index(name) - 1, (powers.index(name) if name in powers else -1)
+    return -1, -1

@@ -14,19 +14,25 @@ from fastopt._conventions import COUNT_MAX, bool_option, fun_and_grad, iteration
 from fastopt._driver_common import (
     COMMON_OPTIONS,
     STATUS_MESSAGES,
+    TRAIN_OPTIONS,
     args_tuple,
     callback_style,
     check_fun,
     final_point,
+    make_progress,
+    make_scheduler,
+    needs_metric,
     options_dict,
+    progress_options,
     read_options,
+    scheduler_option,
     starting_point,
 )
 from fastopt._loop import STATUS_CALLBACK, STATUS_CONVERGED, STATUS_MAXITER, STATUS_NONFINITE
 from fastopt._methods import optimizer_class
 from fastopt._validation import check_int
 
-MINIBATCH_OPTIONS = COMMON_OPTIONS
+MINIBATCH_OPTIONS = COMMON_OPTIONS + TRAIN_OPTIONS + ("lr_scheduler_interval",)
 MINIBATCH_MESSAGES = {
     (STATUS_CONVERGED, "gtol"): "Optimization terminated successfully: the inf-norm of the "
                                 "full-data gradient is <= gtol.",
@@ -101,6 +107,26 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
             every usable core, ``-2`` all but one, and so on; 0 is an error. The result does
             not depend on it. The update of x uses them when x is large.
 
+        disp : bool or int, default=False
+            0: silent; 1: a summary at the end; 2: also a line every ``disp_every`` epochs
+            with the epoch, its mean loss, the inf-norm of the gradient (the full-data one
+            when ``gtol`` is on, else the last batch's), the learning rate the next step
+            uses, and the elapsed time.
+        disp_every : int, default=1
+            Epochs between the lines of ``disp=2``.
+        progress : bool, default=False
+            A tqdm bar of the steps (batches), with the epoch and the batch loss (tqdm:
+            ``pip install tqdm``; ImportError without it). Neither option changes the
+            result.
+        lr_scheduler : callable, optional
+            ``factory(opt) -> scheduler``, called once with the run's optimizer, e.g.
+            ``lambda opt: fastopt.lr_scheduler.StepLR(opt, step_size=10)``; stepped after
+            each epoch (``ReduceLROnPlateau`` with the epoch's mean loss), as torch's
+            training loops step it, or after each step.
+        lr_scheduler_interval : {"epoch", "step"}, default="epoch"
+            When the scheduler steps; ``"step"`` steps it after every batch's update
+            (``ReduceLROnPlateau`` with that batch's loss).
+
         The rules are tested once per completed epoch, in this order; numbers may be NumPy
         scalars or 0-d arrays.
 
@@ -149,12 +175,32 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
     shuffle = bool_option("shuffle", shuffle)
     new_style = callback_style(callback)
     # Every stopping rule is off by default: the epochs end the run.
+    options = options_dict(options)
     hyper, n_threads, rules = read_options(
-        cls, options_dict(options), known=MINIBATCH_OPTIONS, caller="minimize_minibatch",
+        cls, options, known=MINIBATCH_OPTIONS, caller="minimize_minibatch",
         stacklevel=2, default_maxiter=COUNT_MAX, default_gtol=0.0)
+    train = _train_options(options)
     rng = _generator(seed)
 
     optimizer = cls(x, n_threads=n_threads, **hyper)
+    sched = _Scheduling(train, optimizer)
+    progress = make_progress(train["disp"], train["disp_every"], train["bar"],
+                             min(epochs * -(-n_samples // batch_size), rules["maxiter"]),
+                             "batch", "epoch", ("f", "|g|_inf", "lr"))
+    try:
+        result = _run(fun, x, optimizer, sched, progress, arrays, n_samples, batch_size, epochs,
+                      shuffle, rng, args, callback, new_style, rules)
+    finally:
+        if progress is not None:
+            progress.close()
+    if train["disp"]:
+        _print_minibatch_summary(cls.__name__, result)
+    return result
+
+
+def _run(fun, x, optimizer, sched, progress, arrays, n_samples, batch_size, epochs, shuffle,
+         rng, args, callback, new_style, rules):
+    """The epochs of minimize_minibatch (its arguments, checked); returns the result."""
     x_view = x.view()
     x_view.flags.writeable = False
     x_prev, x_epoch = np.empty_like(x), np.empty_like(x)
@@ -185,9 +231,15 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
             nit += 1
             full_at_x = False
             total += f * len(batch[0])
+            if sched.each_step:
+                sched.step(f)
+            if progress is not None:
+                progress.update(nit, epoch=len(history) + 1, loss=f"{f:.4g}")
         if reason != "epochs":
             break
         history.append(total / n_samples)
+        if sched.each_epoch:
+            sched.step(history[-1])
         gnorm = None
         if rules["gtol"] > 0:
             f_full, nfev = _full_data_loss_and_grad(fun, x_view, arrays, args, batch_size,
@@ -196,6 +248,10 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
                 status, reason = STATUS_NONFINITE, None
                 break
             gnorm, full_at_x = float(np.max(np.abs(g_full))), True
+        if progress is not None and progress.lines and len(history) % progress.every == 0:
+            progress.line(len(history), history[-1],
+                          gnorm if gnorm is not None else float(np.max(np.abs(g))),
+                          optimizer.param_groups[0]["lr"])
         if callback is not None:
             try:
                 _call_back(callback, new_style, x, history, nit, g_full if full_at_x else None)
@@ -218,6 +274,45 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
         nepoch=len(history), nfev=nfev, njev=nfev, status=status,
         success=status == STATUS_CONVERGED, message=MINIBATCH_MESSAGES[status, reason],
     )
+
+
+def _train_options(options):
+    """The options disp, disp_every, progress, lr_scheduler and lr_scheduler_interval."""
+    level, every, bar = progress_options(options, 1)
+    interval = options.get("lr_scheduler_interval", "epoch")
+    if interval not in ("epoch", "step"):
+        raise ValueError(f"lr_scheduler_interval must be 'epoch' or 'step', got {interval!r}")
+    return {"disp": level, "disp_every": every, "bar": bar, "interval": interval,
+            "lr_scheduler": scheduler_option(options)}
+
+
+class _Scheduling:
+    """The run's scheduler, stepped after each epoch (or each step with
+    ``lr_scheduler_interval="step"``); ReduceLROnPlateau gets the epoch's mean loss (the
+    batch's loss)."""
+
+    def __init__(self, train, optimizer):
+        factory = train["lr_scheduler"]
+        self.scheduler = None if factory is None else make_scheduler(factory, optimizer)
+        on = self.scheduler is not None
+        self.each_step = on and train["interval"] == "step"
+        self.each_epoch = on and train["interval"] == "epoch"
+        self.with_metric = on and needs_metric(self.scheduler)
+
+    def step(self, f):
+        if self.with_metric:
+            self.scheduler.step(f)
+        else:
+            self.scheduler.step()
+
+
+def _print_minibatch_summary(name, result):
+    print(result.message)
+    print(f"         Method: fastopt.{name}")
+    print(f"         Current function value (last epoch's mean loss): {result.fun:.6g}")
+    print(f"         Epochs: {result.nepoch}")
+    print(f"         Iterations (steps): {result.nit}")
+    print(f"         Function evaluations: {result.nfev}")
 
 
 def _loss_and_grad(fun, x_view, batch, args, g):

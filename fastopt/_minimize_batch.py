@@ -18,22 +18,29 @@ from scipy.optimize import Bounds, OptimizeResult
 from fastopt._batch import batch_native, batch_python
 from fastopt._driver_common import (
     COMMON_OPTIONS,
+    TRAIN_OPTIONS,
     args_tuple,
     box_bounds,
     check_callback,
     check_fun,
     final_point,
     finish_bounds,
+    make_progress,
+    make_scheduler,
     native_evaluation,
+    needs_metric,
     options_dict,
+    progress_options,
     read_options,
+    scheduler_option,
 )
 from fastopt._loop import EVAL_FUN_AND_GRAD, EVAL_NATIVE, EVAL_SEPARATE, STATUS_CONVERGED, \
-    STOP_RESULTS
+    STOP_RESULTS, LoopTrain
 from fastopt._methods import optimizer_class
 from fastopt._validation import as_real_array, finite_float_copy
 
-BATCH_OPTIONS = COMMON_OPTIONS + ("tol",)
+BATCH_OPTIONS = COMMON_OPTIONS + TRAIN_OPTIONS + ("tol",)
+DISP_EVERY = 100  # iterations between the lines of disp=2 by default
 
 
 def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=None,
@@ -118,6 +125,32 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
             with a Python objective, they update the packed rows of the running problems
             (one array) when it is large.
 
+        disp : bool or int, default=False
+            0: silent; 1: a summary at the end; 2: also a line every ``disp_every``
+            iterations: with a Python objective the iteration, the problems still running,
+            the smallest and largest f among them, and the learning rate; with a C
+            objective (between its time slices, when the slowest chunk of problems has
+            made another ``disp_every`` iterations) the iteration and the problems running
+            and done; and the elapsed time.
+        disp_every : int, default=100
+            Iterations between the lines of ``disp=2``.
+        progress : bool, default=False
+            A tqdm bar of the problems done (tqdm: ``pip install tqdm``; ImportError
+            without it). Neither option changes the result.
+        lr_scheduler : callable, optional
+            ``factory(opt) -> scheduler``, as in :func:`fastopt.minimize`; each problem gets
+            the learning rates :func:`fastopt.minimize` would give it alone. While they do
+            not depend on the problem, one scheduler is stepped once per iteration for all
+            of them (``opt`` is then the optimizer over all of X). ``ReduceLROnPlateau``
+            (each problem's own f) and per-problem learning rates (an array ``lr``:
+            ``factory`` is then called once per problem, with an optimizer of that
+            problem's rate) give each problem a C schedule of its own, stepped in the
+            loops without the GIL with either kind of objective; they need a scheduler of
+            :mod:`fastopt.lr_scheduler` other than ``LambdaLR``/``MultiplicativeLR``
+            (TypeError). With a C objective the built-in schedulers run inside the C loop;
+            ``LambdaLR`` and ``MultiplicativeLR`` make the loop run from Python, one
+            iteration at a time (as with a callback).
+
         Unknown options give an ``OptimizeWarning``, as in :func:`fastopt.minimize`.
 
     Returns
@@ -182,7 +215,10 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
     hyper, n_threads, stopping = read_options(cls, options, known=BATCH_OPTIONS,
                                               caller="minimize_batch", stacklevel=2, tol=tol)
     lrs = _learning_rates(hyper, m)
+    user_lrs = lrs is not None
     check_callback(callback)
+    level, every, bar = progress_options(options, DISP_EVERY)
+    factory = scheduler_option(options)
 
     if isinstance(fun, LowLevelCallable):
         fun = native_evaluation(fun, jac, args, n, name="X0")
@@ -200,6 +236,9 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
         np.clip(X, lower, upper, out=X)
 
     optimizer = cls(X.reshape(-1), n_threads=n_threads, **hyper)
+    python_loop = mode != EVAL_NATIVE or callback is not None
+    train, lrs = _batch_train(optimizer, factory, (level, every, bar), lrs, user_lrs, hyper,
+                              m, n, X.dtype, python_loop)
     if lrs is None and not cls.elementwise:
         # A rule that is not elementwise (Adafactor's norms) must update each problem's row
         # on its own: the loops do so where problems have their own learning rates.
@@ -210,20 +249,68 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
         for slot, array in zip(cls.record.state, slots):
             if slot.initial == "lr" and array is not None:
                 array.reshape(m, n)[...] = lrs[:, None]
-    if mode == EVAL_NATIVE and callback is None:
-        stops, nit, nfev, f, G = batch_native(X, rule, slots, fun, lower, upper, lrs,
-                                              **stopping, n_threads=optimizer.n_threads)
-    else:
-        args, per_problem = _batch_args(args, m)
-        stops, nit, nfev, f, G = batch_python(X, rule, slots, fun, jac, args, per_problem,
-                                              mode, lower, upper, lrs, **stopping,
-                                              n_threads=optimizer.n_threads,
-                                              callback=callback)
+    try:
+        if not python_loop and (train is None or not train.needs_python):
+            stops, nit, nfev, f, G = batch_native(X, rule, slots, fun, lower, upper, lrs,
+                                                  **stopping, n_threads=optimizer.n_threads,
+                                                  train=train)
+        else:
+            args, per_problem = _batch_args(args, m)
+            stops, nit, nfev, f, G = batch_python(X, rule, slots, fun, jac, args,
+                                                  per_problem, mode, lower, upper, lrs,
+                                                  **stopping, n_threads=optimizer.n_threads,
+                                                  callback=callback, train=train)
+    finally:
+        if train is not None and train.progress is not None:
+            train.progress.close()
     status = np.array([STOP_RESULTS[s][0] for s in stops.tolist()], dtype=np.intp)
     final_point(optimizer, X, lower, upper, status)
-    return OptimizeResult(x=X, fun=f, jac=G, nit=nit, nfev=nfev, njev=nfev.copy(),
-                          status=status, success=status == STATUS_CONVERGED,
-                          message=_summary(status))
+    result = OptimizeResult(x=X, fun=f, jac=G, nit=nit, nfev=nfev, njev=nfev.copy(),
+                            status=status, success=status == STATUS_CONVERGED,
+                            message=_summary(status))
+    if level:
+        print(result.message)
+        print(f"         Method: fastopt.{cls.__name__}")
+        if m:
+            print(f"         Function values: min {np.min(f):.6g}, max {np.max(f):.6g}")
+            print(f"         Iterations: min {np.min(nit)}, max {np.max(nit)}")
+    return result
+
+
+def _batch_train(optimizer, factory, shown, lrs, user_lrs, hyper, m, n, dtype, python_loop):
+    """(LoopTrain or None, learning rates) for the options lr_scheduler and disp/progress.
+
+    A scheduler's learning rates are every problem's while they do not depend on the
+    problem: one schedule, stepped once per iteration (all running problems have made the
+    same number of updates). ReduceLROnPlateau (each problem's f) and per-problem learning
+    rates (an array ``lr``: ``factory`` is called once per problem, on an optimizer with that
+    problem's rate) need a C schedule per problem; their rates then go in as per-problem rates.
+    """
+    level, every, bar = shown
+    scheduler = None if factory is None else make_scheduler(factory, optimizer)
+    native = not python_loop
+    columns = ("running", "min f", "max f", "lr") if python_loop else ("running", "done")
+    progress = make_progress(level, every, bar, m, "problem", "nit", columns)
+    if scheduler is None and progress is None:
+        return None, lrs
+    per_problem = scheduler is not None and (lrs is not None or needs_metric(scheduler)
+                                             or not optimizer.elementwise)
+    stride = every if level >= 2 else 1
+    train = LoopTrain(optimizer, scheduler, native or per_problem, progress, stride, 0)
+    if not per_problem:
+        return train, lrs
+    if not train.in_c:
+        raise TypeError(f"lr_scheduler: {type(scheduler).__name__} runs in Python only, and "
+                        "minimize_batch needs a schedule per problem here (ReduceLROnPlateau, "
+                        "per-problem learning rates or a rule that is not elementwise); use "
+                        "one of fastopt.lr_scheduler's other schedulers")
+    if user_lrs:
+        schedulers = []
+        for rate in lrs:
+            one = type(optimizer)(np.zeros(n, dtype), **dict(hyper, lr=float(rate)))
+            schedulers.append(make_scheduler(factory, one))
+        return train, train.set_rows(schedulers)
+    return train, train.copy_rows(m)
 
 
 def batch_bounds(bounds, X):

@@ -94,7 +94,7 @@ def _label(r):
     return f"{r.label} (lr={r.lr:.2g}): {r.outcome}"
 
 
-def _figure(problem, results, steps, tol, dpi=100):
+def _figure(problem, results, steps, tol, dpi=100, schedule=None):
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no window
@@ -124,7 +124,8 @@ def _figure(problem, results, steps, tol, dpi=100):
                           markeredgecolor="black")
         lines.append((r, line, finite))
         ends.append(finite[-1])
-    ax.set_title(f"{problem.name}: {problem.description}\n{steps} steps; reached = "
+    lr_schedule = "" if schedule in (None, "none") else f"; learning rates: {schedule}"
+    ax.set_title(f"{problem.name}: {problem.description}{lr_schedule}\n{steps} steps; reached = "
                  f"f - f_min <= {tol:g} from that step on; markers: where each path ends",
                  fontsize=11)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=10, frameon=False,
@@ -133,11 +134,12 @@ def _figure(problem, results, steps, tol, dpi=100):
     return fig, ax, lines
 
 
-def save_png(problem, results, steps, path, tol=1e-4):
-    """Contour plot with every trajectory, written to ``path`` (PNG)."""
+def save_png(problem, results, steps, path, tol=1e-4, schedule=None):
+    """Contour plot with every trajectory, written to ``path`` (PNG); ``schedule`` (the
+    race's learning-rate schedule, a name) goes into the title."""
     import matplotlib.pyplot as plt
 
-    fig, _, _ = _figure(problem, results, steps, tol)
+    fig, _, _ = _figure(problem, results, steps, tol, schedule=schedule)
     try:
         fig.savefig(path)
     finally:
@@ -145,7 +147,7 @@ def save_png(problem, results, steps, path, tol=1e-4):
     return path
 
 
-def save_gif(problem, results, steps, path, fps=15, tol=1e-4):
+def save_gif(problem, results, steps, path, fps=15, tol=1e-4, schedule=None):
     """The race as an animated GIF: trajectories grow step by step (at most 60 frames).
 
     The surface is drawn once; each frame restores it and draws only the trajectories
@@ -154,7 +156,7 @@ def save_gif(problem, results, steps, path, fps=15, tol=1e-4):
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    fig, ax, lines = _figure(problem, results, steps, tol, dpi=GIF_DPI)
+    fig, ax, lines = _figure(problem, results, steps, tol, dpi=GIF_DPI, schedule=schedule)
     try:
         counter = ax.text(0.02, 0.97, "", transform=ax.transAxes, va="top", fontsize=11,
                           bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})

@@ -199,7 +199,7 @@ def _racer_gradient(problem, problem_name, key, seed):
 
 
 def run_race(problem_name="rosenbrock", methods=None, steps=None, lr=None, seed=0, start=None,
-             tol=DEFAULT_TOL):
+             tol=DEFAULT_TOL, schedule=None):
     """Race ``methods`` on a problem: keys of ``RACERS`` (a list, or one comma-separated
     string); the default, None, races the classic methods (:data:`DEFAULT_RACERS`) and
     ``"all"`` every optimizer.
@@ -209,11 +209,15 @@ def run_race(problem_name="rosenbrock", methods=None, steps=None, lr=None, seed=
     (``DEFAULT_STEPS``); ``lr`` maps racer keys to learning rates overriding the measured
     defaults (``DEFAULT_LR``); ``seed`` (a non-negative int) seeds each noisy racer's own
     generator together with its name; ``start`` overrides the problem's start point; ``tol``
-    is the gap ``f - f_min`` that counts as arrival. Raises ``ValueError`` on bad arguments
-    (see :func:`check_race_arguments`).
+    is the gap ``f - f_min`` that counts as arrival; ``schedule`` names a learning-rate
+    schedule from :data:`SCHEDULES` (default none: constant rates) that starts from each
+    racer's rate. Raises ``ValueError`` on bad arguments (see :func:`check_race_arguments`
+    and :func:`check_schedule`).
     """
+    schedule = check_schedule(schedule)
     problem, methods, steps, rates, seed, x0, tol = check_race_arguments(
         problem_name, methods, steps, lr, seed, start, tol)
+    factory = schedule_factory(schedule, steps)
     results = []
     for key in methods:
         label, method, _ = RACERS[key]
@@ -222,7 +226,8 @@ def run_race(problem_name="rosenbrock", methods=None, steps=None, lr=None, seed=
         with np.errstate(all="ignore"):  # a diverging racer ends with status 3, not warnings
             res = minimize(problem.f, x0, method=method, jac=jac, bounds=problem.bounds,
                            options={"lr": rates[key], "maxiter": steps, "gtol": 0.0,
-                                    "return_all": True})
+                                    "return_all": True,
+                                    **({"lr_scheduler": factory} if factory else {})})
             seconds = time.perf_counter() - began
             path = np.array(res.allvecs)
             values = problem.f(path)
@@ -255,11 +260,13 @@ def ranked(results):
     return sorted(results, key=order)
 
 
-def format_table(problem, results, steps, tol):
+def format_table(problem, results, steps, tol, schedule=None):
     """The race table as text, ranked (see :func:`ranked`)."""
     lines = [f"{problem.name} ({problem.description}), {steps} steps from "
              f"({', '.join(f'{v:g}' for v in results[0].path[0])}); reached: "
              f"f - f_min <= {tol:g} from that step on", ""]
+    if schedule not in (None, "none"):
+        lines[1:1] = [f"learning-rate schedule: {schedule} ({SCHEDULES[schedule]})"]
     width = max(15, *(len(r.label) for r in results))  # ("Schedule-free AdamW")
     header = (f"{'rank':>4}  {'method':<{width}} {'lr':>8}  {'result':<34} {'final loss':>11} "
               f"{'time':>9}")
@@ -411,3 +418,62 @@ def format_lr_table(table, steps=LR_TABLE_STEPS, tol=LR_TABLE_TOL):
         start = "-" if k == 0 else f"{lr:.2g} ({k}/{len(names)})"
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {start} |")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning-rate schedules (race --schedule): what a schedule does to the paths. Each starts
+# from (or peaks at) the racer's measured rate and spans the race's steps; the drivers step it
+# once per iteration (options lr_scheduler), ReduceLROnPlateau with the current f.
+
+SCHEDULES = {
+    "none": "constant learning rates",
+    "cosine": "CosineAnnealingLR(T_max=steps): cosine from lr down to 0",
+    "warmup-cosine": "LinearLR from lr/100 over the first tenth of the steps, then "
+                     "CosineAnnealingLR down to 0",
+    "onecycle": "OneCycleLR(max_lr=lr, total_steps=steps): up from lr/25 over 30% of the "
+                "steps, then down to lr/250000; the momentum (beta1) cycled where there is one",
+    "step": "StepLR(step_size=steps//4, gamma=0.3)",
+    "exponential": "ExponentialLR: lr times 0.001 at the last step",
+    "plateau": "ReduceLROnPlateau(factor=0.5, patience=steps//50) on f",
+}
+
+
+def check_schedule(schedule):
+    """The schedule's name (``None`` is ``"none"``); ValueError naming the known ones."""
+    if schedule is None:
+        return "none"
+    if not isinstance(schedule, str) or schedule not in SCHEDULES:
+        raise ValueError(f"schedule: unknown {schedule!r}; choose from "
+                         f"{', '.join(SCHEDULES)}")
+    return schedule
+
+
+def _cycles_momentum(opt):
+    # OneCycleLR cycles a momentum that is on (GD's momentum 0 stays 0: GD stays GD) or beta1.
+    group = opt.param_groups[0]
+    return "betas" in group or group.get("momentum", 0) > 0
+
+
+def schedule_factory(schedule, steps):
+    """The drivers' ``lr_scheduler`` factory of a race schedule over ``steps`` steps (None for
+    ``"none"`` or a None ``steps``)."""
+    from fastopt import lr_scheduler as ls
+
+    if schedule in (None, "none") or steps is None:
+        return None
+    steps = int(steps)
+    warm = max(1, steps // 10)
+    factories = {
+        "cosine": lambda opt: ls.CosineAnnealingLR(opt, T_max=steps),
+        "warmup-cosine": lambda opt: ls.SequentialLR(
+            opt, [ls.LinearLR(opt, start_factor=0.01, total_iters=warm),
+                  ls.CosineAnnealingLR(opt, T_max=max(1, steps - warm))], milestones=[warm]),
+        "onecycle": lambda opt: ls.OneCycleLR(
+            opt, max_lr=opt.param_groups[0]["lr"], total_steps=steps,
+            cycle_momentum=_cycles_momentum(opt)),
+        "step": lambda opt: ls.StepLR(opt, step_size=max(1, steps // 4), gamma=0.3),
+        "exponential": lambda opt: ls.ExponentialLR(opt, gamma=1e-3 ** (1.0 / steps)),
+        "plateau": lambda opt: ls.ReduceLROnPlateau(opt, factor=0.5,
+                                                    patience=max(1, steps // 50)),
+    }
+    return factories[schedule]

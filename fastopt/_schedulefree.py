@@ -78,8 +78,8 @@ class _ScheduleFree(Optimizer):
             return np.array(param, order="C", copy=True)
         return Optimizer._init_state.__func__(cls, name, param, hyper)
 
-    def _beta(self):
-        return self._hyper[self._BETA][0] if self._BETA == "betas" else self._hyper[self._BETA]
+    def _beta(self, hyper):
+        return hyper[self._BETA][0] if self._BETA == "betas" else hyper[self._BETA]
 
     # -- modes ---------------------------------------------------------------------------------
 
@@ -114,7 +114,7 @@ class _ScheduleFree(Optimizer):
         step (x = y = z then).
         """
         if self._train_mode:
-            self._move(1.0 - 1.0 / self._beta())
+            self._move(lambda beta: 1.0 - 1.0 / beta)
             self._train_mode = False
 
     def train(self):
@@ -124,12 +124,12 @@ class _ScheduleFree(Optimizer):
         mode (the mode it starts in).
         """
         if not self._train_mode:
-            self._move(1.0 - self._beta())
+            self._move(lambda beta: 1.0 - beta)
             self._train_mode = True
 
     def _move(self, weight):
-        """Every parameter p becomes lerp(p, z, weight), torch.lerp's formulas, in p's dtype.
-        Everything is checked before the first array is written."""
+        """Every parameter p becomes lerp(p, z, weight(beta)), beta its group's, torch.lerp's
+        formulas, in p's dtype. Everything is checked before the first array is written."""
         self._check_not_busy("switch between train and eval modes")
         if self._state is None:
             return
@@ -141,8 +141,8 @@ class _ScheduleFree(Optimizer):
                     raise ValueError(f"{name} changed in place (dtype, shape, contiguity or "
                                      "writeable flag) since the optimizer was built: nothing "
                                      "was moved")
-        for p, s in zip(self._params, self._state):
-            _lerp_into(p, s["z"], weight)
+        for p, s, hyper in zip(self._params, self._state, self._param_hypers()):
+            _lerp_into(p, s["z"], weight(self._beta(hyper)))
 
     # -- the mode in state dicts and pickles ---------------------------------------------------
 

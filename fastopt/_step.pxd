@@ -38,3 +38,8 @@ cdef class OptimizerCore:
     cdef public list _scalar_slots
     cdef public Py_ssize_t _step
     cdef public int _n_threads
+    # Several parameter groups: one Rule per group, each group's end in the parameters and the
+    # step count when it was added; None for one group (the one rule is _rule).
+    cdef public list _group_rules
+    cdef public tuple _group_ends
+    cdef public tuple _group_starts

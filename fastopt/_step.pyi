@@ -14,6 +14,9 @@ class OptimizerCore:
     _scalar_slots: list[tuple[np.ndarray, ...]] | None  # 0-d float64 running scalars
     _step: int  # Py_ssize_t
     _n_threads: int  # int
+    _group_rules: list[Rule] | None  # several parameter groups: one Rule each
+    _group_ends: tuple[int, ...] | None  # Py_ssize_t: each group's end in the parameters
+    _group_starts: tuple[int, ...] | None  # Py_ssize_t: the step count when each was added
     def __setattr__(self, name: str, value: Any) -> None: ...
     def __delattr__(self, name: str) -> None: ...
     def _set_public_attribute(self, name: str, value: Any) -> None: ...
@@ -65,3 +68,16 @@ class Rule:
         n_threads: int,  # int
         scalars: list[tuple[np.ndarray, ...]] | None = ...,  # INOUT 0-d float64, per parameter
     ) -> int: ...  # step + 1
+
+def step_groups(
+    rules: list[Rule],  # one per group, one kernel
+    ends: tuple[int, ...],  # Py_ssize_t: group g holds parameters ends[g - 1]:ends[g]
+    starts: tuple[int, ...],  # Py_ssize_t: the step count when each group was added
+    grads: np.ndarray | Sequence[np.ndarray],  # IN, checked here
+    layout: Layout,  # every group's parameters (INOUT) and their record
+    spans: np.ndarray | None,
+    slots: list[tuple[np.ndarray | None, ...]],  # INOUT state, the rules' slot order
+    step: int,  # Py_ssize_t, the optimizer's updates so far, in [0, MAX_STEP)
+    n_threads: int,  # int
+    scalars: list[tuple[np.ndarray, ...]] | None = ...,  # INOUT 0-d float64, per parameter
+) -> int: ...  # step + 1

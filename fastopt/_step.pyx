@@ -10,7 +10,10 @@ attribute lookups from Python would. ``Rule`` wraps the ``UpdateRule`` struct th
 minimize loop also uses, so every consumer runs an optimizer through one C-level entry.
 ``OptimizerCore`` is the C base of ``Optimizer``: ``step`` itself (reading its rule, layout,
 state and count from C fields), and the routing of attribute assignment (so that a mistyped
-hyperparameter cannot pass silently) at no cost to the step.
+hyperparameter cannot pass silently) at no cost to the step. An optimizer with several
+parameter groups (torch's list of dicts) has one ``Rule`` per group: ``step_groups`` checks
+every array of every group first, then runs each group's rule on its arrays (one group keeps
+the single-rule path, ``Rule.run_step``).
 """
 
 cimport cython
@@ -157,7 +160,8 @@ cdef class OptimizerCore:
         ----------
         grads : ndarray or list of ndarray
             Gradients mirroring ``params``: one array if the optimizer was built on one array,
-            else a list of the same length; each with its parameter's shape and dtype.
+            else a list of the same length (with parameter groups: every group's arrays, in
+            the order of ``opt.params``); each with its parameter's shape and dtype.
             Gradients are read, never modified (read-only arrays are fine; a non-contiguous
             gradient is read through a contiguous copy).
 
@@ -184,9 +188,14 @@ cdef class OptimizerCore:
             raise RuntimeError("this optimizer was not initialised")
         if self._slots is None:
             self._first_step(grads)  # makes the state (fastopt/_base.py)
-        else:
+        elif self._group_rules is None:  # one parameter group
             self._step = self._rule.run_step(grads, self._layout, self._spans, self._slots,
                                              self._scalar_slots, self._step, self._n_threads)
+        else:
+            self._step = _step_groups(self._group_rules, self._group_ends,
+                                      self._group_starts, grads, self._layout, self._spans,
+                                      self._slots, self._scalar_slots, self._step,
+                                      self._n_threads)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -583,63 +592,162 @@ cdef class Rule:
 
     cdef Py_ssize_t run_step(self, object grads, Layout layout, object spans, list slots,
                              list scalars, Py_ssize_t step, int n_threads) except -1:
-        cdef Py_ssize_t i, k, n = layout.n, total = 0, n_small = 0
-        cdef Py_ssize_t threshold = parallel_threshold()
-        cdef tuple s
-        cdef tuple sc = ()
-        cdef list checked
-        cdef _Batch* batch
+        cdef UpdateRule* rule = &self.rule
+        cdef Py_ssize_t end = layout.n, count = step
         if self.busy:
-            raise RuntimeError("step() is already running in another thread for this "
-                               "optimizer: one optimizer must not be stepped from two threads "
-                               "at once (use one optimizer per thread)")
+            raise RuntimeError(_BUSY)
         if step < 0 or step >= _MAX_STEP:
             raise ValueError(f"Invalid step: step={step} must be in [0, {_MAX_STEP})")
         self.busy = True  # before any Python code runs (a copy below may switch threads)
         try:
-            checked = _check_grads(grads, layout, spans)
-            if len(slots) != n:
-                raise ValueError("internal error: one state tuple per parameter expected")
-            for i in range(n):
-                s = <tuple?>slots[i]
-                if len(s) > MAX_STATE:
-                    raise ValueError("internal error: too many state arrays")
-                for k in range(len(s)):
-                    if s[k] is not None:
-                        _check_state(layout, i, k, s[k])
-                total += layout.sizes[i]
-            if self.rule.n_scalars != 0:
-                if scalars is None or len(scalars) != n:
-                    raise ValueError("internal error: one tuple of running scalars per "
-                                     "parameter expected")
-                for i in range(n):
-                    sc = <tuple?>scalars[i]
-                    if len(sc) != self.rule.n_scalars:
-                        raise ValueError("internal error: wrong number of running scalars")
-                    for k in range(len(sc)):
-                        _check_scalar(i, self.scalar_names, k, sc[k])
-            # From here to the kernels no Python code runs: nothing can change what was
-            # checked.
-            batch = <_Batch*>PyMem_Malloc((n + 1) * sizeof(_Batch))
-            if batch == NULL:
-                raise MemoryError()
-            try:
-                for i in range(n):
-                    if self.rule.n_scalars != 0:
-                        sc = <tuple>scalars[i]
-                    _fill(&batch[i], layout, i, checked[i], slots[i], sc)
-                    n_small += batch[i].size < threshold
-                if total >= NOGIL_THRESHOLD:
-                    with nogil:
-                        _run(&self.rule, batch, n, n_small, total, threshold, step + 1,
-                             n_threads)
-                else:
-                    _run(&self.rule, batch, n, n_small, total, threshold, step + 1, n_threads)
-            finally:
-                PyMem_Free(batch)
+            _checked_run(self, &rule, &end, &count, 1, grads, layout, spans, slots, scalars,
+                         n_threads)
         finally:
             self.busy = False
         return step + 1
+
+
+cdef str _BUSY = ("step() is already running in another thread for this optimizer: one "
+                  "optimizer must not be stepped from two threads at once (use one optimizer "
+                  "per thread)")
+
+
+cdef int _checked_run(Rule first, UpdateRule** rules, Py_ssize_t* ends, Py_ssize_t* counts,
+                      Py_ssize_t n_groups, object grads, Layout layout, object spans,
+                      list slots, list scalars, int n_threads) except -1:
+    """Check the gradients, state arrays and running scalars of every parameter, then run
+    group g's rule ``rules[g]`` on parameters ``ends[g - 1]:ends[g]`` as its update
+    ``counts[g] + 1``. The groups' rules share ``first``'s kernel (one class)."""
+    cdef Py_ssize_t i, k, n = layout.n, total = 0
+    cdef Py_ssize_t threshold = parallel_threshold()
+    cdef tuple s
+    cdef tuple sc = ()
+    cdef list checked
+    cdef _Batch* batch
+    checked = _check_grads(grads, layout, spans)
+    if len(slots) != n or ends[n_groups - 1] != n:
+        raise ValueError("internal error: one state tuple per parameter expected")
+    for i in range(n):
+        s = <tuple?>slots[i]
+        if len(s) > MAX_STATE:
+            raise ValueError("internal error: too many state arrays")
+        for k in range(len(s)):
+            if s[k] is not None:
+                _check_state(layout, i, k, s[k])
+        total += layout.sizes[i]
+    if first.rule.n_scalars != 0:
+        if scalars is None or len(scalars) != n:
+            raise ValueError("internal error: one tuple of running scalars per "
+                             "parameter expected")
+        for i in range(n):
+            sc = <tuple?>scalars[i]
+            if len(sc) != first.rule.n_scalars:
+                raise ValueError("internal error: wrong number of running scalars")
+            for k in range(len(sc)):
+                _check_scalar(i, first.scalar_names, k, sc[k])
+    # From here to the kernels no Python code runs: nothing can change what was checked.
+    batch = <_Batch*>PyMem_Malloc((n + 1) * sizeof(_Batch))
+    if batch == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            if first.rule.n_scalars != 0:
+                sc = <tuple>scalars[i]
+            _fill(&batch[i], layout, i, checked[i], slots[i], sc)
+        if total >= NOGIL_THRESHOLD:
+            with nogil:
+                _run_groups(rules, ends, counts, n_groups, batch, threshold, n_threads)
+        else:
+            _run_groups(rules, ends, counts, n_groups, batch, threshold, n_threads)
+    finally:
+        PyMem_Free(batch)
+    return 0
+
+
+cdef void _run_groups(UpdateRule** rules, Py_ssize_t* ends, Py_ssize_t* counts,
+                      Py_ssize_t n_groups, _Batch* batch, Py_ssize_t threshold,
+                      int n_threads) noexcept nogil:
+    cdef Py_ssize_t g, i, lo = 0, n_small, total
+    for g in range(n_groups):
+        n_small = total = 0
+        for i in range(lo, ends[g]):
+            n_small += batch[i].size < threshold
+            total += batch[i].size
+        _run(rules[g], batch + lo, ends[g] - lo, n_small, total, threshold, counts[g] + 1,
+             n_threads)
+        lo = ends[g]
+
+
+cdef Py_ssize_t _step_groups(list rules, tuple ends, tuple starts, object grads, Layout layout,
+                             object spans, list slots, list scalars, Py_ssize_t step,
+                             int n_threads) except -1:
+    # Several parameter groups: group g (parameters ends[g - 1]:ends[g]) runs rules[g], as
+    # its update step - starts[g] + 1 (a group added after steps counts its own).
+    cdef Py_ssize_t g, n_groups = len(rules)
+    cdef Rule r
+    cdef UpdateRule** ptrs
+    cdef Py_ssize_t* buf
+    if n_groups == 0 or len(ends) != n_groups or len(starts) != n_groups:
+        raise ValueError("internal error: one rule, end and start per group expected")
+    for g in range(n_groups):
+        r = <Rule?>rules[g]
+        if r.busy:
+            raise RuntimeError(_BUSY)
+        if r.rule.kind != (<Rule>rules[0]).rule.kind:
+            raise ValueError("internal error: the groups' rules must share their kernel")
+    if step < 0 or step >= _MAX_STEP:
+        raise ValueError(f"Invalid step: step={step} must be in [0, {_MAX_STEP})")
+    ptrs = <UpdateRule**>PyMem_Malloc(n_groups * sizeof(UpdateRule*))
+    buf = <Py_ssize_t*>PyMem_Malloc(2 * n_groups * sizeof(Py_ssize_t))
+    if ptrs == NULL or buf == NULL:
+        PyMem_Free(ptrs)
+        PyMem_Free(buf)
+        raise MemoryError()
+    try:
+        for g in range(n_groups):
+            ptrs[g] = &(<Rule>rules[g]).rule
+            buf[g] = <Py_ssize_t?>ends[g]
+            buf[n_groups + g] = step - <Py_ssize_t?>starts[g]
+            if (buf[g] < (buf[g - 1] if g > 0 else 1) or buf[n_groups + g] < 0
+                    or buf[n_groups + g] > step):
+                raise ValueError("internal error: bad group ends or starts")
+        for g in range(n_groups):
+            (<Rule>rules[g]).busy = True
+        try:
+            _checked_run(<Rule>rules[0], ptrs, buf, buf + n_groups, n_groups, grads, layout,
+                         spans, slots, scalars, n_threads)
+        finally:
+            for g in range(n_groups):
+                (<Rule>rules[g]).busy = False
+    finally:
+        PyMem_Free(ptrs)
+        PyMem_Free(buf)
+    return step + 1
+
+
+def step_groups(list rules not None, tuple ends not None, tuple starts not None, grads,
+                Layout layout not None, spans, list slots not None, Py_ssize_t step,
+                int n_threads, list scalars=None):
+    """``Rule.step`` for several parameter groups; return ``step + 1``.
+
+    Parameters
+    ----------
+    rules : list of Rule
+        One per group, all of one kernel.
+    ends : tuple of int
+        Group g holds the parameters ``ends[g - 1]:ends[g]`` of ``layout`` (increasing, the
+        last one the number of parameters, no group empty).
+    starts : tuple of int
+        The optimizer's step count when each group was added (0 for the constructor's): group
+        g's update is its ``step - starts[g] + 1``-th (its bias corrections, as torch counts
+        steps per parameter).
+    grads, layout, spans, slots, step, n_threads, scalars
+        As ``Rule.step``, over all the groups' parameters.
+
+    Everything is checked before any array is written, as ``Rule.step`` does.
+    """
+    return _step_groups(rules, ends, starts, grads, layout, spans, slots, scalars, step,
+                        n_threads)
 
 
 # The largest step count an optimizer holds (state dicts with more are refused): far beyond

@@ -8,7 +8,7 @@ of them before it touches any array.
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -278,3 +278,68 @@ def check_params(params):
             "must be a separate array"
         )
     return list(params), False
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameter groups (torch.optim's list of dicts)
+
+
+def split_param_groups(params):
+    """torch.optim's parameter groups, checked: ``[(arrays, overrides), ...]``, or None when
+    ``params`` is not a list of dicts (an array, or a list of arrays: one group).
+
+    Each dict has ``"params"`` (an array or a list of arrays, not empty) and any
+    hyperparameters of its own (``overrides``, checked by the optimizer). A list mixing arrays
+    and dicts, and a dict alone, are refused. The arrays of all the groups must be distinct
+    (``check_group_arrays``).
+    """
+    if isinstance(params, Mapping):
+        raise TypeError("params must be an array, a list of arrays or a list of parameter "
+                        "groups (dicts), got a dict: wrap it in a list, [{'params': ...}]")
+    if not isinstance(params, (list, tuple)) or not params:
+        return None
+    kinds = [isinstance(p, Mapping) for p in params]
+    if not any(kinds):
+        return None
+    if not all(kinds):
+        i = kinds.index(False)
+        raise TypeError(f"params mixes parameter groups (dicts) and other objects: params[{i}] "
+                        f"is {_describe(params[i])}; give a list of arrays or a list of "
+                        "dicts, each {'params': [arrays], <hyperparameters>}")
+    return [check_param_group(f"params[{g}]", group) for g, group in enumerate(params)]
+
+
+def check_param_group(where, group):
+    """One parameter group (a dict) checked: ``(arrays, overrides)``; ``where`` names it."""
+    if not isinstance(group, Mapping):
+        raise TypeError(f"{where} must be a dict {{'params': [arrays], <hyperparameters>}}, "
+                        f"got {type(group).__name__}")
+    if "params" not in group:
+        raise ValueError(f"{where} has no 'params' key: a parameter group is a dict "
+                         "{'params': [arrays], <hyperparameters>}")
+    arrays = group["params"]
+    if isinstance(arrays, np.ndarray):
+        arrays = [arrays]
+    elif isinstance(arrays, (list, tuple)):
+        arrays = list(arrays)
+    else:
+        raise TypeError(f"{where}['params'] must be a numpy.ndarray or a list of them, got "
+                        f"{type(arrays).__name__}")
+    if not arrays:
+        raise ValueError(f"{where}['params'] is empty: a parameter group needs at least one "
+                         "array")
+    for i, p in enumerate(arrays):
+        _check_param_array(f"{where}['params'][{i}]", p)
+    return arrays, {key: value for key, value in group.items() if key != "params"}
+
+
+def check_group_arrays(params, names):
+    """ValueError if two of ``params`` (the arrays of every group, in order; ``names[i]`` says
+    where array i was given) are the same array or share memory."""
+    overlap = _byte_ranges_overlap(params)
+    if overlap is None:
+        return
+    i, j = sorted(overlap)
+    how = "is the same array as" if params[i] is params[j] else "shares memory with"
+    raise ValueError(f"{names[j]} {how} {names[i]}: an array may be in one parameter group "
+                     "only, once")
