@@ -38,6 +38,7 @@ def _unbuilt_hint(exc):
 try:
     from fastopt import problems
     from fastopt._base import Optimizer
+    from fastopt._clipping import clip_grad_norm_, clip_grad_value_
     from fastopt._config import __version__, show_config
     from fastopt._driver import minimize
     from fastopt._minibatch import minimize_minibatch
@@ -61,6 +62,7 @@ __all__ = sorted([
     *_METHOD_CALLABLES,
     "Optimizer",
     "__version__",
+    "clip_grad_norm_", "clip_grad_value_",
     "minimize",
     "minimize_batch",
     "minimize_minibatch",

@@ -9,6 +9,7 @@ Every fastopt method works with any batch size; the update goes through the opti
 import numpy as np
 from scipy.optimize import OptimizeResult
 
+from fastopt._clipping import gradient_clipper
 from fastopt._conventions import COUNT_MAX, bool_option, fun_and_grad, iteration_limit, \
     whole_number
 from fastopt._driver_common import (
@@ -17,6 +18,7 @@ from fastopt._driver_common import (
     args_tuple,
     callback_style,
     check_fun,
+    clip_options,
     final_point,
     options_dict,
     read_options,
@@ -100,6 +102,9 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
             set, else every usable core), a positive int that many (at most 1024), ``-1``
             every usable core, ``-2`` all but one, and so on; 0 is an error. The result does
             not depend on it. The update of x uses them when x is large.
+        max_grad_norm, grad_norm_type, clip_value : float, optional
+            Clip each batch's gradient before its step, as in :func:`fastopt.minimize`
+            (the returned ``jac`` is the gradient itself).
 
         The rules are tested once per completed epoch, in this order; numbers may be NumPy
         scalars or 0-d arrays.
@@ -150,8 +155,9 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
     new_style = callback_style(callback)
     # Every stopping rule is off by default: the epochs end the run.
     hyper, n_threads, rules = read_options(
-        cls, options_dict(options), known=MINIBATCH_OPTIONS, caller="minimize_minibatch",
-        stacklevel=2, default_maxiter=COUNT_MAX, default_gtol=0.0)
+        cls, options := options_dict(options), known=MINIBATCH_OPTIONS,
+        caller="minimize_minibatch", stacklevel=2, default_maxiter=COUNT_MAX, default_gtol=0.0)
+    clip = gradient_clipper(clip_options(options), x, n_threads)
     rng = _generator(seed)
 
     optimizer = cls(x, n_threads=n_threads, **hyper)
@@ -181,7 +187,7 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
                 break
             g, g_try, have_g = g_try, g, True
             x_prev[...] = x
-            optimizer.step(g)
+            optimizer.step(g if clip is None else clip(g))
             nit += 1
             full_at_x = False
             total += f * len(batch[0])
