@@ -40,6 +40,8 @@ cnp.import_array()
 cdef enum:
     BLOCK = 4096  # elements per block of the reduction (32 KiB of float64: L1-sized)
     LANES = 8     # independent accumulators per block
+    FLANES = 16   # float32 accumulators of a float32 2-norm (2 * LANES)
+    RUN = 16      # elements each float32 accumulator sums before it is added in double
 
 cdef enum:
     NORM_TWO = 0    # p = 2: sqrt(sum x^2)
@@ -72,81 +74,158 @@ cdef int norm_kind(double p) noexcept nogil:
 # ---------------------------------------------------------------------------------------------
 # The reduction
 
+# One function per kind, each a plain counted loop over groups of LANES elements: gcc then
+# keeps the accumulators in vector registers (in one function with every kind, or in a while
+# loop, they stayed in memory, and the loop ran at the speed of store-to-load forwarding).
+
+cdef inline double _lanes_sum(const double* a) noexcept nogil:
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+
+
+cdef double _sum_squares(const floating* g, Py_ssize_t start, Py_ssize_t end) noexcept nogil:
+    cdef double a[LANES]
+    cdef double v
+    cdef Py_ssize_t k, j, groups = (end - start) // LANES
+    cdef const floating* x = g + start
+    for j in range(LANES):
+        a[j] = 0.0
+    for k in range(groups):
+        for j in range(LANES):
+            v = x[k * LANES + j]
+            a[j] += v * v
+    for k in range(start + groups * LANES, end):
+        v = g[k]
+        a[0] += v * v
+    return _lanes_sum(a)
+
+
+cdef double _sum_squares_f32(const float* g, Py_ssize_t start, Py_ssize_t end) noexcept nogil:
+    # float32: squares summed in float32 over runs of RUN groups per lane (RUN terms: a few
+    # float32 ulps), each run's lane sums then added in double. Converting every element to
+    # double halves the SIMD width and made the loop compute-bound.
+    cdef double a[LANES]
+    cdef float f[FLANES]
+    cdef float v
+    cdef double d
+    cdef Py_ssize_t k, r, j, groups = (end - start) // FLANES, runs, left
+    cdef const float* x = g + start
+    for j in range(LANES):
+        a[j] = 0.0
+    runs = groups // RUN
+    for r in range(runs + 1):
+        left = RUN if r < runs else groups - runs * RUN
+        for j in range(FLANES):
+            f[j] = 0
+        for k in range(left):
+            for j in range(FLANES):
+                v = x[(r * RUN + k) * FLANES + j]
+                f[j] += v * v
+        for j in range(LANES):
+            a[j] += <double>f[j] + <double>f[j + LANES]
+    for k in range(start + groups * FLANES, end):
+        d = g[k]
+        a[0] += d * d
+    return _lanes_sum(a)
+
+
+cdef double _sum_abs(const floating* g, Py_ssize_t start, Py_ssize_t end) noexcept nogil:
+    cdef double a[LANES]
+    cdef Py_ssize_t k, j, groups = (end - start) // LANES
+    cdef const floating* x = g + start
+    for j in range(LANES):
+        a[j] = 0.0
+    for k in range(groups):
+        for j in range(LANES):
+            a[j] += fabs(<double>x[k * LANES + j])
+    for k in range(start + groups * LANES, end):
+        a[0] += fabs(<double>g[k])
+    return _lanes_sum(a)
+
+
+cdef double _count_nonzero(const floating* g, Py_ssize_t start, Py_ssize_t end) noexcept nogil:
+    cdef double a[LANES]
+    cdef Py_ssize_t k, j, groups = (end - start) // LANES
+    cdef const floating* x = g + start
+    for j in range(LANES):
+        a[j] = 0.0
+    for k in range(groups):
+        for j in range(LANES):
+            a[j] += 1.0 if x[k * LANES + j] != 0 else 0.0
+    for k in range(start + groups * LANES, end):
+        a[0] += 1.0 if g[k] != 0 else 0.0
+    return _lanes_sum(a)
+
+
+cdef double _sum_pow(const floating* g, Py_ssize_t start, Py_ssize_t end,
+                     double p) noexcept nogil:
+    cdef double a[LANES]
+    cdef Py_ssize_t k, j
+    for j in range(LANES):
+        a[j] = 0.0
+    for k in range(start, end):
+        a[(k - start) & (LANES - 1)] += pow(fabs(<double>g[k]), p)
+    return _lanes_sum(a)
+
+
+cdef double _extreme(const floating* g, Py_ssize_t start, Py_ssize_t end,
+                     bint largest) noexcept nogil:
+    """max |x| (``largest``) or min |x|; NaN when the block holds a NaN."""
+    cdef double a[LANES]
+    cdef double z[LANES]  # 0 * |x|: NaN once an inf or a NaN was seen
+    cdef double v, s
+    cdef Py_ssize_t k, j, groups = (end - start) // LANES
+    cdef const floating* x = g + start
+    for j in range(LANES):
+        a[j] = 0.0 if largest else INFINITY
+        z[j] = 0.0
+    if largest:
+        for k in range(groups):
+            for j in range(LANES):
+                v = fabs(<double>x[k * LANES + j])
+                z[j] += 0.0 * v
+                a[j] = v if v > a[j] else a[j]
+    else:
+        for k in range(groups):
+            for j in range(LANES):
+                v = fabs(<double>x[k * LANES + j])
+                z[j] += 0.0 * v
+                a[j] = v if v < a[j] else a[j]
+    for k in range(start + groups * LANES, end):
+        v = fabs(<double>g[k])
+        z[0] += 0.0 * v
+        if largest:
+            a[0] = v if v > a[0] else a[0]
+        else:
+            a[0] = v if v < a[0] else a[0]
+    s = a[0]
+    for j in range(1, LANES):
+        if largest:
+            s = a[j] if a[j] > s else s
+        else:
+            s = a[j] if a[j] < s else s
+    if isnan(_lanes_sum(z)):  # an inf or a NaN in the block (rare): is there a NaN?
+        for k in range(start, end):
+            if isnan(g[k]):
+                return NAN
+    return s
+
+
 cdef double _block(const floating* g, Py_ssize_t start, Py_ssize_t end, int kind,
                    double p) noexcept nogil:
     """The block's partial result: a sum (of x^2, |x|, |x|^p, x != 0), or the max / min of
     |x| (NaN when the block holds a NaN)."""
-    cdef double a[LANES]
-    cdef double z[LANES]  # 0 * |x|: NaN once an inf or a NaN was seen (max / min only)
-    cdef double v, s
-    cdef Py_ssize_t i = start, j
-    cdef Py_ssize_t whole = start + (end - start) // LANES * LANES
-    for j in range(LANES):
-        a[j] = INFINITY if kind == NORM_NEGINF else 0.0
-        z[j] = 0.0
     if kind == NORM_TWO:
-        while i < whole:
-            for j in range(LANES):
-                v = g[i + j]
-                a[j] += v * v
-            i += LANES
-        for i in range(whole, end):
-            v = g[i]
-            a[0] += v * v
-    elif kind == NORM_ONE:
-        while i < whole:
-            for j in range(LANES):
-                a[j] += fabs(<double>g[i + j])
-            i += LANES
-        for i in range(whole, end):
-            a[0] += fabs(<double>g[i])
-    elif kind == NORM_ZERO:
-        while i < whole:
-            for j in range(LANES):
-                a[j] += 1.0 if g[i + j] != 0 else 0.0
-            i += LANES
-        for i in range(whole, end):
-            a[0] += 1.0 if g[i] != 0 else 0.0
-    elif kind == NORM_POW:
-        for i in range(start, end):
-            a[i & (LANES - 1)] += pow(fabs(<double>g[i]), p)
-    elif kind == NORM_INF:
-        while i < whole:
-            for j in range(LANES):
-                v = fabs(<double>g[i + j])
-                z[j] += 0.0 * v
-                a[j] = v if v > a[j] else a[j]
-            i += LANES
-        for i in range(whole, end):
-            v = fabs(<double>g[i])
-            z[0] += 0.0 * v
-            a[0] = v if v > a[0] else a[0]
-    else:  # NORM_NEGINF
-        while i < whole:
-            for j in range(LANES):
-                v = fabs(<double>g[i + j])
-                z[j] += 0.0 * v
-                a[j] = v if v < a[j] else a[j]
-            i += LANES
-        for i in range(whole, end):
-            v = fabs(<double>g[i])
-            z[0] += 0.0 * v
-            a[0] = v if v < a[0] else a[0]
-    if kind == NORM_INF or kind == NORM_NEGINF:
-        s = a[0]
-        for j in range(1, LANES):
-            if kind == NORM_INF:
-                s = a[j] if a[j] > s else s
-            else:
-                s = a[j] if a[j] < s else s
-        for j in range(LANES):
-            if z[j] != 0.0:  # an inf or a NaN in the block (rare): is there a NaN?
-                for i in range(start, end):
-                    if isnan(g[i]):
-                        return NAN
-                break
-        return s
-    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+        if floating is float:
+            return _sum_squares_f32(g, start, end)
+        else:
+            return _sum_squares(g, start, end)
+    if kind == NORM_ONE:
+        return _sum_abs(g, start, end)
+    if kind == NORM_ZERO:
+        return _count_nonzero(g, start, end)
+    if kind == NORM_POW:
+        return _sum_pow(g, start, end, p)
+    return _extreme(g, start, end, kind == NORM_INF)
 
 
 cdef inline double _join(double total, double part, int kind) noexcept nogil:
