@@ -538,3 +538,20 @@ def test_clip_options_are_known_to_every_driver():
         fastopt.minimize_batch(batch_fg, np.zeros((2, 2)), jac=True, options=options)
         fastopt.minimize_minibatch(lambda w, Xb: rosen_fg(w), np.zeros(2), np.zeros((4, 1)),
                                    options=options)
+
+
+def test_clip_stub_matches_the_module():
+    import inspect
+
+    from test_kernel_spec import _stub_functions, _stub_parameters
+
+    from fastopt import _clip
+    stub = _stub_functions(_clip)
+    real = {name for name, obj in vars(_clip).items()
+            if callable(obj) and not isinstance(obj, type) and not name.startswith("__")
+            and getattr(obj, "__module__", None) == _clip.__name__}
+    assert real == set(stub)
+    for name, node in stub.items():
+        params = [(p.name, p.kind.name) for p in
+                  inspect.signature(getattr(_clip, name)).parameters.values()]
+        assert params == _stub_parameters(node), name
