@@ -38,6 +38,7 @@ def _unbuilt_hint(exc):
 try:
     from fastopt import lr_scheduler, problems
     from fastopt._base import Optimizer
+    from fastopt._clipping import clip_grad_norm_, clip_grad_value_
     from fastopt._config import __version__, show_config
     from fastopt._driver import minimize
     from fastopt._minibatch import minimize_minibatch
@@ -62,6 +63,7 @@ __all__ = sorted([
     "Optimizer",
     "__version__",
     "lr_scheduler",
+    "clip_grad_norm_", "clip_grad_value_",
     "minimize",
     "minimize_batch",
     "minimize_minibatch",

@@ -51,11 +51,13 @@ from fastopt._loop cimport (
     call_objective,
     check_signals,
     check_stop,
+    clip_gradient,
     fastopt_now,
     fastopt_poll,
     fastopt_poll_due,
     fastopt_poll_signals,
     fastopt_poll_until,
+    init_clipping,
     init_problem,
     objective_f32,
     objective_f64,
@@ -94,6 +96,8 @@ cdef void _point_at(Problem* p, const Problem* first, Py_ssize_t i,
             p.state[k] = <char*>first.state[k] + offset
     if lrs != NULL:
         p.rule.lr = lrs[i]
+    if first.clip_buf != NULL:  # its row of the clipped gradients
+        p.clip_buf = <char*>first.clip_buf + offset
 
 
 cdef enum:
@@ -165,7 +169,7 @@ cdef class _BatchArrays:
 
     def __cinit__(self, cnp.ndarray X, Rule rule, tuple slots, object lower, object upper,
                   object lrs, Py_ssize_t maxiter, double gtol, double ftol, double xtol,
-                  LoopTrain train=None):
+                  LoopTrain train=None, object clip=None):
         cdef Py_ssize_t m = X.shape[0]
         cdef double* lr_data = NULL
         cdef double* scalar_data = NULL
@@ -199,6 +203,7 @@ cdef class _BatchArrays:
         init_problem(&self.first, self.work, work_prev, self.grad_buf, grad_prev, rule,
                      state_work, lower, upper, &self.tol)
         self.first.n = X.shape[1]
+        self._keep = (*self._keep, init_clipping(&self.first, clip, X))  # (m, n) clip rows
         if lr_work is not None:
             lr_data = <double*>cnp.PyArray_DATA(<cnp.ndarray>lr_work)
         if lower is not None and (<cnp.ndarray>lower).ndim == 2:  # a box per problem
@@ -295,6 +300,7 @@ def batch_native(
     Py_ssize_t maxiter, double gtol, double ftol, double xtol,
     int n_threads,
     LoopTrain train=None,          # C schedules (train.in_c) and/or progress, or None
+    object clip=None,              # None, or fastopt._clipping.ClipSettings (per problem)
 ):
     """Solve each row of X with a C objective; returns ``(stop, nit, nfev, fun, jac)``.
 
@@ -305,7 +311,7 @@ def batch_native(
     thread of the OpenMP team takes the GIL; each leaves its chunk at the end of the slice).
     """
     cdef _BatchArrays b = _BatchArrays(X, rule, slots, lower, upper, lrs, maxiter, gtol, ftol,
-                                       xtol, train)
+                                       xtol, train, clip)
     cdef Py_ssize_t m = b.m, c, k, kept, n_chunks = (b.m + CHUNK_ROWS - 1) // CHUNK_ROWS
     cdef Py_ssize_t n_open = n_chunks
     cdef void* fun = objective.fun
@@ -382,12 +388,13 @@ def batch_python(
     int n_threads,
     object callback=None,          # callback(intermediate_result) after each iteration
     LoopTrain train=None,          # a scheduler (Python or C) and/or progress, or None
+    object clip=None,              # None, or fastopt._clipping.ClipSettings (per problem)
 ):
     """Solve the rows of X one iteration at a time from Python: with a vectorised objective,
     or with a C objective (one row per call, on this thread) when a callback needs Python
     after each iteration. Returns ``(stop, nit, nfev, fun, jac)``."""
     cdef _BatchArrays b = _BatchArrays(X, rule, slots, lower, upper, lrs, maxiter, gtol, ftol,
-                                       xtol, train)
+                                       xtol, train, clip)
     cdef Py_ssize_t active = b.m, kept, nit = 0, i
     cdef NativeObjective native = fun if mode == EVAL_NATIVE else None
     cdef Tolerances halt
@@ -566,8 +573,30 @@ cdef void _update_rows(Problem* first, Py_ssize_t active, bint per_row, const _R
         memcpy(first.g_prev, first.g, active * row_bytes)
         memcpy(rows.f_prev, rows.f_now, active * sizeof(double))
         rule_step_next(&first.rule, &first.clock)
-        apply_rule(&first.rule, first.single, first.x, first.g, first.state, active * first.n,
-                   &first.clock, n_threads)
+        apply_rule(&first.rule, first.single, first.x, _clipped_rows(first, active, n_threads),
+                   first.state, active * first.n, &first.clock, n_threads)
+
+
+cdef const void* _clipped_rows(const Problem* first, Py_ssize_t active,
+                               int n_threads) noexcept nogil:
+    """The gradients one kernel call steps the ``active`` packed rows with: ``first.g``, or
+    each row clipped on its own (its problem's norm, as fastopt.minimize would clip it) into
+    the rows of ``first.clip_buf``."""
+    cdef Py_ssize_t r
+    cdef size_t row_bytes = first.n * (sizeof(float) if first.single else sizeof(double))
+    cdef const char* g
+    cdef char* out
+    if not first.clip.on:
+        return first.g
+    if not first.clip.by_norm:  # elementwise: every row in one call
+        return clip_gradient(&first.clip, first.single, first.g, first.clip_buf,
+                             active * first.n, n_threads)
+    for r in range(active):
+        g = <const char*>first.g + r * row_bytes
+        out = <char*>first.clip_buf + r * row_bytes
+        if clip_gradient(&first.clip, first.single, g, out, first.n, 1) != out:
+            memcpy(out, g, row_bytes)  # within max_grad_norm: as it is
+    return first.clip_buf
 
 
 cdef void _pack(Problem* first, const _Rows* rows, Py_ssize_t kept) noexcept nogil:

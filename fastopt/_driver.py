@@ -22,6 +22,7 @@ from fastopt._driver_common import (
     box_bounds,
     callback_style,
     check_fun,
+    clip_options,
     final_point,
     make_progress,
     make_scheduler,
@@ -117,6 +118,16 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
             Stop when ``|f_k - f_{k+1}| <= ftol * max(|f_k|, |f_{k+1}|, 1)``.
         xtol : float, default=0 (off)
             Stop when the inf-norm of the last step is <= xtol.
+        max_grad_norm : float, optional
+            Clip each gradient the update sees to this norm (``grad_norm_type``, default 2;
+            ``inf`` for the max-norm), as ``torch.nn.utils.clip_grad_norm_``:
+            ``g * min(max_grad_norm / (||g|| + 1e-6), 1)``. In C for C objectives.
+        grad_norm_type : float or str, default=2
+            The p of max_grad_norm's norm (``inf`` or ``"inf"``: the max-norm).
+        clip_value : float, optional
+            Clamp each gradient the update sees to ``[-clip_value, clip_value]`` (after
+            ``max_grad_norm`` when both are given), as ``torch.nn.utils.clip_grad_value_``.
+            The stopping rules and the returned ``jac`` use the gradient itself.
         disp : bool or int, default=False
             0 (False): silent; 1 (True): print a summary at the end; 2: also a line every
             ``disp_every`` iterations (and at the start and the end) with the iteration,
@@ -267,7 +278,7 @@ def minimize_with_method(method, fun, x0, args=(), jac=None, hess=None, hessp=No
         status, reason, nit, nfev, njev, f, g = minimize_loop(
             x, optimizer._rule, optimizer._slots[0], fun, jac, args, mode, lower, upper,
             loop["maxiter"], loop["gtol"], loop["ftol"], loop["xtol"], callback, new_style,
-            allvecs, optimizer.n_threads, train,
+            allvecs, optimizer.n_threads, train, clip=loop["clip"],
         )
     finally:
         if loop["progress"] is not None:
@@ -312,6 +323,7 @@ def _loop_options(cls, options):
         "return_all": bool_option("return_all", options.get("return_all", False)),
         "finite_diff_method": check_fd_method(options.get("finite_diff_method", "2-point")),
         "finite_diff_rel_step": scalar_value(options.get("finite_diff_rel_step")),
+        "clip": clip_options(options),
     })
     if loop["finite_diff_rel_step"] is not None:
         loop["finite_diff_rel_step"] = check_real(

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import LowLevelCallable
 from scipy.optimize import Bounds, OptimizeWarning
 
+from fastopt._clipping import clip_settings
 from fastopt._conventions import COUNT_MAX, bool_option, iteration_limit, scalar_value, \
     whole_number
 from fastopt._loop import STATUS_CALLBACK, STATUS_CONVERGED, STATUS_MAXITER, STATUS_NONFINITE
@@ -30,8 +31,10 @@ DEFAULT_MAXITER = 1000
 DEFAULT_GTOL = 1e-5
 INT_MAX = 2**31 - 1  # n of a C objective is an int
 
-# The options every driver reads with read_options (each driver adds its own).
-COMMON_OPTIONS = ("maxiter", "gtol", "ftol", "xtol", "n_threads")
+# The options every driver reads with read_options (each driver adds its own); the gradient
+# clipping ones with clip_options.
+CLIP_OPTIONS = ("max_grad_norm", "grad_norm_type", "clip_value")
+COMMON_OPTIONS = ("maxiter", "gtol", "ftol", "xtol", "n_threads", *CLIP_OPTIONS)
 
 STATUS_MESSAGES = {
     (STATUS_CONVERGED, "gtol"): "Optimization terminated successfully: the inf-norm of the "
@@ -110,6 +113,15 @@ def read_options(cls, options, *, known, caller, stacklevel, tol=None,
         "xtol": check_real("xtol", options.get("xtol", 0.0), "tolerance", low=0.0),
     }
     return hyper, n_threads_option(options), stopping
+
+
+def clip_options(options):
+    """The gradient clipping the options ask for, as the loops take it (their ``clip``
+    argument): None, or fastopt._clipping.ClipSettings. ``max_grad_norm`` (>= 0) scales each
+    gradient (each problem's, in minimize_batch) to that ``grad_norm_type``-norm (default 2)
+    when it is larger, as torch.nn.utils.clip_grad_norm_; then ``clip_value`` (>= 0) clamps
+    it to [-clip_value, clip_value]. Only the update sees the clipped gradient."""
+    return clip_settings(options)
 
 
 # ---------------------------------------------------------------------------------------------

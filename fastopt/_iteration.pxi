@@ -92,6 +92,15 @@ cdef inline int check_stop(Problem* p, const Tolerances* tol) noexcept nogil:
     return STOP_NONE
 
 
+cdef inline const void* clipped_gradient(const Problem* p, int n_threads) noexcept nogil:
+    """The gradient the rule steps with: g, or g clipped into clip_buf (options
+    max_grad_norm, clip_value; fastopt/_clip.pyx). g is left as it is: the stopping rules and
+    the reported jac see the true gradient."""
+    if not p.clip.on:
+        return p.g
+    return clip_gradient(&p.clip, p.single, p.g, p.clip_buf, p.n, n_threads)
+
+
 cdef inline void advance(Problem* p, int n_threads) noexcept nogil:
     """Keep the iterate, update x in place, project it onto the bounds (``step`` too)."""
     cdef size_t nbytes = _nbytes(p)
@@ -101,7 +110,8 @@ cdef inline void advance(Problem* p, int n_threads) noexcept nogil:
         memcpy(p.g_prev, p.g, nbytes)  # before the update: g may be x itself
     p.f_prev = p.f
     rule_step_next(&p.rule, &p.clock)
-    apply_rule(&p.rule, p.single, p.x, p.g, p.state, p.n, &p.clock, n_threads)
+    apply_rule(&p.rule, p.single, p.x, clipped_gradient(p, n_threads), p.state, p.n, &p.clock,
+               n_threads)
     if p.g_owned:  # the next evaluation writes into g_prev's buffer: swap, not copy
         g, p.g = p.g, p.g_prev
         p.g_prev = g

@@ -18,6 +18,7 @@ from fastopt._kernels cimport (
 )
 from fastopt._schedule cimport Schedule, schedule_momentum, schedule_step
 from fastopt._native cimport NativeObjective
+from fastopt._clip cimport ClipSpec, clip_gradient
 from fastopt._step cimport Rule
 
 # C-level objectives: f(n, x, grad, user_data) returns f(x) and writes its gradient to grad.
@@ -74,6 +75,10 @@ ctypedef struct Problem:
     double step   # inf-norm of the last step (when bounds or track_step need it)
     bint track_step  # xtol is on
     bint g_owned  # g and g_prev are the loop's buffers (a C objective): swapped, not copied
+    # Gradient clipping (options max_grad_norm, clip_value): the rule gets g clipped into
+    # clip_buf (n elements, the loop's), g itself staying the true gradient.
+    ClipSpec clip
+    void* clip_buf
 
 include "_iteration.pxi"
 
@@ -102,6 +107,10 @@ cdef class LoopTrain:
 cdef int init_problem(Problem* p, cnp.ndarray x, cnp.ndarray x_prev, cnp.ndarray g,
                       cnp.ndarray g_prev, Rule rule, tuple slots, object lower, object upper,
                       const Tolerances* tol) except -1
+
+# Gradient clipping in ``p`` as ``clip`` (None or fastopt._clipping.ClipSettings) asks; returns
+# the buffer of the clipped gradient, like ``like`` (None when off): the caller keeps it alive.
+cdef object init_clipping(Problem* p, object clip, cnp.ndarray like)
 
 # What a Python objective returned, as the loop needs it: f as a double; g itself when it is a
 # C-contiguous array of x's dtype and size that does not overlap x shifted, else its values

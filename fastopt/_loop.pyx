@@ -41,6 +41,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.math cimport NAN, isfinite
 from libc.string cimport memcpy
 
+from fastopt._clip cimport clip_spec_init
 from fastopt._kernels cimport MAX_POWERS, rule_step_zero
 from fastopt._schedule cimport schedule_init
 from fastopt._native cimport NativeObjective
@@ -99,7 +100,20 @@ cdef int init_problem(Problem* p, cnp.ndarray x, cnp.ndarray x_prev, cnp.ndarray
     p.nit = p.nfev = 0
     p.f = p.f_prev = 0.0
     p.gnorm = p.step = 0.0
+    clip_spec_init(None, &p.clip)  # off: the drivers turn it on (init_clipping)
+    p.clip_buf = NULL
     return 0
+
+
+cdef object init_clipping(Problem* p, object clip, cnp.ndarray like):
+    """Turn on the clipping ``clip`` asks for (None, or fastopt._clipping.ClipSettings) in
+    ``p``; returns the buffer p.clip_buf points into (keep it alive), like ``like``."""
+    clip_spec_init(clip, &p.clip)
+    if not p.clip.on:
+        return None
+    buf = np.empty_like(like)
+    p.clip_buf = cnp.PyArray_DATA(buf)
+    return buf
 
 
 cdef inline void* _data(object a):
@@ -171,6 +185,7 @@ def minimize_loop(
     list allvecs,                     # None, or a list to append a copy of each iterate to
     int n_threads,
     LoopTrain train=None,             # a schedule and/or progress (None: neither)
+    object clip=None,                 # None, or fastopt._clipping.ClipSettings
 ):
     """Run the iteration; returns ``(status, reason, nit, nfev, njev, fun, jac)``.
 
@@ -189,6 +204,7 @@ def minimize_loop(
     init_problem(&p, x, x_prev, gbuf, g_prev, rule, slots, lower, upper, &tol)
     if train is not None:
         train.start(&p)
+    clip_buf = init_clipping(&p, clip, x)  # (p points into it: kept here)
     # fun sees the iterate through a read-only view: no copy per call, no way to corrupt it.
     x_view = x.view()
     x_view.flags.writeable = False

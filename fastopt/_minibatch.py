@@ -9,6 +9,7 @@ Every fastopt method works with any batch size; the update goes through the opti
 import numpy as np
 from scipy.optimize import OptimizeResult
 
+from fastopt._clipping import gradient_clipper
 from fastopt._conventions import COUNT_MAX, bool_option, fun_and_grad, iteration_limit, \
     whole_number
 from fastopt._driver_common import (
@@ -18,6 +19,7 @@ from fastopt._driver_common import (
     args_tuple,
     callback_style,
     check_fun,
+    clip_options,
     final_point,
     make_progress,
     make_scheduler,
@@ -106,6 +108,9 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
             set, else every usable core), a positive int that many (at most 1024), ``-1``
             every usable core, ``-2`` all but one, and so on; 0 is an error. The result does
             not depend on it. The update of x uses them when x is large.
+        max_grad_norm, grad_norm_type, clip_value : float, optional
+            Clip each batch's gradient before its step, as in :func:`fastopt.minimize`
+            (the returned ``jac`` is the gradient itself).
 
         disp : bool or int, default=False
             0: silent; 1: a summary at the end; 2: also a line every ``disp_every`` epochs
@@ -180,6 +185,7 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
         cls, options, known=MINIBATCH_OPTIONS, caller="minimize_minibatch",
         stacklevel=2, default_maxiter=COUNT_MAX, default_gtol=0.0)
     train = _train_options(options)
+    clip = gradient_clipper(clip_options(options), x, n_threads)
     rng = _generator(seed)
 
     optimizer = cls(x, n_threads=n_threads, **hyper)
@@ -227,7 +233,7 @@ def _run(fun, x, optimizer, sched, progress, arrays, n_samples, batch_size, epoc
                 break
             g, g_try, have_g = g_try, g, True
             x_prev[...] = x
-            optimizer.step(g)
+            optimizer.step(g if clip is None else clip(g))
             nit += 1
             full_at_x = False
             total += f * len(batch[0])

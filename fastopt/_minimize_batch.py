@@ -23,6 +23,7 @@ from fastopt._driver_common import (
     box_bounds,
     check_callback,
     check_fun,
+    clip_options,
     final_point,
     finish_bounds,
     make_progress,
@@ -117,6 +118,9 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
             Stop a problem when the relative reduction of its f is <= ftol.
         xtol : float, default=0 (off)
             Stop a problem when the inf-norm of its last step is <= xtol.
+        max_grad_norm, grad_norm_type, clip_value : float, optional
+            Gradient clipping, as in :func:`fastopt.minimize`, of each problem's gradient on
+            its own (its own norm).
         n_threads : int or None, default=None
             The number of OpenMP threads: ``None`` follows OpenMP (``OMP_NUM_THREADS`` if
             set, else every usable core), a positive int that many (at most 1024), ``-1``
@@ -216,6 +220,7 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
                                               caller="minimize_batch", stacklevel=2, tol=tol)
     lrs = _learning_rates(hyper, m)
     user_lrs = lrs is not None
+    stopping["clip"] = clip_options(options)  # (the loops' clip argument)
     check_callback(callback)
     level, every, bar = progress_options(options, DISP_EVERY)
     factory = scheduler_option(options)
