@@ -194,8 +194,8 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
                              min(epochs * -(-n_samples // batch_size), rules["maxiter"]),
                              "batch", "epoch", ("f", "|g|_inf", "lr"))
     try:
-        result = _run(fun, x, optimizer, sched, progress, arrays, n_samples, batch_size, epochs,
-                      shuffle, rng, args, callback, new_style, rules)
+        result = _run(fun, x, optimizer, sched, progress, clip, arrays, n_samples, batch_size,
+                      epochs, shuffle, rng, args, callback, new_style, rules)
     finally:
         if progress is not None:
             progress.close()
@@ -204,8 +204,8 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
     return result
 
 
-def _run(fun, x, optimizer, sched, progress, arrays, n_samples, batch_size, epochs, shuffle,
-         rng, args, callback, new_style, rules):
+def _run(fun, x, optimizer, sched, progress, clip, arrays, n_samples, batch_size, epochs,
+         shuffle, rng, args, callback, new_style, rules):
     """The epochs of minimize_minibatch (its arguments, checked); returns the result."""
     x_view = x.view()
     x_view.flags.writeable = False
