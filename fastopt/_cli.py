@@ -57,10 +57,11 @@ def _build_parser():
     parser.add_argument("--version", action="version", version=f"fastopt {__version__}")
     sub = parser.add_subparsers(dest="command")
     labels = [RACERS[key][0] for key in DEFAULT_RACERS]  # (from the records)
+    others = [label for key, (label, _, _) in RACERS.items() if key not in DEFAULT_RACERS]
     race = sub.add_parser(
         "race", help="race the optimizers on a test problem",
-        description=f"Race {', '.join(labels[:-1])} and {labels[-1]} (--methods all: every "
-                    "optimizer) across a loss surface, "
+        description=f"Race {', '.join(labels[:-1])} and {labels[-1]} (--methods all: "
+                    f"{', '.join(others)} too) across a loss surface, "
                     "with learning rates measured on that problem. Prints a ranked table; "
                     "writes race_<problem>.png (and .gif with --animate) into --out "
                     "(default: the current folder).")
