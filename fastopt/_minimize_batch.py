@@ -148,10 +148,10 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
             of them (``opt`` is then the optimizer over all of X). ``ReduceLROnPlateau``
             (each problem's own f) and per-problem learning rates (an array ``lr``:
             ``factory`` is then called once per problem, with an optimizer of that
-            problem's rate) give each problem a C schedule of its own, stepped in the
-            loops without the GIL with either kind of objective; they need a scheduler of
-            :mod:`fastopt.lr_scheduler` other than ``LambdaLR``/``MultiplicativeLR``
-            (TypeError). With a C objective the built-in schedulers run inside the C loop;
+            problem's rate) give each problem a C schedule of its own (about 4 kB each),
+            stepped in the loops without the GIL with either kind of objective; they need a
+            scheduler of :mod:`fastopt.lr_scheduler` other than ``LambdaLR`` and
+            ``MultiplicativeLR`` (TypeError). With a C objective the built-in schedulers run inside the C loop;
             ``LambdaLR`` and ``MultiplicativeLR`` make the loop run from Python, one
             iteration at a time (as with a callback).
 

@@ -260,13 +260,13 @@ class LRScheduler:
                     values = self.get_lr()
         finally:
             self._get_lr_called_within_step = False
-        groups = self.optimizer.param_groups
+        groups = self.optimizer.param_groups  # (live mappings: read once per step)
         if len(values) != len(groups):
             raise ValueError(f"{type(self).__name__} computed {len(values)} learning rates "
                              f"for {len(groups)} param groups")
         for group, lr in zip(groups, values):
             group["lr"] = lr
-        self._last_lr = _param_groups_val_list(self.optimizer, "lr")
+        self._last_lr = [group["lr"] for group in groups]
 
     def __repr__(self):
         return f"{type(self).__name__}(last_epoch={getattr(self, 'last_epoch', None)})"
