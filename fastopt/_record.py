@@ -15,7 +15,7 @@ by positions.
 """
 
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import cached_property, partial
 
 from fastopt._validation import (
     check_betas,
@@ -175,7 +175,7 @@ class OptimizerRecord:
         """Every name of the method: its own, then its aliases."""
         return (self.method, *self.aliases)
 
-    @property
+    @cached_property  # (read at every validation: a scheduler's momentum change per step)
     def names(self):
         """Every hyperparameter's name (fixed ones included), in order."""
         return tuple(h.name for h in self.hyperparameters)
