@@ -146,6 +146,49 @@ def _has_momentum(optimizer):
     return "momentum" in group or "betas" in group
 
 
+_SCHEDULED_KEYS = ("lr", "momentum", "betas")
+
+
+def _all_schedulers(scheduler):
+    """``scheduler`` and, for SequentialLR / ChainedScheduler, the ones it holds (nested)."""
+    found = [scheduler]
+    for child in scheduler.__dict__.get("_schedulers", ()):
+        found.extend(_all_schedulers(child))
+    return found
+
+
+def _all_or_nothing(step):
+    """Wrap a scheduler's ``step`` so that a step that raises leaves everything as it was.
+
+    A step computes the new values, then writes them into the groups one by one; a value the
+    optimizer refuses (a negative or NaN lr from a lambda, a negative ``eta_min``, OneCycleLR
+    run past its end, ...) would otherwise leave ``last_epoch`` advanced and some groups
+    changed. The scheduler's attributes (those of the schedulers it holds too) and the
+    groups' scheduled keys are saved first and put back on an exception.
+    """
+    def wrapped(self, *args, **kwargs):
+        schedulers = _all_schedulers(self)
+        saved = [(sched, dict(sched.__dict__)) for sched in schedulers]
+        groups = list(self.optimizer.param_groups)
+        values = [{key: group[key] for key in _SCHEDULED_KEYS if key in group}
+                  for group in groups]
+        try:
+            return step(self, *args, **kwargs)
+        except BaseException:
+            for sched, attributes in saved:
+                sched.__dict__.clear()
+                sched.__dict__.update(attributes)
+            for group, old in zip(groups, values):
+                for key, value in old.items():
+                    if group[key] != value:
+                        group[key] = value
+            raise
+
+    wrapped.__name__, wrapped.__qualname__ = step.__name__, step.__qualname__
+    wrapped.__doc__, wrapped.__wrapped__ = step.__doc__, step
+    return wrapped
+
+
 class LRScheduler:
     r"""Base class of the learning-rate schedulers (torch.optim.lr_scheduler.LRScheduler).
 
@@ -168,6 +211,11 @@ class LRScheduler:
 
     _get_lr_called_within_step = False
     _is_initial = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "step" in cls.__dict__:  # every step, torch's or a user's override: all or nothing
+            cls.step = _all_or_nothing(cls.__dict__["step"])
 
     def __init__(self, optimizer, last_epoch=-1):
         _check_optimizer(optimizer)
@@ -243,7 +291,7 @@ class LRScheduler:
         """
         self._step_count += 1
         if epoch is not None:
-            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
+            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=3)
         self._update_lr(epoch)
 
     def _update_lr(self, epoch=None):
@@ -270,6 +318,9 @@ class LRScheduler:
 
     def __repr__(self):
         return f"{type(self).__name__}(last_epoch={getattr(self, 'last_epoch', None)})"
+
+
+LRScheduler.step = _all_or_nothing(LRScheduler.step)
 
 
 def _warn_get_lr_called_within_step(lr_scheduler):
@@ -956,7 +1007,7 @@ class ReduceLROnPlateau(LRScheduler):
         if epoch is None:
             epoch = self.last_epoch + 1
         else:
-            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
+            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=3)
         self.last_epoch = epoch
         if self._is_better(current, self.best):
             self.best = current
