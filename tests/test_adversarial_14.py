@@ -107,3 +107,78 @@ def test_scheduler_step_epoch_that_raises_changes_nothing():
     with pytest.warns(UserWarning, match="epoch parameter"), pytest.raises(ValueError):
         sched.step(5)
     assert _snapshot(sched) == before
+
+
+# ---------------------------------------------------------------------------------------------
+# The C schedules: where the Python scheduler raises, the C loops raise too (they used to run
+# the rule with a negative learning rate, or, in minimize_batch, past OneCycleLR's end).
+
+X0 = np.array([-1.2, 1.0, 0.5, -0.3])
+X0_ROWS = np.array([[-1.2, 1.0, 0.5, -0.3], [0.3, -0.5, 1.5, 0.2], [1.1, 1.2, 0.9, 0.8]])
+
+REFUSED_LR = {
+    "cosine_negative_eta_min": lambda o: L.CosineAnnealingLR(o, T_max=10, eta_min=-1e-3),
+    "warm_restarts_negative_eta_min": lambda o: L.CosineAnnealingWarmRestarts(
+        o, T_0=10, eta_min=-1e-3),
+    "exponential_negative_gamma": lambda o: L.ExponentialLR(o, gamma=-0.5),
+    "step_negative_gamma": lambda o: L.StepLR(o, step_size=3, gamma=-0.5),
+    "multistep_negative_gamma": lambda o: L.MultiStepLR(o, milestones=[3], gamma=-0.5),
+    "one_cycle_linear_to_its_end": lambda o: L.OneCycleLR(
+        o, max_lr=1e-3, total_steps=30, anneal_strategy="linear", three_phase=True),
+    "chained_negative_gamma": lambda o: L.ChainedScheduler(
+        [L.ExponentialLR(o, gamma=0.9), L.StepLR(o, step_size=4, gamma=-1.0)]),
+}
+
+
+def _python_steps_until_refused(factory):
+    opt = fastopt.SGD(np.zeros(4), lr=2e-4, momentum=0.9)
+    sched = factory(opt)
+    for k in range(100):
+        try:
+            sched.step()
+        except (ValueError, ZeroDivisionError):
+            return k
+    return None
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED_LR))
+def test_c_schedule_stops_where_the_python_scheduler_raises(name):
+    from fastopt import _schedule
+    factory = REFUSED_LR[name]
+    k = _python_steps_until_refused(factory)
+    assert k is not None
+    sched = factory(fastopt.SGD(np.zeros(4), lr=2e-4, momentum=0.9))
+    lrs, _, n_ok = _schedule.run(sched, 100)
+    assert n_ok == k
+    assert np.all(lrs[:k] >= 0) and np.all(np.isnan(lrs[k:]))
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED_LR))
+def test_minimize_c_path_refuses_a_bad_scheduled_lr(name):
+    options = {"lr": 2e-4, "momentum": 0.9, "maxiter": 40, "lr_scheduler": REFUSED_LR[name]}
+    llc = fastopt.problems.rosenbrock_lowlevel()
+    with pytest.raises(ValueError, match="learning rate"):
+        fastopt.minimize(llc, X0.copy(), method="sgd", options=options)
+
+
+@pytest.mark.parametrize("per_problem_lr", [False, True])
+@pytest.mark.parametrize("name", ["cosine_negative_eta_min", "one_cycle_linear_to_its_end",
+                                  "step_negative_gamma"])
+def test_minimize_batch_c_path_refuses_a_bad_scheduled_lr(name, per_problem_lr):
+    lr = np.array([2e-4, 1e-4, 3e-4]) if per_problem_lr else 2e-4
+    options = {"lr": lr, "momentum": 0.9, "maxiter": 40, "gtol": 0.0,
+               "lr_scheduler": REFUSED_LR[name]}
+    llc = fastopt.problems.rosenbrock_lowlevel()
+    with pytest.raises(ValueError, match="learning rate"):
+        fastopt.minimize_batch(llc, X0_ROWS.copy(), method="sgd", options=options)
+
+
+@pytest.mark.parametrize("callback", [None, lambda result: None])
+def test_minimize_batch_c_path_refuses_one_cycle_past_its_end(callback):
+    # minimize raised here; minimize_batch's C loops ran on with the last rate
+    options = {"lr": 1e-2, "maxiter": 60, "gtol": 0.0,
+               "lr_scheduler": lambda o: L.OneCycleLR(o, max_lr=1e-2, total_steps=30)}
+    llc = fastopt.problems.rosenbrock_lowlevel()
+    with pytest.raises(ValueError, match="total"):
+        fastopt.minimize_batch(llc, X0_ROWS.copy(), method="adam", options=options,
+                               callback=callback)
