@@ -308,6 +308,11 @@ class LRScheduler:
                     values = self.get_lr()
         finally:
             self._get_lr_called_within_step = False
+        self._set_lrs(values)
+
+    def _set_lrs(self, values):
+        """Set the groups' learning rates to ``values`` (one per group, as torch's strict
+        zip: a group added since the scheduler was built is an error, not left behind)."""
         groups = self.optimizer.param_groups  # (live mappings: read once per step)
         if len(values) != len(groups):
             raise ValueError(f"{type(self).__name__} computed {len(values)} learning rates "
@@ -1317,9 +1322,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
             values = self.get_lr()
         finally:
             self._get_lr_called_within_step = False
-        for param_group, lr in zip(self.optimizer.param_groups, values):
-            param_group["lr"] = lr
-        self._last_lr = _param_groups_val_list(self.optimizer, "lr")
+        self._set_lrs(values)
 
 
 class OneCycleLR(LRScheduler):

@@ -182,3 +182,16 @@ def test_minimize_batch_c_path_refuses_one_cycle_past_its_end(callback):
     with pytest.raises(ValueError, match="total"):
         fastopt.minimize_batch(llc, X0_ROWS.copy(), method="adam", options=options,
                                callback=callback)
+
+
+def test_warm_restarts_refuses_a_group_added_since_it_was_built():
+    # torch's CosineAnnealingWarmRestarts.step zips strictly (ValueError); fastopt's stepped
+    # the first group only and left the new one at its lr, silently.
+    opt = fastopt.SGD([np.zeros(3)], lr=0.1, momentum=0.9)
+    sched = L.CosineAnnealingWarmRestarts(opt, T_0=3)
+    sched.step()
+    opt.add_param_group({"params": [np.zeros(2)], "lr": 0.5})
+    before = _snapshot(sched)
+    with pytest.raises(ValueError, match="param groups"):
+        sched.step()
+    assert _snapshot(sched) == before
