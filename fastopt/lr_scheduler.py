@@ -74,7 +74,10 @@ EPOCH_DEPRECATION_WARNING = (
 # dicts (one per group) per optimizer, shared by all its schedulers. Weak keys: an optimizer
 # that goes away takes its entry with it.
 _GROUP_EXTRAS = weakref.WeakKeyDictionary()
-_GROUP_EXTRAS_BY_ID = {}  # for optimizers that cannot be weakly referenced
+# For optimizers that cannot be weakly referenced: id -> (optimizer, extras). The entry holds
+# the optimizer itself, so that its id is not reused by another object while the entry lives
+# (a new optimizer at a freed id would inherit the old one's initial_lr: wrong base_lrs).
+_GROUP_EXTRAS_BY_ID = {}
 
 
 def _extras(optimizer):
@@ -84,7 +87,10 @@ def _extras(optimizer):
         if extras is None:
             extras = _GROUP_EXTRAS[optimizer] = []
     except TypeError:
-        extras = _GROUP_EXTRAS_BY_ID.setdefault(id(optimizer), [])
+        entry = _GROUP_EXTRAS_BY_ID.get(id(optimizer))
+        if entry is None or entry[0] is not optimizer:
+            entry = _GROUP_EXTRAS_BY_ID[id(optimizer)] = (optimizer, [])
+        extras = entry[1]
     while len(extras) < len(optimizer.param_groups):
         extras.append({})
     return extras

@@ -195,3 +195,25 @@ def test_warm_restarts_refuses_a_group_added_since_it_was_built():
     with pytest.raises(ValueError, match="param groups"):
         sched.step()
     assert _snapshot(sched) == before
+
+
+class _SlottedOptimizer:
+    """An optimizer-like object that cannot be weakly referenced (no __weakref__)."""
+
+    __slots__ = ("param_groups",)
+
+    def __init__(self, lr):
+        self.param_groups = [{"lr": lr}]
+
+
+def test_scheduler_of_a_non_weakrefable_optimizer_gets_its_own_initial_lr():
+    # The scheduler keys of such optimizers were kept by id(): a new optimizer at a freed id
+    # inherited the old one's initial_lr (its base_lrs were another optimizer's).
+    import gc
+    for i in range(20):
+        lr = 0.01 * (i + 1)
+        opt = _SlottedOptimizer(lr)
+        sched = L.StepLR(opt, step_size=2)
+        assert sched.base_lrs == [lr]
+        del opt, sched
+        gc.collect()
