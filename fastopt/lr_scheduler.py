@@ -37,6 +37,7 @@ C inside fastopt's C-level loops (``fastopt/_schedule.pyx``), with the same numb
 
 import math
 import numbers
+import threading
 import types
 import warnings
 import weakref
@@ -152,7 +153,14 @@ def _has_momentum(optimizer):
     return "momentum" in group or "betas" in group
 
 
-_SCHEDULED_KEYS = ("lr", "momentum", "betas")
+_MOMENTUM_KEYS = ("momentum", "betas")
+
+
+class _AtomicDepth(threading.local):
+    depth = 0
+
+
+_ATOMIC = _AtomicDepth()  # all-or-nothing steps under way in this thread
 
 
 def _all_schedulers(scheduler):
@@ -173,22 +181,37 @@ def _all_or_nothing(step):
     groups' scheduled keys are saved first and put back on an exception.
     """
     def wrapped(self, *args, **kwargs):
-        schedulers = _all_schedulers(self)
-        saved = [(sched, dict(sched.__dict__)) for sched in schedulers]
-        groups = list(self.optimizer.param_groups)
-        values = [{key: group[key] for key in _SCHEDULED_KEYS if key in group}
-                  for group in groups]
+        if _ATOMIC.depth:  # inside a composite's step, which saved this scheduler too
+            return step(self, *args, **kwargs)
+        attributes = self.__dict__
+        if "_schedulers" in attributes:
+            schedulers = _all_schedulers(self)
+            saved = [(sched, dict(sched.__dict__)) for sched in schedulers]
+            cycling = any(sched.__dict__.get("cycle_momentum") for sched in schedulers)
+        else:  # (the common case, kept cheap: this runs at every step)
+            saved = ((self, attributes.copy()),)
+            cycling = attributes.get("cycle_momentum")
+        groups = self.optimizer.param_groups
+        lrs = [group["lr"] for group in groups]
+        # (the momentum / betas only where a scheduler cycles them: a step reads the rest)
+        moments = ([{key: group[key] for key in _MOMENTUM_KEYS if key in group}
+                    for group in groups] if cycling else None)
+        _ATOMIC.depth += 1
         try:
             return step(self, *args, **kwargs)
         except BaseException:
-            for sched, attributes in saved:
+            for sched, old in saved:
                 sched.__dict__.clear()
-                sched.__dict__.update(attributes)
-            for group, old in zip(groups, values):
-                for key, value in old.items():
+                sched.__dict__.update(old)
+            for i, (group, lr) in enumerate(zip(groups, lrs)):
+                if group["lr"] != lr:
+                    group["lr"] = lr
+                for key, value in (moments[i].items() if moments else ()):
                     if group[key] != value:
                         group[key] = value
             raise
+        finally:
+            _ATOMIC.depth -= 1
 
     wrapped.__name__, wrapped.__qualname__ = step.__name__, step.__qualname__
     wrapped.__doc__, wrapped.__wrapped__ = step.__doc__, step
