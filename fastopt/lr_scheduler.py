@@ -218,6 +218,42 @@ def _all_or_nothing(step):
     return wrapped
 
 
+def _all_or_nothing_init(init):
+    """Wrap a scheduler's ``__init__`` so that a constructor that raises leaves the optimizer
+    as it was: its groups' lr / momentum / betas (a constructor sets the schedule's first
+    values) and the scheduler keys it records for the optimizer (``initial_lr``, ``max_lr``,
+    ...: left behind, a later scheduler of the optimizer would start from them)."""
+    def wrapped(self, *args, **kwargs):
+        optimizer = kwargs.get("optimizer", args[0] if args else None)
+        groups = getattr(optimizer, "param_groups", None)
+        if _ATOMIC.depth or groups is None or isinstance(groups, (str, bytes)):
+            return init(self, *args, **kwargs)  # (a bad optimizer: init raises TypeError)
+        try:
+            groups = list(groups)
+            values = [{key: group[key] for key in ("lr", *_MOMENTUM_KEYS) if key in group}
+                      for group in groups]
+            extras = _extras(optimizer)
+        except Exception:  # a malformed optimizer: init says what is wrong with it
+            return init(self, *args, **kwargs)
+        saved_extras = [dict(extra) for extra in extras]
+        _ATOMIC.depth += 1
+        try:
+            return init(self, *args, **kwargs)
+        except BaseException:
+            extras[:] = saved_extras
+            for group, old in zip(groups, values):
+                for key, value in old.items():
+                    if group[key] != value:
+                        group[key] = value
+            raise
+        finally:
+            _ATOMIC.depth -= 1
+
+    wrapped.__name__, wrapped.__qualname__ = init.__name__, init.__qualname__
+    wrapped.__doc__, wrapped.__wrapped__ = init.__doc__, init
+    return wrapped
+
+
 class LRScheduler:
     r"""Base class of the learning-rate schedulers (torch.optim.lr_scheduler.LRScheduler).
 
@@ -245,6 +281,8 @@ class LRScheduler:
         super().__init_subclass__(**kwargs)
         if "step" in cls.__dict__:  # every step, torch's or a user's override: all or nothing
             cls.step = _all_or_nothing(cls.__dict__["step"])
+        if "__init__" in cls.__dict__:  # and every constructor
+            cls.__init__ = _all_or_nothing_init(cls.__dict__["__init__"])
 
     def __init__(self, optimizer, last_epoch=-1):
         _check_optimizer(optimizer)
@@ -355,6 +393,7 @@ class LRScheduler:
 
 
 LRScheduler.step = _all_or_nothing(LRScheduler.step)
+LRScheduler.__init__ = _all_or_nothing_init(LRScheduler.__init__)
 
 
 def _warn_get_lr_called_within_step(lr_scheduler):

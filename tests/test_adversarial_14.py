@@ -217,3 +217,25 @@ def test_scheduler_of_a_non_weakrefable_optimizer_gets_its_own_initial_lr():
         assert sched.base_lrs == [lr]
         del opt, sched
         gc.collect()
+
+
+@pytest.mark.parametrize("build", [
+    lambda o: L.OneCycleLR(o, max_lr=-0.1, total_steps=10),
+    lambda o: L.CyclicLR(o, base_lr=-0.01, max_lr=0.1),
+    lambda o: L.CyclicLR(o, base_lr=0.01, max_lr=0.1, base_momentum=-0.5, max_momentum=-0.1),
+    lambda o: L.OneCycleLR(o, max_lr=0.1, total_steps=10, max_momentum=-0.5),
+    lambda o: L.CosineAnnealingLR(o, T_max=0),
+], ids=["one_cycle_negative_max_lr", "cyclic_negative_base_lr", "cyclic_negative_momentum",
+        "one_cycle_negative_momentum", "cosine_bad_T_max"])
+def test_failed_scheduler_constructor_leaves_the_optimizer_as_it_was(build):
+    # A constructor that raised used to leave the groups' lr/momentum changed and its
+    # initial_lr / max_lr / ... recorded for the optimizer: the next scheduler of it started
+    # from the failed one's initial_lr.
+    opt = _sgd2()
+    before = _hypers(opt)
+    with pytest.raises((TypeError, ValueError)):
+        build(opt)
+    assert _hypers(opt) == before
+    sched = L.StepLR(opt, step_size=2)
+    assert sched.base_lrs == [0.1, 0.2]
+    assert sched.get_last_lr() == [0.1, 0.2]
