@@ -33,7 +33,8 @@ def _with_added_defaults(cls, hyper):
     class's default does (Adam added ``decoupled_weight_decay`` in issue 13: older Adam was the
     L2 form, older AdamW the decoupled one), so the default resumes it bit-identically.
     """
-    if not isinstance(hyper, Mapping):
+    if not isinstance(hyper, Mapping) or "param_groups" in hyper:
+        # (a state_dict with parameter groups is newer than the flag: it has it per group)
         return hyper
     absent = [name for name in cls._added_hyperparameters if name not in hyper]
     if not absent:

@@ -942,6 +942,22 @@ class _ParamGroup(MutableMapping):
             raise KeyError(_unknown_group_key(opt, self._g, key))
         opt._set_group_hyperparameters(self._g, {key: value})
 
+    def update(self, other=(), /, **kwargs):
+        """Set several entries at once, all or nothing (the mixin's ``update`` would set them
+        one by one and leave the first ones changed when a later one is refused)."""
+        changes = dict(other, **kwargs)
+        opt = self._opt
+        if "params" in changes:
+            raise TypeError(f"param_groups[{self._g}]['params'] cannot be assigned: the "
+                            "parameters are fixed when the optimizer is built (add_param_group "
+                            "adds a group)")
+        known = opt._group_hyper(self._g)
+        for key in changes:
+            if not isinstance(key, str) or key not in known:
+                raise KeyError(_unknown_group_key(opt, self._g, key))
+        if changes:
+            opt._set_group_hyperparameters(self._g, changes)
+
     def __delitem__(self, key):
         raise TypeError(f"param_groups[{self._g}] entries cannot be deleted")
 

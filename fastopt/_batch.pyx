@@ -365,6 +365,14 @@ def batch_native(
                             _show_chunks(train, chunks, open_chunks, n_open, m)
         if shown:
             _show_chunks(train, chunks, open_chunks, 0, m)
+        if train is not None:
+            # the chunks stepped copies of the shared schedule: their errors, as the Python
+            # scheduler's step raises them
+            error = 0
+            for c in range(n_chunks):
+                if chunks[c].scheduled:
+                    error = max(error, chunks[c].schedule.s.error)
+            train.check_schedule(error)
     finally:
         PyMem_Free(chunks)
         PyMem_Free(open_chunks)
@@ -449,6 +457,8 @@ def batch_python(
         nit += 1
     if train is not None and train.progress is not None:
         train.progress.update(b.m)
+    if train is not None:
+        train.check_schedule(0)  # the C schedules' errors (a C objective with a callback)
     return b.results()
 
 

@@ -96,6 +96,8 @@ cdef class LoopTrain:
     cdef Py_ssize_t total
     cdef public Py_ssize_t shown_lines  # minimize_batch's C loop: progress lines shown
     cdef Py_ssize_t shown_at  # the iteration progress was last shown at (-1: none)
+    cdef Py_ssize_t n_rows    # row_schedules' length
+    cdef int check_schedule(self, int error) except -1
     cdef int _alloc_rows(self, Py_ssize_t m) except -1
     cdef int start(self, Problem* p) except -1
     cdef int after_update(self, Problem* p) except -1

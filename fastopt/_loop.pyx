@@ -43,7 +43,7 @@ from libc.string cimport memcpy
 
 from fastopt._clip cimport clip_spec_init
 from fastopt._kernels cimport MAX_POWERS, rule_step_zero
-from fastopt._schedule cimport schedule_init
+from fastopt._schedule cimport SCHEDULE_ERROR_PAST_END, schedule_init
 from fastopt._native cimport NativeObjective
 
 import threading
@@ -368,9 +368,31 @@ cdef class LoopTrain:
     cdef int _alloc_rows(self, Py_ssize_t m) except -1:
         PyMem_Free(self.row_schedules)
         self.row_schedules = NULL
+        self.n_rows = 0
         self.row_schedules = <LoopSchedule*>PyMem_Malloc(max(m, 1) * sizeof(LoopSchedule))
         if self.row_schedules == NULL:
             raise MemoryError()
+        self.n_rows = m
+        return 0
+
+    cdef int check_schedule(self, int error) except -1:
+        """Raise the ValueError the Python scheduler raises for the C schedules' error
+        (``error``: a copy's, e.g. minimize_batch's chunks'; this one's and the per-problem
+        ones' are read here); 0 when there is none."""
+        cdef Py_ssize_t i
+        if self.in_c:
+            error = max(error, self.ls.s.error)
+            for i in range(self.n_rows if self.row_schedules != NULL else 0):
+                error = max(error, self.row_schedules[i].s.error)
+        if error == SCHEDULE_ERROR_PAST_END:
+            raise ValueError("lr_scheduler: the scheduler was stepped past its total number "
+                             "of steps (OneCycleLR's total_steps): give it at least maxiter "
+                             "steps")
+        if error != 0:
+            raise ValueError("lr_scheduler: the scheduler computed a learning rate that is "
+                             "negative, NaN or infinite, which the optimizer refuses (the "
+                             "Python scheduler's step raises ValueError there): check its "
+                             "arguments (eta_min, gamma, power, ...)")
         return 0
 
     cdef int start(self, Problem* p) except -1:
@@ -407,10 +429,7 @@ cdef class LoopTrain:
 
     cdef int finish(self, Problem* p) except -1:
         self.show(p, True)
-        if self.in_c and self.ls.s.error:
-            raise ValueError("lr_scheduler: the scheduler was stepped past its total number "
-                             "of steps (OneCycleLR's total_steps): give it at least maxiter "
-                             "steps")
+        self.check_schedule(0)
         return 0
 
     cdef int run_native(self, Problem* p, Tolerances* tol, NativeObjective native,

@@ -56,11 +56,17 @@ cdef struct ScheduleNode:
     long long num_bad_epochs
     long long cooldown_counter
 
+cdef enum:
+    SCHEDULE_ERROR_PAST_END = 1
+    SCHEDULE_ERROR_BAD_LR = 2
+
 cdef struct Schedule:
     double lr                   # the group's learning rate (all nodes share it)
     double momentum             # the scheduled momentum / beta1, NaN when none is cycled
-    int error                   # 1 after a step past OneCycleLR's total_steps (Python raises
-                                # ValueError there; the C step leaves lr as it was)
+    int error                   # SCHEDULE_ERROR_*: set by the first step where the Python
+                                # scheduler raises ValueError (past OneCycleLR's total_steps;
+                                # an lr that is negative, NaN or infinite, which the optimizer
+                                # refuses); the C step then leaves lr (and momentum) as it was
     int n_nodes
     int n_marks
     ScheduleNode nodes[SCHEDULE_MAX_NODES]    # nodes[0] is the root

@@ -20,6 +20,7 @@ children do, up to SCHEDULE_MAX_NODES schedulers and SCHEDULE_MAX_MARKS mileston
 `run` is the Python hook the tests use to compare the two.
 """
 
+from libc.float cimport DBL_MAX
 from libc.math cimport NAN, cos, floor, fmod, pow
 from libc.string cimport memset
 
@@ -355,7 +356,8 @@ cdef double _get_lr(Schedule* s, ScheduleNode* node, double lr) noexcept nogil:
         return node.base_lr + (node.max_lr - node.base_lr) * scale_factor * scale
     if node.kind == SCHED_ONECYCLE:
         if e > node.total_iters:
-            s.error = 1
+            if s.error == 0:  # (the first error is the one Python raises)
+                s.error = SCHEDULE_ERROR_PAST_END
             return lr
         start_step = 0.0
         for i in range(node.n_phases):
@@ -485,8 +487,16 @@ cdef int _subtree_end(const Schedule* s, int j) noexcept nogil:
 
 cdef double schedule_step(Schedule* s, double metric) noexcept nogil:
     """One scheduler.step() (``metric`` read by ReduceLROnPlateau only); the new lr."""
+    cdef double lr = s.lr, momentum = s.momentum
     if s.n_nodes > 0:
         _node_step(s, 0, metric)
+    if not (0.0 <= s.lr <= DBL_MAX):
+        # NaN, negative or infinite (a negative eta_min or gamma, a negative power, ...): the
+        # Python step raises ValueError there (the optimizer refuses the lr), so the C one
+        # must not run the rule with it. The loops raise that error when they end.
+        if s.error == 0:
+            s.error = SCHEDULE_ERROR_BAD_LR
+        s.lr, s.momentum = lr, momentum
     return s.lr
 
 
@@ -513,8 +523,9 @@ def run(scheduler, Py_ssize_t steps, metrics=None):
     lrs, momentums : ndarray of float64, shape (steps,)
         The learning rate and the scheduled momentum (NaN when none) after each step.
     n_ok : int
-        The steps taken before one went past OneCycleLR's total_steps (where Python raises
-        ValueError), ``steps`` when none did; the arrays hold NaN from there on.
+        The steps taken before one went past OneCycleLR's total_steps or computed a learning
+        rate that is negative, NaN or infinite (where Python raises ValueError), ``steps``
+        when none did; the arrays hold NaN from there on.
 
     Raises
     ------

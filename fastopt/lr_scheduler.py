@@ -37,6 +37,7 @@ C inside fastopt's C-level loops (``fastopt/_schedule.pyx``), with the same numb
 
 import math
 import numbers
+import threading
 import types
 import warnings
 import weakref
@@ -74,7 +75,10 @@ EPOCH_DEPRECATION_WARNING = (
 # dicts (one per group) per optimizer, shared by all its schedulers. Weak keys: an optimizer
 # that goes away takes its entry with it.
 _GROUP_EXTRAS = weakref.WeakKeyDictionary()
-_GROUP_EXTRAS_BY_ID = {}  # for optimizers that cannot be weakly referenced
+# For optimizers that cannot be weakly referenced: id -> (optimizer, extras). The entry holds
+# the optimizer itself, so that its id is not reused by another object while the entry lives
+# (a new optimizer at a freed id would inherit the old one's initial_lr: wrong base_lrs).
+_GROUP_EXTRAS_BY_ID = {}
 
 
 def _extras(optimizer):
@@ -84,7 +88,10 @@ def _extras(optimizer):
         if extras is None:
             extras = _GROUP_EXTRAS[optimizer] = []
     except TypeError:
-        extras = _GROUP_EXTRAS_BY_ID.setdefault(id(optimizer), [])
+        entry = _GROUP_EXTRAS_BY_ID.get(id(optimizer))
+        if entry is None or entry[0] is not optimizer:
+            entry = _GROUP_EXTRAS_BY_ID[id(optimizer)] = (optimizer, [])
+        extras = entry[1]
     while len(extras) < len(optimizer.param_groups):
         extras.append({})
     return extras
@@ -146,6 +153,107 @@ def _has_momentum(optimizer):
     return "momentum" in group or "betas" in group
 
 
+_MOMENTUM_KEYS = ("momentum", "betas")
+
+
+class _AtomicDepth(threading.local):
+    depth = 0
+
+
+_ATOMIC = _AtomicDepth()  # all-or-nothing steps under way in this thread
+
+
+def _all_schedulers(scheduler):
+    """``scheduler`` and, for SequentialLR / ChainedScheduler, the ones it holds (nested)."""
+    found = [scheduler]
+    for child in scheduler.__dict__.get("_schedulers", ()):
+        found.extend(_all_schedulers(child))
+    return found
+
+
+def _all_or_nothing(step):
+    """Wrap a scheduler's ``step`` so that a step that raises leaves everything as it was.
+
+    A step computes the new values, then writes them into the groups one by one; a value the
+    optimizer refuses (a negative or NaN lr from a lambda, a negative ``eta_min``, OneCycleLR
+    run past its end, ...) would otherwise leave ``last_epoch`` advanced and some groups
+    changed. The scheduler's attributes (those of the schedulers it holds too) and the
+    groups' scheduled keys are saved first and put back on an exception.
+    """
+    def wrapped(self, *args, **kwargs):
+        if _ATOMIC.depth:  # inside a composite's step, which saved this scheduler too
+            return step(self, *args, **kwargs)
+        attributes = self.__dict__
+        if "_schedulers" in attributes:
+            schedulers = _all_schedulers(self)
+            saved = [(sched, dict(sched.__dict__)) for sched in schedulers]
+            cycling = any(sched.__dict__.get("cycle_momentum") for sched in schedulers)
+        else:  # (the common case, kept cheap: this runs at every step)
+            saved = ((self, attributes.copy()),)
+            cycling = attributes.get("cycle_momentum")
+        groups = self.optimizer.param_groups
+        lrs = [group["lr"] for group in groups]
+        # (the momentum / betas only where a scheduler cycles them: a step reads the rest)
+        moments = ([{key: group[key] for key in _MOMENTUM_KEYS if key in group}
+                    for group in groups] if cycling else None)
+        _ATOMIC.depth += 1
+        try:
+            return step(self, *args, **kwargs)
+        except BaseException:
+            for sched, old in saved:
+                sched.__dict__.clear()
+                sched.__dict__.update(old)
+            for i, (group, lr) in enumerate(zip(groups, lrs)):
+                if group["lr"] != lr:
+                    group["lr"] = lr
+                for key, value in (moments[i].items() if moments else ()):
+                    if group[key] != value:
+                        group[key] = value
+            raise
+        finally:
+            _ATOMIC.depth -= 1
+
+    wrapped.__name__, wrapped.__qualname__ = step.__name__, step.__qualname__
+    wrapped.__doc__, wrapped.__wrapped__ = step.__doc__, step
+    return wrapped
+
+
+def _all_or_nothing_init(init):
+    """Wrap a scheduler's ``__init__`` so that a constructor that raises leaves the optimizer
+    as it was: its groups' lr / momentum / betas (a constructor sets the schedule's first
+    values) and the scheduler keys it records for the optimizer (``initial_lr``, ``max_lr``,
+    ...: left behind, a later scheduler of the optimizer would start from them)."""
+    def wrapped(self, *args, **kwargs):
+        optimizer = kwargs.get("optimizer", args[0] if args else None)
+        groups = getattr(optimizer, "param_groups", None)
+        if _ATOMIC.depth or groups is None or isinstance(groups, (str, bytes)):
+            return init(self, *args, **kwargs)  # (a bad optimizer: init raises TypeError)
+        try:
+            groups = list(groups)
+            values = [{key: group[key] for key in ("lr", *_MOMENTUM_KEYS) if key in group}
+                      for group in groups]
+            extras = _extras(optimizer)
+        except Exception:  # a malformed optimizer: init says what is wrong with it
+            return init(self, *args, **kwargs)
+        saved_extras = [dict(extra) for extra in extras]
+        _ATOMIC.depth += 1
+        try:
+            return init(self, *args, **kwargs)
+        except BaseException:
+            extras[:] = saved_extras
+            for group, old in zip(groups, values):
+                for key, value in old.items():
+                    if group[key] != value:
+                        group[key] = value
+            raise
+        finally:
+            _ATOMIC.depth -= 1
+
+    wrapped.__name__, wrapped.__qualname__ = init.__name__, init.__qualname__
+    wrapped.__doc__, wrapped.__wrapped__ = init.__doc__, init
+    return wrapped
+
+
 class LRScheduler:
     r"""Base class of the learning-rate schedulers (torch.optim.lr_scheduler.LRScheduler).
 
@@ -168,6 +276,13 @@ class LRScheduler:
 
     _get_lr_called_within_step = False
     _is_initial = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "step" in cls.__dict__:  # every step, torch's or a user's override: all or nothing
+            cls.step = _all_or_nothing(cls.__dict__["step"])
+        if "__init__" in cls.__dict__:  # and every constructor
+            cls.__init__ = _all_or_nothing_init(cls.__dict__["__init__"])
 
     def __init__(self, optimizer, last_epoch=-1):
         _check_optimizer(optimizer)
@@ -243,7 +358,7 @@ class LRScheduler:
         """
         self._step_count += 1
         if epoch is not None:
-            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
+            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=3)
         self._update_lr(epoch)
 
     def _update_lr(self, epoch=None):
@@ -260,6 +375,11 @@ class LRScheduler:
                     values = self.get_lr()
         finally:
             self._get_lr_called_within_step = False
+        self._set_lrs(values)
+
+    def _set_lrs(self, values):
+        """Set the groups' learning rates to ``values`` (one per group, as torch's strict
+        zip: a group added since the scheduler was built is an error, not left behind)."""
         groups = self.optimizer.param_groups  # (live mappings: read once per step)
         if len(values) != len(groups):
             raise ValueError(f"{type(self).__name__} computed {len(values)} learning rates "
@@ -270,6 +390,10 @@ class LRScheduler:
 
     def __repr__(self):
         return f"{type(self).__name__}(last_epoch={getattr(self, 'last_epoch', None)})"
+
+
+LRScheduler.step = _all_or_nothing(LRScheduler.step)
+LRScheduler.__init__ = _all_or_nothing_init(LRScheduler.__init__)
 
 
 def _warn_get_lr_called_within_step(lr_scheduler):
@@ -956,7 +1080,7 @@ class ReduceLROnPlateau(LRScheduler):
         if epoch is None:
             epoch = self.last_epoch + 1
         else:
-            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
+            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=3)
         self.last_epoch = epoch
         if self._is_better(current, self.best):
             self.best = current
@@ -1266,9 +1390,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
             values = self.get_lr()
         finally:
             self._get_lr_called_within_step = False
-        for param_group, lr in zip(self.optimizer.param_groups, values):
-            param_group["lr"] = lr
-        self._last_lr = _param_groups_val_list(self.optimizer, "lr")
+        self._set_lrs(values)
 
 
 class OneCycleLR(LRScheduler):
