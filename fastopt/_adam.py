@@ -163,10 +163,7 @@ class Adam(Optimizer):
         TypeError, ValueError
             On a missing, unknown or malformed entry. The optimizer is unchanged then.
         """
-        if isinstance(state_dict, Mapping) and "param_groups" not in state_dict:
-            # (the one-group format; the groups' format came after the flag)
-            state_dict = _with_added_defaults(type(self), state_dict)
-        super().load_state_dict(state_dict)
+        super().load_state_dict(_with_added_defaults(type(self), state_dict))
 
     def __setstate__(self, state):
         # A pickle from before decoupled_weight_decay: its hyperparameters lack the flag.

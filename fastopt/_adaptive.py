@@ -51,7 +51,10 @@ class Adagrad(Optimizer):
         s_t &= s_{t-1} + g_t^2 \\
         \theta_t &= \theta_{t-1} - \tilde\gamma \, g_t / (\sqrt{s_t} + \epsilon)
 
-    State: ``sum`` (starts at ``initial_accumulator_value``).
+    State: ``sum`` (starts at ``initial_accumulator_value``; with parameter groups, each
+    group's own value: torch.optim.Adagrad starts every group's ``sum`` at its constructor's
+    argument instead, so a group that sets its own ``initial_accumulator_value`` follows a
+    different trajectory there).
 
     References
     ----------
