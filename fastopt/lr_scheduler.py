@@ -757,22 +757,7 @@ class SequentialLR(LRScheduler):
         if len(schedulers) < 1:
             raise ValueError(f"{self.__class__.__name__} expects at least one scheduler, but "
                              "got no scheduler.")
-        for scheduler_idx, scheduler in enumerate(schedulers):
-            if not hasattr(scheduler, "optimizer"):
-                raise TypeError(f"{self.__class__.__name__} at index {scheduler_idx} should "
-                                "have `optimizer` as its attribute.")
-            if isinstance(scheduler, ReduceLROnPlateau):
-                raise ValueError(
-                    f"{self.__class__.__name__} does not support `ReduceLROnPlateau` "
-                    "scheduler as it requires additional kwargs to be specified when calling "
-                    f"`step`, but got one at index {scheduler_idx} in the given schedulers "
-                    "sequence.")
-            if optimizer is not scheduler.optimizer:
-                raise ValueError(
-                    f"{self.__class__.__name__} expects all schedulers to belong to the same "
-                    f"optimizer, but got scheduler {scheduler.__class__.__name__} at index "
-                    f"{scheduler_idx} has {scheduler.optimizer}, which is different from "
-                    f"{optimizer.__class__.__name__}.")
+        _check_children(type(self).__name__, schedulers, optimizer)
         milestones = [_check_int("milestones", m) for m in milestones]
         if len(milestones) != len(schedulers) - 1:
             raise ValueError(
@@ -956,22 +941,7 @@ class ChainedScheduler(LRScheduler):
                                 "`optimizer` as its attribute.")
             optimizer = schedulers[0].optimizer
         _check_optimizer(optimizer)
-        for scheduler_idx, scheduler in enumerate(schedulers):
-            if not hasattr(scheduler, "optimizer"):
-                raise TypeError(f"{self.__class__.__name__} at index {scheduler_idx} should "
-                                "have `optimizer` as its attribute.")
-            if isinstance(scheduler, ReduceLROnPlateau):
-                raise ValueError(
-                    f"{self.__class__.__name__} does not support `ReduceLROnPlateau` "
-                    "scheduler as it requires additional kwargs to be specified when calling "
-                    f"`step`, but got one at index {scheduler_idx} in the given schedulers "
-                    "sequence.")
-            if optimizer is not scheduler.optimizer:
-                raise ValueError(
-                    f"{self.__class__.__name__} expects all schedulers to belong to the same "
-                    f"optimizer, but got scheduler {scheduler.__class__.__name__} at index "
-                    f"{scheduler_idx} has {scheduler.optimizer}, which is different from "
-                    f"{optimizer.__class__.__name__}.")
+        _check_children(type(self).__name__, schedulers, optimizer)
         self._schedulers = schedulers
         self.optimizer = optimizer
         self._last_lr = _param_groups_val_list(self._schedulers[-1].optimizer, "lr")
@@ -1558,3 +1528,23 @@ class OneCycleLR(LRScheduler):
                 else:
                     group["momentum"] = computed_momentum
         return lrs
+
+
+def _check_children(owner, schedulers, optimizer):
+    """The checks (and torch's messages) of SequentialLR's and ChainedScheduler's children:
+    schedulers of ``optimizer``, none of them a ReduceLROnPlateau."""
+    for scheduler_idx, scheduler in enumerate(schedulers):
+        if not hasattr(scheduler, "optimizer"):
+            raise TypeError(f"{owner} at index {scheduler_idx} should have `optimizer` as its "
+                            "attribute.")
+        if isinstance(scheduler, ReduceLROnPlateau):
+            raise ValueError(
+                f"{owner} does not support `ReduceLROnPlateau` scheduler as it requires "
+                "additional kwargs to be specified when calling `step`, but got one at index "
+                f"{scheduler_idx} in the given schedulers sequence.")
+        if optimizer is not scheduler.optimizer:
+            raise ValueError(
+                f"{owner} expects all schedulers to belong to the same optimizer, but got "
+                f"scheduler {scheduler.__class__.__name__} at index {scheduler_idx} has "
+                f"{scheduler.optimizer}, which is different from "
+                f"{optimizer.__class__.__name__}.")
