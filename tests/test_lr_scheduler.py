@@ -515,3 +515,21 @@ def test_exported():
     assert fastopt.lr_scheduler is ls
     assert "lr_scheduler" in fastopt.__all__
     assert len([n for n in ls.__all__ if n != "LRScheduler"]) == 15
+
+
+@pytest.mark.parametrize("composite", ["SequentialLR", "ChainedScheduler"])
+@pytest.mark.parametrize("bad_child, error, match", [
+    (lambda opt, other: object(), TypeError, "at index 1 should have `optimizer`"),
+    (lambda opt, other: ls.ReduceLROnPlateau(opt), ValueError, "does not support `ReduceLROnP"),
+    (lambda opt, other: ls.StepLR(other, 3), ValueError, "belong to the same optimizer"),
+])
+def test_composites_check_their_children_as_torch(composite, bad_child, error, match):
+    opt = fastopt.SGD(np.zeros(3), lr=0.1)
+    other = fastopt.SGD(np.zeros(3), lr=0.1)
+    children = [ls.StepLR(opt, 3), bad_child(opt, other)]
+    with pytest.raises(error, match=f"{composite} .*{match}"):
+        if composite == "SequentialLR":
+            ls.SequentialLR(opt, children, milestones=[2])
+        else:
+            ls.ChainedScheduler(children)
+    assert opt.lr == 0.1
