@@ -164,8 +164,8 @@ def _extensions():
             define_macros=macros,
             depends=headers,
         )
-        for name in ("_openmp", "_kernels", "_step", "_native", "_clip", "_loop", "_batch",
-                     "_objectives", "_schedule")
+        for name in ("_openmp", "_fpenv", "_kernels", "_step", "_native", "_clip", "_loop",
+                     "_batch", "_objectives", "_schedule")
     ]
     if platform.machine().lower() in ("x86_64", "amd64"):
         extensions.append(Extension("fastopt._kernels_avx2", ["fastopt/_kernels_avx2.pyx"],

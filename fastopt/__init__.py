@@ -41,6 +41,7 @@ try:
     from fastopt._clipping import clip_grad_norm_, clip_grad_value_
     from fastopt._config import __version__, show_config
     from fastopt._driver import minimize
+    from fastopt._fpenv import flush_subnormals
     from fastopt._minibatch import minimize_minibatch
     from fastopt._minimize_batch import minimize_batch
     from fastopt._registry import RECORDS as _RECORDS
@@ -64,6 +65,7 @@ __all__ = sorted([
     "__version__",
     "lr_scheduler",
     "clip_grad_norm_", "clip_grad_value_",
+    "flush_subnormals",
     "minimize",
     "minimize_batch",
     "minimize_minibatch",

@@ -17,6 +17,7 @@ import numpy as np
 
 from fastopt import _kernels
 from fastopt._base import Optimizer
+from fastopt._fpenv import flushed
 from fastopt._record import (
     Hyperparameter,
     OptimizerRecord,
@@ -225,7 +226,8 @@ class Adafactor(Optimizer):
                                "optimizer: one optimizer must not be stepped from two threads "
                                "at once (use one optimizer per thread)")
         try:
-            self._locked_step(grads)
+            with flushed(self._flush_subnormals):  # (flush_subnormals: FTZ/DAZ set here)
+                self._locked_step(grads)
         finally:
             lock.release()
 

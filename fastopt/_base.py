@@ -60,6 +60,15 @@ class Optimizer(OptimizerCore):
         OpenMP threads for large arrays: ``None`` uses OpenMP's default (``OMP_NUM_THREADS``
         or every usable core), ``-1`` all cores, ``-2`` all but one; at most 1024
         (``fastopt._openmp.MAX_N_THREADS``).
+    flush_subnormals : bool, default=False
+        Run ``step`` in flush-to-zero mode: subnormal inputs read as zero and subnormal
+        results are flushed to zero (x86-64 MXCSR FTZ and DAZ, aarch64 FPCR FZ), which keeps
+        steps at full speed when the state drifts below the normal range (float32
+        ``|x| < 1.2e-38``, float64 ``|x| < 2.2e-308``), but gives results that differ from
+        IEEE arithmetic there. Only fastopt's own update is affected; the caller's
+        floating-point mode, and that of every OpenMP thread, is restored when ``step``
+        returns or raises. Settable between steps; pickled (not in ``state_dict``, like
+        ``n_threads``). See also :func:`fastopt.flush_subnormals`.
     **hyperparameters
         Validated by the subclass.
 
@@ -111,11 +120,12 @@ class Optimizer(OptimizerCore):
             if not hasattr(cls, name):
                 setattr(cls, name, _hyperparameter_property(name))
 
-    def __init__(self, params, *, n_threads=None, **hyperparameters):
+    def __init__(self, params, *, n_threads=None, flush_subnormals=False, **hyperparameters):
         if self.record is None:
             raise TypeError("Optimizer is a base class: use one of fastopt's optimizers")
         defaults = self._check_hyperparameters(**hyperparameters)
         n_threads_used = effective_n_threads(n_threads)
+        flush = check_bool("flush_subnormals", flush_subnormals)
         groups = split_param_groups(params)
         if groups is None:
             params, single = check_params(params)
@@ -131,6 +141,7 @@ class Optimizer(OptimizerCore):
         self._defaults = defaults
         self._n_threads_spec = n_threads
         self._n_threads = n_threads_used
+        self._flush_subnormals = flush
         self._params, self._single = params, single
         self._layout = Layout(self._params, self._single, self._slot_names)
         self._spans = None if self._single else memory_spans(self._params)
@@ -311,6 +322,16 @@ class Optimizer(OptimizerCore):
     def n_threads(self):
         """The number of OpenMP threads the kernels use for large arrays."""
         return self._n_threads
+
+    @property
+    def flush_subnormals(self):
+        """Whether ``step`` runs in flush-to-zero mode (the constructor's argument); may be
+        set between steps (a bool)."""
+        return self._flush_subnormals
+
+    @flush_subnormals.setter
+    def flush_subnormals(self, value):
+        self._flush_subnormals = check_bool("flush_subnormals", value)
 
     @property
     def lr(self):
@@ -604,11 +625,13 @@ class Optimizer(OptimizerCore):
     # hyperparameters. Pickles without them (older ones) load as one group.
 
     _PICKLED = ("_hyper", "_n_threads_spec", "_params", "_single", "_step", "_state")
-    _PICKLED_OPTIONAL = ("_defaults", "_groups")
+    _PICKLED_OPTIONAL = ("_defaults", "_groups", "_flush_subnormals")
 
     def __getstate__(self):
         out = {key: getattr(self, key) for key in self._PICKLED}
         out["_defaults"] = self._defaults
+        if self._flush_subnormals:  # (absent: off, as in pickles made before it existed)
+            out["_flush_subnormals"] = True
         if len(self._hypers) > 1:
             out["_groups"] = [(end, start, hyper) for end, start, hyper
                               in zip(self._ends, self._starts, self._hypers)]
@@ -634,6 +657,7 @@ class Optimizer(OptimizerCore):
         if state.get("_defaults") is not None:
             defaults = self._checked_pickled_hyper("pickled defaults", state["_defaults"])
         n_threads = effective_n_threads(state["_n_threads_spec"])
+        flush = check_bool("_flush_subnormals", state.get("_flush_subnormals", False))
         single = check_bool("_single", state["_single"])
         params = state["_params"]
         if single:
@@ -660,6 +684,7 @@ class Optimizer(OptimizerCore):
             self._check_not_busy("restore a pickled state")
         self._defaults, self._n_threads = defaults, n_threads
         self._n_threads_spec = state["_n_threads_spec"]
+        self._flush_subnormals = flush
         self._params, self._single, self._layout, self._spans = params, single, layout, spans
         self._install_groups(hypers, rules, ends, starts)
         self._set_state(step, new_state)
@@ -1065,7 +1090,8 @@ def _check_record(record):
 
 
 def _make_init(cls, record):
-    """The constructor ``__init__(self, params, <arguments>, *, <keyword-only>, n_threads)``
+    """The constructor ``__init__(self, params, <arguments>, *, <keyword-only>, n_threads,
+    flush_subnormals)``
     with the record's defaults, so that ``help()`` and ``inspect.signature`` show the real
     arguments."""
     positional = [h for h in record.arguments if not h.keyword_only]
@@ -1073,11 +1099,12 @@ def _make_init(cls, record):
     fixed = record.fixed
     text = ", ".join(["self", "params", *(f"{h.name}=_defaults[{h.name!r}]" for h in positional),
                       "*", *(f"{h.name}=_defaults[{h.name!r}]" for h in keyword),
-                      "n_threads=None"])
+                      "n_threads=None", "flush_subnormals=False"])
     passed = ", ".join([*(f"{h.name}={h.name}" for h in record.arguments),
                         *(f"{name}=_defaults[{name!r}]" for name in fixed)])
     source = (f"def __init__({text}):\n"
-              f"    _Optimizer.__init__(self, params, n_threads=n_threads, {passed})\n")
+              f"    _Optimizer.__init__(self, params, n_threads=n_threads,\n"
+              f"                        flush_subnormals=flush_subnormals, {passed})\n")
     namespace = {"_defaults": record.defaults, "_Optimizer": Optimizer}
     exec(source, namespace)
     init = namespace["__init__"]

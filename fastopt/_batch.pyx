@@ -70,6 +70,14 @@ from fastopt._schedule cimport schedule_momentum, schedule_step
 from fastopt._native cimport NativeObjective
 from fastopt._openmp cimport fastopt_thread_limit
 from fastopt._step cimport Rule
+from fastopt._fpenv cimport (
+    fastopt_flush_begin,
+    fastopt_flush_bits,
+    fastopt_follow_begin,
+    fastopt_fpcr,
+    fastopt_fpenv,
+    fastopt_fpenv_restore,
+)
 
 import threading
 
@@ -301,6 +309,7 @@ def batch_native(
     int n_threads,
     LoopTrain train=None,          # C schedules (train.in_c) and/or progress, or None
     object clip=None,              # None, or fastopt._clipping.ClipSettings (per problem)
+    bint flush=False,              # the flush-to-zero mode (option flush_subnormals)
 ):
     """Solve each row of X with a C objective; returns ``(stop, nit, nfev, fun, jac)``.
 
@@ -320,6 +329,8 @@ def batch_native(
     cdef fastopt_poll slices
     cdef double due
     cdef bint shown = train is not None and train.progress is not None
+    cdef fastopt_fpenv env, worker
+    cdef fastopt_fpcr bits
     n_threads = fastopt_thread_limit(n_threads)  # 1 in a forked child (fastopt_openmp.h)
     cdef _Chunk* chunks = <_Chunk*>PyMem_Malloc(n_chunks * sizeof(_Chunk))
     cdef Py_ssize_t* open_chunks = <Py_ssize_t*>PyMem_Malloc(n_chunks * sizeof(Py_ssize_t))
@@ -340,29 +351,38 @@ def batch_native(
             if chunks[c].scheduled:
                 chunks[c].schedule = train.ls
             open_chunks[c] = c
-        with nogil:
-            fastopt_poll_signals(&slices, interruptible or shown)
-            while n_open > 0:
-                due = slices.due
-                if n_threads > 1 and n_open > 1:
-                    for k in prange(n_open, schedule="dynamic", num_threads=n_threads):
-                        _solve_chunk(&b.first, &chunks[open_chunks[k]], b.per_row, &b.tol,
-                                     fun, user_data, &b.rows, due)
-                else:
+        # The flush mode: on this thread for the whole loop (restored on every way out,
+        # KeyboardInterrupt included), taken by each chunk the team runs.
+        env = fastopt_flush_begin(flush)
+        try:
+            with nogil:
+                fastopt_poll_signals(&slices, interruptible or shown)
+                bits = fastopt_flush_bits()
+                while n_open > 0:
+                    due = slices.due
+                    if n_threads > 1 and n_open > 1:
+                        for k in prange(n_open, schedule="dynamic", num_threads=n_threads):
+                            worker = fastopt_follow_begin(bits)
+                            _solve_chunk(&b.first, &chunks[open_chunks[k]], b.per_row,
+                                         &b.tol, fun, user_data, &b.rows, due)
+                            fastopt_fpenv_restore(worker)
+                    else:
+                        for k in range(n_open):
+                            _solve_chunk(&b.first, &chunks[open_chunks[k]], b.per_row,
+                                         &b.tol, fun, user_data, &b.rows, due)
+                    kept = 0
                     for k in range(n_open):
-                        _solve_chunk(&b.first, &chunks[open_chunks[k]], b.per_row, &b.tol,
-                                     fun, user_data, &b.rows, due)
-                kept = 0
-                for k in range(n_open):
-                    if chunks[open_chunks[k]].active > 0:
-                        open_chunks[kept] = open_chunks[k]
-                        kept += 1
-                n_open = kept
-                if n_open > 0:
-                    check_signals(&slices)
-                    if shown:
-                        with gil:
-                            _show_chunks(train, chunks, open_chunks, n_open, m)
+                        if chunks[open_chunks[k]].active > 0:
+                            open_chunks[kept] = open_chunks[k]
+                            kept += 1
+                    n_open = kept
+                    if n_open > 0:
+                        check_signals(&slices)
+                        if shown:
+                            with gil:
+                                _show_chunks(train, chunks, open_chunks, n_open, m)
+        finally:
+            fastopt_fpenv_restore(env)
         if shown:
             _show_chunks(train, chunks, open_chunks, 0, m)
         if train is not None:
@@ -397,6 +417,7 @@ def batch_python(
     object callback=None,          # callback(intermediate_result) after each iteration
     LoopTrain train=None,          # a scheduler (Python or C) and/or progress, or None
     object clip=None,              # None, or fastopt._clipping.ClipSettings (per problem)
+    bint flush=False,              # the flush-to-zero mode: around the C updates and calls
 ):
     """Solve the rows of X one iteration at a time from Python: with a vectorised objective,
     or with a C objective (one row per call, on this thread) when a callback needs Python
@@ -408,6 +429,7 @@ def batch_python(
     cdef Tolerances halt
     cdef cnp.ndarray G
     cdef int[:] stops
+    cdef fastopt_fpenv env
     running_args = args
     while active > 0:
         PyErr_CheckSignals()  # cheap with the GIL; Ctrl-C also when fun runs no bytecode
@@ -415,8 +437,10 @@ def batch_python(
             G = b.grad_buf
             b.first.g = cnp.PyArray_DATA(G)
             with nogil:
+                env = fastopt_flush_begin(flush)
                 _evaluate_native_rows(&b.first, active, native.fun, native.user_data,
                                       b.rows.f_now)
+                fastopt_fpenv_restore(env)
         else:
             view = b.work[:active]
             view.flags.writeable = False
@@ -451,7 +475,9 @@ def batch_python(
             running_args = tuple(a[rows] if each else a for a, each in zip(args, per_problem))
 
         with nogil:
+            env = fastopt_flush_begin(flush)
             _update_rows(&b.first, active, b.per_row, &b.rows, n_threads)
+            fastopt_fpenv_restore(env)
         if train is not None:
             _schedule_rows(train, &b.first, active, &b.rows)
         nit += 1

@@ -34,6 +34,14 @@ cimport numpy as cnp
 
 from fastopt._kernels cimport parallel_threshold
 from fastopt._openmp cimport fastopt_thread_limit
+# (the regions compute in the calling thread's flush-to-zero mode: src_c/fastopt_fpenv.h)
+from fastopt._fpenv cimport (
+    fastopt_flush_bits,
+    fastopt_follow_begin,
+    fastopt_fpcr,
+    fastopt_fpenv,
+    fastopt_fpenv_restore,
+)
 
 cnp.import_array()
 
@@ -260,6 +268,8 @@ cdef double _array_norm(const floating* g, Py_ssize_t n, int kind, double p,
     cdef Py_ssize_t n_blocks = (n + BLOCK - 1) // BLOCK, k
     cdef double total = _identity(kind)
     cdef double* parts = NULL
+    cdef fastopt_fpcr bits
+    cdef fastopt_fpenv env
     n_threads = fastopt_thread_limit(n_threads)
     if n_threads > 1 and n >= parallel_threshold() and n_blocks > 1:
         parts = <double*>malloc(n_blocks * sizeof(double))
@@ -267,8 +277,11 @@ cdef double _array_norm(const floating* g, Py_ssize_t n, int kind, double p,
         for k in range(n_blocks):
             total = _join(total, _block(g, k * BLOCK, min(n, (k + 1) * BLOCK), kind, p), kind)
         return _finish(total, kind, p)
+    bits = fastopt_flush_bits()
     for k in prange(n_blocks, schedule="static", num_threads=n_threads):
+        env = fastopt_follow_begin(bits)
         parts[k] = _block(g, k * BLOCK, min(n, (k + 1) * BLOCK), kind, p)
+        fastopt_fpenv_restore(env)
     for k in range(n_blocks):
         total = _join(total, parts[k], kind)
     free(parts)
@@ -313,12 +326,17 @@ cdef void _map(const floating* g, floating* out, Py_ssize_t n, floating coef, fl
                int mode, int n_threads) noexcept nogil:
     """Elementwise, in ``n_threads`` equal chunks above the threshold (16-element aligned)."""
     cdef Py_ssize_t k, size, n_chunks = fastopt_thread_limit(n_threads)
+    cdef fastopt_fpcr bits
+    cdef fastopt_fpenv env
     if n_chunks <= 1 or n < parallel_threshold():
         _map_range(g, out, 0, n, coef, c, mode)
         return
     size = ((n + n_chunks - 1) // n_chunks + 15) & ~(<Py_ssize_t>15)
+    bits = fastopt_flush_bits()
     for k in prange(n_chunks, schedule="static", num_threads=n_chunks):
+        env = fastopt_follow_begin(bits)
         _map_range(g, out, min(n, k * size), min(n, (k + 1) * size), coef, c, mode)
+        fastopt_fpenv_restore(env)
 
 
 cdef inline floating _as(double value, floating like) noexcept nogil:

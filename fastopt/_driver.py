@@ -24,6 +24,7 @@ from fastopt._driver_common import (
     check_fun,
     clip_options,
     final_point,
+    flush_option,
     make_progress,
     make_scheduler,
     native_evaluation,
@@ -172,6 +173,16 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
             set, else every usable core), a positive int that many (at most 1024), ``-1``
             every usable core, ``-2`` all but one, and so on; 0 is an error. The result does
             not depend on it. The update of x uses them when x is large.
+        flush_subnormals : bool, default=False
+            Run fastopt's compiled part of the loop in flush-to-zero mode (as the optimizer
+            classes' ``flush_subnormals``; also on inside a ``with
+            fastopt.flush_subnormals():`` block): subnormal values read as zero and
+            subnormal results become zero, so that a run whose state drifts below the normal
+            range keeps its speed, with results that differ from IEEE arithmetic there. It
+            covers the update (with clipping and the projection onto the bounds) and, with a
+            C objective run in C, the objective and the stopping tests; ``fun``, ``jac``,
+            ``callback`` and Python schedulers run in the caller's floating-point mode, which
+            is restored exactly when the call returns or raises.
 
         Unknown options give an ``OptimizeWarning``, as SciPy's methods do. Numbers may be
         Python or NumPy scalars or 0-d arrays; bools may be ``numpy.bool_``.
@@ -278,7 +289,7 @@ def minimize_with_method(method, fun, x0, args=(), jac=None, hess=None, hessp=No
         status, reason, nit, nfev, njev, f, g = minimize_loop(
             x, optimizer._rule, optimizer._slots[0], fun, jac, args, mode, lower, upper,
             loop["maxiter"], loop["gtol"], loop["ftol"], loop["xtol"], callback, new_style,
-            allvecs, optimizer.n_threads, train, clip=loop["clip"],
+            allvecs, optimizer.n_threads, train, clip=loop["clip"], flush=loop["flush"],
         )
     finally:
         if loop["progress"] is not None:
@@ -324,6 +335,7 @@ def _loop_options(cls, options):
         "finite_diff_method": check_fd_method(options.get("finite_diff_method", "2-point")),
         "finite_diff_rel_step": scalar_value(options.get("finite_diff_rel_step")),
         "clip": clip_options(options),
+        "flush": flush_option(options),
     })
     if loop["finite_diff_rel_step"] is not None:
         loop["finite_diff_rel_step"] = check_real(

@@ -23,6 +23,7 @@ from fastopt._clipping import clip_settings
 from fastopt._conventions import COUNT_MAX, bool_option, iteration_limit, scalar_value, \
     whole_number
 from fastopt._loop import STATUS_CALLBACK, STATUS_CONVERGED, STATUS_MAXITER, STATUS_NONFINITE
+from fastopt._fpenv import flush_requested
 from fastopt._native import NativeObjective
 from fastopt._openmp import effective_n_threads
 from fastopt._validation import as_real_array, check_real, finite_float_copy
@@ -34,7 +35,8 @@ INT_MAX = 2**31 - 1  # n of a C objective is an int
 # The options every driver reads with read_options (each driver adds its own); the gradient
 # clipping ones with clip_options.
 CLIP_OPTIONS = ("max_grad_norm", "grad_norm_type", "clip_value")
-COMMON_OPTIONS = ("maxiter", "gtol", "ftol", "xtol", "n_threads", *CLIP_OPTIONS)
+COMMON_OPTIONS = ("maxiter", "gtol", "ftol", "xtol", "n_threads", "flush_subnormals",
+                  *CLIP_OPTIONS)
 
 STATUS_MESSAGES = {
     (STATUS_CONVERGED, "gtol"): "Optimization terminated successfully: the inf-norm of the "
@@ -65,7 +67,8 @@ def options_dict(options):
 @functools.cache  # inspect.signature costs tens of microseconds, more than a small run
 def _hyperparameter_names(cls):
     params = inspect.signature(cls.__init__).parameters
-    return tuple(p for p in params if p not in ("self", "params", "n_threads"))
+    return tuple(p for p in params
+                 if p not in ("self", "params", "n_threads", "flush_subnormals"))
 
 
 def split_hyperparameters(cls, options, known, caller, stacklevel):
@@ -87,6 +90,13 @@ def n_threads_option(options):
     its ``n_threads`` (fastopt._openmp.effective_n_threads): None follows OpenMP, -1 all
     usable cores, -2 all but one, at most 1024, 0 an error (the message names n_threads)."""
     return effective_n_threads(scalar_value(options.get("n_threads")))
+
+
+def flush_option(options):
+    """Whether the run flushes subnormals to zero: the ``flush_subnormals`` option (a bool,
+    default False; TypeError naming it otherwise) or the calling thread's
+    ``fastopt.flush_subnormals()`` context."""
+    return flush_requested(scalar_value(options.get("flush_subnormals", False)))
 
 
 def read_options(cls, options, *, known, caller, stacklevel, tol=None,

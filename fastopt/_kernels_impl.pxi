@@ -62,7 +62,8 @@
 # * Threads: below PARALLEL_THRESHOLD elements, or with one thread, the range runs serially,
 #   without entering an OpenMP region. Above it, ``prange`` over ``n_threads`` contiguous
 #   chunks (static schedule) runs the same range function on each. Elementwise updates give
-#   bitwise identical results for every thread count.
+#   bitwise identical results for every thread count. Each iteration of a region takes the
+#   calling thread's flush-to-zero bits and restores its own after it (src_c/fastopt_fpenv.h).
 
 from cython cimport floating
 from cython.parallel cimport prange
@@ -70,6 +71,15 @@ from libc.math cimport pow, sqrt, sqrtf
 
 # The kernels' one use of the OpenMP shim: the thread count of a forked child.
 from fastopt._openmp cimport fastopt_thread_limit
+# Each iteration of a parallel region computes in the calling thread's flush-to-zero mode and
+# restores its thread's own afterwards (fastopt.flush_subnormals; src_c/fastopt_fpenv.h).
+from fastopt._fpenv cimport (
+    fastopt_flush_bits,
+    fastopt_follow_begin,
+    fastopt_fpcr,
+    fastopt_fpenv,
+    fastopt_fpenv_restore,
+)
 
 # Minimum size for a parallel loop, from `python asv_benchmarks/threshold.py` (run with the
 # threshold lowered to 0) on the 2-core development machine (AMD EPYC, gcc 12, AVX2 kernels,
@@ -1024,6 +1034,8 @@ cdef void adafactor_vector(AdafactorCoeffs c, floating* p, const floating* g, fl
     cdef double p_squares = 0, u_squares = 0, scale
     cdef Py_ssize_t k, blocks = _adafactor_vector_blocks(n)
     cdef Py_ssize_t n_chunks = _n_chunks(n, n_threads)
+    cdef fastopt_fpcr bits
+    cdef fastopt_fpenv env
     if n <= 0:
         return  # (torch divides by the size: nothing to do for an empty parameter)
     if n_chunks == 1:
@@ -1031,9 +1043,12 @@ cdef void adafactor_vector(AdafactorCoeffs c, floating* p, const floating* g, fl
             _adafactor_vector_sums(c, p, g, v, _part(n, k, blocks), _part(n, k + 1, blocks),
                                    &sums[2 * k])
     else:
+        bits = fastopt_flush_bits()
         for k in prange(blocks, schedule="static", num_threads=n_chunks):
+            env = fastopt_follow_begin(bits)
             _adafactor_vector_sums(c, p, g, v, _part(n, k, blocks), _part(n, k + 1, blocks),
                                    &sums[2 * k])
+            fastopt_fpenv_restore(env)
     for k in range(blocks):  # in block order, whatever the threads
         p_squares += sums[2 * k]
         u_squares += sums[2 * k + 1]
@@ -1041,9 +1056,12 @@ cdef void adafactor_vector(AdafactorCoeffs c, floating* p, const floating* g, fl
     if n_chunks == 1:
         _adafactor_vector_apply(c, scale, p, g, v, 0, n)
     else:
+        bits = fastopt_flush_bits()
         for k in prange(n_chunks, schedule="static", num_threads=n_chunks):
+            env = fastopt_follow_begin(bits)
             _adafactor_vector_apply(c, scale, p, g, v, _chunk_bound(k, n, n_chunks),
                                     _chunk_bound(k + 1, n, n_chunks))
+            fastopt_fpenv_restore(env)
 
 
 # A matrix (a parameter of >= 2 dimensions: `batch` matrices of rows x cols, C order). Its
@@ -1112,12 +1130,17 @@ cdef void _adafactor_matrix_run(AdafactorCoeffs c, const _AdafactorMatrix* m, in
                                 floating* row_var, const floating* col_var,
                                 int n_chunks) noexcept nogil:
     cdef Py_ssize_t t, tasks = m.batch * m.blocks
+    cdef fastopt_fpcr bits
+    cdef fastopt_fpenv env
     if n_chunks == 1:
         for t in range(tasks):
             _adafactor_matrix_pass(c, m, which, scale, p, g, row_var, col_var, t)
     else:
+        bits = fastopt_flush_bits()
         for t in prange(tasks, schedule="static", num_threads=n_chunks):
+            env = fastopt_follow_begin(bits)
             _adafactor_matrix_pass(c, m, which, scale, p, g, row_var, col_var, t)
+            fastopt_fpenv_restore(env)
 
 
 cdef void adafactor_matrix(AdafactorCoeffs c, const _AdafactorMatrix* m, floating* p,
@@ -1515,12 +1538,17 @@ cdef inline void _run(Coeffs c, floating* params, const floating* grad, void** s
     cdef floating* s1 = <floating*>state[1]
     cdef floating* s2 = <floating*>state[2]
     cdef Py_ssize_t k, n_chunks = _n_chunks(n, n_threads)
+    cdef fastopt_fpcr bits
+    cdef fastopt_fpenv env
     if n_chunks == 1:
         _range(&c, params, grad, s0, s1, s2, 0, n)
         return
+    bits = fastopt_flush_bits()
     for k in prange(n_chunks, schedule="static", num_threads=n_chunks):
+        env = fastopt_follow_begin(bits)
         _range(&c, params, grad, s0, s1, s2, _chunk_bound(k, n, n_chunks),
                _chunk_bound(k + 1, n, n_chunks))
+        fastopt_fpenv_restore(env)
 
 
 # ---------------------------------------------------------------------------------------------

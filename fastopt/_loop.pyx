@@ -45,6 +45,7 @@ from fastopt._clip cimport clip_spec_init
 from fastopt._kernels cimport MAX_POWERS, rule_step_zero
 from fastopt._schedule cimport SCHEDULE_ERROR_PAST_END, schedule_init
 from fastopt._native cimport NativeObjective
+from fastopt._fpenv cimport fastopt_flush_begin, fastopt_fpenv, fastopt_fpenv_restore
 
 import threading
 
@@ -186,12 +187,18 @@ def minimize_loop(
     int n_threads,
     LoopTrain train=None,             # a schedule and/or progress (None: neither)
     object clip=None,                 # None, or fastopt._clipping.ClipSettings
+    bint flush=False,                 # the flush-to-zero mode (option flush_subnormals)
 ):
     """Run the iteration; returns ``(status, reason, nit, nfev, njev, fun, jac)``.
 
     ``reason`` names the convergence test that stopped a run with status 0
     (``"gtol"``, ``"ftol"``, ``"xtol"``), else None. ``jac`` is a copy.
+
+    With ``flush``, this thread's FTZ/DAZ bits are set around the C parts only: the whole
+    C loop (run_native), or each update and C objective call of this loop; the Python
+    functions run in the caller's mode (src_c/fastopt_fpenv.h).
     """
+    cdef fastopt_fpenv env
     cdef Tolerances tol = Tolerances(maxiter, gtol, ftol, xtol)
     cdef Problem p
     cdef NativeObjective native = fun if mode == EVAL_NATIVE else None
@@ -212,7 +219,9 @@ def minimize_loop(
 
     if native is not None:
         p.g_owned = True
+        env = fastopt_flush_begin(flush)
         evaluate_native(&p, native.fun, native.user_data)
+        fastopt_fpenv_restore(env)
     else:
         g = _evaluate(&p, mode, fun, jac, args, x_view, x, gbuf)
     if train is not None:
@@ -224,21 +233,29 @@ def minimize_loop(
         if native is not None and not report:
             # Only the main thread runs signal handlers: elsewhere, no check, no GIL taken.
             interruptible = threading.get_ident() == threading.main_thread().ident
-            if train is None:
-                with nogil:
-                    stop = run_native(&p, &tol, native.fun, native.user_data, n_threads,
-                                      interruptible, NULL)
-            else:
-                stop = train.run_native(&p, &tol, native, n_threads, interruptible)
+            env = fastopt_flush_begin(flush)
+            try:
+                if train is None:
+                    with nogil:
+                        stop = run_native(&p, &tol, native.fun, native.user_data, n_threads,
+                                          interruptible, NULL)
+                else:
+                    stop = train.run_native(&p, &tol, native, n_threads, interruptible)
+            finally:
+                fastopt_fpenv_restore(env)  # (also on KeyboardInterrupt)
             break
         # With the GIL, cheap: Ctrl-C also stops a loop that runs no bytecode (a C objective
         # with return_all or a builtin callback).
         PyErr_CheckSignals()
+        env = fastopt_flush_begin(flush)  # (C code only in between: nothing can raise)
         advance(&p, n_threads)
+        fastopt_fpenv_restore(env)
         if train is not None:
             train.after_update(&p)
         if native is not None:
+            env = fastopt_flush_begin(flush)
             evaluate_native(&p, native.fun, native.user_data)
+            fastopt_fpenv_restore(env)
         else:
             g = _evaluate(&p, mode, fun, jac, args, x_view, x, gbuf)
         if train is not None:

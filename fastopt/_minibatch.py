@@ -21,6 +21,7 @@ from fastopt._driver_common import (
     check_fun,
     clip_options,
     final_point,
+    flush_option,
     make_progress,
     make_scheduler,
     needs_metric,
@@ -108,6 +109,13 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
             set, else every usable core), a positive int that many (at most 1024), ``-1``
             every usable core, ``-2`` all but one, and so on; 0 is an error. The result does
             not depend on it. The update of x uses them when x is large.
+        flush_subnormals : bool, default=False
+            Run each step in flush-to-zero mode (the optimizer's ``flush_subnormals``; also
+            on inside a ``with fastopt.flush_subnormals():`` block): subnormal values read
+            as zero and subnormal results become zero in the update, which keeps its speed
+            when the state drifts below the normal range; results differ from IEEE
+            arithmetic there. ``fun``, the clipping and the callback run in the caller's
+            floating-point mode, restored exactly after each step.
         max_grad_norm, grad_norm_type, clip_value : float, optional
             Clip each batch's gradient before its step, as in :func:`fastopt.minimize`
             (the returned ``jac`` is the gradient itself).
@@ -188,7 +196,7 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
     clip = gradient_clipper(clip_options(options), x, n_threads)
     rng = _generator(seed)
 
-    optimizer = cls(x, n_threads=n_threads, **hyper)
+    optimizer = cls(x, n_threads=n_threads, flush_subnormals=flush_option(options), **hyper)
     sched = _Scheduling(train, optimizer)
     progress = make_progress(train["disp"], train["disp_every"], train["bar"],
                              min(epochs * -(-n_samples // batch_size), rules["maxiter"]),

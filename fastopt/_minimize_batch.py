@@ -26,6 +26,7 @@ from fastopt._driver_common import (
     clip_options,
     final_point,
     finish_bounds,
+    flush_option,
     make_progress,
     make_scheduler,
     native_evaluation,
@@ -128,6 +129,15 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
             not depend on it. With a C objective, chunks of problems are spread over them;
             with a Python objective, they update the packed rows of the running problems
             (one array) when it is large.
+        flush_subnormals : bool, default=False
+            Run fastopt's compiled part of the loops in flush-to-zero mode (as
+            :func:`fastopt.minimize`'s option; also on inside a ``with
+            fastopt.flush_subnormals():`` block): subnormal values read as zero and
+            subnormal results become zero, in every thread. With a C objective run in C
+            that is the whole loop, objective included; with a Python objective, the updates
+            (and a C objective's calls with a callback). Results differ from IEEE arithmetic
+            where values are subnormal; every thread's floating-point mode is restored when
+            the call returns or raises.
 
         disp : bool or int, default=False
             0: silent; 1: a summary at the end; 2: also a line every ``disp_every``
@@ -221,6 +231,7 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
     lrs = _learning_rates(hyper, m)
     user_lrs = lrs is not None
     stopping["clip"] = clip_options(options)  # (the loops' clip argument)
+    stopping["flush"] = flush_option(options)  # (the loops' flush argument)
     check_callback(callback)
     level, every, bar = progress_options(options, DISP_EVERY)
     factory = scheduler_option(options)

@@ -43,3 +43,5 @@ cdef class OptimizerCore:
     cdef public list _group_rules
     cdef public tuple _group_ends
     cdef public tuple _group_starts
+    # flush_subnormals: step() runs with FTZ/DAZ set (src_c/fastopt_fpenv.h)
+    cdef public bint _flush_subnormals

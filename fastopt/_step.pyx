@@ -32,6 +32,15 @@ from fastopt._kernels cimport (
     rule_step_at,
 )
 from fastopt._openmp cimport fastopt_thread_limit
+from fastopt._fpenv cimport (
+    fastopt_flush_begin,
+    fastopt_flush_bits,
+    fastopt_follow_begin,
+    fastopt_fpcr,
+    fastopt_fpenv,
+    fastopt_fpenv_restore,
+    flush_context,
+)
 
 import numpy as np
 
@@ -186,16 +195,23 @@ cdef class OptimizerCore:
         """
         if self._rule is None or self._layout is None:
             raise RuntimeError("this optimizer was not initialised")
-        if self._slots is None:
-            self._first_step(grads)  # makes the state (fastopt/_base.py)
-        elif self._group_rules is None:  # one parameter group
-            self._step = self._rule.run_step(grads, self._layout, self._spans, self._slots,
-                                             self._scalar_slots, self._step, self._n_threads)
-        else:
-            self._step = _step_groups(self._group_rules, self._group_ends,
-                                      self._group_starts, grads, self._layout, self._spans,
-                                      self._slots, self._scalar_slots, self._step,
-                                      self._n_threads)
+        # The flush-to-zero mode (flush_subnormals): this thread's register is restored
+        # exactly on every way out (src_c/fastopt_fpenv.h).
+        cdef fastopt_fpenv env = fastopt_flush_begin(self._flush_subnormals or flush_context())
+        try:
+            if self._slots is None:
+                self._first_step(grads)  # makes the state (fastopt/_base.py)
+            elif self._group_rules is None:  # one parameter group
+                self._step = self._rule.run_step(grads, self._layout, self._spans,
+                                                 self._slots, self._scalar_slots, self._step,
+                                                 self._n_threads)
+            else:
+                self._step = _step_groups(self._group_rules, self._group_ends,
+                                          self._group_starts, grads, self._layout,
+                                          self._spans, self._slots, self._scalar_slots,
+                                          self._step, self._n_threads)
+        finally:
+            fastopt_fpenv_restore(env)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -805,6 +821,8 @@ cdef void _run(const UpdateRule* rule, _Batch* batch, Py_ssize_t n, Py_ssize_t n
     cdef Py_ssize_t i
     cdef bint share_small = n_threads > 1 and n_small > 1 and total >= threshold
     cdef RuleStep at = rule_step_at(rule, step)
+    cdef fastopt_fpcr bits
+    cdef fastopt_fpenv env
     for i in range(n):
         if not share_small or batch[i].size >= threshold:
             _apply_one(rule, &batch[i], &at, n_threads)
@@ -813,6 +831,9 @@ cdef void _run(const UpdateRule* rule, _Batch* batch, Py_ssize_t n, Py_ssize_t n
         # contiguous block of the indices, whatever the arrays' sizes (the large ones are
         # skipped here). Elementwise updates: the result does not depend on which thread
         # takes which array.
+        bits = fastopt_flush_bits()  # (each thread computes in this thread's mode)
         for i in prange(n, schedule="static", num_threads=n_threads):
             if batch[i].size < threshold:
+                env = fastopt_follow_begin(bits)
                 _apply_one(rule, &batch[i], &at, 1)
+                fastopt_fpenv_restore(env)
