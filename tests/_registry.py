@@ -46,6 +46,8 @@ _COMMON_BAD = [
     ({"maximize": "yes"}, TypeError, "maximize='yes'"),
     ({"n_threads": 0}, ValueError, "n_threads=0"),
     ({"n_threads": 1.5}, TypeError, "n_threads"),
+    ({"flush_subnormals": 1}, TypeError, "flush_subnormals=1 must be a bool"),
+    ({"flush_subnormals": "yes"}, TypeError, "flush_subnormals='yes'"),
     ({"no_such_option": 1}, TypeError, "no_such_option"),
 ]
 
@@ -275,7 +277,8 @@ def _common_bad(record):
     """The common bad cases that apply to ``record`` (not every optimizer has ``maximize``:
     the schedule-free ones follow the schedulefree package, which has none)."""
     return [case for case in _COMMON_BAD
-            if all(k in record.names or k in ("n_threads", "no_such_option") for k in case[0])]
+            if all(k in record.names or k in ("n_threads", "flush_subnormals", "no_such_option")
+                   for k in case[0])]
 
 
 def _reference(record):
