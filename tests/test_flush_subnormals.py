@@ -9,6 +9,7 @@ call: after step(), minimize, minimize_batch, an error raised inside a loop and
 KeyboardInterrupt.
 """
 
+import doctest
 import math
 import pickle
 import threading
@@ -461,3 +462,11 @@ def test_numpy_bools_are_accepted():
     res = fastopt.minimize(lambda x: (float(x @ x), 2 * x), np.ones(2), jac=True,
                            options={"maxiter": 1, "flush_subnormals": np.array(True)})
     assert res.nit == 1
+
+
+def test_the_context_managers_docstring_example_runs():
+    runner = doctest.DocTestRunner()
+    for test in doctest.DocTestFinder().find(fastopt.flush_subnormals, "flush_subnormals",
+                                             globs={}):
+        runner.run(test)
+    assert runner.failures == 0 and runner.tries > 0
