@@ -6,6 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
+from fastopt._fpenv import flush_supported
 from fastopt._kernels import get_parallel_threshold, kernel_isa
 from fastopt._openmp import effective_n_threads, openmp_enabled, usable_cpu_count
 
@@ -28,6 +29,9 @@ def config():
         "threads": effective_n_threads(None),
         "usable cpus": usable_cpu_count(),
         "parallel threshold": f"{get_parallel_threshold()} elements",
+        # what flush_subnormals=True does here (src_c/fastopt_fpenv.h)
+        "flush_subnormals": ("FTZ/DAZ" if platform.machine().lower() in ("x86_64", "amd64")
+                             else "FZ") if flush_supported() else "no effect here",
     }
 
 
