@@ -60,7 +60,7 @@ def test_record_is_complete(record):
 def test_constructor_signature_is_the_records(record):
     parameters = list(inspect.signature(record.cls).parameters.values())
     assert [p.name for p in parameters] == ["params", *(h.name for h in record.arguments),
-                                            "n_threads"]
+                                            "n_threads", "flush_subnormals"]
     for p, h in zip(parameters[1:], record.arguments):
         assert p.default == h.default
         assert (p.kind is p.KEYWORD_ONLY) == h.keyword_only
