@@ -252,6 +252,32 @@ def test_callback_sees_what_the_scalar_objective_shows():
     assert 99 in seen["block_res"].status.tolist()
 
 
+@pytest.mark.parametrize("per_row", [False, True])
+def test_time_slices_and_threads_give_the_same_bits(per_row):
+    # From the main thread the chunks run in time slices of a few milliseconds (Ctrl-C is
+    # looked for between them), each resuming its variable-major block where it left off;
+    # from another thread in one go. 600 problems x 20000 iterations: many slices.
+    import threading
+
+    X0 = starts(600, 2, seed=12)
+    options = {"lr": np.linspace(1e-3, 2e-3, 600) if per_row else 1e-3, "maxiter": 20000,
+               "gtol": 1e-6}
+    block = fastopt.problems.rosenbrock_block_lowlevel()
+    sliced = {n: fastopt.minimize_batch(block, X0, options=dict(options, n_threads=n))
+              for n in (1, 2)}
+    whole = {}
+    worker = threading.Thread(target=lambda: whole.update(
+        {n: fastopt.minimize_batch(block, X0, options=dict(options, n_threads=n))
+         for n in (1, 2)}))
+    worker.start()
+    worker.join()
+    scalar = fastopt.minimize_batch(fastopt.problems.rosenbrock_lowlevel(), X0, options=options)
+    for n in (1, 2):
+        same(sliced[n], scalar)
+        same(whole[n], scalar)
+    assert len(set(scalar.nit.tolist())) >= 3
+
+
 def test_empty_batch():
     res = fastopt.minimize_batch(fastopt.problems.rosenbrock_block_lowlevel(), np.empty((0, 2)))
     assert res.x.shape == (0, 2) and res.nit.shape == (0,)
