@@ -944,9 +944,10 @@ cdef Py_ssize_t _check_block_typed(const floating* x, const floating* g, const P
     # is decided here without it. Finished problems are written to the results, their values
     # gathered from the block (from x_prev/g_prev where check_stop went back an iterate).
     cdef Problem p = first[0]
-    cdef Py_ssize_t r, i, j, kept = 0, n = first.n, going = 0
+    cdef Py_ssize_t r, i, j, kept = 0, n = first.n
     cdef int stop, k
     cdef double gi, gnorm, y, gtol = tol.gtol
+    cdef long stopping = 0
     cdef const double* f_now = rows.f_now
     cdef double norm[BLOCK_ROWS]
     cdef double nonfinite[BLOCK_ROWS]
@@ -975,8 +976,8 @@ cdef Py_ssize_t _check_block_typed(const floating* x, const floating* g, const P
             # else y is the norm exactly.
             for r in range(active):
                 y = norm[r] + nonfinite[r] + 0.0 * f_now[r]
-                going += y > gtol
-            if going == active:
+                stopping |= not (y > gtol)  # (an int OR: the loop vectorises)
+            if stopping == 0:
                 return active
     p.nit, p.nfev, p.n = nit, nit + 1, 0
     p.x, p.x_prev = &here, &back
