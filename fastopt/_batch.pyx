@@ -339,7 +339,7 @@ def batch_native(
         PyMem_Free(open_chunks)
         raise MemoryError()
     if block:
-        keep_scratch = _block_scratch(&scratch, &b.first, m, objective.single)
+        keep_scratch = _block_scratch(&scratch, &b.first, m, objective.single, False)
     try:
         for c in range(n_chunks):
             chunks[c].start = c * per_chunk
@@ -435,7 +435,7 @@ def batch_python(
     cdef int[:] stops
     running_args = args
     if native is not None and native.block:  # transposed in and out of scratch per call
-        keep_scratch = _block_scratch(&scratch, &b.first, b.m, native.single)
+        keep_scratch = _block_scratch(&scratch, &b.first, b.m, native.single, True)
     while active > 0:
         PyErr_CheckSignals()  # cheap with the GIL; Ctrl-C also when fun runs no bytecode
         if native is not None:
@@ -773,14 +773,16 @@ ctypedef struct _BlockScratch:
     char* gt
 
 
-cdef object _block_scratch(_BlockScratch* s, const Problem* first, Py_ssize_t m, bint single):
-    """Allocate the scratch of a batch with a block objective; returns what keeps it alive."""
+cdef object _block_scratch(_BlockScratch* s, const Problem* first, Py_ssize_t m, bint single,
+                           bint rows):
+    """Allocate the scratch of a batch with a block objective (``rows``: batch_python's too);
+    returns what keeps it alive."""
     dtype = np.float32 if single else np.float64
-    tmp, xt, gt = (np.empty((m, first.n), dtype) for _ in range(3))
-    f32 = np.empty(m, np.float32)
+    tmp, xt, gt = (np.empty((m if k == 0 or rows else 0, first.n), dtype) for k in range(3))
+    f32 = np.empty(m if single else 0, np.float32)
     s.tmp = <char*>cnp.PyArray_DATA(tmp)
-    s.xt = <char*>cnp.PyArray_DATA(xt)
-    s.gt = <char*>cnp.PyArray_DATA(gt)
+    s.xt = <char*>cnp.PyArray_DATA(xt) if rows else NULL
+    s.gt = <char*>cnp.PyArray_DATA(gt) if rows else NULL
     s.f32 = <float*>cnp.PyArray_DATA(f32) if single else NULL
     return (tmp, xt, gt, f32)
 

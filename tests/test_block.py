@@ -278,6 +278,17 @@ def test_time_slices_and_threads_give_the_same_bits(per_row):
     assert len(set(scalar.nit.tolist())) >= 3
 
 
+def test_progress_lines_do_not_change_the_result(capsys):
+    X0 = starts(600, 2, seed=13)
+    options = {"lr": 1e-2, "maxiter": 400, "gtol": 0.3}
+    quiet = both(X0, options=options)
+    loud = fastopt.minimize_batch(fastopt.problems.rosenbrock_block_lowlevel(), X0,
+                                  options=dict(options, disp=2, disp_every=100))
+    same(quiet, loud)
+    out = capsys.readouterr().out
+    assert "600 problems:" in out and "Method: fastopt.Adam" in out
+
+
 def test_empty_batch():
     res = fastopt.minimize_batch(fastopt.problems.rosenbrock_block_lowlevel(), np.empty((0, 2)))
     assert res.x.shape == (0, 2) and res.nit.shape == (0,)
