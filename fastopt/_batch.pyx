@@ -13,14 +13,19 @@ stops on the same rules, at the same iterate, as ``fastopt.minimize`` would stop
   ``python -m fastopt bench-loops``.) From the main thread the chunks run in time slices of a
   few milliseconds, between which the calling thread looks for Ctrl-C
   (src_c/fastopt_interrupt.h); a forked child runs them on one thread (fastopt_openmp.h).
+* ``batch_native`` with a block C objective (m problems per call, variable-major): chunks of
+  BLOCK_ROWS problems kept variable-major, one objective call and one kernel call per
+  iteration per chunk, the stopping rules checked across the block (_solve_block; see the
+  notes above _BlockScratch at the end of this file).
 * ``batch_python``: a vectorised Python objective, called once per iteration with the rows of
   the problems still running. Those rows are kept packed at the front of the work arrays
   (iterates, state, gradients), so one ``apply_rule`` call updates all of them as one array,
   as fast as one large problem; a problem that stops is written to the results and the rows
   after it move up (_check_rows, _pack, _update_rows, shared with the chunks above).
   Elementwise updates make that bitwise what updating each row alone gives. With a
-  ``callback`` it also runs a C objective (one row per call, on this thread), since the
-  callback needs Python after every iteration.
+  ``callback`` it also runs a C objective (one row per call, on this thread; a block
+  objective once per iteration on the running rows, transposed), since the callback needs
+  Python after every iteration.
 
 Bounds are one (n,) box for all the problems (in the Problem), or an (m, n) box per problem
 (``_Rows.lower``/``upper``, indexed by problem, not by packed row: they never move).
