@@ -18,6 +18,7 @@ from scipy.optimize import Bounds, OptimizeResult
 from fastopt._batch import batch_native, batch_python
 from fastopt._driver_common import (
     COMMON_OPTIONS,
+    INT_MAX,
     TRAIN_OPTIONS,
     args_tuple,
     box_bounds,
@@ -69,6 +70,23 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
         every entry must be written: one left NaN (for instance by a ctypes callback that
         raised, which returns 0.0 and writes nothing) stops that problem with status 3 at
         its last iterate whose gradient was complete.
+
+        Or a *block* ``scipy.LowLevelCallable``, which evaluates many problems per call:
+        ``void f(int m, int n, const double *X, double *F, double *G, void *user_data)``
+        (``float`` throughout for float32). X holds m problems variable-major: variable j of
+        problem i is ``X[j*m + i]``, its gradient goes to ``G[j*m + i]`` and its value to
+        ``F[i]``, so that a plain C loop over i (the inner one) vectorises. fastopt keeps
+        each chunk of up to 256 running problems in that layout, calls ``f`` once per
+        iteration for all of them (m is the number still running in the chunk, at most
+        256; problem i of a call is not row i of X0) and updates them SIMD across
+        problems; every problem's result is bitwise what the scalar objective computing the
+        same values gives (:func:`fastopt.problems.rosenbrock_block_lowlevel` is an example).
+        F and G hold NaN on entry: an entry left unwritten stops that problem with status 3,
+        as above. ``f`` may be called from several threads at once (on different blocks).
+        Everything else (bounds, per-problem ``lr``, schedules, clipping, a callback) works
+        as with the scalar signature; features that need each problem's values contiguous
+        (bounds, per-problem ``lr``, ``xtol``, clipping by norm, Adafactor) transpose the
+        block for the update, at some cost in speed.
     X0 : array_like, shape (m, n)
         The starting points; never modified. float32 stays float32; other real dtypes become
         float64 (a C objective sets the dtype: float64 or float32 by its signature).
@@ -191,7 +209,9 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
     updated as one array by the same elementwise kernel ``fastopt.minimize`` uses (row by row
     for a rule that is not elementwise, Adafactor), with a
     Python objective for all of them, with a C objective per chunk of 128 problems on one
-    thread (chunks spread over the threads). Iterating problems side by side is also what
+    thread (chunks spread over the threads), with a block C objective per chunk of 256
+    problems kept variable-major (one objective call and one update per iteration per
+    chunk). Iterating problems side by side is also what
     makes a batch faster per problem than a loop that solves one problem at a time, even in
     plain C.
 
@@ -237,7 +257,7 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
     factory = scheduler_option(options)
 
     if isinstance(fun, LowLevelCallable):
-        fun = native_evaluation(fun, jac, args, n, name="X0")
+        fun = native_evaluation(fun, jac, args, n, name="X0", block=True)
         X = X.astype(fun.dtype, copy=False)
         jac, mode = None, EVAL_NATIVE
     elif jac is True or (type(jac) is np.bool_ and jac):  # numpy.True_ too
@@ -271,6 +291,10 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
                                                   **stopping, n_threads=optimizer.n_threads,
                                                   train=train)
         else:
+            if mode == EVAL_NATIVE and fun.is_block and m > INT_MAX:
+                # here a block objective gets every running problem in one call, m a C int
+                raise ValueError(f"X0: a block LowLevelCallable takes m as a C int; {m} "
+                                 "problems are too many with a callback or a Python scheduler")
             args, per_problem = _batch_args(args, m)
             stops, nit, nfev, f, G = batch_python(X, rule, slots, fun, jac, args,
                                                   per_problem, mode, lower, upper, lrs,

@@ -74,9 +74,9 @@ def test_bash_blocks_are_valid_bash():
 
 def test_the_cython_block_compiles(tmp_path):
     pytest.importorskip("Cython")
-    (body,) = [body for lang, body in _blocks() if lang == "cython"]
-    assert "cdef api double" in body
-    (tmp_path / "readme_block.pyx").write_text(body)
+    bodies = [body for lang, body in _blocks() if lang == "cython"]
+    assert "cdef api double" in bodies[0] and "cdef api void" in bodies[1]  # scalar, block
+    (tmp_path / "readme_block.pyx").write_text("\n\n".join(bodies))
     out = subprocess.run([sys.executable, "-m", "cython", "-3", "readme_block.pyx"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -87,7 +87,7 @@ def test_the_cython_block_compiles(tmp_path):
 def readme_dir(tmp_path_factory):
     """A folder where the README's examples run: libsphere.so built from its C block."""
     folder = tmp_path_factory.mktemp("readme")
-    (c_source,) = [body for lang, body in _blocks() if lang == "c"]
+    c_source = "\n".join(body for lang, body in _blocks() if lang == "c")  # scalar, block
     cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
     cc = shutil.which(cc) or shutil.which("cc")
     if cc is not None and sys.platform != "win32":
