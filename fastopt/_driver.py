@@ -33,6 +33,7 @@ from fastopt._driver_common import (
     scheduler_option,
     starting_point,
 )
+from fastopt._fastcall import fast_minimize
 from fastopt._finite_diff import FD_METHODS, FiniteDifferenceGradient, check_fd_method
 from fastopt._loop import (
     EVAL_FINITE_DIFF,
@@ -226,17 +227,37 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
     >>> res.success, np.round(res.x, 4)
     (True, array([1., 1.]))
     """
+    # The common call (a method name, x0 an ndarray or a list, options of plain numbers, no
+    # bounds or callback) takes the fast path: fastopt/_fastcall.pyx, the same checks and the
+    # same loop for a few microseconds. It returns None for any other call, and for any
+    # argument a check refuses, having called and changed nothing: the general path below.
+    result = fast_minimize(method, fun, x0, args, jac, bounds, tol, callback, options)
+    if result is not None:
+        return result
     options = options_dict(options)
     if tol is not None:
         options.setdefault("tol", tol)
-    return minimize_with_method(method, fun, x0, args=args, jac=jac, bounds=bounds,
-                                callback=callback, options=options)
+    return _minimize_general(method, fun, x0, args=args, jac=jac, bounds=bounds,
+                             callback=callback, options=options)
 
 
 def minimize_with_method(method, fun, x0, args=(), jac=None, hess=None, hessp=None,
                          bounds=None, constraints=(), callback=None, options=None):
     """The shared body of ``minimize`` and the ``scipy.optimize.minimize`` method callables
     (fastopt/_scipy.py), which SciPy calls with ``tol`` inside ``options``."""
+    result = fast_minimize(method, fun, x0, args, jac, bounds, None, callback, options, hess,
+                           hessp, constraints)  # (as in minimize)
+    if result is not None:
+        return result
+    return _minimize_general(method, fun, x0, args=args, jac=jac, hess=hess, hessp=hessp,
+                             bounds=bounds, constraints=constraints, callback=callback,
+                             options=options)
+
+
+def _minimize_general(method, fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None,
+                      constraints=(), callback=None, options=None):
+    """Every call: check the arguments, build the optimizer, run the loop. (Warnings'
+    stacklevel points at the caller of minimize or minimize_with_method.)"""
     name = method_name(method)
     cls = METHODS[name]
     check_fun(fun)
@@ -249,7 +270,7 @@ def minimize_with_method(method, fun, x0, args=(), jac=None, hess=None, hessp=No
     for what, value in (("hess", hess), ("hessp", hessp)):
         if value is not None:
             warnings.warn(f"fastopt's {name!r} method does not use Hessian information "
-                          f"({what}); it is ignored.", RuntimeWarning, stacklevel=3)
+                          f"({what}); it is ignored.", RuntimeWarning, stacklevel=4)
 
     x = starting_point(x0)
     hyper, loop = _loop_options(cls, options_dict(options))
@@ -312,7 +333,7 @@ def _has_constraints(constraints):
 def _loop_options(cls, options):
     """(hyperparameters of cls, validated loop options: read_options' and minimize's own)."""
     hyper, n_threads, loop = read_options(cls, options, known=LOOP_OPTIONS, caller="minimize",
-                                          stacklevel=4)
+                                          stacklevel=5)
     level, every, bar = progress_options(options, DISP_EVERY)
     loop.update({
         "n_threads": n_threads,

@@ -83,16 +83,31 @@ cdef int init_problem(Problem* p, cnp.ndarray x, cnp.ndarray x_prev, cnp.ndarray
                       const Tolerances* tol) except -1:
     """Point ``p`` at the arrays of one problem (1-D, C-contiguous, all of x's dtype)."""
     cdef Py_ssize_t k
-    p.x = cnp.PyArray_DATA(x)
-    p.x_prev = cnp.PyArray_DATA(x_prev)
-    p.g = cnp.PyArray_DATA(g)
-    p.g_prev = cnp.PyArray_DATA(g_prev)
+    cdef void* state[MAX_STATE]
     for k in range(MAX_STATE):
-        p.state[k] = _data(slots[k]) if k < len(slots) else NULL
-    p.lower = _data(lower)
-    p.upper = _data(upper)
-    p.n = cnp.PyArray_SIZE(x)
-    p.single = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT
+        state[k] = _data(slots[k]) if k < len(slots) else NULL
+    init_problem_at(p, cnp.PyArray_DATA(x), cnp.PyArray_DATA(x_prev), cnp.PyArray_DATA(g),
+                    cnp.PyArray_DATA(g_prev), state, _data(lower), _data(upper),
+                    cnp.PyArray_SIZE(x), cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT, rule, tol)
+    return 0
+
+
+cdef void init_problem_at(Problem* p, void* x, void* x_prev, void* g, void* g_prev,
+                          void** state, const void* lower, const void* upper, Py_ssize_t n,
+                          bint single, Rule rule, const Tolerances* tol) noexcept:
+    """init_problem from the buffers' addresses (``state``: MAX_STATE of them, NULL for the
+    slots the rule does not use)."""
+    cdef Py_ssize_t k
+    p.x = x
+    p.x_prev = x_prev
+    p.g = g
+    p.g_prev = g_prev
+    for k in range(MAX_STATE):
+        p.state[k] = state[k]
+    p.lower = lower
+    p.upper = upper
+    p.n = n
+    p.single = single
     p.rule = rule.rule
     p.clock = rule_step_zero(&p.rule)
     p.track_step = tol.xtol > 0
@@ -102,7 +117,6 @@ cdef int init_problem(Problem* p, cnp.ndarray x, cnp.ndarray x_prev, cnp.ndarray
     p.gnorm = p.step = 0.0
     clip_spec_init(None, &p.clip)  # off: the drivers turn it on (init_clipping)
     p.clip_buf = NULL
-    return 0
 
 
 cdef object init_clipping(Problem* p, object clip, cnp.ndarray like):
@@ -196,53 +210,66 @@ def minimize_loop(
     cdef Problem p
     cdef NativeObjective native = fun if mode == EVAL_NATIVE else None
     cdef cnp.ndarray gbuf = np.empty_like(x)
-    cdef bint report = (callback is not None or allvecs is not None
-                        or (train is not None and train.needs_python))
-    cdef bint interruptible
     cdef int stop
     x_prev, g_prev = np.empty_like(x), np.empty_like(x)  # p points into them: keep them here
     init_problem(&p, x, x_prev, gbuf, g_prev, rule, slots, lower, upper, &tol)
     if train is not None:
         train.start(&p)
     clip_buf = init_clipping(&p, clip, x)  # (p points into it: kept here)
+    jac_out = run_loop(&p, &tol, mode, fun, jac, args, native, x, gbuf, callback,
+                       new_style_callback, allvecs, n_threads, train, &stop)
+    status, reason = STOP_RESULTS[stop]
+    return status, reason, p.nit, p.nfev, p.nfev, p.f, jac_out
+
+
+cdef object run_loop(Problem* p, const Tolerances* tol, int mode, object fun, object jac,
+                     tuple args, NativeObjective native, cnp.ndarray x, cnp.ndarray gbuf,
+                     object callback, bint new_style_callback, list allvecs, int n_threads,
+                     LoopTrain train, int* stop):
+    """minimize_loop's iteration on a problem ``init_problem`` prepared (x: its iterate,
+    gbuf: its gradient buffer); sets ``stop`` (STOP_*) and returns a copy of the final
+    gradient (made here: p.g may point into an array the objective returned)."""
+    cdef bint report = (callback is not None or allvecs is not None
+                        or (train is not None and train.needs_python))
+    cdef bint interruptible
     # fun sees the iterate through a read-only view: no copy per call, no way to corrupt it.
-    x_view = x.view()
-    x_view.flags.writeable = False
+    cdef cnp.ndarray x_view = x.view()
+    cnp.PyArray_CLEARFLAGS(x_view, cnp.NPY_ARRAY_WRITEABLE)  # (flags.writeable = False)
     g = gbuf  # the array p.g points into (kept alive here)
 
     if native is not None:
         p.g_owned = True
-        evaluate_native(&p, native.fun, native.user_data)
+        evaluate_native(p, native.fun, native.user_data)
     else:
-        g = _evaluate(&p, mode, fun, jac, args, x_view, x, gbuf)
+        g = _evaluate(p, mode, fun, jac, args, x_view, x, gbuf)
     if train is not None:
-        train.show(&p, False)  # the starting point's line
+        train.show(p, False)  # the starting point's line
     while True:
-        stop = check_stop(&p, &tol)
-        if stop != STOP_NONE:
+        stop[0] = check_stop(p, tol)
+        if stop[0] != STOP_NONE:
             break
         if native is not None and not report:
             # Only the main thread runs signal handlers: elsewhere, no check, no GIL taken.
             interruptible = threading.get_ident() == threading.main_thread().ident
             if train is None:
                 with nogil:
-                    stop = run_native(&p, &tol, native.fun, native.user_data, n_threads,
-                                      interruptible, NULL)
+                    stop[0] = run_native(p, tol, native.fun, native.user_data, n_threads,
+                                         interruptible, NULL)
             else:
-                stop = train.run_native(&p, &tol, native, n_threads, interruptible)
+                stop[0] = train.run_native(p, tol, native, n_threads, interruptible)
             break
         # With the GIL, cheap: Ctrl-C also stops a loop that runs no bytecode (a C objective
         # with return_all or a builtin callback).
         PyErr_CheckSignals()
-        advance(&p, n_threads)
+        advance(p, n_threads)
         if train is not None:
-            train.after_update(&p)
+            train.after_update(p)
         if native is not None:
-            evaluate_native(&p, native.fun, native.user_data)
+            evaluate_native(p, native.fun, native.user_data)
         else:
-            g = _evaluate(&p, mode, fun, jac, args, x_view, x, gbuf)
+            g = _evaluate(p, mode, fun, jac, args, x_view, x, gbuf)
         if train is not None:
-            train.show(&p, False)
+            train.show(p, False)
         if p.gnorm < 0 or not isfinite(p.f):
             continue  # not shown to anyone: check_stop returns the previous iterate
         if allvecs is not None:
@@ -255,12 +282,11 @@ def minimize_loop(
                 else:
                     callback(x.copy())
             except StopIteration:
-                stop = STOP_CALLBACK
+                stop[0] = STOP_CALLBACK
                 break
     if train is not None:
-        train.finish(&p)
-    status, reason = STOP_RESULTS[stop]
-    return status, reason, p.nit, p.nfev, p.nfev, p.f, _copy(p.g, x)
+        train.finish(p)
+    return _copy(p.g, x)
 
 
 cdef cnp.ndarray _copy(const void* values, cnp.ndarray like):
@@ -432,7 +458,7 @@ cdef class LoopTrain:
         self.check_schedule(0)
         return 0
 
-    cdef int run_native(self, Problem* p, Tolerances* tol, NativeObjective native,
+    cdef int run_native(self, Problem* p, const Tolerances* tol, NativeObjective native,
                         int n_threads, bint interruptible) except -2:
         """run_native with the C schedule, in segments of ``stride`` iterations between which
         progress is shown (one segment without progress)."""
