@@ -238,7 +238,7 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
     if tol is not None:
         options.setdefault("tol", tol)
     return _minimize_general(method, fun, x0, args=args, jac=jac, bounds=bounds,
-                             callback=callback, options=options)
+                             callback=callback, options=options, stacklevel=3)
 
 
 def minimize_with_method(method, fun, x0, args=(), jac=None, hess=None, hessp=None,
@@ -251,13 +251,14 @@ def minimize_with_method(method, fun, x0, args=(), jac=None, hess=None, hessp=No
         return result
     return _minimize_general(method, fun, x0, args=args, jac=jac, hess=hess, hessp=hessp,
                              bounds=bounds, constraints=constraints, callback=callback,
-                             options=options)
+                             options=options, stacklevel=4)
 
 
 def _minimize_general(method, fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None,
-                      constraints=(), callback=None, options=None):
-    """Every call: check the arguments, build the optimizer, run the loop. (Warnings'
-    stacklevel points at the caller of minimize or minimize_with_method.)"""
+                      constraints=(), callback=None, options=None, *, stacklevel):
+    """Any call: check the arguments, build the optimizer, run the loop. ``stacklevel``: a
+    warning's here that points at the caller of minimize (or of minimize_with_method's
+    caller, scipy.optimize.minimize)."""
     name = method_name(method)
     cls = METHODS[name]
     check_fun(fun)
@@ -270,10 +271,10 @@ def _minimize_general(method, fun, x0, args=(), jac=None, hess=None, hessp=None,
     for what, value in (("hess", hess), ("hessp", hessp)):
         if value is not None:
             warnings.warn(f"fastopt's {name!r} method does not use Hessian information "
-                          f"({what}); it is ignored.", RuntimeWarning, stacklevel=4)
+                          f"({what}); it is ignored.", RuntimeWarning, stacklevel=stacklevel)
 
     x = starting_point(x0)
-    hyper, loop = _loop_options(cls, options_dict(options))
+    hyper, loop = _loop_options(cls, options_dict(options), stacklevel)
     if (MemoizeJac is not None and isinstance(fun, MemoizeJac)
             and getattr(jac, "__self__", None) is fun):
         fun, jac = fun.fun, True  # scipy.optimize.minimize's wrapper of jac=True
@@ -330,10 +331,10 @@ def _has_constraints(constraints):
     return True  # a dict or a constraint object
 
 
-def _loop_options(cls, options):
+def _loop_options(cls, options, stacklevel):
     """(hyperparameters of cls, validated loop options: read_options' and minimize's own)."""
     hyper, n_threads, loop = read_options(cls, options, known=LOOP_OPTIONS, caller="minimize",
-                                          stacklevel=5)
+                                          stacklevel=stacklevel + 1)
     level, every, bar = progress_options(options, DISP_EVERY)
     loop.update({
         "n_threads": n_threads,

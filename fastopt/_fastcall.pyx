@@ -11,7 +11,7 @@ module runs the common call with the same checks for a few microseconds:
   the parameter's shape, and the schedule-free ones, whose result needs their object);
 * ``fun``: a Python callable with ``jac`` True, a callable, None, False or a finite-difference
   scheme name; or a ``scipy.LowLevelCallable`` with ``jac`` None, True or False and no args;
-* ``x0``: an ndarray (exactly) or a list, one-dimensional, of real numbers;
+* ``x0``: an ndarray (exactly), a list or a tuple, one-dimensional, of real numbers;
 * ``options``: None or a dict (exactly) whose keys are ``maxiter``, ``gtol``, ``ftol``,
   ``xtol``, ``tol``, ``n_threads`` and the method's hyperparameters (not ``maximize``), with
   values that are Python ints, floats or bools (``numpy.float64`` too), or tuples of them for
@@ -221,13 +221,13 @@ cdef bint _tolerance(object value, double* out):
 
 
 cdef cnp.ndarray _starting_point(object x0):
-    """fastopt._driver_common.starting_point(x0) for a 1-D ndarray or list; None for anything
-    else, or a point it would refuse."""
+    """fastopt._driver_common.starting_point(x0) for a 1-D ndarray, list or tuple; None for
+    anything else, or a point it would refuse."""
     cdef cnp.ndarray arr, out
     cdef Py_ssize_t i, n
     if type(x0) is np.ndarray:
         arr = <cnp.ndarray>x0
-    elif type(x0) is list:
+    elif type(x0) is list or type(x0) is tuple:
         try:
             arr = np.asarray(x0)
         except Exception:
@@ -331,6 +331,9 @@ def fast_minimize(method, fun, x0, args, jac, bounds, tol, callback, options, he
     if x is None:
         return None
     args = args if isinstance(args, tuple) else (args,)
+    if (MemoizeJac is not None and isinstance(fun, MemoizeJac)
+            and getattr(jac, "__self__", None) is fun):
+        fun, jac = fun.fun, True
     if isinstance(fun, LowLevelCallable):
         if not (jac is None or type(jac) is bool) or args or cnp.PyArray_SIZE(x) > INT_MAX:
             return None
@@ -342,9 +345,6 @@ def fast_minimize(method, fun, x0, args, jac, bounds, tol, callback, options, he
             x = x.astype(np.float32 if native.single else np.float64)
         fun, jac, mode = native, None, EVAL_NATIVE
     elif callable(fun):
-        if (MemoizeJac is not None and isinstance(fun, MemoizeJac)
-                and getattr(jac, "__self__", None) is fun):
-            fun, jac = fun.fun, True
         if jac is True:
             jac, mode = None, EVAL_FUN_AND_GRAD
         elif jac is None or jac is False or (type(jac) is str and jac in FD_METHODS):
