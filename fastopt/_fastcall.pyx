@@ -91,6 +91,10 @@ _SETTINGS = {}
 _SETTINGS_MAX = 256
 _EMPTY = {}
 
+# The loop's stop code -> the result's (status, success, message), as the general path sets them.
+_OUTCOMES = {stop: (status, status == STATUS_CONVERGED, STATUS_MESSAGES[status, reason])
+             for stop, (status, reason) in STOP_RESULTS.items()}
+
 
 cdef class _Setting:
     """What one set of hyperparameters makes: the rule, and each state slot's initial value
@@ -152,21 +156,24 @@ cdef _Method _method_record(object cls):
 
 
 cdef _Setting _setting(_Method m, list given):
-    """The _Setting of the method's defaults updated by ``given`` ((name, value) pairs), from
-    the cache or validated now; None when a value is not plain or is refused."""
-    key = [m]
-    for name, value in given:
-        typed = _typed(value)
-        if typed is None:
-            return None
-        key.append((name, typed))
-    key = tuple(key)
+    """The _Setting of the method's defaults updated by ``given`` ((name, value) pairs, or
+    None), from the cache or validated now; None when a value is not plain or is refused."""
+    if given is None:
+        key = (m,)
+    else:
+        key = [m]
+        for name, value in given:
+            typed = _typed(value)
+            if typed is None:
+                return None
+            key.append((name, typed))
+        key = tuple(key)
     cdef _Setting s = _SETTINGS.get(key)
     if s is not None:
         return s
     cls = m.cls
     try:
-        hyper = cls._check_hyperparameters(**{**m.defaults, **dict(given)})
+        hyper = cls._check_hyperparameters(**{**m.defaults, **dict(given or ())})
         rule = cls._make_rule(hyper)
     except Exception:
         return None  # the general path raises it, after the checks that come first
@@ -286,11 +293,13 @@ def fast_minimize(method, fun, x0, args, jac, bounds, tol, callback, options, he
 
     tols.maxiter, tols.ftol, tols.xtol = DEFAULT_MAXITER, 0.0, 0.0
     threads_option = None
-    given = []
+    given = None
     for key, value in (<dict>options).items():
         if type(key) is not str:
             return None
         if key in m.hyper_names:
+            if given is None:
+                given = []
             given.append((key, value))
         elif key not in _LOOP_KEYS:
             return None
@@ -408,8 +417,7 @@ cdef object _run(_Method m, _Setting s, cnp.ndarray x, object fun, object jac, t
                      n_threads, None, &stop)
     finally:
         PyMem_Free(block)
-    status, reason = STOP_RESULTS[stop]
+    status, success, message = _OUTCOMES[stop]
     nfev = p.nfev + (jac.nfev if mode == EVAL_FINITE_DIFF else 0)
     return OptimizeResult(x=x, fun=p.f, jac=g, nit=p.nit, nfev=nfev, njev=p.nfev,
-                          status=status, success=status == STATUS_CONVERGED,
-                          message=STATUS_MESSAGES[status, reason])
+                          status=status, success=success, message=message)
