@@ -200,7 +200,10 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
     Each iteration evaluates ``fun`` (and ``jac``) once and applies the method's update rule
     (see its class, e.g. :class:`fastopt.Adam`) to x in place, then projects onto the bounds.
     The loop is compiled: beyond the user's function it costs well under a microsecond per
-    iteration for small problems. With a ``scipy.LowLevelCallable`` objective it runs in C
+    iteration for small problems. The common call (a method name, ``x0`` an array or a
+    list, options of plain numbers, no bounds or callback) has a fixed cost of a few
+    microseconds: it takes a fast path with the same checks that does not build the
+    optimizer object (``python -m fastopt bench-loops`` times it). With a ``scipy.LowLevelCallable`` objective it runs in C
     without the GIL (see the README, "objectives in C"). In the loop, Adam's bias corrections
     :math:`1 - \beta^t` come from running products of the betas (a ``pow`` per iteration
     would cost more than a whole update of a small problem); stepping :class:`fastopt.Adam`
