@@ -55,6 +55,7 @@ from fastopt._driver_common import (
     INT_MAX,
     STATUS_MESSAGES,
     _hyperparameter_names,
+    n_threads_option,
 )
 from fastopt._finite_diff import FD_METHODS, FiniteDifferenceGradient
 from fastopt._loop import (
@@ -66,7 +67,6 @@ from fastopt._loop import (
     STOP_RESULTS,
 )
 from fastopt._methods import METHODS, method_name
-from fastopt._openmp import effective_n_threads
 
 try:  # scipy.optimize.minimize(jac=True) wraps fun in MemoizeJac (as in fastopt/_driver.py)
     from scipy.optimize._optimize import MemoizeJac
@@ -325,7 +325,7 @@ def fast_minimize(method, fun, x0, args, jac, bounds, tol, callback, options, he
                 return None
         elif key == "tol":
             tol = value  # (the option wins over the argument, as in the general path)
-        elif type(value) is int:  # (key == "n_threads")
+        elif type(value) is int or type(value) is np.int64:  # (key == "n_threads")
             threads_option = value
         else:
             return None
@@ -368,11 +368,11 @@ def fast_minimize(method, fun, x0, args, jac, bounds, tol, callback, options, he
         return None
     if threads_option is not None:
         try:
-            n_threads = effective_n_threads(threads_option)
+            n_threads = n_threads_option(options)  # (the drivers' shared reading)
         except (TypeError, ValueError):
             return None
     elif cnp.PyArray_SIZE(x) >= parallel_threshold():
-        n_threads = effective_n_threads(None)
+        n_threads = n_threads_option(options)
     else:
         n_threads = 1  # the kernels run one thread below the threshold, whatever the count
 

@@ -19,6 +19,7 @@ from scipy.optimize import OptimizeResult, rosen, rosen_der
 import fastopt
 import fastopt._driver as driver
 from fastopt import _fastcall
+from fastopt._kernels import get_parallel_threshold
 from fastopt._methods import METHODS
 from fastopt._registry import BY_METHOD
 
@@ -229,6 +230,8 @@ def fast_cases():
                          False),
         "n_threads": (lambda: fastopt.minimize(rosen_fg, X0, jac=True,
                                                options={"maxiter": 5, "n_threads": 1}), True),
+        "n_threads-np.int64": (lambda: fastopt.minimize(
+            rosen_fg, X0, jac=True, options={"maxiter": 5, "n_threads": np.int64(2)}), True),
         "n_threads-all": (lambda: fastopt.minimize(rosen_fg, X0, jac=True,
                                                    options={"maxiter": 5, "n_threads": -1}),
                           True),
@@ -293,6 +296,19 @@ def test_lowlevelcallable_on_both_paths(llc_dtype, x0_dtype, jac):
     assert taken
     assert_identical(via_scipy, general)
     assert_identical(via_scipy, fast)
+
+
+@pytest.mark.parametrize("method", ["adam", "rmsprop", "rprop"])
+@pytest.mark.parametrize("n_threads", [None, 1, 2])
+def test_above_the_parallel_threshold(method, n_threads):
+    # Large enough for the kernels' threads: the count is resolved as the general path does.
+    n = get_parallel_threshold() + 5
+    x0 = np.linspace(-2.0, 2.0, n)
+    options = {"maxiter": 3} if n_threads is None else {"maxiter": 3, "n_threads": n_threads}
+    fast, taken, general = both_paths(lambda: fastopt.minimize(
+        lambda x: (float(x @ x), 2 * x), x0, method=method, jac=True, options=options))
+    assert taken
+    assert_identical(fast, general)
 
 
 def test_each_new_setting_is_validated_and_the_cache_stays_bounded():
