@@ -225,7 +225,7 @@ def run(repeats=5, m=10000, m_scipy=10, file=None):
     print(f"\nminimize call, maxiter=1, 2 variables: us per call, median of {repeats} "
           f"interleaved rounds of {CALLS} calls", file=file)
     for name, us in calls.items():
-        print(f"  {name:<44} {us:8.2f} us {us / lbfgsb:8.2f}x L-BFGS-B", file=file)
+        print(f"  {name:<44} {us:8.2f} us {us / lbfgsb:8.3f}x L-BFGS-B", file=file)
 
     batch = batch_variants(llc, m, m_scipy)
     times = _medians(batch, repeats)
