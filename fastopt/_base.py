@@ -1110,4 +1110,5 @@ def _make_init(cls, record):
     init = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
+    init._record_init = True  # (minimize's fast path runs classes built by this constructor)
     return init

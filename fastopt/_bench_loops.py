@@ -13,6 +13,9 @@ One problem, ns per iteration (the whole call divided by the iterations):
   scipy + Python Adam   scipy.optimize.minimize(method=python_adam): Adam written in Python
                         as a SciPy custom method, as a user would without fastopt
 
+minimize call, us per call: maxiter=1 on 2 variables (the fixed cost of a call), fastopt
+(Python fun, C objective, through scipy.optimize.minimize) and SciPy's L-BFGS-B
+
 m problems, problems per second:
   minimize_batch, C objective, 1 and 2 threads
   minimize_batch, vectorised NumPy objective
@@ -153,6 +156,39 @@ def c_level_marginal(llc, repeats):
     return per_iteration, short - per_iteration * ITERS
 
 
+CALLS = 1000  # minimize calls per round of call_costs
+
+
+def call_costs(llc, repeats, calls=CALLS):
+    """Microseconds per ``minimize`` call with ``maxiter=1`` on 2 variables (two evaluations,
+    one update: the fixed cost of a call), median of ``repeats`` interleaved rounds of
+    ``calls`` calls: fastopt with a Python fun (jac=True), with a C objective and through
+    ``scipy.optimize.minimize``, SciPy's L-BFGS-B on the same call, and the fun's two calls
+    alone."""
+    x0 = np.array(X_START)
+    options = {"maxiter": 1}
+
+    def repeated(call):
+        def run():
+            for _ in range(calls):
+                call()
+        return run
+
+    variants = {
+        "fastopt.minimize, Python fun (jac=True)": lambda: fastopt.minimize(
+            rosen2, x0, jac=True, options=options),
+        "fastopt.minimize, LowLevelCallable": lambda: fastopt.minimize(
+            llc, x0, options=options),
+        "scipy.optimize.minimize(method=fastopt.adam)": lambda: scipy_minimize(
+            rosen2, x0, method=fastopt.adam, jac=True, options=options),
+        "scipy.optimize.minimize(method=\"L-BFGS-B\")": lambda: scipy_minimize(
+            rosen2, x0, method="L-BFGS-B", jac=True, options=options),
+        "the Python fun alone (its 2 calls)": lambda: (rosen2(x0), rosen2(x0)),
+    }
+    times = interleaved_times({k: repeated(f) for k, f in variants.items()}, repeats)
+    return {k: float(np.median(t)) / calls * 1e6 for k, t in times.items()}
+
+
 def _medians(variants, repeats):
     times = interleaved_times({k: f for k, (f, _) in variants.items()}, repeats)
     return {k: float(np.median(times[k])) for k in variants}
@@ -160,7 +196,8 @@ def _medians(variants, repeats):
 
 def run(repeats=5, m=10000, m_scipy=10, file=None):
     """Print both tables (medians of ``repeats`` interleaved rounds); returns
-    ``{"ns_per_iteration": {variant: ns}, "problems_per_second": {variant: rate}}``."""
+    ``{"ns_per_iteration": {variant: ns}, "problems_per_second": {variant: rate},
+    "us_per_call": {variant: us}}``."""
     file = sys.stdout if file is None else file
     llc = fastopt.problems.rosenbrock_lowlevel()
     started = time.perf_counter()
@@ -183,6 +220,13 @@ def run(repeats=5, m=10000, m_scipy=10, file=None):
     print(f"  (*) without the fixed cost of a fastopt.minimize call, {overhead * 1e6:.1f} us "
           "warm: back-to-back calls of 1x and 10x the iterations", file=file)
 
+    calls = call_costs(llc, repeats)
+    lbfgsb = calls['scipy.optimize.minimize(method="L-BFGS-B")']
+    print(f"\nminimize call, maxiter=1, 2 variables: us per call, median of {repeats} "
+          f"interleaved rounds of {CALLS} calls", file=file)
+    for name, us in calls.items():
+        print(f"  {name:<44} {us:8.2f} us {us / lbfgsb:8.3f}x L-BFGS-B", file=file)
+
     batch = batch_variants(llc, m, m_scipy)
     times = _medians(batch, repeats)
     rates = {name: runs / times[name] for name, (_, runs) in batch.items()}
@@ -199,4 +243,4 @@ def run(repeats=5, m=10000, m_scipy=10, file=None):
     print(f"  vectorised objective vs vectorised NumPy Adam: "
           f"{rates['minimize_batch, vectorised NumPy objective'] / numpy_rate:.2f}x", file=file)
     print(f"\n({time.perf_counter() - started:.0f} s)", file=file)
-    return {"ns_per_iteration": ns, "problems_per_second": rates}
+    return {"ns_per_iteration": ns, "problems_per_second": rates, "us_per_call": calls}

@@ -34,6 +34,7 @@ from fastopt._driver_common import (
     scheduler_option,
     starting_point,
 )
+from fastopt._fastcall import fast_minimize
 from fastopt._finite_diff import FD_METHODS, FiniteDifferenceGradient, check_fd_method
 from fastopt._loop import (
     EVAL_FINITE_DIFF,
@@ -210,7 +211,10 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
     Each iteration evaluates ``fun`` (and ``jac``) once and applies the method's update rule
     (see its class, e.g. :class:`fastopt.Adam`) to x in place, then projects onto the bounds.
     The loop is compiled: beyond the user's function it costs well under a microsecond per
-    iteration for small problems. With a ``scipy.LowLevelCallable`` objective it runs in C
+    iteration for small problems. The common call (a method name, ``x0`` an array or a
+    list, options of plain numbers, no bounds or callback) has a fixed cost of a few
+    microseconds: it takes a fast path with the same checks that does not build the
+    optimizer object (``python -m fastopt bench-loops`` times it). With a ``scipy.LowLevelCallable`` objective it runs in C
     without the GIL (see the README, "objectives in C"). In the loop, Adam's bias corrections
     :math:`1 - \beta^t` come from running products of the betas (a ``pow`` per iteration
     would cost more than a whole update of a small problem); stepping :class:`fastopt.Adam`
@@ -237,17 +241,38 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
     >>> res.success, np.round(res.x, 4)
     (True, array([1., 1.]))
     """
+    # The common call (a method name, x0 an ndarray or a list, options of plain numbers, no
+    # bounds or callback) takes the fast path: fastopt/_fastcall.pyx, the same checks and the
+    # same loop for a few microseconds. It returns None for any other call, and for any
+    # argument a check refuses, having called and changed nothing: the general path below.
+    result = fast_minimize(method, fun, x0, args, jac, bounds, tol, callback, options)
+    if result is not None:
+        return result
     options = options_dict(options)
     if tol is not None:
         options.setdefault("tol", tol)
-    return minimize_with_method(method, fun, x0, args=args, jac=jac, bounds=bounds,
-                                callback=callback, options=options)
+    return _minimize_general(method, fun, x0, args=args, jac=jac, bounds=bounds,
+                             callback=callback, options=options, stacklevel=3)
 
 
 def minimize_with_method(method, fun, x0, args=(), jac=None, hess=None, hessp=None,
                          bounds=None, constraints=(), callback=None, options=None):
     """The shared body of ``minimize`` and the ``scipy.optimize.minimize`` method callables
     (fastopt/_scipy.py), which SciPy calls with ``tol`` inside ``options``."""
+    result = fast_minimize(method, fun, x0, args, jac, bounds, None, callback, options, hess,
+                           hessp, constraints)  # (as in minimize)
+    if result is not None:
+        return result
+    return _minimize_general(method, fun, x0, args=args, jac=jac, hess=hess, hessp=hessp,
+                             bounds=bounds, constraints=constraints, callback=callback,
+                             options=options, stacklevel=4)
+
+
+def _minimize_general(method, fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None,
+                      constraints=(), callback=None, options=None, *, stacklevel):
+    """Any call: check the arguments, build the optimizer, run the loop. ``stacklevel``: a
+    warning's here that points at the caller of minimize (or of minimize_with_method's
+    caller, scipy.optimize.minimize)."""
     name = method_name(method)
     cls = METHODS[name]
     check_fun(fun)
@@ -260,10 +285,10 @@ def minimize_with_method(method, fun, x0, args=(), jac=None, hess=None, hessp=No
     for what, value in (("hess", hess), ("hessp", hessp)):
         if value is not None:
             warnings.warn(f"fastopt's {name!r} method does not use Hessian information "
-                          f"({what}); it is ignored.", RuntimeWarning, stacklevel=3)
+                          f"({what}); it is ignored.", RuntimeWarning, stacklevel=stacklevel)
 
     x = starting_point(x0)
-    hyper, loop = _loop_options(cls, options_dict(options))
+    hyper, loop = _loop_options(cls, options_dict(options), stacklevel)
     if (MemoizeJac is not None and isinstance(fun, MemoizeJac)
             and getattr(jac, "__self__", None) is fun):
         fun, jac = fun.fun, True  # scipy.optimize.minimize's wrapper of jac=True
@@ -320,10 +345,10 @@ def _has_constraints(constraints):
     return True  # a dict or a constraint object
 
 
-def _loop_options(cls, options):
+def _loop_options(cls, options, stacklevel):
     """(hyperparameters of cls, validated loop options: read_options' and minimize's own)."""
     hyper, n_threads, loop = read_options(cls, options, known=LOOP_OPTIONS, caller="minimize",
-                                          stacklevel=4)
+                                          stacklevel=stacklevel + 1)
     level, every, bar = progress_options(options, DISP_EVERY)
     loop.update({
         "n_threads": n_threads,

@@ -106,12 +106,25 @@ cdef class LoopTrain:
     cdef int after_update(self, Problem* p) except -1
     cdef int show(self, Problem* p, bint last) except -1
     cdef int finish(self, Problem* p) except -1
-    cdef int run_native(self, Problem* p, Tolerances* tol, NativeObjective native,
+    cdef int run_native(self, Problem* p, const Tolerances* tol, NativeObjective native,
                         int n_threads, bint interruptible) except -2
 
 cdef int init_problem(Problem* p, cnp.ndarray x, cnp.ndarray x_prev, cnp.ndarray g,
                       cnp.ndarray g_prev, Rule rule, tuple slots, object lower, object upper,
                       const Tolerances* tol) except -1
+
+# init_problem from the buffers' addresses (``state``: MAX_STATE of them, NULL where unused).
+cdef void init_problem_at(Problem* p, void* x, void* x_prev, void* g, void* g_prev,
+                          void** state, const void* lower, const void* upper, Py_ssize_t n,
+                          bint single, Rule rule, const Tolerances* tol) noexcept
+
+# minimize_loop's iteration on a prepared problem (x: its iterate, an ndarray p.x points into;
+# gbuf: an ndarray like x for the gradient): sets ``stop`` (STOP_*), returns the final
+# gradient's copy. fastopt/_fastcall.pyx runs minimize's fast path through it too.
+cdef object run_loop(Problem* p, const Tolerances* tol, int mode, object fun, object jac,
+                     tuple args, NativeObjective native, cnp.ndarray x, cnp.ndarray gbuf,
+                     object callback, bint new_style_callback, list allvecs, int n_threads,
+                     LoopTrain train, bint flush, int* stop)
 
 # Gradient clipping in ``p`` as ``clip`` (None or fastopt._clipping.ClipSettings) asks; returns
 # the buffer of the clipped gradient, like ``like`` (None when off): the caller keeps it alive.

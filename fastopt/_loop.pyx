@@ -84,16 +84,31 @@ cdef int init_problem(Problem* p, cnp.ndarray x, cnp.ndarray x_prev, cnp.ndarray
                       const Tolerances* tol) except -1:
     """Point ``p`` at the arrays of one problem (1-D, C-contiguous, all of x's dtype)."""
     cdef Py_ssize_t k
-    p.x = cnp.PyArray_DATA(x)
-    p.x_prev = cnp.PyArray_DATA(x_prev)
-    p.g = cnp.PyArray_DATA(g)
-    p.g_prev = cnp.PyArray_DATA(g_prev)
+    cdef void* state[MAX_STATE]
     for k in range(MAX_STATE):
-        p.state[k] = _data(slots[k]) if k < len(slots) else NULL
-    p.lower = _data(lower)
-    p.upper = _data(upper)
-    p.n = cnp.PyArray_SIZE(x)
-    p.single = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT
+        state[k] = _data(slots[k]) if k < len(slots) else NULL
+    init_problem_at(p, cnp.PyArray_DATA(x), cnp.PyArray_DATA(x_prev), cnp.PyArray_DATA(g),
+                    cnp.PyArray_DATA(g_prev), state, _data(lower), _data(upper),
+                    cnp.PyArray_SIZE(x), cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT, rule, tol)
+    return 0
+
+
+cdef void init_problem_at(Problem* p, void* x, void* x_prev, void* g, void* g_prev,
+                          void** state, const void* lower, const void* upper, Py_ssize_t n,
+                          bint single, Rule rule, const Tolerances* tol) noexcept:
+    """init_problem from the buffers' addresses (``state``: MAX_STATE of them, NULL for the
+    slots the rule does not use)."""
+    cdef Py_ssize_t k
+    p.x = x
+    p.x_prev = x_prev
+    p.g = g
+    p.g_prev = g_prev
+    for k in range(MAX_STATE):
+        p.state[k] = state[k]
+    p.lower = lower
+    p.upper = upper
+    p.n = n
+    p.single = single
     p.rule = rule.rule
     p.clock = rule_step_zero(&p.rule)
     p.track_step = tol.xtol > 0
@@ -103,7 +118,6 @@ cdef int init_problem(Problem* p, cnp.ndarray x, cnp.ndarray x_prev, cnp.ndarray
     p.gnorm = p.step = 0.0
     clip_spec_init(None, &p.clip)  # off: the drivers turn it on (init_clipping)
     p.clip_buf = NULL
-    return 0
 
 
 cdef object init_clipping(Problem* p, object clip, cnp.ndarray like):
@@ -198,37 +212,50 @@ def minimize_loop(
     C loop (run_native), or each update and C objective call of this loop; the Python
     functions run in the caller's mode (src_c/fastopt_fpenv.h).
     """
-    cdef fastopt_fpenv env
     cdef Tolerances tol = Tolerances(maxiter, gtol, ftol, xtol)
     cdef Problem p
     cdef NativeObjective native = fun if mode == EVAL_NATIVE else None
     cdef cnp.ndarray gbuf = np.empty_like(x)
-    cdef bint report = (callback is not None or allvecs is not None
-                        or (train is not None and train.needs_python))
-    cdef bint interruptible
     cdef int stop
     x_prev, g_prev = np.empty_like(x), np.empty_like(x)  # p points into them: keep them here
     init_problem(&p, x, x_prev, gbuf, g_prev, rule, slots, lower, upper, &tol)
     if train is not None:
         train.start(&p)
     clip_buf = init_clipping(&p, clip, x)  # (p points into it: kept here)
+    jac_out = run_loop(&p, &tol, mode, fun, jac, args, native, x, gbuf, callback,
+                       new_style_callback, allvecs, n_threads, train, flush, &stop)
+    status, reason = STOP_RESULTS[stop]
+    return status, reason, p.nit, p.nfev, p.nfev, p.f, jac_out
+
+
+cdef object run_loop(Problem* p, const Tolerances* tol, int mode, object fun, object jac,
+                     tuple args, NativeObjective native, cnp.ndarray x, cnp.ndarray gbuf,
+                     object callback, bint new_style_callback, list allvecs, int n_threads,
+                     LoopTrain train, bint flush, int* stop):
+    """minimize_loop's iteration on a problem ``init_problem`` prepared (x: its iterate,
+    gbuf: its gradient buffer); sets ``stop`` (STOP_*) and returns a copy of the final
+    gradient (made here: p.g may point into an array the objective returned)."""
+    cdef bint report = (callback is not None or allvecs is not None
+                        or (train is not None and train.needs_python))
+    cdef bint interruptible
+    cdef fastopt_fpenv env
     # fun sees the iterate through a read-only view: no copy per call, no way to corrupt it.
-    x_view = x.view()
-    x_view.flags.writeable = False
+    cdef cnp.ndarray x_view = x.view()
+    cnp.PyArray_CLEARFLAGS(x_view, cnp.NPY_ARRAY_WRITEABLE)  # (flags.writeable = False)
     g = gbuf  # the array p.g points into (kept alive here)
 
     if native is not None:
         p.g_owned = True
         env = fastopt_flush_begin(flush)
-        evaluate_native(&p, native.fun, native.user_data)
+        evaluate_native(p, native.fun, native.user_data)
         fastopt_fpenv_restore(env)
     else:
-        g = _evaluate(&p, mode, fun, jac, args, x_view, x, gbuf)
+        g = _evaluate(p, mode, fun, jac, args, x_view, x, gbuf)
     if train is not None:
-        train.show(&p, False)  # the starting point's line
+        train.show(p, False)  # the starting point's line
     while True:
-        stop = check_stop(&p, &tol)
-        if stop != STOP_NONE:
+        stop[0] = check_stop(p, tol)
+        if stop[0] != STOP_NONE:
             break
         if native is not None and not report:
             # Only the main thread runs signal handlers: elsewhere, no check, no GIL taken.
@@ -237,10 +264,10 @@ def minimize_loop(
             try:
                 if train is None:
                     with nogil:
-                        stop = run_native(&p, &tol, native.fun, native.user_data, n_threads,
+                        stop[0] = run_native(p, tol, native.fun, native.user_data, n_threads,
                                           interruptible, NULL)
                 else:
-                    stop = train.run_native(&p, &tol, native, n_threads, interruptible)
+                    stop[0] = train.run_native(p, tol, native, n_threads, interruptible)
             finally:
                 fastopt_fpenv_restore(env)  # (also on KeyboardInterrupt)
             break
@@ -248,18 +275,18 @@ def minimize_loop(
         # with return_all or a builtin callback).
         PyErr_CheckSignals()
         env = fastopt_flush_begin(flush)  # (C code only in between: nothing can raise)
-        advance(&p, n_threads)
+        advance(p, n_threads)
         fastopt_fpenv_restore(env)
         if train is not None:
-            train.after_update(&p)
+            train.after_update(p)
         if native is not None:
             env = fastopt_flush_begin(flush)
-            evaluate_native(&p, native.fun, native.user_data)
+            evaluate_native(p, native.fun, native.user_data)
             fastopt_fpenv_restore(env)
         else:
-            g = _evaluate(&p, mode, fun, jac, args, x_view, x, gbuf)
+            g = _evaluate(p, mode, fun, jac, args, x_view, x, gbuf)
         if train is not None:
-            train.show(&p, False)
+            train.show(p, False)
         if p.gnorm < 0 or not isfinite(p.f):
             continue  # not shown to anyone: check_stop returns the previous iterate
         if allvecs is not None:
@@ -272,17 +299,19 @@ def minimize_loop(
                 else:
                     callback(x.copy())
             except StopIteration:
-                stop = STOP_CALLBACK
+                stop[0] = STOP_CALLBACK
                 break
     if train is not None:
-        train.finish(&p)
-    status, reason = STOP_RESULTS[stop]
-    return status, reason, p.nit, p.nfev, p.nfev, p.f, _copy(p.g, x)
+        train.finish(p)
+    return _copy(p.g, x)
 
 
 cdef cnp.ndarray _copy(const void* values, cnp.ndarray like):
-    """A new array like ``like`` holding its size of ``values``."""
-    out = np.empty_like(like)
+    """A new array like ``like`` (C-contiguous, native byte order) holding its size of
+    ``values``."""
+    # (np.empty_like's argument parsing and dispatch cost more than the copy of a small x)
+    out = cnp.PyArray_SimpleNew(cnp.PyArray_NDIM(like), cnp.PyArray_DIMS(like),
+                                cnp.PyArray_TYPE(like))
     memcpy(cnp.PyArray_DATA(out), values, cnp.PyArray_NBYTES(like))
     return out
 
@@ -449,7 +478,7 @@ cdef class LoopTrain:
         self.check_schedule(0)
         return 0
 
-    cdef int run_native(self, Problem* p, Tolerances* tol, NativeObjective native,
+    cdef int run_native(self, Problem* p, const Tolerances* tol, NativeObjective native,
                         int n_threads, bint interruptible) except -2:
         """run_native with the C schedule, in segments of ``stride`` iterations between which
         progress is shown (one segment without progress)."""

@@ -136,6 +136,7 @@ def test_bench_loops_prints_both_tables(capsys):
     out = capsys.readouterr().out
     assert "ns/iter" in out and "problems/s" in out
     assert "C-level loop (LowLevelCallable)" in out and "plain scalar C loop" in out
+    assert "minimize call, maxiter=1, 2 variables" in out and "x L-BFGS-B" in out
 
 
 @pytest.mark.parametrize("argv", [["bench", "--sizes", "a"], ["bench", "--sizes", "40"],

@@ -57,6 +57,32 @@ class MinimizeOverhead(Benchmark):
                          options={"lr": 0.0, "maxiter": 10000, "gtol": 0})
 
 
+class MinimizeCall(Benchmark):
+    """The fixed cost of a call: maxiter=1 on 2 variables (two evaluations, one update), with
+    a Python fun (jac=True), a C objective, through scipy.optimize.minimize, and SciPy's
+    L-BFGS-B on the same call (python -m fastopt bench-loops prints the same rows)."""
+
+    params = [["python", "lowlevel", "scipy-method", "scipy-lbfgsb"]]
+    param_names = ["variant"]
+
+    def setup(self, variant):
+        from scipy.optimize import minimize
+
+        x0, options = np.array([-1.2, 1.0]), {"maxiter": 1}
+        llc = fastopt.problems.rosenbrock_lowlevel()
+        self.call = {
+            "python": lambda: fastopt.minimize(_rosen_fg, x0, jac=True, options=options),
+            "lowlevel": lambda: fastopt.minimize(llc, x0, options=options),
+            "scipy-method": lambda: minimize(_rosen_fg, x0, method=fastopt.adam, jac=True,
+                                             options=options),
+            "scipy-lbfgsb": lambda: minimize(_rosen_fg, x0, method="L-BFGS-B", jac=True,
+                                             options=options),
+        }[variant]
+
+    def time_call(self, variant):
+        self.call()
+
+
 class ScipyLbfgsb(Benchmark):
     """Reference: L-BFGS-B on the same problem (its own iteration count)."""
 
