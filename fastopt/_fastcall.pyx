@@ -354,6 +354,8 @@ def fast_minimize(method, fun, x0, args, jac, bounds, tol, callback, options, he
             native = NativeObjective(fun)
         except Exception:
             return None
+        if native.block:  # minimize_batch's kind: the general path refuses it
+            return None
         if native.single != (cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT):
             x = x.astype(np.float32 if native.single else np.float64)
         fun, jac, mode = native, None, EVAL_NATIVE
