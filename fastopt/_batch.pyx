@@ -76,6 +76,21 @@ from fastopt._kernels cimport UpdateRule
 from fastopt._schedule cimport schedule_momentum, schedule_step
 from fastopt._native cimport NativeObjective
 from fastopt._openmp cimport fastopt_thread_limit
+
+
+cdef extern from "fastopt_interrupt.h" nogil:
+    double FASTOPT_SIGNAL_INTERVAL
+
+
+cdef extern from "fastopt_team.h" nogil:
+    ctypedef long long fastopt_counter
+    ctypedef struct fastopt_team:
+        fastopt_counter next
+        fastopt_counter done
+        fastopt_counter stop
+    long long fastopt_counter_add(fastopt_counter* c, long long v)
+    long long fastopt_counter_get(fastopt_counter* c)
+    void fastopt_nap()
 from fastopt._step cimport Rule
 from fastopt._fpenv cimport (
     fastopt_flush_begin,
@@ -345,8 +360,8 @@ def batch_native(
     cdef fastopt_poll slices
     cdef double due
     cdef bint shown = train is not None and train.progress is not None
-    cdef fastopt_fpenv env, worker
-    cdef fastopt_fpcr bits
+    cdef fastopt_fpenv env
+    cdef _Solver solver
     n_threads = fastopt_thread_limit(n_threads)  # 1 in a forked child (fastopt_openmp.h)
     cdef _Chunk* chunks = <_Chunk*>PyMem_Malloc(n_chunks * sizeof(_Chunk))
     cdef Py_ssize_t* open_chunks = <Py_ssize_t*>PyMem_Malloc(n_chunks * sizeof(Py_ssize_t))
@@ -374,42 +389,30 @@ def batch_native(
                 _chunk_layout(&b.first, &chunks[c], &scratch, True)
         # The flush mode: on this thread for the whole loop (restored on every way out,
         # KeyboardInterrupt included), taken by each chunk the team runs.
+        solver = _Solver(&b.first, b.per_row, &b.tol, &b.rows, block, &scratch, fun, user_data)
         env = fastopt_flush_begin(flush)
         try:
-            with nogil:
-                fastopt_poll_signals(&slices, interruptible or shown)
-                bits = fastopt_flush_bits()
-                while n_open > 0:
-                    due = slices.due
-                    if n_threads > 1 and n_open > 1:
-                        for k in prange(n_open, schedule="dynamic", num_threads=n_threads):
-                            worker = fastopt_follow_begin(bits)
-                            if block:
-                                _solve_block(&b.first, &chunks[open_chunks[k]], b.per_row,
-                                             &b.tol, fun, user_data, &b.rows, &scratch, due)
-                            else:
-                                _solve_chunk(&b.first, &chunks[open_chunks[k]], b.per_row,
-                                             &b.tol, fun, user_data, &b.rows, due)
-                            fastopt_fpenv_restore(worker)
-                    else:
+            if n_threads > 1 and n_chunks > 1:
+                _run_team(&solver, chunks, open_chunks, n_chunks, n_threads, interruptible,
+                          train if shown else None, m)
+            else:
+                with nogil:
+                    fastopt_poll_signals(&slices, interruptible or shown)
+                    while n_open > 0:
+                        due = slices.due
                         for k in range(n_open):
-                            if block:
-                                _solve_block(&b.first, &chunks[open_chunks[k]], b.per_row,
-                                             &b.tol, fun, user_data, &b.rows, &scratch, due)
-                            else:
-                                _solve_chunk(&b.first, &chunks[open_chunks[k]], b.per_row,
-                                             &b.tol, fun, user_data, &b.rows, due)
-                    kept = 0
-                    for k in range(n_open):
-                        if chunks[open_chunks[k]].active > 0:
-                            open_chunks[kept] = open_chunks[k]
-                            kept += 1
-                    n_open = kept
-                    if n_open > 0:
-                        check_signals(&slices)
-                        if shown:
-                            with gil:
-                                _show_chunks(train, chunks, open_chunks, n_open, m)
+                            _solve_any(&solver, &chunks[open_chunks[k]], due)
+                        kept = 0
+                        for k in range(n_open):
+                            if chunks[open_chunks[k]].active > 0:
+                                open_chunks[kept] = open_chunks[k]
+                                kept += 1
+                        n_open = kept
+                        if n_open > 0:
+                            check_signals(&slices)
+                            if shown:
+                                with gil:
+                                    _show_chunks(train, chunks, open_chunks, n_open, m)
         finally:
             fastopt_fpenv_restore(env)
         if shown:
@@ -426,6 +429,90 @@ def batch_native(
         PyMem_Free(chunks)
         PyMem_Free(open_chunks)
     return b.results()
+
+
+ctypedef struct _Solver:
+    # What every chunk of one batch_native call is solved with (_solve_any).
+    const Problem* first
+    bint per_row
+    const Tolerances* tol
+    const _Rows* rows
+    bint block
+    const _BlockScratch* scratch
+    void* fun
+    void* user_data
+
+
+cdef inline void _solve_any(const _Solver* s, _Chunk* chunk, double due) noexcept nogil:
+    """One chunk of batch_native until it is done or time ``due`` has come."""
+    if s.block:
+        _solve_block(s.first, chunk, s.per_row, s.tol, s.fun, s.user_data, s.rows, s.scratch,
+                     due)
+    else:
+        _solve_chunk(s.first, chunk, s.per_row, s.tol, s.fun, s.user_data, s.rows, due)
+
+
+cdef int _run_team(const _Solver* solver, _Chunk* chunks, const Py_ssize_t* all_chunks,
+                   Py_ssize_t n_chunks, int n_threads, bint interruptible, LoopTrain shown,
+                   Py_ssize_t m) except -1:
+    """batch_native on ``n_threads`` threads (src_c/fastopt_team.h): each thread takes chunks
+    from a shared counter and solves each to the end, without a barrier until the last. When
+    ``interruptible`` or ``shown``, the calling thread (the team's thread 0: ``prange``'s
+    static schedule gives it iteration 0) works in slices of FASTOPT_SIGNAL_INTERVAL and
+    between two takes the GIL for Python's signal handlers and the progress display; an
+    exception there (KeyboardInterrupt) sets the team's stop flag, every thread leaves its
+    chunk at the end of its current slice, and the exception is raised here. Once the chunks
+    are all taken, the calling thread keeps watching, a millisecond at a time, until the
+    others are done."""
+    cdef fastopt_team team
+    cdef bint watch = interruptible or shown is not None
+    cdef Py_ssize_t w, c
+    cdef double due
+    cdef fastopt_fpenv worker
+    cdef fastopt_fpcr bits = fastopt_flush_bits()
+    errors = []  # the exception the calling thread's watch caught, if any
+    team.next = team.done = team.stop = 0
+    with nogil:
+        for w in prange(n_threads, schedule="static", chunksize=1, num_threads=n_threads):
+            worker = fastopt_follow_begin(bits)
+            while fastopt_counter_get(&team.stop) == 0:
+                c = fastopt_counter_add(&team.next, 1)
+                if c >= n_chunks:
+                    break
+                while chunks[c].active > 0 and fastopt_counter_get(&team.stop) == 0:
+                    due = fastopt_now() + FASTOPT_SIGNAL_INTERVAL if watch else HUGE_VAL
+                    _solve_any(solver, &chunks[c], due)
+                    if w == 0 and watch:
+                        _team_watch(&team, errors, interruptible, shown, chunks, all_chunks,
+                                    n_chunks, m)
+                if chunks[c].active == 0:
+                    fastopt_counter_add(&team.done, 1)
+            if w == 0 and watch:
+                while (fastopt_counter_get(&team.stop) == 0
+                       and fastopt_counter_get(&team.done) < n_chunks):
+                    fastopt_nap()
+                    _team_watch(&team, errors, interruptible, shown, chunks, all_chunks,
+                                n_chunks, m)
+            fastopt_fpenv_restore(worker)
+    if errors:
+        raise errors[0]
+    return 0
+
+
+cdef void _team_watch(fastopt_team* team, list errors, bint interruptible, LoopTrain shown,
+                      const _Chunk* chunks, const Py_ssize_t* all_chunks, Py_ssize_t n_chunks,
+                      Py_ssize_t m) noexcept with gil:
+    """_run_team's calling thread between two slices: Python's signal handlers and the
+    progress line (the other threads' counters read as they run: a display only). An
+    exception is kept in ``errors`` and stops the team."""
+    try:
+        if interruptible:
+            PyErr_CheckSignals()
+        if shown is not None:
+            _show_chunks(shown, chunks, all_chunks, n_chunks, m)
+    except BaseException as exc:
+        errors.append(exc)
+        fastopt_counter_add(&team.stop, 1)
 
 
 def batch_python(
