@@ -34,7 +34,7 @@ from cpython.exc cimport PyErr_CheckSignals
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport HUGE_VAL
+from libc.math cimport HUGE_VAL, fabs, fmax, isfinite
 from libc.string cimport memcpy
 
 from fastopt._kernels cimport MAX_SCALARS, MAX_STATE, RuleStep, apply_rule, rule_step_next
@@ -436,7 +436,7 @@ def batch_python(
                 break
 
         # Each problem's stopping rules; a problem that stops goes to the results.
-        kept = _check_rows(&b.first, active, nit, &b.tol, &b.rows)
+        kept = _check_block(&b.first, active, nit, &b.tol, &b.rows)
         if train is not None and train.progress is not None:
             _show_rows(train, b, active, kept, nit)
         if kept == 0:
@@ -551,6 +551,122 @@ cdef Py_ssize_t _check_rows_typed(const floating* x, const floating* g, const Pr
         rows.stops[i], rows.nits[i], rows.nfevs[i], rows.fs[i] = stop, p.nit, p.nfev, p.f
         p.nit = nit  # check_stop may have gone back one iteration for this row
     return kept
+
+
+cdef Py_ssize_t _check_block(Problem* first, Py_ssize_t active, Py_ssize_t nit,
+                             const Tolerances* tol, const _Rows* rows) noexcept nogil:
+    """_check_rows, with the stopping rules tested across the block first: one branch-free
+    pass over the rows (their f, gradient, f_prev and step) flags each row a rule may stop;
+    only the flagged rows go through check_stop, one by one (_check_rows on that row), and
+    the others stay. A row no rule flags is one check_stop lets go on (the flags compute its
+    tests with the same operands), so the result is _check_rows's. Same contract: the rows
+    that go on in ``rows.stay`` (unless all do), returns how many."""
+    cdef Py_ssize_t r, kept = 0
+    cdef bint flagged
+    cdef Problem p
+    cdef _Rows one
+    if nit >= tol.maxiter:  # every row stops
+        return _check_rows(first, active, nit, tol, rows)
+    if first.single:
+        flagged = _flag_rows(<const float*>first.g, <const float*>first.x, first, active,
+                             nit, tol, rows)
+    else:
+        flagged = _flag_rows(<const double*>first.g, <const double*>first.x, first, active,
+                             nit, tol, rows)
+    if not flagged:
+        return active
+    p = first[0]
+    for r in range(active):
+        # rows.stay[r] holds row r's flag until it is read here; kept <= r: the writes only
+        # overwrite flags read already
+        if rows.stay[r] == 0:
+            rows.stay[kept] = r
+            kept += 1
+            continue
+        _point_at(&p, first, r, NULL)
+        one = _rows_from(rows, r)
+        if _check_rows(&p, 1, nit, tol, &one) == 1:
+            rows.stay[kept] = r
+            kept += 1
+    return kept
+
+
+cdef bint _flag_rows(const floating* g, const floating* x, const Problem* first,
+                     Py_ssize_t active, Py_ssize_t nit, const Tolerances* tol,
+                     const _Rows* rows) noexcept nogil:
+    """Flag (1 in ``rows.stay[r]``, else 0) each row whose f or gradient is not finite, or
+    whose gradient norm, f change or step a stopping rule accepts (check_stop's tests, the
+    limit on iterations aside); returns whether any row is flagged. Without bounds, a fixed
+    small n gets its own copy of the loop, which the compiler vectorises across rows."""
+    cdef Py_ssize_t n = first.n
+    if first.lower != NULL or rows.lower != NULL:
+        return _flag_rows_bounded(g, x, first, active, nit, tol, rows)
+    if n == 1:
+        return _flag_rows_free(g, 1, active, nit, tol, rows)
+    if n == 2:
+        return _flag_rows_free(g, 2, active, nit, tol, rows)
+    if n == 3:
+        return _flag_rows_free(g, 3, active, nit, tol, rows)
+    if n == 4:
+        return _flag_rows_free(g, 4, active, nit, tol, rows)
+    return _flag_rows_free(g, n, active, nit, tol, rows)
+
+
+cdef inline bint _flag_rows_free(const floating* g, const Py_ssize_t n, Py_ssize_t active,
+                                 Py_ssize_t nit, const Tolerances* tol,
+                                 const _Rows* rows) noexcept nogil:
+    # Unbounded: the projected gradient is g, its norm max |g_j|, which is <= gtol exactly
+    # when every |g_j| is. fmax of finite values >= 0 is the plain maximum (a row with a
+    # non-finite f is flagged anyway).
+    cdef Py_ssize_t r, j, fl, small, bad, flagged = 0
+    cdef double gj, f, fp, big
+    cdef double gtol = tol.gtol, ftol = tol.ftol, xtol = tol.xtol
+    cdef Py_ssize_t use_ftol = nit > 0 and ftol > 0
+    cdef Py_ssize_t use_xtol = nit > 0 and xtol > 0
+    cdef const double* f_now = rows.f_now
+    cdef const double* f_prev = rows.f_prev
+    cdef const double* steps = rows.steps
+    cdef Py_ssize_t* flags = rows.stay
+    for r in range(active):
+        f = f_now[r]
+        bad = not (fabs(f) < HUGE_VAL)
+        small = 1
+        for j in range(n):
+            gj = fabs(<double>g[r * n + j])
+            bad |= not (gj < HUGE_VAL)
+            small &= gj <= gtol
+        fp = f_prev[r]
+        big = fabs(fp) if fabs(fp) > fabs(f) else fabs(f)
+        big = big if big > 1.0 else 1.0
+        fl = (bad | small | (use_ftol & (fabs(fp - f) <= ftol * big))
+              | (use_xtol & (steps[r] <= xtol)))
+        flags[r] = fl
+        flagged |= fl
+    return flagged != 0
+
+
+cdef bint _flag_rows_bounded(const floating* g, const floating* x, const Problem* first,
+                             Py_ssize_t active, Py_ssize_t nit, const Tolerances* tol,
+                             const _Rows* rows) noexcept nogil:
+    # With bounds: the projected norm as check_stop gets it, row by row.
+    cdef Py_ssize_t r, fl, n = first.n, flagged = 0
+    cdef double gnorm, f, fp
+    cdef bint use_ftol = nit > 0 and tol.ftol > 0
+    cdef bint use_xtol = nit > 0 and tol.xtol > 0
+    cdef const floating* lo = <const floating*>first.lower
+    cdef const floating* hi = <const floating*>first.upper
+    for r in range(active):
+        if rows.lower != NULL:  # a box per problem
+            lo = <const floating*>rows.lower + rows.index[r] * n
+            hi = <const floating*>rows.upper + rows.index[r] * n
+        gnorm = _projected_grad_norm(g + r * n, x + r * n, lo, hi, n)
+        f, fp = rows.f_now[r], rows.f_prev[r]
+        fl = (gnorm < 0 or not isfinite(f) or gnorm <= tol.gtol
+              or (use_ftol and fabs(fp - f) <= tol.ftol * fmax(fmax(fabs(fp), fabs(f)), 1.0))
+              or (use_xtol and rows.steps[r] <= tol.xtol))
+        rows.stay[r] = fl
+        flagged |= fl
+    return flagged != 0
 
 
 cdef void _update_rows(Problem* first, Py_ssize_t active, bint per_row, const _Rows* rows,
