@@ -66,6 +66,16 @@ from fastopt._loop cimport (
     unwritten_gradient,
 )
 from fastopt._kernels cimport UpdateRule
+
+cdef extern from "fastopt_batch_flags.h" nogil:
+    bint fastopt_flag_rows_f64(const double* g, Py_ssize_t n, Py_ssize_t active,
+                               const double* f_now, const double* f_prev, const double* steps,
+                               double gtol, bint use_ftol, double ftol, bint use_xtol,
+                               double xtol, Py_ssize_t* flags)
+    bint fastopt_flag_rows_f32(const float* g, Py_ssize_t n, Py_ssize_t active,
+                               const double* f_now, const double* f_prev, const double* steps,
+                               double gtol, bint use_ftol, double ftol, bint use_xtol,
+                               double xtol, Py_ssize_t* flags)
 from fastopt._schedule cimport schedule_momentum, schedule_step
 from fastopt._native cimport NativeObjective
 from fastopt._openmp cimport fastopt_thread_limit
@@ -594,65 +604,29 @@ cdef Py_ssize_t _check_block(Problem* first, Py_ssize_t active, Py_ssize_t nit,
 cdef bint _flag_rows(const floating* g, const floating* x, const Problem* first,
                      Py_ssize_t active, Py_ssize_t nit, const Tolerances* tol,
                      const _Rows* rows) noexcept nogil:
-    """Flag (1 in ``rows.stay[r]``, else 0) each row whose f or gradient is not finite, or
-    whose gradient norm, f change or step a stopping rule accepts (check_stop's tests, the
-    limit on iterations aside); returns whether any row is flagged. Without bounds, a fixed
-    small n gets its own copy of the loop, which the compiler vectorises across rows."""
-    cdef Py_ssize_t n = first.n
+    """Flag (nonzero in ``rows.stay[r]``, else 0) each row whose f or gradient is not finite,
+    or whose gradient norm, f change or step a stopping rule accepts (check_stop's tests, the
+    limit on iterations aside); returns whether any row is flagged."""
+    cdef bint use_ftol = nit > 0 and tol.ftol > 0
+    cdef bint use_xtol = nit > 0 and tol.xtol > 0
     if first.lower != NULL or rows.lower != NULL:
-        return _flag_rows_bounded(g, x, first, active, nit, tol, rows)
-    if n == 1:
-        return _flag_rows_free(g, 1, active, nit, tol, rows)
-    if n == 2:
-        return _flag_rows_free(g, 2, active, nit, tol, rows)
-    if n == 3:
-        return _flag_rows_free(g, 3, active, nit, tol, rows)
-    if n == 4:
-        return _flag_rows_free(g, 4, active, nit, tol, rows)
-    return _flag_rows_free(g, n, active, nit, tol, rows)
-
-
-cdef inline bint _flag_rows_free(const floating* g, const Py_ssize_t n, Py_ssize_t active,
-                                 Py_ssize_t nit, const Tolerances* tol,
-                                 const _Rows* rows) noexcept nogil:
-    # Unbounded: the projected gradient is g, its norm max |g_j|, which is <= gtol exactly
-    # when every |g_j| is. fmax of finite values >= 0 is the plain maximum (a row with a
-    # non-finite f is flagged anyway).
-    cdef Py_ssize_t r, j, fl, small, bad, flagged = 0
-    cdef double gj, f, fp, big
-    cdef double gtol = tol.gtol, ftol = tol.ftol, xtol = tol.xtol
-    cdef Py_ssize_t use_ftol = nit > 0 and ftol > 0
-    cdef Py_ssize_t use_xtol = nit > 0 and xtol > 0
-    cdef const double* f_now = rows.f_now
-    cdef const double* f_prev = rows.f_prev
-    cdef const double* steps = rows.steps
-    cdef Py_ssize_t* flags = rows.stay
-    for r in range(active):
-        f = f_now[r]
-        bad = not (fabs(f) < HUGE_VAL)
-        small = 1
-        for j in range(n):
-            gj = fabs(<double>g[r * n + j])
-            bad |= not (gj < HUGE_VAL)
-            small &= gj <= gtol
-        fp = f_prev[r]
-        big = fabs(fp) if fabs(fp) > fabs(f) else fabs(f)
-        big = big if big > 1.0 else 1.0
-        fl = (bad | small | (use_ftol & (fabs(fp - f) <= ftol * big))
-              | (use_xtol & (steps[r] <= xtol)))
-        flags[r] = fl
-        flagged |= fl
-    return flagged != 0
+        return _flag_rows_bounded(g, x, first, active, use_ftol, use_xtol, tol, rows)
+    if floating is float:  # src_c/fastopt_batch_flags.h: two rows at a time
+        return fastopt_flag_rows_f32(g, first.n, active, rows.f_now, rows.f_prev, rows.steps,
+                                     tol.gtol, use_ftol, tol.ftol, use_xtol, tol.xtol,
+                                     rows.stay)
+    else:
+        return fastopt_flag_rows_f64(g, first.n, active, rows.f_now, rows.f_prev, rows.steps,
+                                     tol.gtol, use_ftol, tol.ftol, use_xtol, tol.xtol,
+                                     rows.stay)
 
 
 cdef bint _flag_rows_bounded(const floating* g, const floating* x, const Problem* first,
-                             Py_ssize_t active, Py_ssize_t nit, const Tolerances* tol,
-                             const _Rows* rows) noexcept nogil:
+                             Py_ssize_t active, bint use_ftol, bint use_xtol,
+                             const Tolerances* tol, const _Rows* rows) noexcept nogil:
     # With bounds: the projected norm as check_stop gets it, row by row.
     cdef Py_ssize_t r, fl, n = first.n, flagged = 0
     cdef double gnorm, f, fp
-    cdef bint use_ftol = nit > 0 and tol.ftol > 0
-    cdef bint use_xtol = nit > 0 and tol.xtol > 0
     cdef const floating* lo = <const floating*>first.lower
     cdef const floating* hi = <const floating*>first.upper
     for r in range(active):
