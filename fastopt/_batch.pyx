@@ -31,6 +31,7 @@ those of an optimizer built on all m * n values, which is the m states side by s
 
 cimport numpy as cnp
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.ref cimport Py_REFCNT
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cython cimport floating
 from cython.parallel cimport prange
@@ -174,6 +175,8 @@ cdef class _BatchArrays:
     cdef bint per_row  # rows differ (learning rates) or need their own step (bounds, xtol)
     cdef Py_ssize_t m
     cdef cnp.ndarray work, grad_buf, f_now, index
+    cdef cnp.ndarray f_then  # f_prev's array (batch_python swaps it with f_now)
+    cdef void* g_prev_own    # the gradient buffer first.g_prev points into at first
     cdef tuple results_  # (stop, nit, nfev, fun, jac) by problem
     cdef object _keep  # the other arrays the pointers point into
 
@@ -196,6 +199,7 @@ cdef class _BatchArrays:
         index = self.index = np.arange(m, dtype=np.intp)
         stay = np.empty(m, dtype=np.intp)
         f_prev, steps = np.empty(m), np.zeros(m)
+        self.f_then = f_prev
         lr_work = None if lrs is None else np.array(lrs, dtype=np.float64)
         scalar_work = None
         if lrs is not None and rule.rule.n_scalars != 0:
@@ -213,6 +217,7 @@ cdef class _BatchArrays:
         init_problem(&self.first, self.work, work_prev, self.grad_buf, grad_prev, rule,
                      state_work, lower, upper, &self.tol)
         self.first.n = X.shape[1]
+        self.g_prev_own = self.first.g_prev
         self._keep = (*self._keep, init_clipping(&self.first, clip, X))  # (m, n) clip rows
         if lr_work is not None:
             lr_data = <double*>cnp.PyArray_DATA(<cnp.ndarray>lr_work)
@@ -418,6 +423,7 @@ def batch_python(
     cdef Tolerances halt
     cdef cnp.ndarray G
     cdef int[:] stops
+    cdef object g_then = None  # the array first.g_prev points into, when not b's own
     running_args = args
     while active > 0:
         PyErr_CheckSignals()  # cheap with the GIL; Ctrl-C also when fun runs no bytecode
@@ -460,8 +466,13 @@ def batch_python(
             rows = b.index[:active]
             running_args = tuple(a[rows] if each else a for a, each in zip(args, per_problem))
 
-        with nogil:
-            _update_rows(&b.first, active, b.per_row, &b.rows, n_threads)
+        if b.per_row:
+            with nogil:
+                _update_rows(&b.first, active, True, &b.rows, n_threads)
+        else:
+            g_then = _keep_block(b, G, active)
+            with nogil:
+                _update_block(&b.first, active, g_then is None, n_threads)
         if train is not None:
             _schedule_rows(train, &b.first, active, &b.rows)
         nit += 1
@@ -470,6 +481,40 @@ def batch_python(
     if train is not None:
         train.check_schedule(0)  # the C schedules' errors (a C objective with a callback)
     return b.results()
+
+
+cdef object _keep_block(_BatchArrays b, cnp.ndarray G, Py_ssize_t active):
+    """Before batch_python updates the rows alike (_update_block): make the evaluated f and g
+    the previous ones (check_stop's way back from a non-finite value) without copying them
+    where it can. f: the two f arrays swap. g: ``G`` itself, the evaluated gradients, when
+    it is an array nothing else can reach (the objective's fresh result: it owns its data,
+    and this loop holds the only reference) and the rows were not packed since; returns it
+    (to be kept alive), first.g_prev pointing into it. Else None, first.g_prev back at the
+    loop's own buffer, and _update_block copies g there."""
+    b.f_now, b.f_then = b.f_then, b.f_now
+    b.rows.f_now = <double*>cnp.PyArray_DATA(b.f_now)
+    b.rows.f_prev = <double*>cnp.PyArray_DATA(b.f_then)
+    # (one reference: the caller's G; a cdef function borrows its arguments)
+    if (Py_REFCNT(G) == 1 and cnp.PyArray_CheckExact(G) and cnp.PyArray_BASE(G) == NULL
+            and cnp.PyArray_CHKFLAGS(G, cnp.NPY_ARRAY_OWNDATA)
+            and b.first.g == cnp.PyArray_DATA(G)):
+        b.first.g_prev = b.first.g
+        return G
+    b.first.g_prev = b.g_prev_own
+    return None
+
+
+cdef void _update_block(Problem* first, Py_ssize_t active, bint copy_g,
+                        int n_threads) noexcept nogil:
+    """_update_rows for rows that step alike (not per_row), after _keep_block: x into x_prev,
+    g into g_prev when ``copy_g``, then one kernel call over all of them."""
+    cdef size_t row_bytes = first.n * (sizeof(float) if first.single else sizeof(double))
+    memcpy(first.x_prev, first.x, active * row_bytes)
+    if copy_g:
+        memcpy(first.g_prev, first.g, active * row_bytes)
+    rule_step_next(&first.rule, &first.clock)
+    apply_rule(&first.rule, first.single, first.x, _clipped_rows(first, active, n_threads),
+               first.state, active * first.n, &first.clock, n_threads)
 
 
 cdef object _report(object callback, _BatchArrays b, object G, Py_ssize_t active,
