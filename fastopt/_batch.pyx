@@ -36,7 +36,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport HUGE_VAL, fabs, fmax, isfinite
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memmove
 
 from fastopt._kernels cimport MAX_SCALARS, MAX_STATE, RuleStep, apply_rule, rule_step_next
 from fastopt._loop cimport (
@@ -424,6 +424,7 @@ def batch_python(
     cdef cnp.ndarray G
     cdef int[:] stops
     cdef object g_then = None  # the array first.g_prev points into, when not b's own
+    cdef cnp.ndarray view = None, grad_rows = None  # the running rows of work, grad_buf
     running_args = args
     while active > 0:
         PyErr_CheckSignals()  # cheap with the GIL; Ctrl-C also when fun runs no bytecode
@@ -434,10 +435,11 @@ def batch_python(
                 _evaluate_native_rows(&b.first, active, native.fun, native.user_data,
                                       b.rows.f_now)
         else:
-            view = b.work[:active]
-            view.flags.writeable = False
-            G = _evaluate(mode, fun, jac, running_args, view, b.f_now[:active],
-                          b.grad_buf[:active])
+            if view is None or cnp.PyArray_DIM(view, 0) != active:  # new after a pack
+                view = b.work[:active]
+                view.flags.writeable = False
+                grad_rows = b.grad_buf[:active]
+            G = _evaluate(mode, fun, jac, running_args, view, b, grad_rows)
             b.first.g = cnp.PyArray_DATA(G)
 
         if callback is not None and nit > 0:
@@ -772,11 +774,36 @@ cdef inline void _move_row(void* a, Py_ssize_t to, Py_ssize_t frm, size_t row_by
     memcpy(<char*>a + to * row_bytes, <char*>a + frm * row_bytes, row_bytes)
 
 
-cdef cnp.ndarray _evaluate(int mode, object fun, object jac, tuple args, object X,
-                           object f_out, cnp.ndarray grad_buf):
-    """Evaluate the vectorised objective at the rows of X: f into ``f_out``; returns the
-    gradients as a C-contiguous (k, n) array of X's dtype (the user's, or ``grad_buf``)."""
+cdef cnp.ndarray _evaluate(int mode, object fun, object jac, tuple args, cnp.ndarray X,
+                           _BatchArrays b, cnp.ndarray grad_buf):
+    """Evaluate the vectorised objective at the k rows of X: f into ``b.f_now[:k]``; returns
+    the gradients as a C-contiguous (k, n) array of X's dtype (the user's, or ``grad_buf``).
+
+    What objectives usually return, a float64 array f of shape (k,) and an array G of X's
+    shape, is checked and copied in C; anything else goes through NumPy (conversions, and
+    the errors)."""
+    cdef Py_ssize_t k = cnp.PyArray_DIM(X, 0)
     f, g = call_objective(mode, fun, jac, args, X)
+    if (cnp.PyArray_CheckExact(f) and cnp.PyArray_NDIM(<cnp.ndarray>f) == 1
+            and cnp.PyArray_DIM(<cnp.ndarray>f, 0) == k
+            and cnp.PyArray_TYPE(<cnp.ndarray>f) == cnp.NPY_DOUBLE
+            and cnp.PyArray_ISCARRAY_RO(<cnp.ndarray>f)
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>f)):
+        memmove(b.rows.f_now, cnp.PyArray_DATA(<cnp.ndarray>f), k * sizeof(double))
+    else:
+        _store_f(f, X, b.f_now[:k])
+    if not (cnp.PyArray_Check(g) and cnp.PyArray_NDIM(<cnp.ndarray>g) == 2
+            and cnp.PyArray_DIM(<cnp.ndarray>g, 0) == k
+            and cnp.PyArray_DIM(<cnp.ndarray>g, 1) == cnp.PyArray_DIM(X, 1)):
+        shape = (<object>X).shape
+        if np.shape(g) != shape:
+            raise ValueError(f"the gradient must have the shape of X, {shape}, got shape "
+                             f"{np.shape(g)}")
+    return as_gradient(g, X, grad_buf)
+
+
+cdef int _store_f(object f, object X, object f_out) except -1:
+    """f, checked, into f_out (its values converted to float64)."""
     f = np.asarray(f)
     if f.shape != f_out.shape:
         raise ValueError(f"fun must return f of shape {f_out.shape} for X of shape "
@@ -784,10 +811,7 @@ cdef cnp.ndarray _evaluate(int mode, object fun, object jac, tuple args, object 
     if f.dtype.kind not in "fiub":
         raise TypeError(f"fun must return real values, got dtype {f.dtype}")
     f_out[...] = f
-    if np.shape(g) != X.shape:
-        raise ValueError(f"the gradient must have the shape of X, {X.shape}, got shape "
-                         f"{np.shape(g)}")
-    return as_gradient(g, X, grad_buf)
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -223,3 +223,40 @@ def test_a_gradient_the_objective_overwrites_later_is_copied():
     assert_each_alone(batch, _alone(X0, kind, fire, 0.0))
     went_back = (batch.status == 3) & (batch.nit > 0)
     assert np.any(went_back) and np.all(np.isfinite(batch.jac[went_back]))
+
+
+class _Sub(np.ndarray):
+    """An ndarray subclass (read through NumPy's conversions, not the loop's C fast path)."""
+
+
+RETURNS = {
+    "list": lambda a: a.tolist(),
+    "big-endian": lambda a: a.astype(a.dtype.newbyteorder(">")),
+    "strided": lambda a: np.repeat(a, 2, axis=0)[::2],
+    "subclass": lambda a: a.view(_Sub),
+}
+
+
+@pytest.mark.parametrize("form", sorted(RETURNS))
+@pytest.mark.parametrize("which", ["f", "G", "both"])
+def test_values_in_any_form_give_the_same_run(form, which):
+    # The loop reads a float64 f of shape (k,) and an array G of X's shape itself (checked in
+    # C); any other form of the same values goes through NumPy and gives the same run.
+    rng = np.random.default_rng(5)
+    m = 33
+    X0 = rng.uniform(-2.0, 2.0, (m, 2))
+    at = rng.integers(1, 40, m)
+    how = rng.integers(0, 3, m)
+    options = {"lr": 1e-2, "maxiter": 40, "gtol": 1e-3}
+    convert = RETURNS[form]
+
+    def fg(X, index, nan_at):
+        f, G = nan_at.rows(X, index)
+        return (convert(f) if which != "G" else f), (convert(G) if which != "f" else G)
+
+    runs = [fastopt.minimize_batch(objective, X0, args=(np.arange(m), _NanAt(at, how)),
+                                   jac=True, options=options)
+            for objective in (lambda X, i, n: n.rows(X, i), fg)]
+    for key in ("x", "fun", "jac", "nit", "nfev", "status"):
+        np.testing.assert_array_equal(runs[1][key], runs[0][key])
+    assert runs[1].message == runs[0].message and np.any(runs[0].status == 3)
