@@ -20,7 +20,12 @@ stops on the same rules, at the same iterate, as ``fastopt.minimize`` would stop
   after it move up (_check_rows, _pack, _update_rows, shared with the chunks above).
   Elementwise updates make that bitwise what updating each row alone gives. With a
   ``callback`` it also runs a C objective (one row per call, on this thread), since the
-  callback needs Python after every iteration.
+  callback needs Python after every iteration. Its own part of an iteration is kept small
+  next to the objective's (it was as large before): the stopping rules are tested across the
+  block first (_check_block: one SIMD pass flags the rows a rule may stop,
+  src_c/fastopt_batch_flags.h; check_stop then runs on those rows only), the previous f and
+  gradient are kept without copies where nothing else can write to them (_keep_block), and
+  the objective's usual returns are checked in C (_evaluate).
 
 Bounds are one (n,) box for all the problems (in the Problem), or an (m, n) box per problem
 (``_Rows.lower``/``upper``, indexed by problem, not by packed row: they never move).
@@ -67,7 +72,12 @@ from fastopt._loop cimport (
     unwritten_gradient,
 )
 from fastopt._kernels cimport UpdateRule
+from fastopt._schedule cimport schedule_momentum, schedule_step
+from fastopt._native cimport NativeObjective
+from fastopt._openmp cimport fastopt_thread_limit
+from fastopt._step cimport Rule
 
+# The block's stopping-rule flags, two rows per SSE2 vector (batch_python's _check_block).
 cdef extern from "fastopt_batch_flags.h" nogil:
     bint fastopt_flag_rows_f64(const double* g, Py_ssize_t n, Py_ssize_t active,
                                const double* f_now, const double* f_prev, const double* steps,
@@ -77,10 +87,6 @@ cdef extern from "fastopt_batch_flags.h" nogil:
                                const double* f_now, const double* f_prev, const double* steps,
                                double gtol, bint use_ftol, double ftol, bint use_xtol,
                                double xtol, Py_ssize_t* flags)
-from fastopt._schedule cimport schedule_momentum, schedule_step
-from fastopt._native cimport NativeObjective
-from fastopt._openmp cimport fastopt_thread_limit
-from fastopt._step cimport Rule
 
 import threading
 

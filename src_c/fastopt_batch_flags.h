@@ -41,17 +41,22 @@ static inline int NAME(const T* g, const ptrdiff_t n, ptrdiff_t active,         
     FASTOPT_FLAG_PAIRS(T)                                                                  \
     for (; r < active; r++) {                                                              \
         const T* gr = g + r * n;                                                           \
-        double f = f_now[r], fp = f_prev[r], big;                                          \
+        double f = f_now[r];                                                               \
         int bad = !(fabs(f) < HUGE_VAL), small = 1, fl;                                    \
         for (j = 0; j < n; j++) {                                                          \
             double a = fabs((double)gr[j]);                                                \
             bad |= !(a < HUGE_VAL);                                                        \
             small &= a <= gtol;                                                            \
         }                                                                                  \
-        big = fabs(fp) > fabs(f) ? fabs(fp) : fabs(f);                                     \
-        big = big > 1.0 ? big : 1.0;                                                       \
-        fl = bad | small | (use_ftol && fabs(fp - f) <= ftol * big)                        \
-             | (use_xtol && steps[r] <= xtol);                                             \
+        fl = bad | small;                                                                  \
+        if (use_ftol) { /* (f_prev is unset before the first update) */                    \
+            double fp = f_prev[r];                                                         \
+            double big = fabs(fp) > fabs(f) ? fabs(fp) : fabs(f);                          \
+            big = big > 1.0 ? big : 1.0;                                                   \
+            fl |= fabs(fp - f) <= ftol * big;                                              \
+        }                                                                                  \
+        if (use_xtol)                                                                      \
+            fl |= steps[r] <= xtol;                                                        \
         flags[r] = fl;                                                                     \
         any |= fl;                                                                         \
     }                                                                                      \
