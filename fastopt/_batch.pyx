@@ -25,7 +25,12 @@ stops on the same rules, at the same iterate, as ``fastopt.minimize`` would stop
   Elementwise updates make that bitwise what updating each row alone gives. With a
   ``callback`` it also runs a C objective (one row per call, on this thread; a block
   objective once per iteration on the running rows, transposed), since the callback needs
-  Python after every iteration.
+  Python after every iteration. Its own part of an iteration is kept small
+  next to the objective's (it was as large before): the stopping rules are tested across the
+  block first (_check_packed: one SIMD pass flags the rows a rule may stop,
+  src_c/fastopt_batch_flags.h; check_stop then runs on those rows only), the previous f and
+  gradient are kept without copies where nothing else can write to them (_keep_packed), and
+  the objective's usual returns are checked in C (_evaluate).
 
 Bounds are one (n,) box for all the problems (in the Problem), or an (m, n) box per problem
 (``_Rows.lower``/``upper``, indexed by problem, not by packed row: they never move).
@@ -36,11 +41,12 @@ those of an optimizer built on all m * n values, which is the m states side by s
 
 cimport numpy as cnp
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.ref cimport Py_REFCNT
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport HUGE_VAL, NAN, fabs, isfinite
-from libc.string cimport memcpy
+from libc.math cimport HUGE_VAL, NAN, fabs, fmax, isfinite
+from libc.string cimport memcpy, memmove
 
 from fastopt._kernels cimport MAX_SCALARS, MAX_STATE, RuleStep, apply_rule, rule_step_next
 from fastopt._loop cimport (
@@ -76,8 +82,17 @@ from fastopt._kernels cimport UpdateRule
 from fastopt._schedule cimport schedule_momentum, schedule_step
 from fastopt._native cimport NativeObjective
 from fastopt._openmp cimport fastopt_thread_limit
+from fastopt._step cimport Rule
+from fastopt._fpenv cimport (
+    fastopt_flush_begin,
+    fastopt_flush_bits,
+    fastopt_follow_begin,
+    fastopt_fpcr,
+    fastopt_fpenv,
+    fastopt_fpenv_restore,
+)
 
-
+# batch_native's team of threads (_run_team).
 cdef extern from "fastopt_interrupt.h" nogil:
     double FASTOPT_SIGNAL_INTERVAL
 
@@ -91,15 +106,17 @@ cdef extern from "fastopt_team.h" nogil:
     long long fastopt_counter_add(fastopt_counter* c, long long v)
     long long fastopt_counter_get(fastopt_counter* c)
     void fastopt_nap()
-from fastopt._step cimport Rule
-from fastopt._fpenv cimport (
-    fastopt_flush_begin,
-    fastopt_flush_bits,
-    fastopt_follow_begin,
-    fastopt_fpcr,
-    fastopt_fpenv,
-    fastopt_fpenv_restore,
-)
+
+# The block's stopping-rule flags, two rows per SSE2 vector (batch_python's _check_packed).
+cdef extern from "fastopt_batch_flags.h" nogil:
+    bint fastopt_flag_rows_f64(const double* g, Py_ssize_t n, Py_ssize_t active,
+                               const double* f_now, const double* f_prev, const double* steps,
+                               double gtol, bint use_ftol, double ftol, bint use_xtol,
+                               double xtol, Py_ssize_t* flags)
+    bint fastopt_flag_rows_f32(const float* g, Py_ssize_t n, Py_ssize_t active,
+                               const double* f_now, const double* f_prev, const double* steps,
+                               double gtol, bint use_ftol, double ftol, bint use_xtol,
+                               double xtol, Py_ssize_t* flags)
 
 import threading
 
@@ -199,6 +216,8 @@ cdef class _BatchArrays:
     cdef bint per_row  # rows differ (learning rates) or need their own step (bounds, xtol)
     cdef Py_ssize_t m
     cdef cnp.ndarray work, grad_buf, f_now, index
+    cdef cnp.ndarray f_then  # f_prev's array (batch_python swaps it with f_now)
+    cdef void* g_prev_own    # the gradient buffer first.g_prev points into at first
     cdef tuple results_  # (stop, nit, nfev, fun, jac) by problem
     cdef object _keep  # the other arrays the pointers point into
 
@@ -221,6 +240,7 @@ cdef class _BatchArrays:
         index = self.index = np.arange(m, dtype=np.intp)
         stay = np.empty(m, dtype=np.intp)
         f_prev, steps = np.empty(m), np.zeros(m)
+        self.f_then = f_prev
         lr_work = None if lrs is None else np.array(lrs, dtype=np.float64)
         scalar_work = None
         if lrs is not None and rule.rule.n_scalars != 0:
@@ -238,6 +258,7 @@ cdef class _BatchArrays:
         init_problem(&self.first, self.work, work_prev, self.grad_buf, grad_prev, rule,
                      state_work, lower, upper, &self.tol)
         self.first.n = X.shape[1]
+        self.g_prev_own = self.first.g_prev
         self._keep = (*self._keep, init_clipping(&self.first, clip, X))  # (m, n) clip rows
         if lr_work is not None:
             lr_data = <double*>cnp.PyArray_DATA(<cnp.ndarray>lr_work)
@@ -547,6 +568,8 @@ def batch_python(
     cdef cnp.ndarray G
     cdef int[:] stops
     cdef fastopt_fpenv env
+    cdef object g_then = None  # the array first.g_prev points into, when not b's own
+    cdef cnp.ndarray view = None, grad_rows = None  # the running rows of work, grad_buf
     running_args = args
     if native is not None and native.block:  # transposed in and out of scratch per call
         keep_scratch = _block_scratch(&scratch, &b.first, b.m, native.single, True)
@@ -565,10 +588,11 @@ def batch_python(
                                           b.rows.f_now)
                 fastopt_fpenv_restore(env)
         else:
-            view = b.work[:active]
-            view.flags.writeable = False
-            G = _evaluate(mode, fun, jac, running_args, view, b.f_now[:active],
-                          b.grad_buf[:active])
+            if view is None or cnp.PyArray_DIM(view, 0) != active:  # new after a pack
+                view = b.work[:active]
+                view.flags.writeable = False
+                grad_rows = b.grad_buf[:active]
+            G = _evaluate(mode, fun, jac, running_args, view, b, grad_rows)
             b.first.g = cnp.PyArray_DATA(G)
 
         if callback is not None and nit > 0:
@@ -583,7 +607,7 @@ def batch_python(
                 break
 
         # Each problem's stopping rules; a problem that stops goes to the results.
-        kept = _check_rows(&b.first, active, nit, &b.tol, &b.rows)
+        kept = _check_packed(&b.first, active, nit, &b.tol, &b.rows)
         if train is not None and train.progress is not None:
             _show_rows(train, b, active, kept, nit)
         if kept == 0:
@@ -597,10 +621,17 @@ def batch_python(
             rows = b.index[:active]
             running_args = tuple(a[rows] if each else a for a, each in zip(args, per_problem))
 
-        with nogil:
-            env = fastopt_flush_begin(flush)
-            _update_rows(&b.first, active, b.per_row, &b.rows, n_threads)
-            fastopt_fpenv_restore(env)
+        if b.per_row:
+            with nogil:
+                env = fastopt_flush_begin(flush)
+                _update_rows(&b.first, active, True, &b.rows, n_threads)
+                fastopt_fpenv_restore(env)
+        else:
+            g_then = _keep_packed(b, G, active)
+            with nogil:
+                env = fastopt_flush_begin(flush)
+                _update_packed(&b.first, active, g_then is None, n_threads)
+                fastopt_fpenv_restore(env)
         if train is not None:
             _schedule_rows(train, &b.first, active, &b.rows)
         nit += 1
@@ -609,6 +640,40 @@ def batch_python(
     if train is not None:
         train.check_schedule(0)  # the C schedules' errors (a C objective with a callback)
     return b.results()
+
+
+cdef object _keep_packed(_BatchArrays b, cnp.ndarray G, Py_ssize_t active):
+    """Before batch_python updates the rows alike (_update_packed): make the evaluated f and g
+    the previous ones (check_stop's way back from a non-finite value) without copying them
+    where it can. f: the two f arrays swap. g: ``G`` itself, the evaluated gradients, when
+    it is an array nothing else can reach (the objective's fresh result: it owns its data,
+    and this loop holds the only reference) and the rows were not packed since; returns it
+    (to be kept alive), first.g_prev pointing into it. Else None, first.g_prev back at the
+    loop's own buffer, and _update_packed copies g there."""
+    b.f_now, b.f_then = b.f_then, b.f_now
+    b.rows.f_now = <double*>cnp.PyArray_DATA(b.f_now)
+    b.rows.f_prev = <double*>cnp.PyArray_DATA(b.f_then)
+    # (one reference: the caller's G; a cdef function borrows its arguments)
+    if (Py_REFCNT(G) == 1 and cnp.PyArray_CheckExact(G) and cnp.PyArray_BASE(G) == NULL
+            and cnp.PyArray_CHKFLAGS(G, cnp.NPY_ARRAY_OWNDATA)
+            and b.first.g == cnp.PyArray_DATA(G)):
+        b.first.g_prev = b.first.g
+        return G
+    b.first.g_prev = b.g_prev_own
+    return None
+
+
+cdef void _update_packed(Problem* first, Py_ssize_t active, bint copy_g,
+                        int n_threads) noexcept nogil:
+    """_update_rows for rows that step alike (not per_row), after _keep_packed: x into x_prev,
+    g into g_prev when ``copy_g``, then one kernel call over all of them."""
+    cdef size_t row_bytes = first.n * (sizeof(float) if first.single else sizeof(double))
+    memcpy(first.x_prev, first.x, active * row_bytes)
+    if copy_g:
+        memcpy(first.g_prev, first.g, active * row_bytes)
+    rule_step_next(&first.rule, &first.clock)
+    apply_rule(&first.rule, first.single, first.x, _clipped_rows(first, active, n_threads),
+               first.state, active * first.n, &first.clock, n_threads)
 
 
 cdef object _report(object callback, _BatchArrays b, object G, Py_ssize_t active,
@@ -702,6 +767,86 @@ cdef Py_ssize_t _check_rows_typed(const floating* x, const floating* g, const Pr
     return kept
 
 
+cdef Py_ssize_t _check_packed(Problem* first, Py_ssize_t active, Py_ssize_t nit,
+                             const Tolerances* tol, const _Rows* rows) noexcept nogil:
+    """_check_rows, with the stopping rules tested across the block first: one branch-free
+    pass over the rows (their f, gradient, f_prev and step) flags each row a rule may stop;
+    only the flagged rows go through check_stop, one by one (_check_rows on that row), and
+    the others stay. A row no rule flags is one check_stop lets go on (the flags compute its
+    tests with the same operands), so the result is _check_rows's. Same contract: the rows
+    that go on in ``rows.stay`` (unless all do), returns how many."""
+    cdef Py_ssize_t r, kept = 0
+    cdef bint flagged
+    cdef Problem p
+    cdef _Rows one
+    if nit >= tol.maxiter:  # every row stops
+        return _check_rows(first, active, nit, tol, rows)
+    if first.single:
+        flagged = _flag_rows(<const float*>first.g, <const float*>first.x, first, active,
+                             nit, tol, rows)
+    else:
+        flagged = _flag_rows(<const double*>first.g, <const double*>first.x, first, active,
+                             nit, tol, rows)
+    if not flagged:
+        return active
+    p = first[0]
+    for r in range(active):
+        # rows.stay[r] holds row r's flag until it is read here; kept <= r: the writes only
+        # overwrite flags read already
+        if rows.stay[r] == 0:
+            rows.stay[kept] = r
+            kept += 1
+            continue
+        _point_at(&p, first, r, NULL)
+        one = _rows_from(rows, r)
+        if _check_rows(&p, 1, nit, tol, &one) == 1:
+            rows.stay[kept] = r
+            kept += 1
+    return kept
+
+
+cdef bint _flag_rows(const floating* g, const floating* x, const Problem* first,
+                     Py_ssize_t active, Py_ssize_t nit, const Tolerances* tol,
+                     const _Rows* rows) noexcept nogil:
+    """Flag (nonzero in ``rows.stay[r]``, else 0) each row whose f or gradient is not finite,
+    or whose gradient norm, f change or step a stopping rule accepts (check_stop's tests, the
+    limit on iterations aside); returns whether any row is flagged."""
+    cdef bint use_ftol = nit > 0 and tol.ftol > 0
+    cdef bint use_xtol = nit > 0 and tol.xtol > 0
+    if first.lower != NULL or rows.lower != NULL:
+        return _flag_rows_bounded(g, x, first, active, use_ftol, use_xtol, tol, rows)
+    if floating is float:  # src_c/fastopt_batch_flags.h: two rows at a time
+        return fastopt_flag_rows_f32(g, first.n, active, rows.f_now, rows.f_prev, rows.steps,
+                                     tol.gtol, use_ftol, tol.ftol, use_xtol, tol.xtol,
+                                     rows.stay)
+    else:
+        return fastopt_flag_rows_f64(g, first.n, active, rows.f_now, rows.f_prev, rows.steps,
+                                     tol.gtol, use_ftol, tol.ftol, use_xtol, tol.xtol,
+                                     rows.stay)
+
+
+cdef bint _flag_rows_bounded(const floating* g, const floating* x, const Problem* first,
+                             Py_ssize_t active, bint use_ftol, bint use_xtol,
+                             const Tolerances* tol, const _Rows* rows) noexcept nogil:
+    # With bounds: the projected norm as check_stop gets it, row by row.
+    cdef Py_ssize_t r, fl, n = first.n, flagged = 0
+    cdef double gnorm, f, fp
+    cdef const floating* lo = <const floating*>first.lower
+    cdef const floating* hi = <const floating*>first.upper
+    for r in range(active):
+        if rows.lower != NULL:  # a box per problem
+            lo = <const floating*>rows.lower + rows.index[r] * n
+            hi = <const floating*>rows.upper + rows.index[r] * n
+        gnorm = _projected_grad_norm(g + r * n, x + r * n, lo, hi, n)
+        f, fp = rows.f_now[r], rows.f_prev[r]
+        fl = (gnorm < 0 or not isfinite(f) or gnorm <= tol.gtol
+              or (use_ftol and fabs(fp - f) <= tol.ftol * fmax(fmax(fabs(fp), fabs(f)), 1.0))
+              or (use_xtol and rows.steps[r] <= tol.xtol))
+        rows.stay[r] = fl
+        flagged |= fl
+    return flagged != 0
+
+
 cdef void _update_rows(Problem* first, Py_ssize_t active, bint per_row, const _Rows* rows,
                        int n_threads) noexcept nogil:
     """Update the ``active`` packed rows (evaluated, checked): one kernel call over all of
@@ -786,11 +931,36 @@ cdef inline void _move_row(void* a, Py_ssize_t to, Py_ssize_t frm, size_t row_by
     memcpy(<char*>a + to * row_bytes, <char*>a + frm * row_bytes, row_bytes)
 
 
-cdef cnp.ndarray _evaluate(int mode, object fun, object jac, tuple args, object X,
-                           object f_out, cnp.ndarray grad_buf):
-    """Evaluate the vectorised objective at the rows of X: f into ``f_out``; returns the
-    gradients as a C-contiguous (k, n) array of X's dtype (the user's, or ``grad_buf``)."""
+cdef cnp.ndarray _evaluate(int mode, object fun, object jac, tuple args, cnp.ndarray X,
+                           _BatchArrays b, cnp.ndarray grad_buf):
+    """Evaluate the vectorised objective at the k rows of X: f into ``b.f_now[:k]``; returns
+    the gradients as a C-contiguous (k, n) array of X's dtype (the user's, or ``grad_buf``).
+
+    What objectives usually return, a float64 array f of shape (k,) and an array G of X's
+    shape, is checked and copied in C; anything else goes through NumPy (conversions, and
+    the errors)."""
+    cdef Py_ssize_t k = cnp.PyArray_DIM(X, 0)
     f, g = call_objective(mode, fun, jac, args, X)
+    if (cnp.PyArray_CheckExact(f) and cnp.PyArray_NDIM(<cnp.ndarray>f) == 1
+            and cnp.PyArray_DIM(<cnp.ndarray>f, 0) == k
+            and cnp.PyArray_TYPE(<cnp.ndarray>f) == cnp.NPY_DOUBLE
+            and cnp.PyArray_ISCARRAY_RO(<cnp.ndarray>f)
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>f)):
+        memmove(b.rows.f_now, cnp.PyArray_DATA(<cnp.ndarray>f), k * sizeof(double))
+    else:
+        _store_f(f, X, b.f_now[:k])
+    if not (cnp.PyArray_Check(g) and cnp.PyArray_NDIM(<cnp.ndarray>g) == 2
+            and cnp.PyArray_DIM(<cnp.ndarray>g, 0) == k
+            and cnp.PyArray_DIM(<cnp.ndarray>g, 1) == cnp.PyArray_DIM(X, 1)):
+        shape = (<object>X).shape
+        if np.shape(g) != shape:
+            raise ValueError(f"the gradient must have the shape of X, {shape}, got shape "
+                             f"{np.shape(g)}")
+    return as_gradient(g, X, grad_buf)
+
+
+cdef int _store_f(object f, object X, object f_out) except -1:
+    """f, checked, into f_out (its values converted to float64)."""
     f = np.asarray(f)
     if f.shape != f_out.shape:
         raise ValueError(f"fun must return f of shape {f_out.shape} for X of shape "
@@ -798,10 +968,7 @@ cdef cnp.ndarray _evaluate(int mode, object fun, object jac, tuple args, object 
     if f.dtype.kind not in "fiub":
         raise TypeError(f"fun must return real values, got dtype {f.dtype}")
     f_out[...] = f
-    if np.shape(g) != X.shape:
-        raise ValueError(f"the gradient must have the shape of X, {X.shape}, got shape "
-                         f"{np.shape(g)}")
-    return as_gradient(g, X, grad_buf)
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
