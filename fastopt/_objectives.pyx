@@ -7,6 +7,13 @@ holds NaN on entry); it must not keep ``x`` or ``grad`` nor touch the GIL. ``sci
 reads it from the module's ``__pyx_capi__``. ``fastopt.problems.rosenbrock_lowlevel`` wraps
 the ones below.
 
+A block objective for ``fastopt.minimize_batch`` evaluates m problems in one call:
+``void (int m, int n, const double *X, double *F, double *G, void *user_data)`` (or its float32
+twin), variable-major: variable j of problem i is ``X[j*m + i]``, its gradient ``G[j*m + i]``,
+its value ``F[i]``. The loop over problems is the inner one, so that it vectorises.
+``rosenbrock_block`` below does, per problem, exactly the operations of ``rosenbrock`` in the
+same order: its values are bitwise those of the scalar function.
+
 ``plain_adam_rosenbrock2`` and ``plain_block_adam_rosenbrock2`` are the benchmarks' floors
 (src_c/fastopt_plain_adam.h, one problem after another, and src_c/fastopt_block_adam.h, blocks
 of problems SIMD across problems), not an API.
@@ -56,6 +63,49 @@ cdef api double rosenbrock(int n, const double* x, double* grad, void* user_data
 cdef api float rosenbrock_f32(int n, const float* x, float* grad, void* user_data) noexcept nogil:
     """float32 twin of ``rosenbrock`` (arithmetic in float32)."""
     return _rosenbrock(n, x, grad)
+
+
+cdef inline void _rosenbrock_block(int m, int n, const floating* X, floating* F,
+                                   floating* G) noexcept nogil:
+    """``_rosenbrock`` of m problems, variable-major, each with the same operations in the
+    same order as ``_rosenbrock`` (bitwise equal results); the inner loops run over problems."""
+    cdef Py_ssize_t i, j, mm = m
+    cdef floating a, b, xj
+    cdef const floating* x0
+    cdef const floating* x1
+    cdef floating* g0
+    cdef floating* g1
+    for i in range(mm):
+        F[i] = 0
+    for j in range(n):
+        g0 = G + j * mm
+        for i in range(mm):
+            g0[i] = 0
+    for j in range(n - 1):
+        x0 = X + j * mm
+        x1 = X + (j + 1) * mm
+        g0 = G + j * mm
+        g1 = G + (j + 1) * mm
+        for i in range(mm):
+            xj = x0[i]
+            a = x1[i] - xj * xj
+            b = 1 - xj
+            F[i] += 100 * a * a + b * b
+            g0[i] += -400 * xj * a - 2 * b
+            g1[i] += 200 * a
+
+
+cdef api void rosenbrock_block(int m, int n, const double* X, double* F, double* G,
+                               void* user_data) noexcept nogil:
+    """Rosenbrock's function of m problems of n variables (a block objective, variable-major:
+    ``X[j*m + i]``); user_data unused."""
+    _rosenbrock_block(m, n, X, F, G)
+
+
+cdef api void rosenbrock_block_f32(int m, int n, const float* X, float* F, float* G,
+                                   void* user_data) noexcept nogil:
+    """float32 twin of ``rosenbrock_block`` (arithmetic in float32)."""
+    _rosenbrock_block(m, n, X, F, G)
 
 
 def plain_adam_rosenbrock2(cnp.ndarray[double, ndim=2, mode="c"] X not None, long iters,
