@@ -34,7 +34,7 @@ from cpython.exc cimport PyErr_CheckSignals
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport HUGE_VAL
+from libc.math cimport HUGE_VAL, NAN, fabs, isfinite
 from libc.string cimport memcpy
 
 from fastopt._kernels cimport MAX_SCALARS, MAX_STATE, RuleStep, apply_rule, rule_step_next
@@ -48,6 +48,8 @@ from fastopt._loop cimport (
     _projected_grad_norm,
     advance,
     as_gradient,
+    block_f32,
+    block_f64,
     call_objective,
     check_signals,
     check_stop,
@@ -103,6 +105,11 @@ cdef void _point_at(Problem* p, const Problem* first, Py_ssize_t i,
 cdef enum:
     # Problems per chunk of a batch with a C objective (see _solve_chunk).
     CHUNK_ROWS = 128
+    # Problems per chunk with a block C objective (see _solve_block): 256 as the issue's plain
+    # C floor. A chunk's working set at n = 2 is then 256 * 2 values * (x, g, x_prev, g_prev,
+    # two state arrays) = 24 kB in float64, within L1; the objective and kernel loops over
+    # 256 problems are long enough that their loop overheads and remainders do not count.
+    BLOCK_ROWS = 256
 
 
 ctypedef struct _Rows:
@@ -312,8 +319,11 @@ def batch_native(
     """
     cdef _BatchArrays b = _BatchArrays(X, rule, slots, lower, upper, lrs, maxiter, gtol, ftol,
                                        xtol, train, clip)
-    cdef Py_ssize_t m = b.m, c, k, kept, n_chunks = (b.m + CHUNK_ROWS - 1) // CHUNK_ROWS
+    cdef bint block = objective.block
+    cdef Py_ssize_t per_chunk = BLOCK_ROWS if block else CHUNK_ROWS
+    cdef Py_ssize_t m = b.m, c, k, kept, n_chunks = (b.m + per_chunk - 1) // per_chunk
     cdef Py_ssize_t n_open = n_chunks
+    cdef _BlockScratch scratch
     cdef void* fun = objective.fun
     cdef void* user_data = objective.user_data
     cdef bint interruptible = threading.get_ident() == threading.main_thread().ident
@@ -327,10 +337,12 @@ def batch_native(
         PyMem_Free(chunks)
         PyMem_Free(open_chunks)
         raise MemoryError()
+    if block:
+        keep_scratch = _block_scratch(&scratch, &b.first, m, objective.single)
     try:
         for c in range(n_chunks):
-            chunks[c].start = c * CHUNK_ROWS
-            chunks[c].end = min((c + 1) * CHUNK_ROWS, m)
+            chunks[c].start = c * per_chunk
+            chunks[c].end = min((c + 1) * per_chunk, m)
             chunks[c].active = chunks[c].end - chunks[c].start
             chunks[c].nit = 0
             chunks[c].clock = b.first.clock
@@ -340,18 +352,28 @@ def batch_native(
             if chunks[c].scheduled:
                 chunks[c].schedule = train.ls
             open_chunks[c] = c
+            if block:  # the chunk's iterates and state, variable-major (_solve_block)
+                _chunk_layout(&b.first, &chunks[c], &scratch, True)
         with nogil:
             fastopt_poll_signals(&slices, interruptible or shown)
             while n_open > 0:
                 due = slices.due
                 if n_threads > 1 and n_open > 1:
                     for k in prange(n_open, schedule="dynamic", num_threads=n_threads):
-                        _solve_chunk(&b.first, &chunks[open_chunks[k]], b.per_row, &b.tol,
-                                     fun, user_data, &b.rows, due)
+                        if block:
+                            _solve_block(&b.first, &chunks[open_chunks[k]], b.per_row, &b.tol,
+                                         fun, user_data, &b.rows, &scratch, due)
+                        else:
+                            _solve_chunk(&b.first, &chunks[open_chunks[k]], b.per_row, &b.tol,
+                                         fun, user_data, &b.rows, due)
                 else:
                     for k in range(n_open):
-                        _solve_chunk(&b.first, &chunks[open_chunks[k]], b.per_row, &b.tol,
-                                     fun, user_data, &b.rows, due)
+                        if block:
+                            _solve_block(&b.first, &chunks[open_chunks[k]], b.per_row, &b.tol,
+                                         fun, user_data, &b.rows, &scratch, due)
+                        else:
+                            _solve_chunk(&b.first, &chunks[open_chunks[k]], b.per_row, &b.tol,
+                                         fun, user_data, &b.rows, due)
                 kept = 0
                 for k in range(n_open):
                     if chunks[open_chunks[k]].active > 0:
@@ -405,18 +427,25 @@ def batch_python(
                                        xtol, train, clip)
     cdef Py_ssize_t active = b.m, kept, nit = 0, i
     cdef NativeObjective native = fun if mode == EVAL_NATIVE else None
+    cdef _BlockScratch scratch
     cdef Tolerances halt
     cdef cnp.ndarray G
     cdef int[:] stops
     running_args = args
+    if native is not None and native.block:  # transposed in and out of scratch per call
+        keep_scratch = _block_scratch(&scratch, &b.first, b.m, native.single)
     while active > 0:
         PyErr_CheckSignals()  # cheap with the GIL; Ctrl-C also when fun runs no bytecode
         if native is not None:
             G = b.grad_buf
             b.first.g = cnp.PyArray_DATA(G)
             with nogil:
-                _evaluate_native_rows(&b.first, active, native.fun, native.user_data,
-                                      b.rows.f_now)
+                if native.block:
+                    _evaluate_block_rows(&b.first, active, native.fun, native.user_data,
+                                         b.rows.f_now, &scratch)
+                else:
+                    _evaluate_native_rows(&b.first, active, native.fun, native.user_data,
+                                          b.rows.f_now)
         else:
             view = b.work[:active]
             view.flags.writeable = False
@@ -715,3 +744,292 @@ cdef int _show_chunks(LoopTrain train, const _Chunk* chunks, const Py_ssize_t* o
         progress.line(nit, float(running), float(m - running))
     progress.update(m - running)
     return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Block C objectives: f(m, n, X, F, G, user_data), m problems per call, variable-major.
+#
+# A chunk of a batch with a block objective keeps its running problems variable-major in its
+# region of the work arrays (the chunk's rows start*n .. end*n): variable j of running problem
+# r at [j*active + r], in x, g, x_prev, g_prev and every state array, the stride being the
+# number of running problems, as the objective's X[j*m + i] needs. Per iteration: one
+# objective call for all of them (_evaluate_block), the stopping rules across the block
+# (_check_block), the finished problems written out and the others compacted to the new stride
+# (_pack_block), and one update (_update_rows over active * n values: elementwise kernels do not
+# care about the layout, so that is bitwise what updating each problem alone gives).
+#
+# What needs a problem's values contiguous -- per-problem learning rates, bounds, xtol (the
+# per_row path of _update_rows: advance() per problem), clipping by norm (a norm summed in the
+# problem's order), rules that are not elementwise (Adafactor, which always goes per_row) --
+# transposes the chunk to row-major in place, runs the row-major update, and transposes back:
+# bitwise the same, at the cost of two transposes per iteration.
+
+ctypedef struct _BlockScratch:
+    char* tmp    # (m, n) values of x's dtype: each chunk's region, for in-place transposes
+    float* f32   # (m,): F of a float32 block objective (f_now is double), or NULL
+    char* xt     # (m, n) each: batch_python's transposed rows (callback path)
+    char* gt
+
+
+cdef object _block_scratch(_BlockScratch* s, const Problem* first, Py_ssize_t m, bint single):
+    """Allocate the scratch of a batch with a block objective; returns what keeps it alive."""
+    dtype = np.float32 if single else np.float64
+    tmp, xt, gt = (np.empty((m, first.n), dtype) for _ in range(3))
+    f32 = np.empty(m, np.float32)
+    s.tmp = <char*>cnp.PyArray_DATA(tmp)
+    s.xt = <char*>cnp.PyArray_DATA(xt)
+    s.gt = <char*>cnp.PyArray_DATA(gt)
+    s.f32 = <float*>cnp.PyArray_DATA(f32) if single else NULL
+    return (tmp, xt, gt, f32)
+
+
+cdef void _transpose(void* a, void* tmp, Py_ssize_t rows, Py_ssize_t n, bint single,
+                     bint to_vars) noexcept nogil:
+    """Transpose ``a`` in place (through ``tmp``): (rows, n) row-major to variable-major
+    (``to_vars``) or back."""
+    if single:
+        _transpose_typed(<float*>a, <float*>tmp, rows, n, to_vars)
+    else:
+        _transpose_typed(<double*>a, <double*>tmp, rows, n, to_vars)
+
+
+cdef void _transpose_typed(floating* a, floating* tmp, Py_ssize_t rows, Py_ssize_t n,
+                           bint to_vars) noexcept nogil:
+    cdef Py_ssize_t r, j
+    if rows <= 1 or n == 1:
+        return  # the same layout
+    memcpy(tmp, a, rows * n * sizeof(floating))
+    for r in range(rows):
+        for j in range(n):
+            if to_vars:
+                a[j * rows + r] = tmp[r * n + j]
+            else:
+                a[r * n + j] = tmp[j * rows + r]
+
+
+cdef void _chunk_layout(const Problem* whole, const _Chunk* chunk, const _BlockScratch* s,
+                        bint to_vars) noexcept nogil:
+    """Transpose the chunk's running problems (x, g, x_prev, g_prev, state) to variable-major
+    (``to_vars``) or to row-major."""
+    cdef Problem p = whole[0]
+    cdef Py_ssize_t k
+    cdef void* tmp = s.tmp + chunk.start * p.n * (sizeof(float) if p.single else sizeof(double))
+    _point_at(&p, whole, chunk.start, NULL)
+    _transpose(p.x, tmp, chunk.active, p.n, p.single, to_vars)
+    _transpose(p.g, tmp, chunk.active, p.n, p.single, to_vars)
+    _transpose(p.x_prev, tmp, chunk.active, p.n, p.single, to_vars)
+    _transpose(p.g_prev, tmp, chunk.active, p.n, p.single, to_vars)
+    for k in range(MAX_STATE):
+        if p.state[k] != NULL:
+            _transpose(p.state[k], tmp, chunk.active, p.n, p.single, to_vars)
+
+
+cdef void _solve_block(const Problem* whole, _Chunk* chunk, bint per_row, const Tolerances* tol,
+                       void* fun, void* user_data, const _Rows* all_rows,
+                       const _BlockScratch* s, double due) noexcept nogil:
+    """_solve_chunk for a block objective: the chunk's running problems variable-major, one
+    objective call per iteration for all of them (see the notes above _BlockScratch)."""
+    cdef Problem first = whole[0]
+    cdef _Rows rows = _rows_from(all_rows, chunk.start)
+    cdef Py_ssize_t kept, active = chunk.active, nit = chunk.nit
+    cdef fastopt_poll poll
+    cdef float* f32 = NULL if s.f32 == NULL else s.f32 + chunk.start
+    # rows need their own step, or clipping by each problem's norm: row-major updates
+    cdef bint by_rows = per_row or (first.clip.on and first.clip.by_norm)
+    if due != HUGE_VAL and fastopt_now() >= due:
+        return  # taken up after the slice ended
+    _point_at(&first, whole, chunk.start, NULL)
+    first.clock = chunk.clock
+    first.rule = chunk.rule
+    fastopt_poll_until(&poll, due, chunk.stride)
+    while True:
+        _evaluate_block(&first, active, fun, user_data, rows.f_now, f32)
+        kept = _check_block(&first, active, nit, tol, &rows)
+        if kept == 0:
+            active = 0
+            break
+        if kept < active:
+            _pack_block(&first, &rows, active, kept)
+            active = kept
+        if by_rows:
+            chunk.active = active
+            _chunk_layout(whole, chunk, s, False)
+            _update_rows(&first, active, per_row, &rows, 1)
+            _chunk_layout(whole, chunk, s, True)
+        else:
+            _update_rows(&first, active, False, &rows, 1)
+        if chunk.scheduled:
+            _step_schedules(&first, active, &rows, &chunk.schedule)
+        nit += 1
+        if fastopt_poll_due(&poll):
+            break
+    chunk.active, chunk.nit, chunk.clock, chunk.stride = active, nit, first.clock, poll.stride
+    chunk.rule = first.rule
+
+
+cdef void _evaluate_block(Problem* first, Py_ssize_t active, void* fun, void* user_data,
+                          double* f_now, float* f32) noexcept nogil:
+    """f and g of the ``active`` running problems (variable-major) in one call: f into
+    ``f_now`` (through ``f32`` for float32), g into ``first.g``. G and F are NaN on entry, as
+    unwritten_gradient makes the scalar path's: an entry left unwritten stops its problem
+    with status 3."""
+    cdef Py_ssize_t r
+    unwritten_gradient(first.g, active * first.n, first.single)
+    if first.single:
+        for r in range(active):
+            f32[r] = NAN
+        (<block_f32>fun)(<int>active, <int>first.n, <const float*>first.x, f32,
+                         <float*>first.g, user_data)
+        for r in range(active):
+            f_now[r] = f32[r]
+    else:
+        for r in range(active):
+            f_now[r] = NAN
+        (<block_f64>fun)(<int>active, <int>first.n, <const double*>first.x, f_now,
+                         <double*>first.g, user_data)
+
+
+cdef void _evaluate_block_rows(Problem* first, Py_ssize_t active, void* fun, void* user_data,
+                               double* f_now, const _BlockScratch* s) noexcept nogil:
+    """_evaluate_native_rows for a block objective (batch_python, whose rows are row-major):
+    the rows transposed into scratch, one call, the gradients transposed back."""
+    cdef Problem t = first[0]
+    cdef size_t nbytes = active * first.n * (sizeof(float) if first.single else sizeof(double))
+    memcpy(s.xt, first.x, nbytes)
+    _transpose(s.xt, s.tmp, active, first.n, first.single, True)
+    t.x, t.g = s.xt, s.gt
+    _evaluate_block(&t, active, fun, user_data, f_now, s.f32)
+    _transpose(s.gt, s.tmp, active, first.n, first.single, False)
+    memcpy(first.g, s.gt, nbytes)
+
+
+cdef Py_ssize_t _check_block(const Problem* first, Py_ssize_t active, Py_ssize_t nit,
+                             const Tolerances* tol, const _Rows* rows) noexcept nogil:
+    """_check_rows for the ``active`` running problems of a chunk, variable-major."""
+    if first.single:
+        return _check_block_typed(<float*>first.x, <const float*>first.g, first, active, nit,
+                                  tol, rows)
+    return _check_block_typed(<double*>first.x, <const double*>first.g, first, active, nit,
+                              tol, rows)
+
+
+cdef Py_ssize_t _check_block_typed(const floating* x, const floating* g, const Problem* first,
+                                   Py_ssize_t active, Py_ssize_t nit, const Tolerances* tol,
+                                   const _Rows* rows) noexcept nogil:
+    # The projected-gradient norms across the block (without bounds: the loop over problems
+    # inside, vectorised; the same operations per problem as _projected_grad_norm), then each
+    # problem's check. check_stop decides where a problem may stop; the common case (a finite
+    # f, a gradient norm above gtol, no ftol/xtol, maxiter not reached), where it says go on,
+    # is decided here without it. Finished problems are written to the results, their values
+    # gathered from the block (from x_prev/g_prev where check_stop went back an iterate).
+    cdef Problem p = first[0]
+    cdef Py_ssize_t r, i, j, kept = 0, n = first.n
+    cdef int stop, k
+    cdef double gi, gnorm
+    cdef double norm[BLOCK_ROWS]
+    cdef double nonfinite[BLOCK_ROWS]
+    cdef double here, back  # check_stop's x and x_prev (p.n = 0: nothing copied)
+    cdef const floating* lo = <const floating*>p.lower
+    cdef const floating* hi = <const floating*>p.upper
+    cdef const floating* xs
+    cdef const floating* gs
+    cdef bint per_box = rows.lower != NULL
+    cdef bint easy = tol.ftol <= 0 and tol.xtol <= 0 and nit < tol.maxiter
+    if lo == NULL and not per_box:
+        for r in range(active):
+            norm[r] = 0.0
+            nonfinite[r] = 0.0
+        for j in range(n):
+            gs = g + j * active
+            for r in range(active):
+                gi = gs[r]
+                nonfinite[r] += 0.0 * gi
+                gi = fabs(gi)
+                norm[r] = gi if gi > norm[r] else norm[r]
+    p.nit, p.nfev, p.n = nit, nit + 1, 0
+    p.x, p.x_prev = &here, &back
+    for r in range(active):
+        if lo == NULL and not per_box:
+            gnorm = norm[r] if nonfinite[r] == 0.0 else -1.0
+        else:
+            if per_box:
+                lo = <const floating*>rows.lower + rows.index[r] * n
+                hi = <const floating*>rows.upper + rows.index[r] * n
+            gnorm = _block_grad_norm(g + r, x + r, lo, hi, n, active)
+        if easy and gnorm > tol.gtol and isfinite(rows.f_now[r]):
+            rows.stay[kept] = r
+            kept += 1
+            continue
+        p.gnorm, p.f, p.f_prev, p.step = gnorm, rows.f_now[r], rows.f_prev[r], rows.steps[r]
+        stop = check_stop(&p, tol)
+        if stop == STOP_NONE:
+            rows.stay[kept] = r
+            kept += 1
+            continue
+        i = rows.index[r]
+        if p.nit < nit:  # back to the previous iterate
+            xs, gs = <const floating*>first.x_prev + r, <const floating*>first.g_prev + r
+        else:
+            xs, gs = x + r, g + r
+        for j in range(n):
+            (<floating*>rows.x_out)[i * n + j] = xs[j * active]
+            (<floating*>rows.g_out)[i * n + j] = gs[j * active]
+        for k in range(MAX_STATE):
+            if rows.state_out[k] != NULL:
+                xs = <const floating*>first.state[k] + r
+                for j in range(n):
+                    (<floating*>rows.state_out[k])[i * n + j] = xs[j * active]
+        rows.stops[i], rows.nits[i], rows.nfevs[i], rows.fs[i] = stop, p.nit, p.nfev, p.f
+        p.nit = nit
+    return kept
+
+
+cdef inline double _block_grad_norm(const floating* g, const floating* x, const floating* lo,
+                                    const floating* hi, Py_ssize_t n,
+                                    Py_ssize_t stride) noexcept nogil:
+    """_projected_grad_norm with bounds, of a problem whose values are ``stride`` apart."""
+    cdef Py_ssize_t j
+    cdef double gi, norm = 0.0
+    for j in range(n):
+        gi = g[j * stride]
+        if not isfinite(gi):
+            return -1.0
+        if (x[j * stride] <= lo[j] and gi > 0) or (x[j * stride] >= hi[j] and gi < 0):
+            continue
+        gi = fabs(gi)
+        norm = gi if gi > norm else norm
+    return norm
+
+
+cdef void _pack_block(Problem* first, const _Rows* rows, Py_ssize_t active,
+                      Py_ssize_t kept) noexcept nogil:
+    """_pack for a chunk kept variable-major: the running problems ``rows.stay[0..kept)``
+    move, in order, to stride ``kept`` (the objective's m is the stride, so every variable's
+    values move anyway when the count shrinks), in x, g and the state arrays; the per-problem
+    scalars as _pack moves them."""
+    cdef Py_ssize_t w, r, k
+    cdef Problem p = first[0]
+    p.n = 0  # _pack's arrays are moved here: only its scalars there
+    _pack(&p, rows, kept)
+    if first.single:
+        _compact(<float*>first.x, rows.stay, first.n, active, kept)
+        _compact(<float*>first.g, rows.stay, first.n, active, kept)
+    else:
+        _compact(<double*>first.x, rows.stay, first.n, active, kept)
+        _compact(<double*>first.g, rows.stay, first.n, active, kept)
+    for k in range(MAX_STATE):
+        if first.state[k] != NULL:
+            if first.single:
+                _compact(<float*>first.state[k], rows.stay, first.n, active, kept)
+            else:
+                _compact(<double*>first.state[k], rows.stay, first.n, active, kept)
+
+
+cdef void _compact(floating* a, const Py_ssize_t* stay, Py_ssize_t n, Py_ssize_t active,
+                   Py_ssize_t kept) noexcept nogil:
+    # In place, forward: the value written at j*kept + w comes from j*active + stay[w], at or
+    # after it (stay[w] >= w, kept <= active), and every later read is further on still.
+    cdef Py_ssize_t j, w
+    for j in range(n):
+        for w in range(kept):
+            a[j * kept + w] = a[j * active + stay[w]]

@@ -23,7 +23,7 @@ from fastopt._clipping import clip_settings
 from fastopt._conventions import COUNT_MAX, bool_option, iteration_limit, scalar_value, \
     whole_number
 from fastopt._loop import STATUS_CALLBACK, STATUS_CONVERGED, STATUS_MAXITER, STATUS_NONFINITE
-from fastopt._native import NativeObjective
+from fastopt._native import BLOCK_DOC, SCALAR_DOC, NativeObjective
 from fastopt._openmp import effective_n_threads
 from fastopt._validation import as_real_array, check_real, finite_float_copy
 
@@ -171,11 +171,14 @@ def check_callback(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
 
 
-def native_evaluation(fun, jac, args, n, name="x0"):
+def native_evaluation(fun, jac, args, n, name="x0", block=False):
     """The NativeObjective of a LowLevelCallable ``fun``, after checking what goes with it:
     ``jac`` True or None (the C function computes its gradient; a bool is taken as given),
-    no ``args``, n an int."""
+    no ``args``, n an int; a block objective only where ``block`` (minimize_batch)."""
     objective = NativeObjective(fun)
+    if objective.is_block and not block:
+        raise ValueError(f"fun: a block LowLevelCallable ({BLOCK_DOC}) is for "
+                         f"fastopt.minimize_batch; here fun must have the signature {SCALAR_DOC}")
     if isinstance(jac, np.ndarray) and jac.ndim == 0 and jac.dtype == bool:
         jac = bool(jac)
     if not (jac is None or isinstance(jac, (bool, np.bool_))):

@@ -24,6 +24,9 @@ from fastopt._step cimport Rule
 # C-level objectives: f(n, x, grad, user_data) returns f(x) and writes its gradient to grad.
 ctypedef double (*objective_f64)(int, const double*, double*, void*) noexcept nogil
 ctypedef float (*objective_f32)(int, const float*, float*, void*) noexcept nogil
+# Block objectives (minimize_batch): f(m, n, X, F, G, user_data), variable-major (X[j*m + i]).
+ctypedef void (*block_f64)(int, int, const double*, double*, double*, void*) noexcept nogil
+ctypedef void (*block_f32)(int, int, const float*, float*, float*, void*) noexcept nogil
 
 # Looking for Ctrl-C in loops without the GIL (src_c/fastopt_interrupt.h).
 cdef extern from "fastopt_interrupt.h" nogil:

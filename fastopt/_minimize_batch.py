@@ -226,7 +226,7 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
     factory = scheduler_option(options)
 
     if isinstance(fun, LowLevelCallable):
-        fun = native_evaluation(fun, jac, args, n, name="X0")
+        fun = native_evaluation(fun, jac, args, n, name="X0", block=True)
         X = X.astype(fun.dtype, copy=False)
         jac, mode = None, EVAL_NATIVE
     elif jac is True or (type(jac) is np.bool_ and jac):  # numpy.True_ too
