@@ -923,9 +923,10 @@ cdef Py_ssize_t _check_block_typed(const floating* x, const floating* g, const P
     # is decided here without it. Finished problems are written to the results, their values
     # gathered from the block (from x_prev/g_prev where check_stop went back an iterate).
     cdef Problem p = first[0]
-    cdef Py_ssize_t r, i, j, kept = 0, n = first.n
+    cdef Py_ssize_t r, i, j, kept = 0, n = first.n, going = 0
     cdef int stop, k
-    cdef double gi, gnorm
+    cdef double gi, gnorm, y, gtol = tol.gtol
+    cdef const double* f_now = rows.f_now
     cdef double norm[BLOCK_ROWS]
     cdef double nonfinite[BLOCK_ROWS]
     cdef double here, back  # check_stop's x and x_prev (p.n = 0: nothing copied)
@@ -946,6 +947,16 @@ cdef Py_ssize_t _check_block_typed(const floating* x, const floating* g, const P
                 nonfinite[r] += 0.0 * gi
                 gi = fabs(gi)
                 norm[r] = gi if gi > norm[r] else norm[r]
+        if easy:
+            # Every problem going on is the common case: decided by one vectorised pass,
+            # without filling rows.stay (not read when none stops). nonfinite[r] and 0 * f are
+            # 0, or NaN when something is not finite: then y is NaN, and NaN > gtol is false;
+            # else y is the norm exactly.
+            for r in range(active):
+                y = norm[r] + nonfinite[r] + 0.0 * f_now[r]
+                going += y > gtol
+            if going == active:
+                return active
     p.nit, p.nfev, p.n = nit, nit + 1, 0
     p.x, p.x_prev = &here, &back
     for r in range(active):

@@ -64,11 +64,15 @@ SCRIPT = textwrap.dedent("""
         run = lambda: fastopt.minimize(llc, x0, options=NEVER, callback=len)
     elif case == "minimize_python":
         run = lambda: fastopt.minimize(rosen, x0, jac=True, options=NEVER)
-    elif case.startswith("batch_native"):
+    elif case.startswith("batch_native") or case.startswith("batch_block"):
         threads = int(case[-1])
+        dtype = "float32" if "_f32" in case else "float64"
         if case.startswith("batch_native_f32"):
             X0 = X0.astype(np.float32)
             llc = rosenbrock_lowlevel("float32")
+        if case.startswith("batch_block"):  # a block objective (fastopt/_batch.pyx)
+            X0 = X0.astype(dtype)
+            llc = fastopt.problems.rosenbrock_block_lowlevel(dtype)
         x0 = X0
         run = lambda: fastopt.minimize_batch(llc, X0, options=dict(NEVER, n_threads=threads))
     elif case == "batch_python":
@@ -136,6 +140,7 @@ def interrupt_runs(case):
 @pytest.mark.parametrize("case", [
     "minimize", "minimize_f32", "minimize_threads", "minimize_builtin_callback",
     "batch_native_1", "batch_native_2", "batch_native_f32_2",
+    "batch_block_1", "batch_block_2", "batch_block_f32_2",
 ])
 def test_ctrl_c_stops_c_level_loops(case):
     interrupt_runs(case)
