@@ -58,8 +58,10 @@ FASTOPT_BLOCK_ADAM_INLINE void fastopt_block_adam_rosenbrock2_body(double *X, do
         if (beta2_pow < DBL_MIN) beta2_pow = 0.0;
         const double step_size = lr / (1.0 - beta1_pow);
         const double bias_correction2_sqrt = sqrt(1.0 - beta2_pow);
-        /* The loop that vectorises: one lane per problem. */
+        /* The loop that vectorises: one lane per problem (gcc -O3 does without the pragma). */
+#ifdef _OPENMP
 #pragma omp simd
+#endif
         for (int i = 0; i < len; i++) {
             double a = x1[i] - x0[i] * x0[i], b = 1.0 - x0[i];
             fb[i] = 100.0 * a * a + b * b;
@@ -121,7 +123,9 @@ static inline void fastopt_block_adam_rosenbrock2(double *X, double *f, long m, 
     n_threads = fastopt_thread_limit(n_threads);  /* 1 in a forked child (fastopt_openmp.h) */
     (void)n_threads;  /* unused in a serial build */
     (void)avx2;  /* unused off x86 */
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(n_threads) if (n_threads > 1)
+#endif
     for (long k = 0; k < n_blocks; k++) {
         const long first = k * FASTOPT_BLOCK_ADAM_SIZE;
         const long rest = m - first;
