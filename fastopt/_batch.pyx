@@ -256,6 +256,7 @@ ctypedef struct _Chunk:
     UpdateRule rule    # the rule as the chunk's schedule left it
     bint scheduled     # options lr_scheduler: the chunk's schedule below steps
     LoopSchedule schedule
+    bint g_swapped     # block objectives: g and g_prev trade buffers (_solve_block)
 
 
 cdef void _solve_chunk(const Problem* whole, _Chunk* chunk, bint per_row, const Tolerances* tol,
@@ -349,6 +350,7 @@ def batch_native(
             chunks[c].stride = 1
             chunks[c].rule = b.first.rule
             chunks[c].scheduled = train is not None and train.in_c
+            chunks[c].g_swapped = False
             if chunks[c].scheduled:
                 chunks[c].schedule = train.ls
             open_chunks[c] = c
@@ -839,6 +841,8 @@ cdef void _solve_block(const Problem* whole, _Chunk* chunk, bint per_row, const 
     if due != HUGE_VAL and fastopt_now() >= due:
         return  # taken up after the slice ended
     _point_at(&first, whole, chunk.start, NULL)
+    if chunk.g_swapped:
+        first.g, first.g_prev = first.g_prev, first.g
     first.clock = chunk.clock
     first.rule = chunk.rule
     fastopt_poll_until(&poll, due, chunk.stride)
@@ -857,7 +861,8 @@ cdef void _solve_block(const Problem* whole, _Chunk* chunk, bint per_row, const 
             _update_rows(&first, active, per_row, &rows, 1)
             _chunk_layout(whole, chunk, s, True)
         else:
-            _update_rows(&first, active, False, &rows, 1)
+            _update_block(&first, active, &rows)
+            chunk.g_swapped = not chunk.g_swapped
         if chunk.scheduled:
             _step_schedules(&first, active, &rows, &chunk.schedule)
         nit += 1
@@ -865,6 +870,22 @@ cdef void _solve_block(const Problem* whole, _Chunk* chunk, bint per_row, const 
             break
     chunk.active, chunk.nit, chunk.clock, chunk.stride = active, nit, first.clock, poll.stride
     chunk.rule = first.rule
+
+
+cdef inline void _update_block(Problem* first, Py_ssize_t active,
+                               const _Rows* rows) noexcept nogil:
+    """_update_rows' one-kernel-call update of the chunk's block, with g and g_prev trading
+    buffers instead of a copy (the kernel does not write g; the next evaluation writes the
+    other buffer): the same values."""
+    cdef size_t nbytes = active * first.n * (sizeof(float) if first.single else sizeof(double))
+    cdef void* g
+    memcpy(first.x_prev, first.x, nbytes)
+    memcpy(rows.f_prev, rows.f_now, active * sizeof(double))
+    rule_step_next(&first.rule, &first.clock)
+    apply_rule(&first.rule, first.single, first.x, _clipped_rows(first, active, 1), first.state,
+               active * first.n, &first.clock, 1)
+    g, first.g = first.g, first.g_prev
+    first.g_prev = g
 
 
 cdef void _evaluate_block(Problem* first, Py_ssize_t active, void* fun, void* user_data,

@@ -68,6 +68,23 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
         every entry must be written: one left NaN (for instance by a ctypes callback that
         raised, which returns 0.0 and writes nothing) stops that problem with status 3 at
         its last iterate whose gradient was complete.
+
+        Or a *block* ``scipy.LowLevelCallable``, which evaluates many problems per call:
+        ``void f(int m, int n, const double *X, double *F, double *G, void *user_data)``
+        (``float`` throughout for float32). X holds m problems variable-major: variable j of
+        problem i is ``X[j*m + i]``, its gradient goes to ``G[j*m + i]`` and its value to
+        ``F[i]``, so that a plain C loop over i (the inner one) vectorises. fastopt keeps
+        each chunk of up to 256 running problems in that layout, calls ``f`` once per
+        iteration for all of them (m is the number still running in the chunk, at most
+        256; problem i of a call is not row i of X0) and updates them SIMD across
+        problems; every problem's result is bitwise what the scalar objective computing the
+        same values gives (:func:`fastopt.problems.rosenbrock_block_lowlevel` is an example).
+        F and G hold NaN on entry: an entry left unwritten stops that problem with status 3,
+        as above. ``f`` may be called from several threads at once (on different blocks).
+        Everything else (bounds, per-problem ``lr``, schedules, clipping, a callback) works
+        as with the scalar signature; features that need each problem's values contiguous
+        (bounds, per-problem ``lr``, ``xtol``, clipping by norm, Adafactor) transpose the
+        block for the update, at some cost in speed.
     X0 : array_like, shape (m, n)
         The starting points; never modified. float32 stays float32; other real dtypes become
         float64 (a C objective sets the dtype: float64 or float32 by its signature).

@@ -68,31 +68,43 @@ cdef api float rosenbrock_f32(int n, const float* x, float* grad, void* user_dat
 cdef inline void _rosenbrock_block(int m, int n, const floating* X, floating* F,
                                    floating* G) noexcept nogil:
     """``_rosenbrock`` of m problems, variable-major, each with the same operations in the
-    same order as ``_rosenbrock`` (bitwise equal results); the inner loops run over problems."""
+    same order as ``_rosenbrock`` (bitwise equal results); the inner loops run over problems.
+
+    ``_rosenbrock`` starts f and the gradient at 0 and adds to them; here the first addition
+    writes ``0 + term`` (not ``term``: 0 + -0.0 is +0.0), which saves a pass of zeros."""
     cdef Py_ssize_t i, j, mm = m
-    cdef floating a, b, xj
+    cdef floating a, b, xj, zero = 0
     cdef const floating* x0
     cdef const floating* x1
     cdef floating* g0
     cdef floating* g1
-    for i in range(mm):
-        F[i] = 0
-    for j in range(n):
-        g0 = G + j * mm
+    if n < 2:
+        for i in range(mm * n):
+            G[i] = 0
         for i in range(mm):
-            g0[i] = 0
+            F[i] = 0
+        return
     for j in range(n - 1):
         x0 = X + j * mm
         x1 = X + (j + 1) * mm
         g0 = G + j * mm
         g1 = G + (j + 1) * mm
-        for i in range(mm):
-            xj = x0[i]
-            a = x1[i] - xj * xj
-            b = 1 - xj
-            F[i] += 100 * a * a + b * b
-            g0[i] += -400 * xj * a - 2 * b
-            g1[i] += 200 * a
+        if j == 0:
+            for i in range(mm):
+                xj = x0[i]
+                a = x1[i] - xj * xj
+                b = 1 - xj
+                F[i] = zero + (100 * a * a + b * b)
+                g0[i] = zero + (-400 * xj * a - 2 * b)
+                g1[i] = zero + 200 * a
+        else:
+            for i in range(mm):
+                xj = x0[i]
+                a = x1[i] - xj * xj
+                b = 1 - xj
+                F[i] += 100 * a * a + b * b
+                g0[i] += -400 * xj * a - 2 * b
+                g1[i] = zero + 200 * a
 
 
 cdef api void rosenbrock_block(int m, int n, const double* X, double* F, double* G,
