@@ -13,14 +13,19 @@ stops on the same rules, at the same iterate, as ``fastopt.minimize`` would stop
   ``python -m fastopt bench-loops``.) From the main thread the chunks run in time slices of a
   few milliseconds, between which the calling thread looks for Ctrl-C
   (src_c/fastopt_interrupt.h); a forked child runs them on one thread (fastopt_openmp.h).
+* ``batch_native`` with a block C objective (m problems per call, variable-major): chunks of
+  BLOCK_ROWS problems kept variable-major, one objective call and one kernel call per
+  iteration per chunk, the stopping rules checked across the block (_solve_block; see the
+  notes above _BlockScratch at the end of this file).
 * ``batch_python``: a vectorised Python objective, called once per iteration with the rows of
   the problems still running. Those rows are kept packed at the front of the work arrays
   (iterates, state, gradients), so one ``apply_rule`` call updates all of them as one array,
   as fast as one large problem; a problem that stops is written to the results and the rows
   after it move up (_check_rows, _pack, _update_rows, shared with the chunks above).
   Elementwise updates make that bitwise what updating each row alone gives. With a
-  ``callback`` it also runs a C objective (one row per call, on this thread), since the
-  callback needs Python after every iteration.
+  ``callback`` it also runs a C objective (one row per call, on this thread; a block
+  objective once per iteration on the running rows, transposed), since the callback needs
+  Python after every iteration.
 
 Bounds are one (n,) box for all the problems (in the Problem), or an (m, n) box per problem
 (``_Rows.lower``/``upper``, indexed by problem, not by packed row: they never move).
@@ -339,7 +344,7 @@ def batch_native(
         PyMem_Free(open_chunks)
         raise MemoryError()
     if block:
-        keep_scratch = _block_scratch(&scratch, &b.first, m, objective.single)
+        keep_scratch = _block_scratch(&scratch, &b.first, m, objective.single, False)
     try:
         for c in range(n_chunks):
             chunks[c].start = c * per_chunk
@@ -435,7 +440,7 @@ def batch_python(
     cdef int[:] stops
     running_args = args
     if native is not None and native.block:  # transposed in and out of scratch per call
-        keep_scratch = _block_scratch(&scratch, &b.first, b.m, native.single)
+        keep_scratch = _block_scratch(&scratch, &b.first, b.m, native.single, True)
     while active > 0:
         PyErr_CheckSignals()  # cheap with the GIL; Ctrl-C also when fun runs no bytecode
         if native is not None:
@@ -773,14 +778,16 @@ ctypedef struct _BlockScratch:
     char* gt
 
 
-cdef object _block_scratch(_BlockScratch* s, const Problem* first, Py_ssize_t m, bint single):
-    """Allocate the scratch of a batch with a block objective; returns what keeps it alive."""
+cdef object _block_scratch(_BlockScratch* s, const Problem* first, Py_ssize_t m, bint single,
+                           bint rows):
+    """Allocate the scratch of a batch with a block objective (``rows``: batch_python's too);
+    returns what keeps it alive."""
     dtype = np.float32 if single else np.float64
-    tmp, xt, gt = (np.empty((m, first.n), dtype) for _ in range(3))
-    f32 = np.empty(m, np.float32)
+    tmp, xt, gt = (np.empty((m if k == 0 or rows else 0, first.n), dtype) for k in range(3))
+    f32 = np.empty(m if single else 0, np.float32)
     s.tmp = <char*>cnp.PyArray_DATA(tmp)
-    s.xt = <char*>cnp.PyArray_DATA(xt)
-    s.gt = <char*>cnp.PyArray_DATA(gt)
+    s.xt = <char*>cnp.PyArray_DATA(xt) if rows else NULL
+    s.gt = <char*>cnp.PyArray_DATA(gt) if rows else NULL
     s.f32 = <float*>cnp.PyArray_DATA(f32) if single else NULL
     return (tmp, xt, gt, f32)
 
@@ -944,9 +951,10 @@ cdef Py_ssize_t _check_block_typed(const floating* x, const floating* g, const P
     # is decided here without it. Finished problems are written to the results, their values
     # gathered from the block (from x_prev/g_prev where check_stop went back an iterate).
     cdef Problem p = first[0]
-    cdef Py_ssize_t r, i, j, kept = 0, n = first.n, going = 0
+    cdef Py_ssize_t r, i, j, kept = 0, n = first.n
     cdef int stop, k
     cdef double gi, gnorm, y, gtol = tol.gtol
+    cdef long stopping = 0
     cdef const double* f_now = rows.f_now
     cdef double norm[BLOCK_ROWS]
     cdef double nonfinite[BLOCK_ROWS]
@@ -975,8 +983,8 @@ cdef Py_ssize_t _check_block_typed(const floating* x, const floating* g, const P
             # else y is the norm exactly.
             for r in range(active):
                 y = norm[r] + nonfinite[r] + 0.0 * f_now[r]
-                going += y > gtol
-            if going == active:
+                stopping |= not (y > gtol)  # (an int OR: the loop vectorises)
+            if stopping == 0:
                 return active
     p.nit, p.nfev, p.n = nit, nit + 1, 0
     p.x, p.x_prev = &here, &back

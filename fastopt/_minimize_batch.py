@@ -198,7 +198,9 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
     updated as one array by the same elementwise kernel ``fastopt.minimize`` uses (row by row
     for a rule that is not elementwise, Adafactor), with a
     Python objective for all of them, with a C objective per chunk of 128 problems on one
-    thread (chunks spread over the threads). Iterating problems side by side is also what
+    thread (chunks spread over the threads), with a block C objective per chunk of 256
+    problems kept variable-major (one objective call and one update per iteration per
+    chunk). Iterating problems side by side is also what
     makes a batch faster per problem than a loop that solves one problem at a time, even in
     plain C.
 

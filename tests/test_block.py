@@ -221,6 +221,16 @@ def test_batch_sizes_around_the_block(m):
                                                           "gtol": 0.3})
 
 
+@pytest.mark.parametrize("n", [50])
+def test_many_variables(n):
+    X0 = starts(300, n, seed=n)
+    for n_threads in (1, 2):
+        both(X0, rows=(0,), method="adam", options={"lr": 1e-2, "maxiter": 300, "gtol": 0.5,
+                                                     "n_threads": n_threads})
+        both(X0, rows=(1,), method="sgd", bounds=[(-1.0, 1.5)] * n,
+             options={"lr": 1e-4, "maxiter": 100, "gtol": 0.5, "n_threads": n_threads})
+
+
 def test_float_dtype_follows_the_signature():
     X0 = starts(20, 2, seed=9)
     res = both(X0.astype(np.float32), "float64", options={"maxiter": 20})
@@ -278,6 +288,17 @@ def test_time_slices_and_threads_give_the_same_bits(per_row):
     assert len(set(scalar.nit.tolist())) >= 3
 
 
+def test_progress_lines_do_not_change_the_result(capsys):
+    X0 = starts(600, 2, seed=13)
+    options = {"lr": 1e-2, "maxiter": 400, "gtol": 0.3}
+    quiet = both(X0, options=options)
+    loud = fastopt.minimize_batch(fastopt.problems.rosenbrock_block_lowlevel(), X0,
+                                  options=dict(options, disp=2, disp_every=100))
+    same(quiet, loud)
+    out = capsys.readouterr().out
+    assert "600 problems:" in out and "Method: fastopt.Adam" in out
+
+
 def test_empty_batch():
     res = fastopt.minimize_batch(fastopt.problems.rosenbrock_block_lowlevel(), np.empty((0, 2)))
     assert res.x.shape == (0, 2) and res.nit.shape == (0,)
@@ -308,13 +329,13 @@ def _twin(x):
     return f, g
 
 
-def _scalar_ctypes(dtype):
+def _scalar_ctypes(dtype, twin=_twin):
     np_t, c_t = DTYPES[dtype]
     proto = ctypes.CFUNCTYPE(c_t, ctypes.c_int, ctypes.POINTER(c_t), ctypes.POINTER(c_t),
                              ctypes.c_void_p)
 
     def c_fun(n, x, grad, user_data):
-        f, g = _twin([float(x[j]) for j in range(n)])
+        f, g = twin([float(x[j]) for j in range(n)])
         for j in range(n):
             if g[j] is not None:
                 grad[j] = g[j]
@@ -324,14 +345,14 @@ def _scalar_ctypes(dtype):
     return LowLevelCallable(func), func
 
 
-def _block_ctypes(dtype):
+def _block_ctypes(dtype, twin=_twin):
     np_t, c_t = DTYPES[dtype]
     p = ctypes.POINTER(c_t)
     proto = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int, p, p, p, ctypes.c_void_p)
 
     def c_fun(m, n, X, F, G, user_data):
         for i in range(m):
-            f, g = _twin([float(X[j * m + i]) for j in range(n)])
+            f, g = twin([float(X[j * m + i]) for j in range(n)])
             for j in range(n):
                 if g[j] is not None:
                     G[j * m + i] = g[j]
@@ -443,3 +464,20 @@ def test_exception_in_a_ctypes_block_objective_gives_status_3():
     res = fastopt.minimize_batch(LowLevelCallable(func), X0)
     assert (res.status == 3).all() and (res.nit == 0).all()
     np.testing.assert_array_equal(res.x, X0)
+
+
+def test_one_variable_problems():
+    # n = 1 (the layouts coincide): a quartic through ctypes, both signatures
+    def quartic(x):
+        return (x[0] - 1.0) ** 4, [4.0 * (x[0] - 1.0) ** 3]
+
+    (scalar, keep1), (block, keep2) = (_scalar_ctypes("float64", quartic),
+                                       _block_ctypes("float64", quartic))
+    X0 = starts(300, 1, seed=14)
+    for n_threads in (1, 2):
+        options = {"lr": 1e-2, "maxiter": 200, "gtol": 1e-2, "n_threads": n_threads}
+        a = fastopt.minimize_batch(scalar, X0, options=options)
+        b = fastopt.minimize_batch(block, X0, options=options)
+        same(a, b)
+    assert len(set(b.nit.tolist())) > 10
+    del keep1, keep2
