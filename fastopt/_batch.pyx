@@ -965,6 +965,21 @@ cdef Py_ssize_t _check_block_typed(const floating* x, const floating* g, const P
     cdef const floating* gs
     cdef bint per_box = rows.lower != NULL
     cdef bint easy = tol.ftol <= 0 and tol.xtol <= 0 and nit < tol.maxiter
+    cdef double a, b
+    if easy and lo == NULL and not per_box and n == 2:
+        # Two variables (the common small case): the all-go-on test below in one pass, with
+        # no arrays; the norm is the same maximum (|g0|, then |g1|, from 0).
+        gs = g + active
+        for r in range(active):
+            a = fabs(<double>g[r])
+            b = fabs(<double>gs[r])
+            y = a if a > 0.0 else 0.0
+            y = b if b > y else y
+            y = y + (0.0 * g[r] + 0.0 * gs[r]) + 0.0 * f_now[r]
+            stopping |= not (y > gtol)
+        if stopping == 0:
+            return active
+        stopping = 0
     if lo == NULL and not per_box:
         for r in range(active):
             norm[r] = 0.0

@@ -18,6 +18,7 @@ from scipy.optimize import Bounds, OptimizeResult
 from fastopt._batch import batch_native, batch_python
 from fastopt._driver_common import (
     COMMON_OPTIONS,
+    INT_MAX,
     TRAIN_OPTIONS,
     args_tuple,
     box_bounds,
@@ -279,6 +280,10 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
                                                   **stopping, n_threads=optimizer.n_threads,
                                                   train=train)
         else:
+            if mode == EVAL_NATIVE and fun.is_block and m > INT_MAX:
+                # here a block objective gets every running problem in one call, m a C int
+                raise ValueError(f"X0: a block LowLevelCallable takes m as a C int; {m} "
+                                 "problems are too many with a callback or a Python scheduler")
             args, per_problem = _batch_args(args, m)
             stops, nit, nfev, f, G = batch_python(X, rule, slots, fun, jac, args,
                                                   per_problem, mode, lower, upper, lrs,

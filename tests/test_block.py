@@ -32,8 +32,8 @@ def _scalar(dtype):
     def call(x):
         x = np.ascontiguousarray(x, np_t)
         g = np.empty_like(x)
-        f = fun(x.size, x.ctypes.data_as(ctypes.POINTER(c_t)), g.ctypes.data_as(ctypes.POINTER(c_t)),
-                None)
+        ptr = ctypes.POINTER(c_t)
+        f = fun(x.size, x.ctypes.data_as(ptr), g.ctypes.data_as(ptr), None)
         return np_t(f), g
     return call
 
