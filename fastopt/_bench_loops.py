@@ -16,8 +16,13 @@ One problem, ns per iteration (the whole call divided by the iterations):
 minimize call, us per call: maxiter=1 on 2 variables (the fixed cost of a call), fastopt
 (Python fun, C objective, through scipy.optimize.minimize) and SciPy's L-BFGS-B
 
-m problems, problems per second:
-  minimize_batch, C objective, 1 and 2 threads
+m problems, problems per second (at 1 and 2 threads: the three variants side by side):
+  minimize_batch, C objective          a scalar LowLevelCallable, one problem per call
+  minimize_batch, block C objective    fastopt.problems.rosenbrock_block_lowlevel: one call
+                                       evaluates a block of problems, variable-major
+  block SIMD floor (plain C)           src_c/fastopt_block_adam.h: blocks of 256 problems,
+                                       variable-major, the objective and Adam in one loop SIMD
+                                       across problems, nothing else (the floor of the two above)
   minimize_batch, vectorised NumPy objective
   vectorised NumPy Adam (all rows, no stopping rules)
   plain scalar C loop, one thread
@@ -26,7 +31,7 @@ m problems, problems per second:
 Every variant runs fastopt.Adam's hyperparameters. The vectorised NumPy Adam is the reference
 rule, ``fastopt._reference.adam``, itself; the Python SciPy method (written out, so that its
 per-iteration cost is a user's) and the plain C loop are checked against the reference in
-tests/test_baselines.py.
+tests/test_baselines.py, as is the block SIMD floor (bitwise the plain C loop).
 """
 
 import sys
@@ -39,7 +44,8 @@ from scipy.optimize import minimize as scipy_minimize
 import fastopt
 from fastopt import _reference
 from fastopt._bench import interleaved_times
-from fastopt._objectives import plain_adam_rosenbrock2
+from fastopt._objectives import (block_floor_simd, plain_adam_rosenbrock2,
+                                 plain_block_adam_rosenbrock2)
 
 ITERS = 1000
 LR = 1e-3
@@ -103,6 +109,15 @@ def plain_c_adam(X, iters=ITERS, lr=LR):
     return plain_adam_rosenbrock2(X, iters, lr, *hyper["betas"], hyper["eps"])
 
 
+def block_floor_adam(X, iters=ITERS, lr=LR, n_threads=1):
+    """The block SIMD floor (src_c/fastopt_block_adam.h) on the rows of X, in place, on
+    ``n_threads`` threads, with fastopt.Adam's betas and eps (AVX2 where the CPU has it);
+    returns f at each row's last evaluated point."""
+    hyper = adam_hyperparameters(lr)
+    return plain_block_adam_rosenbrock2(X, iters, lr, *hyper["betas"], hyper["eps"],
+                                        n_threads=n_threads)
+
+
 def one_problem_variants(llc):
     options = {"lr": LR, "maxiter": ITERS, "gtol": 0.0}
     floor_rows = np.tile(X_START, (100, 1))  # 100 runs per call: the Python call is amortised
@@ -118,20 +133,34 @@ def one_problem_variants(llc):
     }
 
 
-def batch_variants(llc, m, m_scipy):
+def batch_variants(llc, m, m_scipy, block_llc=None):
+    """{name: (function, problems per call)}: ``llc`` the scalar C objective, ``block_llc``
+    the block one (default fastopt.problems.rosenbrock_block_lowlevel())."""
     options = {"lr": LR, "maxiter": ITERS, "gtol": 0.0}
     X0 = np.tile(X_START, (m, 1))
+    if block_llc is None:
+        block_llc = fastopt.problems.rosenbrock_block_lowlevel()
 
     def scipy_loop():
         for x0 in X0[:m_scipy]:
             scipy_minimize(lambda x: rosen2(x)[0], x0, method=python_adam,
                            jac=lambda x: rosen2(x)[1])
 
+    def threaded(n_threads):
+        opts = dict(options, n_threads=n_threads)
+        suffix = "1 thread" if n_threads == 1 else f"{n_threads} threads"
+        return {
+            f"minimize_batch, C objective, {suffix}": (
+                lambda: fastopt.minimize_batch(llc, X0, method="adam", options=opts), m),
+            f"minimize_batch, block C objective, {suffix}": (
+                lambda: fastopt.minimize_batch(block_llc, X0, method="adam", options=opts), m),
+            f"block SIMD floor (plain C), {suffix}": (
+                lambda: block_floor_adam(X0.copy(), n_threads=n_threads), m),
+        }
+
     return {
-        "minimize_batch, C objective, 1 thread": (
-            lambda: fastopt.minimize_batch(llc, X0, options=dict(options, n_threads=1)), m),
-        "minimize_batch, C objective, 2 threads": (
-            lambda: fastopt.minimize_batch(llc, X0, options=dict(options, n_threads=2)), m),
+        **threaded(1),
+        **threaded(2),
         "minimize_batch, vectorised NumPy objective": (
             lambda: fastopt.minimize_batch(rosen2_rows, X0, jac=True,
                                            options=dict(options, n_threads=1)), m),
@@ -236,9 +265,16 @@ def run(repeats=5, m=10000, m_scipy=10, file=None):
     print(f"  {'variant':<44} {'problems/s':>12} {'vs scipy loop':>14}", file=file)
     for name, rate in rates.items():
         print(f"  {name:<44} {rate:12.0f} {rate / scipy_rate:13.0f}x", file=file)
+    print(f"  (block SIMD floor: {block_floor_simd()} instructions)", file=file)
     c_rate = rates["plain scalar C loop, 1 thread"]
     print(f"\n  C objective, 1 thread, vs plain scalar C loop: "
           f"{rates['minimize_batch, C objective, 1 thread'] / c_rate:.2f}x", file=file)
+    for suffix in ("1 thread", "2 threads"):
+        floor = rates[f"block SIMD floor (plain C), {suffix}"]
+        print(f"  block C objective vs block SIMD floor, {suffix}: "
+              f"{rates[f'minimize_batch, block C objective, {suffix}'] / floor:.2f}x "
+              f"(C objective: {rates[f'minimize_batch, C objective, {suffix}'] / floor:.2f}x)",
+              file=file)
     numpy_rate = rates["vectorised NumPy Adam"]
     print(f"  vectorised objective vs vectorised NumPy Adam: "
           f"{rates['minimize_batch, vectorised NumPy objective'] / numpy_rate:.2f}x", file=file)

@@ -114,8 +114,9 @@ def _build_parser():
         "bench-loops", help="time whole minimize loops on small problems",
         description="2-D Rosenbrock, Adam, 1000 iterations: one problem (C-level loop, "
                     "Python-function loop, scipy.optimize.minimize with a Python Adam, plain "
-                    "C) in ns per iteration, and m problems (minimize_batch with a C or a "
-                    "vectorised objective, NumPy, plain C, a loop of scipy) in problems/s.")
+                    "C) in ns per iteration, and m problems (minimize_batch with a C, a block C "
+                    "or a vectorised objective, NumPy, plain C one problem at a time and SIMD "
+                    "across blocks of problems, a loop of scipy) in problems/s.")
     loops.add_argument("--repeats", type=int, default=5, help="rounds (default 5)")
     loops.add_argument("--problems", type=int, default=10000, help="m (default 10000)")
     loops.add_argument("--scipy-problems", type=int, default=10,

@@ -14,7 +14,9 @@ its value ``F[i]``. The loop over problems is the inner one, so that it vectoris
 ``rosenbrock_block`` below does, per problem, exactly the operations of ``rosenbrock`` in the
 same order: its values are bitwise those of the scalar function.
 
-``plain_adam_rosenbrock2`` is the benchmarks' floor (src_c/fastopt_plain_adam.h), not an API.
+``plain_adam_rosenbrock2`` and ``plain_block_adam_rosenbrock2`` are the benchmarks' floors
+(src_c/fastopt_plain_adam.h, one problem after another, and src_c/fastopt_block_adam.h, blocks
+of problems SIMD across problems), not an API.
 """
 
 cimport numpy as cnp
@@ -28,6 +30,14 @@ cnp.import_array()
 cdef extern from "fastopt_plain_adam.h" nogil:
     double fastopt_plain_adam_rosenbrock2(double* x, long iters, double lr, double beta1,
                                           double beta2, double eps)
+
+
+cdef extern from "fastopt_block_adam.h" nogil:
+    int FASTOPT_BLOCK_ADAM_SIZE
+    int fastopt_block_adam_has_avx2()
+    void fastopt_block_adam_rosenbrock2(double* X, double* f, long m, long iters, double lr,
+                                        double beta1, double beta2, double eps, int avx2,
+                                        int n_threads)
 
 
 cdef inline floating _rosenbrock(int n, const floating* x, floating* grad) noexcept nogil:
@@ -124,4 +134,45 @@ def plain_adam_rosenbrock2(cnp.ndarray[double, ndim=2, mode="c"] X not None, lon
     with nogil:
         for i in range(m):
             f[i] = fastopt_plain_adam_rosenbrock2(&X[i, 0], iters, lr, beta1, beta2, eps)
+    return f
+
+
+BLOCK_SIZE = FASTOPT_BLOCK_ADAM_SIZE  # problems per block of the block floor
+
+
+def block_floor_simd(simd=None):
+    """The instruction set ``plain_block_adam_rosenbrock2`` runs for ``simd``: "avx2" where
+    asked for or, by default, where the CPU has it, else "baseline"; asking for "avx2" on a CPU
+    without it is a ValueError."""
+    if simd not in (None, "avx2", "baseline"):
+        raise ValueError(f"simd must be None, 'avx2' or 'baseline', got {simd!r}")
+    has = bool(fastopt_block_adam_has_avx2())
+    if simd == "avx2" and not has:
+        raise ValueError("simd='avx2' but this CPU (or this build) has no AVX2")
+    return "baseline" if simd == "baseline" or not has else "avx2"
+
+
+def plain_block_adam_rosenbrock2(cnp.ndarray[double, ndim=2, mode="c"] X not None, long iters,
+                                 double lr=1e-3, double beta1=0.9, double beta2=0.999,
+                                 double eps=1e-8, n_threads=1, simd=None):
+    """Adam on each row of X (shape (m, 2), modified in place) for ``iters`` steps, in blocks of
+    ``BLOCK_SIZE`` problems held variable-major and updated SIMD across problems, the blocks on
+    ``n_threads`` threads (None, -1, ...: scikit-learn's meaning); returns f at each row's last
+    evaluated point. ``simd``: see ``block_floor_simd`` (both give the same bits). Defaults are
+    torch's; tests/test_baselines.py checks the steps against fastopt._reference.adam."""
+    from fastopt._openmp import effective_n_threads
+
+    if X.shape[1] != 2:
+        raise ValueError(f"X must have shape (m, 2), got {np.shape(X)}")
+    if iters < 0:
+        raise ValueError(f"iters must be >= 0, got {iters}")
+    cdef int threads = effective_n_threads(n_threads)
+    cdef int avx2 = block_floor_simd(simd) == "avx2"
+    cdef Py_ssize_t m = X.shape[0]
+    cdef cnp.ndarray[double, ndim=1] f = np.zeros(m)
+    if m == 0:
+        return f
+    with nogil:
+        fastopt_block_adam_rosenbrock2(&X[0, 0], &f[0], m, iters, lr, beta1, beta2, eps, avx2,
+                                       threads)
     return f

@@ -206,6 +206,75 @@ def test_plain_c_adam_makes_the_reference_steps(kwargs, iters):
         np.testing.assert_allclose(f[i], _bench_loops.rosen2(before)[0], rtol=1e-12, atol=0)
 
 
+def _block_floor_settings():
+    simds = ["baseline"] + (["avx2"] if _objectives.block_floor_simd() == "avx2" else [])
+    return [pytest.param(simd, n_threads, id=f"{simd}-{n_threads}thread")
+            for simd in simds for n_threads in (1, 2)]
+
+
+def _many_starts(m, seed=0):
+    # more than two blocks, the last one partial; the STARTS among them
+    starts = np.random.default_rng(seed).uniform(-2, 2, (m, 2))
+    starts[:len(STARTS)] = STARTS
+    return starts
+
+
+@pytest.mark.parametrize("simd, n_threads", _block_floor_settings())
+@pytest.mark.parametrize("kwargs", ADAM_SETTINGS, ids=_id)
+def test_block_floor_makes_the_reference_steps(kwargs, simd, n_threads):
+    # The block SIMD floor (src_c/fastopt_block_adam.h): the reference's steps on every row,
+    # within the scalar floor's tolerance (the same running products of the betas), and the
+    # scalar floor's very bits (the same operations, lane by lane, no multiply-add fused).
+    hyper = _hyper(**kwargs)
+    iters, m = 50, 2 * _objectives.BLOCK_SIZE + 3
+    X = _many_starts(m)
+    f = _objectives.plain_block_adam_rosenbrock2(X, iters, hyper["lr"], *hyper["betas"],
+                                                  hyper["eps"], n_threads=n_threads, simd=simd)
+    # the reference, elementwise, on all rows at once (as numpy_adam_rows)
+    want, state = _many_starts(m), {}
+    for t in range(1, iters + 1):
+        before = want
+        want = _reference.adam(want, _bench_loops.rosen2_rows(want)[1], state, t, **hyper)
+    np.testing.assert_allclose(X, want, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(f, _bench_loops.rosen2_rows(before)[0], rtol=1e-12, atol=0)
+    scalar = _many_starts(m)
+    f_scalar = _objectives.plain_adam_rosenbrock2(scalar, iters, hyper["lr"], *hyper["betas"],
+                                                  hyper["eps"])
+    np.testing.assert_array_equal(X, scalar)
+    np.testing.assert_array_equal(f, f_scalar)
+
+
+def test_block_floor_as_the_bench_calls_it_and_its_edges():
+    # bench-loops passes fastopt.Adam's betas and eps; the C function's own defaults agree
+    X, Y = STARTS.copy(), STARTS.copy()
+    _bench_loops.block_floor_adam(X, 20, n_threads=2)
+    _objectives.plain_block_adam_rosenbrock2(Y, 20, _bench_loops.LR)
+    for x0, x, y in zip(STARTS, X, Y):
+        want = reference_adam_run(x0, 20, **_hyper(lr=_bench_loops.LR))[0]
+        np.testing.assert_allclose(x, want, rtol=1e-13, atol=0)
+        np.testing.assert_array_equal(x, y)
+    # no problems, no iterations
+    assert _objectives.plain_block_adam_rosenbrock2(np.zeros((0, 2)), 10).shape == (0,)
+    X = STARTS.copy()
+    np.testing.assert_array_equal(_objectives.plain_block_adam_rosenbrock2(X, 0), 0.0)
+    np.testing.assert_array_equal(X, STARTS)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda X: _objectives.plain_block_adam_rosenbrock2(X[:, :1].copy(), 5), "shape"),
+    (lambda X: _objectives.plain_block_adam_rosenbrock2(X, -1), "iters"),
+    (lambda X: _objectives.plain_block_adam_rosenbrock2(X, 5, n_threads=0), "n_threads"),
+    (lambda X: _objectives.plain_block_adam_rosenbrock2(X, 5, simd="sse9"), "simd"),
+    (lambda X: _objectives.plain_block_adam_rosenbrock2(X.astype(np.float32), 5), "dtype"),
+    (lambda X: _objectives.plain_block_adam_rosenbrock2(np.asfortranarray(X), 5), "contiguous"),
+])
+def test_block_floor_refuses_bad_input_and_modifies_nothing(call, match):
+    X = STARTS.copy()
+    with pytest.raises(ValueError, match=match):
+        call(X)
+    np.testing.assert_array_equal(X, STARTS)
+
+
 def test_plain_c_adam_as_the_bench_calls_it():
     # bench-loops passes fastopt.Adam's betas and eps; the C function's own defaults agree.
     for call in (lambda X: _bench_loops.plain_c_adam(X, 20),
@@ -310,3 +379,21 @@ def test_asv_step_and_baseline_benchmarks_run(asv_suite):
             bench.time_step(rule, "float32", 64, implementation)
             ran += 1
     assert ran >= 2 * len(_bench.RULES)
+
+
+def test_asv_batch_benchmarks_run(asv_suite):
+    # every variant of the Batch and OneProblem classes, called as asv calls them (setup, then
+    # the timed methods), on a few problems
+    _, modules = asv_suite
+    classes = dict(_benchmark_classes(modules))
+    for variant in classes["Batch"].params[0]:
+        bench = classes["Batch"]()
+        bench.sizes = (20, 1)
+        bench.setup(variant)
+        bench.time_batch(variant)
+        assert bench.track_problems_per_second(variant) > 0
+    assert any("block" in variant for variant in classes["Batch"].params[0])
+    for variant in classes["OneProblem"].params[0]:
+        bench = classes["OneProblem"]()
+        bench.setup(variant)
+        bench.time_one_problem(variant)

@@ -137,6 +137,10 @@ def test_bench_loops_prints_both_tables(capsys):
     assert "ns/iter" in out and "problems/s" in out
     assert "C-level loop (LowLevelCallable)" in out and "plain scalar C loop" in out
     assert "minimize call, maxiter=1, 2 variables" in out and "x L-BFGS-B" in out
+    for threads in ("1 thread", "2 threads"):  # the block rows and their ratio (issue 15)
+        assert f"minimize_batch, block C objective, {threads}" in out
+        assert f"block SIMD floor (plain C), {threads}" in out
+        assert f"block C objective vs block SIMD floor, {threads}: " in out
 
 
 @pytest.mark.parametrize("argv", [["bench", "--sizes", "a"], ["bench", "--sizes", "40"],

@@ -1,8 +1,13 @@
 """The README's examples and the docstring examples run as written: every Python block runs
-(the ctypes one against libsphere.so built from the README's C block), every other block says
-its language and is not Python in disguise, bash blocks parse, the Cython block compiles."""
+(the ctypes ones against the libraries built from the README's C blocks, the block objective's
+against the module built from its Cython block), every other block says its language and is
+not Python in disguise, bash blocks parse, the Cython blocks compile, and the block objectives
+give the results of the scalar ones."""
 
+import ctypes
 import doctest
+import importlib
+import importlib.util
 import os
 import pathlib
 import re
@@ -12,7 +17,9 @@ import sys
 import sysconfig
 import textwrap
 
+import numpy as np
 import pytest
+from scipy import LowLevelCallable
 
 import fastopt
 from fastopt import _driver, _minibatch, _minimize_batch, problems
@@ -72,29 +79,82 @@ def test_bash_blocks_are_valid_bash():
             assert out.returncode == 0, (body, out.stderr)
 
 
-def test_the_cython_block_compiles(tmp_path):
+def test_the_cython_blocks_compile(tmp_path):
     pytest.importorskip("Cython")
     bodies = [body for lang, body in _blocks() if lang == "cython"]
-    assert "cdef api double" in bodies[0] and "cdef api void" in bodies[1]  # scalar, block
-    (tmp_path / "readme_block.pyx").write_text("\n\n".join(bodies))
-    out = subprocess.run([sys.executable, "-m", "cython", "-3", "readme_block.pyx"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert (tmp_path / "readme_block.c").exists()
+    assert len(bodies) == 2 and all("cdef api" in body for body in bodies)
+    for k, body in enumerate(bodies):
+        (tmp_path / f"readme_block{k}.pyx").write_text(body)
+        out = subprocess.run([sys.executable, "-m", "cython", "-3", f"readme_block{k}.pyx"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert (tmp_path / f"readme_block{k}.c").exists()
+
+
+# What the README tells the reader to build, each from the block defining the function named
+# (C blocks: the compiler flags of the README's command line, which the test checks is there):
+# {marker in the block: (file the block goes to, what it builds, flags)}.
+C_BUILDS = {
+    "double weighted_sphere(": ("sphere.c", "libsphere.so", ["-O2"]),
+    "void weighted_sphere_block(": ("wsphere_block.c", "libwsphere_block.so",
+                                    ["-O3", "-march=native"]),
+}
+CYTHON_BUILDS = {"cdef api void rosen_block(": "rosen_block.pyx"}
+
+
+def _c_compiler():
+    if sys.platform == "win32":
+        return None
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    return shutil.which(cc) or shutil.which("gcc") or shutil.which("cc")
+
+
+def _block_source(marker, lang):
+    (body,) = [body for kind, body in _blocks() if kind == lang and marker in body]
+    return body
+
+
+def _build_c(folder, marker, extra_flags=()):
+    """Build the README's C block holding ``marker`` in ``folder``, as the README says (plus
+    ``extra_flags``); returns the library's path, or None without a C compiler."""
+    source, library, flags = C_BUILDS[marker]
+    cc = _c_compiler()
+    if cc is None:
+        return None
+    library = folder / library
+    (folder / source).write_text(_block_source(marker, "c"))
+    subprocess.run([cc, *flags, *extra_flags, "-shared", "-fPIC", "-o", str(library),
+                    str(folder / source)], check=True)
+    return library
+
+
+def test_readme_build_commands_are_the_tests():
+    text = " ".join(README.read_text().split())
+    for source, library, flags in C_BUILDS.values():
+        command = " ".join([*flags, "-shared", "-fPIC", "-o", library, source])
+        assert command in text, command
+    for source in CYTHON_BUILDS.values():
+        assert f"cythonize -i {source}" in text
 
 
 @pytest.fixture(scope="module")
 def readme_dir(tmp_path_factory):
-    """A folder where the README's examples run: libsphere.so built from its C block."""
+    """A folder where the README's examples run: the libraries built from its C blocks, the
+    module built from its block-objective Cython block (where a compiler is present)."""
     folder = tmp_path_factory.mktemp("readme")
-    c_source = "\n".join(body for lang, body in _blocks() if lang == "c")  # scalar, block
-    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
-    cc = shutil.which(cc) or shutil.which("cc")
-    if cc is not None and sys.platform != "win32":
-        (folder / "sphere.c").write_text(c_source)
-        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(folder / "libsphere.so"),
-                        str(folder / "sphere.c")], check=True)
+    for marker in C_BUILDS:
+        _build_c(folder, marker)
+    if _c_compiler() is not None and importlib.util.find_spec("Cython") is not None:
+        for marker, source in CYTHON_BUILDS.items():
+            (folder / source).write_text(_block_source(marker, "cython"))
+            subprocess.run([sys.executable, "-m", "Cython.Build.Cythonize", "-i", source],
+                           cwd=folder, check=True, capture_output=True, timeout=600)
     return folder
+
+
+def _built(folder, name):
+    """The module or library ``name`` built in ``folder`` (a glob for extension suffixes)."""
+    return next(iter(folder.glob(name)), None)
 
 
 @pytest.mark.parametrize("index", range(len(_readme_blocks())))
@@ -103,8 +163,14 @@ def test_readme_python_blocks_print_what_they_say(index, capsys, readme_dir, mon
     # the README told the reader to build (libsphere.so). Lines ending in "# -> text" must
     # print exactly "text" (in order).
     block = _readme_blocks()[index]
-    if "libsphere.so" in block and not (readme_dir / "libsphere.so").exists():
-        pytest.skip("no C compiler to build libsphere.so")
+    for _, library, _ in C_BUILDS.values():
+        if library in block and _built(readme_dir, library) is None:
+            pytest.skip(f"no C compiler to build {library}")
+    for source in CYTHON_BUILDS.values():
+        module = source.removesuffix(".pyx")
+        if f"import {module}" in block and _built(readme_dir, f"{module}.*.so") is None:
+            pytest.skip(f"no C compiler (or no Cython) to build {module}")
+    monkeypatch.syspath_prepend(str(readme_dir))
     expected = re.findall(r"# -> (.*)$", block, flags=re.M)
     assert expected, "every README example shows its output"
     monkeypatch.chdir(readme_dir)
@@ -147,3 +213,71 @@ def test_readme_development_lists_every_family_module_with_its_classes():
         assert len(lines) == 1, f"README's Development section lacks a line for {filename}"
         for record in _registry._records(module):
             assert record.cls.__name__ in lines[0], (filename, record.cls.__name__)
+
+
+# -- the README's block objectives give the scalar objectives' results -----------------------
+
+RESULT_FIELDS = ("x", "fun", "jac", "nit", "nfev", "status")
+
+
+def _assert_same_results(a, b):
+    for name in RESULT_FIELDS:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_readme_cython_block_objective_is_fastopts_block_rosenbrock(readme_dir, monkeypatch):
+    # The README's Cython block objective (built as the README says) against fastopt's block
+    # Rosenbrock and the scalar one: bitwise the same results, in blocks of every fill (problems
+    # finish at different iterations), n = 2 and 5, one and two threads.
+    if _built(readme_dir, "rosen_block.*.so") is None:
+        pytest.skip("no C compiler (or no Cython) to build the README's rosen_block.pyx")
+    monkeypatch.syspath_prepend(str(readme_dir))
+    rosen_block = importlib.import_module("rosen_block")
+    funs = [LowLevelCallable.from_cython(rosen_block, "rosen_block"),
+            problems.rosenbrock_block_lowlevel(), problems.rosenbrock_lowlevel()]
+    rng = np.random.default_rng(3)
+    for X0 in [rng.uniform(-2, 2, (600, 2)), rng.uniform(0.5, 1.5, (300, 5))]:
+        for n_threads in (1, 2):
+            options = {"lr": 0.01, "maxiter": 3000, "gtol": 1e-4, "n_threads": n_threads}
+            readme, *others = [fastopt.minimize_batch(fun, X0, options=options) for fun in funs]
+            assert 0 < readme.success.sum() < len(X0)  # some finish early, some do not
+            for other in others:
+                _assert_same_results(readme, other)
+
+
+def _weighted_sphere(library, name, weights):
+    lib = ctypes.CDLL(str(library))
+    fun = getattr(lib, name)
+    block = name.endswith("_block")
+    fun.restype = None if block else ctypes.c_double
+    fun.argtypes = ([ctypes.c_int] * (2 if block else 1)
+                    + [ctypes.POINTER(ctypes.c_double)] * (3 if block else 2) + [ctypes.c_void_p])
+    return LowLevelCallable(fun, user_data=weights.ctypes.data_as(ctypes.c_void_p))
+
+
+def test_readme_c_block_objective_is_the_scalar_one(readme_dir, tmp_path):
+    # The README's C block objective against its scalar weighted_sphere: built as the README
+    # says (-march=native may fuse multiply-adds: close), and both built with
+    # -ffp-contract=off (bitwise the same results).
+    block_library = _built(readme_dir, "libwsphere_block.so")
+    if block_library is None:
+        pytest.skip("no C compiler to build the README's C blocks")
+    weights = np.array([1.0, 10.0, 100.0])
+    X0 = np.random.default_rng(4).normal(size=(700, 3))
+    options = {"lr": 0.1, "maxiter": 200, "gtol": 1e-3}
+    scalar = _weighted_sphere(_built(readme_dir, "libsphere.so"), "weighted_sphere", weights)
+    block = _weighted_sphere(block_library, "weighted_sphere_block", weights)
+    want = fastopt.minimize_batch(scalar, X0, options=options)
+    assert 0 < want.success.sum() < len(X0)
+    got = fastopt.minimize_batch(block, X0, options=options)
+    np.testing.assert_allclose(got.x, want.x, rtol=0, atol=1e-9)
+    exact = {}
+    for marker in C_BUILDS:
+        library = _build_c(tmp_path, marker, ["-ffp-contract=off"])
+        name = marker.split()[1].rstrip("(")
+        exact[name] = _weighted_sphere(library, name, weights)
+    want = fastopt.minimize_batch(exact["weighted_sphere"], X0, options=options)
+    for n_threads in (1, 2):
+        got = fastopt.minimize_batch(exact["weighted_sphere_block"], X0,
+                                     options=dict(options, n_threads=n_threads))
+        _assert_same_results(got, want)

@@ -1,6 +1,8 @@
 """Small problems: the C-level loop and minimize_batch against Python, NumPy, SciPy and plain C
 (2-D Rosenbrock, Adam, 1000 iterations). The same variants as ``python -m fastopt
-bench-loops``, which prints them side by side with ratios.
+bench-loops``, which prints them side by side with ratios; among them minimize_batch with a
+block C objective and its floor, the block SIMD floor (src_c/fastopt_block_adam.h), at 1 and 2
+threads.
 
     cd asv_benchmarks && asv run --python=same --quick -b Batch -b OneProblem
 """
@@ -29,15 +31,21 @@ class OneProblem(Benchmark):
 class Batch(Benchmark):
     """1000 problems, 1000 Adam iterations each (the SciPy loop: 2 of them)."""
 
-    params = [["minimize_batch, C objective, 1 thread", "minimize_batch, C objective, 2 threads",
+    params = [["minimize_batch, C objective, 1 thread",
+               "minimize_batch, block C objective, 1 thread",
+               "block SIMD floor (plain C), 1 thread",
+               "minimize_batch, C objective, 2 threads",
+               "minimize_batch, block C objective, 2 threads",
+               "block SIMD floor (plain C), 2 threads",
                "minimize_batch, vectorised NumPy objective", "vectorised NumPy Adam",
                "plain scalar C loop, 1 thread", "Python loop of scipy.optimize.minimize"]]
     param_names = ["variant"]
     timeout = 120
+    sizes = (1000, 2)  # (problems, problems of the SciPy loop)
 
     def setup(self, variant):
         self.run, self.problems = loops.batch_variants(fastopt.problems.rosenbrock_lowlevel(),
-                                                       1000, 2)[variant]
+                                                       *self.sizes)[variant]
 
     def time_batch(self, variant):
         self.run()
