@@ -11,8 +11,9 @@ A block objective for ``fastopt.minimize_batch`` evaluates m problems in one cal
 ``void (int m, int n, const double *X, double *F, double *G, void *user_data)`` (or its float32
 twin), variable-major: variable j of problem i is ``X[j*m + i]``, its gradient ``G[j*m + i]``,
 its value ``F[i]``. The loop over problems is the inner one, so that it vectorises.
-``rosenbrock_block`` below does, per problem, exactly the operations of ``rosenbrock`` in the
-same order: its values are bitwise those of the scalar function.
+``rosenbrock_block`` below (its body in C, src_c/fastopt_rosenbrock_block.h) does, per
+problem, exactly the operations of ``rosenbrock`` in the same order: its values are bitwise
+those of the scalar function.
 
 ``plain_adam_rosenbrock2`` and ``plain_block_adam_rosenbrock2`` are the benchmarks' floors
 (src_c/fastopt_plain_adam.h, one problem after another, and src_c/fastopt_block_adam.h, blocks
@@ -30,6 +31,14 @@ cnp.import_array()
 cdef extern from "fastopt_plain_adam.h" nogil:
     double fastopt_plain_adam_rosenbrock2(double* x, long iters, double lr, double beta1,
                                           double beta2, double eps)
+
+
+cdef extern from "fastopt_rosenbrock_block.h" nogil:
+    void fastopt_rosenbrock_block_choose()
+    void fastopt_rosenbrock_block_f64(int m, int n, const double* X, double* F, double* G)
+    void fastopt_rosenbrock_block_f32(int m, int n, const float* X, float* F, float* G)
+
+fastopt_rosenbrock_block_choose()  # the AVX2 body on CPUs that have it
 
 
 cdef extern from "fastopt_block_adam.h" nogil:
@@ -65,59 +74,18 @@ cdef api float rosenbrock_f32(int n, const float* x, float* grad, void* user_dat
     return _rosenbrock(n, x, grad)
 
 
-cdef inline void _rosenbrock_block(int m, int n, const floating* X, floating* F,
-                                   floating* G) noexcept nogil:
-    """``_rosenbrock`` of m problems, variable-major, each with the same operations in the
-    same order as ``_rosenbrock`` (bitwise equal results); the inner loops run over problems.
-
-    ``_rosenbrock`` starts f and the gradient at 0 and adds to them; here the first addition
-    writes ``0 + term`` (not ``term``: 0 + -0.0 is +0.0), which saves a pass of zeros."""
-    cdef Py_ssize_t i, j, mm = m
-    cdef floating a, b, xj, zero = 0
-    cdef const floating* x0
-    cdef const floating* x1
-    cdef floating* g0
-    cdef floating* g1
-    if n < 2:
-        for i in range(mm * n):
-            G[i] = 0
-        for i in range(mm):
-            F[i] = 0
-        return
-    for j in range(n - 1):
-        x0 = X + j * mm
-        x1 = X + (j + 1) * mm
-        g0 = G + j * mm
-        g1 = G + (j + 1) * mm
-        if j == 0:
-            for i in range(mm):
-                xj = x0[i]
-                a = x1[i] - xj * xj
-                b = 1 - xj
-                F[i] = zero + (100 * a * a + b * b)
-                g0[i] = zero + (-400 * xj * a - 2 * b)
-                g1[i] = zero + 200 * a
-        else:
-            for i in range(mm):
-                xj = x0[i]
-                a = x1[i] - xj * xj
-                b = 1 - xj
-                F[i] += 100 * a * a + b * b
-                g0[i] += -400 * xj * a - 2 * b
-                g1[i] = zero + 200 * a
-
-
 cdef api void rosenbrock_block(int m, int n, const double* X, double* F, double* G,
                                void* user_data) noexcept nogil:
     """Rosenbrock's function of m problems of n variables (a block objective, variable-major:
-    ``X[j*m + i]``); user_data unused."""
-    _rosenbrock_block(m, n, X, F, G)
+    ``X[j*m + i]``); user_data unused. In C (src_c/fastopt_rosenbrock_block.h): an AVX2
+    body beside the portable one, as fastopt's kernels."""
+    fastopt_rosenbrock_block_f64(m, n, X, F, G)
 
 
 cdef api void rosenbrock_block_f32(int m, int n, const float* X, float* F, float* G,
                                    void* user_data) noexcept nogil:
     """float32 twin of ``rosenbrock_block`` (arithmetic in float32)."""
-    _rosenbrock_block(m, n, X, F, G)
+    fastopt_rosenbrock_block_f32(m, n, X, F, G)
 
 
 def plain_adam_rosenbrock2(cnp.ndarray[double, ndim=2, mode="c"] X not None, long iters,
