@@ -404,17 +404,17 @@ cdef Py_ssize_t _overlapping_param(cnp.ndarray g, cnp.ndarray spans):
 cdef inline Py_ssize_t _span_index(const long long* rows, Py_ssize_t n_rows, long long g0,
                                    long long g1) noexcept nogil:
     """Index of the parameter of the ``n_rows`` spans whose bytes overlap [g0, g1), or -1."""
-    cdef Py_ssize_t lo = 0, hi = n_rows, mid
+    cdef Py_ssize_t last = 0, half, left = n_rows
     if g1 == g0 or n_rows == 0 or g1 <= rows[0] or g0 >= rows[3 * n_rows - 2]:
-        return -1  # (before the first span or past the last one's end)
-    while lo < hi:  # first range starting at or after g's end
-        mid = (lo + hi) // 2
-        if rows[3 * mid] < g1:
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo > 0 and rows[3 * (lo - 1) + 1] > g0:
-        return rows[3 * (lo - 1) + 2]
+        return -1  # (empty, or before the first span, or past the last one's end)
+    # The last range starting before g's end (rows[0] does): a binary search without
+    # branches (a conditional move), as the direction is unpredictable, gradient to gradient.
+    while left > 1:
+        half = left // 2
+        last += half * (rows[3 * (last + half)] < g1)
+        left -= half
+    if rows[3 * last + 1] > g0:
+        return rows[3 * last + 2]
     return -1
 
 
