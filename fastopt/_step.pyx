@@ -639,8 +639,6 @@ cdef int _checked_run(Rule first, UpdateRule** rules, Py_ssize_t* ends, Py_ssize
     cdef ArrayRef* batch
     cdef double** scalar_data
     cdef RuleStep* steps
-    if ends[n_groups - 1] != n:
-        raise ValueError("internal error: one state tuple per parameter expected")
     # One block: each array's pointers, its running scalars' addresses, its RuleStep.
     batch = <ArrayRef*>PyMem_Malloc((n + 1) * (sizeof(ArrayRef) + sizeof(RuleStep)
                                                + MAX_SCALARS * sizeof(double*)))
@@ -649,12 +647,12 @@ cdef int _checked_run(Rule first, UpdateRule** rules, Py_ssize_t* ends, Py_ssize
     steps = <RuleStep*>(batch + n + 1)
     scalar_data = <double**>(steps + n + 1)
     try:
-        if not _fill_fast(batch, scalar_data, grads, layout, spans, slots, scalars,
-                          first.rule.n_scalars):
+        if ends[n_groups - 1] != n or not _fill_fast(batch, scalar_data, grads, layout, spans,
+                                                     slots, scalars, first.rule.n_scalars):
             # Something is not as a step expects (or a gradient must be copied): the checks
             # that say what, in order, raise; else they fill the batch themselves.
             checked = _fill_checked(first, batch, scalar_data, grads, layout, spans, slots,
-                                    scalars)
+                                    scalars, ends[n_groups - 1])
         # From here to the kernels no Python code runs: nothing can change what was checked.
         for i in range(n):
             total += batch[i].size
@@ -671,15 +669,17 @@ cdef int _checked_run(Rule first, UpdateRule** rules, Py_ssize_t* ends, Py_ssize
 
 
 cdef list _fill_checked(Rule first, ArrayRef* batch, double** scalar_data, object grads,
-                        Layout layout, object spans, list slots, list scalars):
-    """Every check, in order, raising on the first failure; then fill the batch. Returns the
-    gradients used (contiguous copies among them: the caller keeps them alive)."""
+                        Layout layout, object spans, list slots, list scalars,
+                        Py_ssize_t end):
+    """Every check, in order, raising on the first failure; then fill the batch (``end``:
+    the last group's end). Returns the gradients used (contiguous copies among them: the
+    caller keeps them alive)."""
     cdef Py_ssize_t i, k, n = layout.n
     cdef tuple s
     cdef tuple sc = ()
     cdef list checked
     checked = _check_grads(grads, layout, spans)
-    if len(slots) != n:
+    if len(slots) != n or end != n:
         raise ValueError("internal error: one state tuple per parameter expected")
     for i in range(n):
         s = <tuple?>slots[i]
