@@ -19,6 +19,16 @@ cdef void apply_rule_impl(const UpdateRule* rule, bint single, void* params, con
 cdef void apply_rule(const UpdateRule* rule, bint single, void* params, const void* grad,
                      void** state, Py_ssize_t n, const RuleStep* step, int n_threads) noexcept nogil
 
+cdef void apply_rule_list_impl(const UpdateRule* rule, const ArrayRef* arrays,
+                               Py_ssize_t n) noexcept nogil
+
+# ``apply_rule`` with one thread on each of ``n`` arrays (the fastest implementation, as
+# apply_rule): consecutive arrays of one dtype and one ``step`` (the same RuleStep address)
+# share one computation of the rule's per-call coefficients. Bitwise the results of
+# apply_rule(rule, a.single, a.params, a.grad, a.state, a.size, a.step, 1) on each array.
+cdef void apply_rule_list(const UpdateRule* rule, const ArrayRef* arrays,
+                          Py_ssize_t n) noexcept nogil
+
 # Smallest array size stepped with several threads (PARALLEL_THRESHOLD).
 cdef Py_ssize_t parallel_threshold() noexcept nogil
 

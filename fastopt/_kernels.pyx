@@ -30,7 +30,11 @@ cdef extern from "fastopt_cpu.h" nogil:
 ctypedef void (*apply_rule_fn)(const UpdateRule*, bint, void*, const void*, void**, Py_ssize_t,
                                const RuleStep*, int) noexcept nogil
 
+ctypedef void (*apply_rule_list_fn)(const UpdateRule*, const ArrayRef*,
+                                    Py_ssize_t) noexcept nogil
+
 cdef apply_rule_fn _APPLY = apply_rule_impl
+cdef apply_rule_list_fn _APPLY_LIST = apply_rule_list_impl
 _ISA = "baseline"
 _avx2_module = None
 
@@ -41,12 +45,18 @@ cdef void apply_rule(const UpdateRule* rule, bint single, void* params, const vo
     _APPLY(rule, single, params, grad, state, n, step, n_threads)
 
 
+cdef void apply_rule_list(const UpdateRule* rule, const ArrayRef* arrays,
+                          Py_ssize_t n) noexcept nogil:
+    _APPLY_LIST(rule, arrays, n)
+
+
 cdef apply_rule_fn _AVX2_APPLY = NULL
+cdef apply_rule_list_fn _AVX2_APPLY_LIST = NULL
 
 
 def _load_avx2():
     """Load the AVX2 build when the CPU has AVX2 and it was built; True on success."""
-    global _AVX2_APPLY, _avx2_module
+    global _AVX2_APPLY, _AVX2_APPLY_LIST, _avx2_module
     if not fastopt_cpu_has_avx2():
         return False
     try:
@@ -55,9 +65,15 @@ def _load_avx2():
         return False
     if _kernels_avx2.declarations() != declarations():  # a stale build of another source
         return False
-    capsule = _kernels_avx2.__pyx_capi__["apply_rule_impl"]
-    # Same source, same struct layout: the AVX2 function takes our UpdateRule as is.
+    capi = _kernels_avx2.__pyx_capi__
+    if "apply_rule_impl" not in capi or "apply_rule_list_impl" not in capi:  # (stale too)
+        return False
+    # Same source, same struct layout: the AVX2 functions take our UpdateRule as is.
+    capsule = capi["apply_rule_impl"]
     _AVX2_APPLY = <apply_rule_fn>PyCapsule_GetPointer(capsule, PyCapsule_GetName(capsule))
+    capsule = capi["apply_rule_list_impl"]
+    _AVX2_APPLY_LIST = <apply_rule_list_fn>PyCapsule_GetPointer(capsule,
+                                                                PyCapsule_GetName(capsule))
     _avx2_module = _kernels_avx2
     return True
 
@@ -75,11 +91,12 @@ def available_isas():
 def _set_isa(str isa):
     """Use the ``"baseline"`` or ``"avx2"`` kernels from now on; returns the previous choice.
     For tests and benchmarks, not while other threads step optimizers."""
-    global _APPLY, _ISA
+    global _APPLY, _APPLY_LIST, _ISA
     if isa not in available_isas():
         raise ValueError(f"kernel build {isa!r} is not available here: {available_isas()}")
     previous = _ISA
     _APPLY = _AVX2_APPLY if isa == "avx2" else apply_rule_impl
+    _APPLY_LIST = _AVX2_APPLY_LIST if isa == "avx2" else apply_rule_list_impl
     _ISA = isa
     return previous
 

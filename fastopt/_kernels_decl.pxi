@@ -39,3 +39,14 @@ ctypedef struct RuleStep:
     Py_ssize_t t  # >= 1
     double powers[MAX_POWERS]
     double scalars[MAX_SCALARS]
+
+# One array of a list, as apply_rule_list takes it: its dtype (float32 if ``single``, else
+# float64), data pointers (``state`` in the rule's slot order, NULL where unused), size, and
+# which update it gets (arrays that share one RuleStep share their per-call coefficients).
+ctypedef struct ArrayRef:
+    void* params
+    const void* grad
+    void* state[MAX_STATE]
+    Py_ssize_t size
+    const RuleStep* step
+    bint single

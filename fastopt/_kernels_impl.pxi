@@ -1563,6 +1563,70 @@ cdef void apply_rule_impl(const UpdateRule* rule, bint single, void* params,
         _apply(rule, <double*>params, <const double*>grad, state, n, step, n_threads)
 
 
+cdef inline void _range_one(const Coeffs* c, const ArrayRef* a, floating* kind) noexcept nogil:
+    # One whole array of a list, serially (``kind``: a typed NULL, only its type is used).
+    _range(c, <floating*>a.params, <const floating*>a.grad, <floating*>a.state[0],
+           <floating*>a.state[1], <floating*>a.state[2], 0, a.size)
+
+
+cdef void _run_list(Coeffs c, const ArrayRef* arrays, Py_ssize_t n,
+                    floating* kind) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        _range_one(&c, &arrays[i], kind)
+
+
+cdef void _apply_list(const UpdateRule* r, const ArrayRef* arrays, Py_ssize_t n,
+                      floating* kind) noexcept nogil:
+    # ``_apply`` with one thread on each of n arrays of one dtype that share one RuleStep: the
+    # coefficients (Adam's bias corrections, NAdam's pow()s) are computed once for all of
+    # them, and each array is one call of the loop. The same values as ``_apply`` per array.
+    cdef const RuleStep* step = arrays[0].step
+    cdef ASGDStreamCoeffs asgd
+    cdef Py_ssize_t i
+    if r.kind == RULE_SGD: _run_list(sgd_coefficients(r, step), arrays, n, kind)
+    elif r.kind == RULE_ADAGRAD: _run_list(adagrad_coefficients(r, step), arrays, n, kind)
+    elif r.kind == RULE_RMSPROP: _run_list(rmsprop_coefficients(r, step), arrays, n, kind)
+    elif r.kind == RULE_ADADELTA: _run_list(adadelta_coefficients(r, step), arrays, n, kind)
+    elif r.kind == RULE_ADAM: _run_list(adam_coefficients(r, step), arrays, n, kind)
+    elif r.kind == RULE_ADAMAX: _run_list(adamax_coefficients(r, step), arrays, n, kind)
+    elif r.kind == RULE_NADAM: _run_list(nadam_coefficients(r, step), arrays, n, kind)
+    elif r.kind == RULE_RADAM: _run_list(radam_coefficients(r, step), arrays, n, kind)
+    elif r.kind == RULE_LION: _run_list(lion_coefficients(r, step), arrays, n, kind)
+    elif r.kind == RULE_RPROP: _run_list(rprop_coefficients(r, step), arrays, n, kind)
+    elif r.kind == RULE_ASGD:
+        asgd.asgd = asgd_coefficients(r, step)
+        for i in range(n):
+            if asgd_streams(asgd.asgd, arrays[i].size, sizeof(floating)):
+                _range_one(&asgd, &arrays[i], kind)
+            else:
+                _range_one(&asgd.asgd, &arrays[i], kind)
+    elif r.kind == RULE_SGD_SCHEDULEFREE:
+        _run_list(sgd_schedulefree_coefficients(r, step), arrays, n, kind)
+    elif r.kind == RULE_ADAMW_SCHEDULEFREE:
+        _run_list(adamw_schedulefree_coefficients(r, step), arrays, n, kind)
+    else:  # Adafactor (not elementwise): each array as apply_rule runs it
+        for i in range(n):
+            _apply(r, <floating*>arrays[i].params, <const floating*>arrays[i].grad,
+                   <void**>arrays[i].state, arrays[i].size, step, 1)
+
+
+cdef void apply_rule_list_impl(const UpdateRule* rule, const ArrayRef* arrays,
+                               Py_ssize_t n) noexcept nogil:
+    # Runs of consecutive arrays of one dtype and one RuleStep go through _apply_list together.
+    cdef Py_ssize_t lo = 0, hi
+    while lo < n:
+        hi = lo + 1
+        while (hi < n and arrays[hi].single == arrays[lo].single
+               and arrays[hi].step == arrays[lo].step):
+            hi += 1
+        if arrays[lo].single:
+            _apply_list(rule, arrays + lo, hi - lo, <float*>NULL)
+        else:
+            _apply_list(rule, arrays + lo, hi - lo, <double*>NULL)
+        lo = hi
+
+
 cdef void axpy_step(floating* y, const floating* x, double a, Py_ssize_t n,
                     int n_threads) noexcept nogil:
     cdef void* no_state[MAX_STATE]

@@ -3,10 +3,18 @@
 ``Optimizer.step`` is ``OptimizerCore.step``, which calls ``Rule.run_step``: it checks every
 parameter against its ``Layout`` (the dtype and shape it had when the optimizer was built:
 NumPy lets users change them in place), every gradient against its parameter and every
-state array against its parameter, all before anything is touched, then runs the kernel on
-each array through ``apply_rule`` (fastopt/_kernels.pxd). All of it works on the NumPy C API,
-so a step on a small array costs a few hundred nanoseconds, not the microseconds that NumPy
-attribute lookups from Python would. ``Rule`` wraps the ``UpdateRule`` struct that the
+state array against its parameter, all before anything is touched, then runs the kernels
+(fastopt/_kernels.pxd). All of it works on the NumPy C API, so a step on a small array costs
+a few hundred nanoseconds, not the microseconds that NumPy attribute lookups from Python
+would.
+
+Lists of many small arrays (a model's parameters): the checks are one pass of C over the
+lists on borrowed pointers (``_fill_fast``), which falls back to the checks that raise
+(``_fill_checked``, in their order, with their messages) as soon as anything is not as a step
+expects; ``apply_rule_list`` computes a group's coefficients once for all its arrays (they
+share the update count) and runs them on one thread, or the threads share them whole in one
+parallel region (``_share_small``). A few tens of nanoseconds per array, where the update of
+1,000 elements takes a few hundred. ``Rule`` wraps the ``UpdateRule`` struct that the
 minimize loop also uses, so every consumer runs an optimizer through one C-level entry.
 ``OptimizerCore`` is the C base of ``Optimizer``: ``step`` itself (reading its rule, layout,
 state and count from C fields), and the routing of attribute assignment (so that a mistyped
@@ -21,13 +29,17 @@ cimport numpy as cnp
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport PyObject
 from cython.parallel cimport prange
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcmp, memcpy
 from fastopt._kernels cimport (
     MAX_SCALARS,
     MAX_STATE,
+    ArrayRef,
     RuleStep,
     UpdateRule,
     advance_rule,
     apply_rule,
+    apply_rule_list,
     parallel_threshold,
     rule_step_at,
 )
@@ -409,20 +421,31 @@ cdef Py_ssize_t _overlapping_param(cnp.ndarray g, cnp.ndarray spans):
     overlap, so a list of k gradients is checked in O(k log k).
     """
     cdef long long g0 = <long long><size_t>cnp.PyArray_DATA(g)
-    cdef long long g1 = g0 + cnp.PyArray_NBYTES(g)
-    cdef const long long* rows = <const long long*>cnp.PyArray_DATA(spans)
-    cdef Py_ssize_t lo = 0, hi = cnp.PyArray_DIM(spans, 0), mid
-    if g1 == g0:
-        return -1
-    while lo < hi:  # first range starting at or after g's end
-        mid = (lo + hi) // 2
-        if rows[3 * mid] < g1:
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo > 0 and rows[3 * (lo - 1) + 1] > g0:
-        return rows[3 * (lo - 1) + 2]
+    return _span_index(<const long long*>cnp.PyArray_DATA(spans), cnp.PyArray_DIM(spans, 0),
+                       g0, g0 + cnp.PyArray_NBYTES(g))
+
+
+cdef inline Py_ssize_t _span_index(const long long* rows, Py_ssize_t n_rows, long long g0,
+                                   long long g1) noexcept nogil:
+    """Index of the parameter of the ``n_rows`` spans whose bytes overlap [g0, g1), or -1."""
+    cdef Py_ssize_t last = 0, half, left = n_rows
+    if g1 == g0 or n_rows == 0 or g1 <= rows[0] or g0 >= rows[3 * n_rows - 2]:
+        return -1  # (empty, or before the first span, or past the last one's end)
+    # The last range starting before g's end (rows[0] does): a binary search without
+    # branches (a conditional move), as the direction is unpredictable, gradient to gradient.
+    while left > 1:
+        half = left // 2
+        last += half * (rows[3 * (last + half)] < g1)
+        left -= half
+    if rows[3 * last + 1] > g0:
+        return rows[3 * last + 2]
     return -1
+
+
+cdef inline bint _usable_spans(cnp.ndarray spans) noexcept:
+    """Whether ``spans`` is what memory_spans makes (rows of three int64, C-contiguous)."""
+    return (cnp.PyArray_TYPE(spans) == cnp.NPY_INT64 and cnp.PyArray_NDIM(spans) == 2
+            and cnp.PyArray_DIM(spans, 1) == 3 and cnp.PyArray_IS_C_CONTIGUOUS(spans))
 
 
 cdef int _refresh_spans(Layout layout, object spans) except -1:
@@ -634,14 +657,53 @@ cdef int _checked_run(Rule first, UpdateRule** rules, Py_ssize_t* ends, Py_ssize
     """Check the gradients, state arrays and running scalars of every parameter, then run
     group g's rule ``rules[g]`` on parameters ``ends[g - 1]:ends[g]`` as its update
     ``counts[g] + 1``. The groups' rules share ``first``'s kernel (one class)."""
-    cdef Py_ssize_t i, k, n = layout.n, total = 0
+    cdef Py_ssize_t i, n = layout.n, total = 0
     cdef Py_ssize_t threshold = parallel_threshold()
+    cdef list checked = None
+    cdef ArrayRef* batch
+    cdef double** scalar_data
+    cdef RuleStep* steps
+    # One block: each array's pointers, its running scalars' addresses, its RuleStep.
+    batch = <ArrayRef*>PyMem_Malloc((n + 1) * (sizeof(ArrayRef) + sizeof(RuleStep)
+                                               + MAX_SCALARS * sizeof(double*)))
+    if batch == NULL:
+        raise MemoryError()
+    steps = <RuleStep*>(batch + n + 1)
+    scalar_data = <double**>(steps + n + 1)
+    try:
+        if ends[n_groups - 1] != n or not _fill_fast(batch, scalar_data, grads, layout, spans,
+                                                     slots, scalars, first.rule.n_scalars):
+            # Something is not as a step expects (or a gradient must be copied): the checks
+            # that say what, in order, raise; else they fill the batch themselves.
+            checked = _fill_checked(first, batch, scalar_data, grads, layout, spans, slots,
+                                    scalars, ends[n_groups - 1])
+        # From here to the kernels no Python code runs: nothing can change what was checked.
+        for i in range(n):
+            total += batch[i].size
+        if total >= NOGIL_THRESHOLD:
+            with nogil:
+                _run_groups(rules, ends, counts, n_groups, batch, scalar_data, steps,
+                            threshold, n_threads)
+        else:
+            _run_groups(rules, ends, counts, n_groups, batch, scalar_data, steps, threshold,
+                        n_threads)
+    finally:
+        PyMem_Free(batch)
+    return 0
+
+
+cdef list _fill_checked(Rule first, ArrayRef* batch, double** scalar_data, object grads,
+                        Layout layout, object spans, list slots, list scalars,
+                        Py_ssize_t end):
+    """Every check, in order, raising on the first failure; then fill the batch (``end``:
+    the last group's end). Returns the gradients used (contiguous copies among them: the
+    caller keeps them alive)."""
+    cdef Py_ssize_t i, k, n = layout.n
     cdef tuple s
     cdef tuple sc = ()
     cdef list checked
-    cdef _Batch* batch
     checked = _check_grads(grads, layout, spans)
-    if len(slots) != n or ends[n_groups - 1] != n:
+    if len(slots) != n or end != n:
         raise ValueError("internal error: one state tuple per parameter expected")
     for i in range(n):
         s = <tuple?>slots[i]
@@ -650,7 +712,6 @@ cdef int _checked_run(Rule first, UpdateRule** rules, Py_ssize_t* ends, Py_ssize
         for k in range(len(s)):
             if s[k] is not None:
                 _check_state(layout, i, k, s[k])
-        total += layout.sizes[i]
     if first.rule.n_scalars != 0:
         if scalars is None or len(scalars) != n:
             raise ValueError("internal error: one tuple of running scalars per "
@@ -661,36 +722,21 @@ cdef int _checked_run(Rule first, UpdateRule** rules, Py_ssize_t* ends, Py_ssize
                 raise ValueError("internal error: wrong number of running scalars")
             for k in range(len(sc)):
                 _check_scalar(i, first.scalar_names, k, sc[k])
-    # From here to the kernels no Python code runs: nothing can change what was checked.
-    batch = <_Batch*>PyMem_Malloc((n + 1) * sizeof(_Batch))
-    if batch == NULL:
-        raise MemoryError()
-    try:
-        for i in range(n):
-            if first.rule.n_scalars != 0:
-                sc = <tuple>scalars[i]
-            _fill(&batch[i], layout, i, checked[i], slots[i], sc)
-        if total >= NOGIL_THRESHOLD:
-            with nogil:
-                _run_groups(rules, ends, counts, n_groups, batch, threshold, n_threads)
-        else:
-            _run_groups(rules, ends, counts, n_groups, batch, threshold, n_threads)
-    finally:
-        PyMem_Free(batch)
-    return 0
+    for i in range(n):
+        if first.rule.n_scalars != 0:
+            sc = <tuple>scalars[i]
+        _fill(&batch[i], scalar_data + i * MAX_SCALARS, layout, i, checked[i], slots[i], sc)
+    return checked
 
 
 cdef void _run_groups(UpdateRule** rules, Py_ssize_t* ends, Py_ssize_t* counts,
-                      Py_ssize_t n_groups, _Batch* batch, Py_ssize_t threshold,
-                      int n_threads) noexcept nogil:
-    cdef Py_ssize_t g, i, lo = 0, n_small, total
+                      Py_ssize_t n_groups, ArrayRef* batch, double** scalar_data,
+                      RuleStep* steps, Py_ssize_t threshold, int n_threads) noexcept nogil:
+    cdef Py_ssize_t g, lo = 0
+    n_threads = fastopt_thread_limit(n_threads)  # 1 in a forked child (fastopt_openmp.h)
     for g in range(n_groups):
-        n_small = total = 0
-        for i in range(lo, ends[g]):
-            n_small += batch[i].size < threshold
-            total += batch[i].size
-        _run(rules[g], batch + lo, ends[g] - lo, n_small, total, threshold, counts[g] + 1,
-             n_threads)
+        _run(rules[g], batch + lo, scalar_data + lo * MAX_SCALARS, steps + lo, ends[g] - lo,
+             threshold, counts[g] + 1, n_threads)
         lo = ends[g]
 
 
@@ -771,17 +817,8 @@ def step_groups(list rules not None, tuple ends not None, tuple starts not None,
 cdef Py_ssize_t _MAX_STEP = MAX_STEP
 
 
-ctypedef struct _Batch:
-    # One array's pointers, as the kernels take them.
-    bint single
-    void* params
-    void* grad
-    void* state[MAX_STATE]
-    double* scalars[MAX_SCALARS]  # the running scalars' 0-d arrays (read, then overwritten)
-    Py_ssize_t size
-
-
-cdef void _fill(_Batch* b, Layout layout, Py_ssize_t i, cnp.ndarray g, tuple s, tuple sc):
+cdef void _fill(ArrayRef* b, double** scalar_data, Layout layout, Py_ssize_t i,
+                cnp.ndarray g, tuple s, tuple sc):
     # The recorded dtype and size, checked against the arrays just before.
     cdef Py_ssize_t k
     b.single = layout.types[i] == cnp.NPY_FLOAT
@@ -793,47 +830,237 @@ cdef void _fill(_Batch* b, Layout layout, Py_ssize_t i, cnp.ndarray g, tuple s, 
         if k < len(s) and s[k] is not None:
             b.state[k] = cnp.PyArray_DATA(<cnp.ndarray>s[k])
     for k in range(MAX_SCALARS):
-        b.scalars[k] = <double*>cnp.PyArray_DATA(<cnp.ndarray>sc[k]) if k < len(sc) else NULL
+        scalar_data[k] = <double*>cnp.PyArray_DATA(<cnp.ndarray>sc[k]) if k < len(sc) else NULL
 
 
-cdef inline void _apply_one(const UpdateRule* rule, _Batch* b, const RuleStep* at,
-                            int n_threads) noexcept nogil:
-    # One array's update; with running scalars, its own are advanced (once, whatever the
-    # threads), used, and written back, as torch keeps and advances them per parameter.
-    cdef RuleStep own
-    cdef int k
-    if rule.n_scalars == 0:
-        apply_rule(rule, b.single, b.params, b.grad, b.state, b.size, at, n_threads)
-        return
-    own = at[0]
-    for k in range(rule.n_scalars):
-        own.scalars[k] = b.scalars[k][0]
-    advance_rule(rule, &own)
-    apply_rule(rule, b.single, b.params, b.grad, b.state, b.size, &own, n_threads)
-    for k in range(rule.n_scalars):
-        b.scalars[k][0] = own.scalars[k]
-
-
-cdef void _run(const UpdateRule* rule, _Batch* batch, Py_ssize_t n, Py_ssize_t n_small,
-               Py_ssize_t total, Py_ssize_t threshold, Py_ssize_t step,
+cdef void _run(const UpdateRule* rule, ArrayRef* batch, double** scalar_data, RuleStep* steps,
+               Py_ssize_t n, Py_ssize_t threshold, Py_ssize_t step,
                int n_threads) noexcept nogil:
-    n_threads = fastopt_thread_limit(n_threads)  # 1 in a forked child (fastopt_openmp.h)
-    cdef Py_ssize_t i
-    cdef bint share_small = n_threads > 1 and n_small > 1 and total >= threshold
+    # One group's arrays, as its update ``step``.
+    cdef Py_ssize_t i, n_small = 0, small_total = 0
     cdef RuleStep at = rule_step_at(rule, step)
+    if rule.n_scalars == 0:
+        for i in range(n):
+            batch[i].step = &at
+    else:
+        _own_steps(rule, &at, batch, scalar_data, steps, n)
+    if n_threads <= 1:
+        apply_rule_list(rule, batch, n)
+        return
+    # The large arrays one after the other, each split among the threads; the small ones
+    # moved to the front of the batch (order no longer matters: the arrays are disjoint).
+    for i in range(n):
+        if batch[i].size >= threshold:
+            apply_rule(rule, batch[i].single, batch[i].params, batch[i].grad, batch[i].state,
+                       batch[i].size, batch[i].step, n_threads)
+        else:
+            if n_small != i:
+                batch[n_small] = batch[i]
+            n_small += 1
+            small_total += batch[i].size
+    if n_small > 1 and small_total >= threshold:
+        _share_small(rule, batch, n_small, small_total, n_threads)
+    else:
+        apply_rule_list(rule, batch, n_small)
+
+
+cdef void _own_steps(const UpdateRule* rule, const RuleStep* at, ArrayRef* batch,
+                     double** scalar_data, RuleStep* steps, Py_ssize_t n) noexcept nogil:
+    # A kernel with running scalars: each array's update is its own, from its scalars
+    # advanced once (whatever the threads) and written back, as torch keeps and advances them
+    # per parameter. Arrays in a row whose scalars hold the same values (all of them, in
+    # practice) share the first one's advanced RuleStep: advancing is a function of those
+    # values, so the result is the same, and apply_rule_list then computes the coefficients
+    # once for all of them. Read, advance and write back array by array, in order, as a
+    # step always did.
+    cdef Py_ssize_t i
+    cdef int k, m = rule.n_scalars
+    cdef double values[MAX_SCALARS]
+    cdef double previous[MAX_SCALARS]
+    for i in range(n):
+        for k in range(m):
+            values[k] = scalar_data[i * MAX_SCALARS + k][0]
+        if i > 0 and memcmp(values, previous, m * sizeof(double)) == 0:
+            batch[i].step = batch[i - 1].step
+        else:
+            steps[i] = at[0]
+            for k in range(m):
+                steps[i].scalars[k] = values[k]
+            advance_rule(rule, &steps[i])
+            batch[i].step = &steps[i]
+            memcpy(previous, values, m * sizeof(double))
+        for k in range(m):
+            scalar_data[i * MAX_SCALARS + k][0] = batch[i].step.scalars[k]
+
+
+cdef void _share_small(const UpdateRule* rule, ArrayRef* batch, Py_ssize_t n,
+                       Py_ssize_t total, int n_threads) noexcept nogil:
+    # Whole small arrays per thread, in one parallel region: thread t takes the arrays
+    # bounds[t]:bounds[t + 1], about total / n_threads elements. Elementwise updates: the
+    # result does not depend on which thread takes which array.
+    cdef Py_ssize_t i = 0, t, done = 0, n_parts = min(<Py_ssize_t>n_threads, n)
+    cdef Py_ssize_t* bounds = <Py_ssize_t*>malloc((n_parts + 1) * sizeof(Py_ssize_t))
     cdef fastopt_fpcr bits
     cdef fastopt_fpenv env
+    if bounds == NULL:  # (no memory for the split: one thread)
+        apply_rule_list(rule, batch, n)
+        return
+    bounds[0] = 0
+    for t in range(1, n_parts):
+        while i < n and done < <double>total * t / n_parts:
+            done += batch[i].size
+            i += 1
+        bounds[t] = i
+    bounds[n_parts] = n
+    bits = fastopt_flush_bits()  # (each thread computes in the calling thread's mode)
+    for t in prange(n_parts, schedule="static", num_threads=n_parts):
+        env = fastopt_follow_begin(bits)
+        apply_rule_list(rule, batch + bounds[t], bounds[t + 1] - bounds[t])
+        fastopt_fpenv_restore(env)
+    free(bounds)
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast path of a step's checks
+
+cdef extern from *:
+    """
+    /* An exact list's or tuple's items (borrowed) and size; NULL for any other object (a
+       subclass may run Python code when indexed: the checked path handles it). */
+    static PyObject** fastopt_items(PyObject* o, Py_ssize_t* size) {
+        if (!PyList_CheckExact(o) && !PyTuple_CheckExact(o)) return NULL;
+        *size = Py_SIZE(o);
+        return PySequence_Fast_ITEMS(o);
+    }
+
+    /* The same for an exact tuple only. */
+    static PyObject** fastopt_tuple_items(PyObject* o, Py_ssize_t* size) {
+        if (!PyTuple_CheckExact(o)) return NULL;
+        *size = PyTuple_GET_SIZE(o);
+        return PySequence_Fast_ITEMS(o);
+    }
+
+    /* Whether ``a`` is an ndarray of type ``type`` in native byte order, of ``nd`` dimensions
+       ``dims``, with the flags ``flags`` (fastopt._step._matches on a borrowed pointer). */
+    static int fastopt_array_matches(PyObject* a, int type, int nd, const Py_ssize_t* dims,
+                                     int flags) {
+        PyArrayObject* arr = (PyArrayObject*)a;
+        const npy_intp* shape;
+        int d;
+        if (!PyArray_Check(a) || PyArray_TYPE(arr) != type || PyArray_NDIM(arr) != nd
+                || (PyArray_FLAGS(arr) & flags) != flags || !PyArray_ISNOTSWAPPED(arr))
+            return 0;
+        shape = PyArray_DIMS(arr);
+        for (d = 0; d < nd; d++)
+            if (shape[d] != dims[d]) return 0;
+        return 1;
+    }
+
+    /* Whether ``a`` is a running scalar as a step needs it: a writeable 0-d float64 array in
+       native byte order (fastopt._step._check_scalar). */
+    static int fastopt_is_scalar_slot(PyObject* a) {
+        PyArrayObject* arr = (PyArrayObject*)a;
+        return PyArray_Check(a) && PyArray_NDIM(arr) == 0 && PyArray_TYPE(arr) == NPY_DOUBLE
+               && PyArray_ISNOTSWAPPED(arr) && PyArray_ISWRITEABLE(arr);
+    }
+
+    static void* fastopt_array_data(PyObject* a) {
+        return PyArray_DATA((PyArrayObject*)a);
+    }
+    """
+    PyObject** fastopt_items(object o, Py_ssize_t* size)
+    PyObject** fastopt_tuple_items(PyObject* o, Py_ssize_t* size)
+    bint fastopt_array_matches(PyObject* a, int type, int nd, const Py_ssize_t* dims,
+                               int flags)
+    bint fastopt_is_scalar_slot(PyObject* a)
+    void* fastopt_array_data(PyObject* a)
+
+
+cdef bint _fill_fast(ArrayRef* batch, double** scalar_data, object grads, Layout layout,
+                     object spans, list slots, list scalars, int n_scalars) noexcept:
+    """Check every array and fill the batch, in one pass of C over the lists, when all of it
+    is as a step expects: each parameter and state array as recorded in ``layout``, each
+    gradient of its parameter's dtype and shape, C-contiguous and overlapping no parameter,
+    each running scalar a writeable 0-d float64 array, and every list of the right type and
+    length. No reference is taken and no Python code runs. False as soon as anything is not
+    so (the batch partly filled): ``_fill_checked`` then runs the checks that say what, or
+    copies a non-contiguous gradient. The same checks, so the same steps pass."""
+    cdef Py_ssize_t i, k, n = layout.n, size, n_state, n_spans = 0
+    cdef Py_ssize_t nbytes
+    cdef PyObject** params
+    cdef PyObject** gradients
+    cdef PyObject** states
+    cdef PyObject** running = NULL
+    cdef PyObject** items
+    cdef PyObject* a
+    cdef PyObject* one_grad
+    cdef const long long* rows = NULL
+    cdef char* p0
+    cdef char* g0
+    cdef int type_num, nd
+    cdef const Py_ssize_t* dims
+    params = fastopt_items(layout.params, &size)
+    if params == NULL or size != n:
+        return False
+    if layout.single:
+        one_grad = <PyObject*>grads
+        gradients = &one_grad
+    else:
+        gradients = fastopt_items(grads, &size)
+        if gradients == NULL or size != n:
+            return False
+    states = fastopt_items(slots, &size)
+    if states == NULL or size != n:
+        return False
+    if n_scalars != 0:
+        if scalars is None:
+            return False
+        running = fastopt_items(scalars, &size)
+        if running == NULL or size != n:
+            return False
+    if spans is not None:
+        if not (cnp.PyArray_CheckExact(spans) and _usable_spans(<cnp.ndarray>spans)):
+            return False
+        rows = <const long long*>cnp.PyArray_DATA(<cnp.ndarray>spans)
+        n_spans = cnp.PyArray_DIM(<cnp.ndarray>spans, 0)
     for i in range(n):
-        if not share_small or batch[i].size >= threshold:
-            _apply_one(rule, &batch[i], &at, n_threads)
-    if share_small:
-        # Whole small arrays per thread, on a static schedule: each thread takes one
-        # contiguous block of the indices, whatever the arrays' sizes (the large ones are
-        # skipped here). Elementwise updates: the result does not depend on which thread
-        # takes which array.
-        bits = fastopt_flush_bits()  # (each thread computes in this thread's mode)
-        for i in prange(n, schedule="static", num_threads=n_threads):
-            if batch[i].size < threshold:
-                env = fastopt_follow_begin(bits)
-                _apply_one(rule, &batch[i], &at, 1)
-                fastopt_fpenv_restore(env)
+        type_num, nd = layout.types[i], layout.ndims[i]
+        dims = layout.dims + layout.starts[i]
+        a = params[i]
+        if not fastopt_array_matches(a, type_num, nd, dims, _NEEDED_FLAGS):
+            return False
+        p0 = <char*>fastopt_array_data(a)
+        if rows != NULL and <void*>p0 != layout.datas[i]:
+            return False  # (a parameter moved: the checked path remakes the spans)
+        batch[i].single = type_num == cnp.NPY_FLOAT
+        batch[i].params = p0
+        batch[i].size = layout.sizes[i]
+        nbytes = layout.sizes[i] * (4 if batch[i].single else 8)
+        a = gradients[i]
+        if not fastopt_array_matches(a, type_num, nd, dims, cnp.NPY_ARRAY_C_CONTIGUOUS):
+            return False
+        g0 = <char*>fastopt_array_data(a)
+        if nbytes > 0 and g0 < p0 + nbytes and p0 < g0 + nbytes:
+            return False  # (its own parameter)
+        if rows != NULL and _span_index(rows, n_spans, <long long><size_t>g0,
+                                        <long long><size_t>g0 + nbytes) >= 0:
+            return False  # (another parameter)
+        batch[i].grad = g0
+        items = fastopt_tuple_items(states[i], &n_state)
+        if items == NULL or n_state > MAX_STATE:
+            return False
+        for k in range(MAX_STATE):
+            batch[i].state[k] = NULL
+            if k < n_state and items[k] != <PyObject*>None:
+                if not fastopt_array_matches(items[k], type_num, nd, dims, _NEEDED_FLAGS):
+                    return False
+                batch[i].state[k] = fastopt_array_data(items[k])
+        if n_scalars != 0:
+            items = fastopt_tuple_items(running[i], &size)
+            if items == NULL or size != n_scalars:
+                return False
+            for k in range(n_scalars):
+                if not fastopt_is_scalar_slot(items[k]):
+                    return False
+                scalar_data[i * MAX_SCALARS + k] = <double*>fastopt_array_data(items[k])
+    return True
