@@ -642,19 +642,33 @@ def batch_python(
     return b.results()
 
 
+cdef extern from *:
+    """
+    /* Whether a weak reference to o exists (one reaches o without counting in its refcount). */
+    static int fastopt_weakly_referenced(PyObject *o)
+    {
+        Py_ssize_t offset = Py_TYPE(o)->tp_weaklistoffset;
+        return offset > 0 && *(PyObject **)((char *)o + offset) != NULL;
+    }
+    """
+    bint fastopt_weakly_referenced(object o)
+
+
 cdef object _keep_packed(_BatchArrays b, cnp.ndarray G, Py_ssize_t active):
     """Before batch_python updates the rows alike (_update_packed): make the evaluated f and g
     the previous ones (check_stop's way back from a non-finite value) without copying them
     where it can. f: the two f arrays swap. g: ``G`` itself, the evaluated gradients, when
     it is an array nothing else can reach (the objective's fresh result: it owns its data,
-    and this loop holds the only reference) and the rows were not packed since; returns it
-    (to be kept alive), first.g_prev pointing into it. Else None, first.g_prev back at the
+    and this loop holds the only reference, no weak one) and the rows were not packed since;
+    returns it (to be kept alive), first.g_prev pointing into it. Else None, first.g_prev back at the
     loop's own buffer, and _update_packed copies g there."""
     b.f_now, b.f_then = b.f_then, b.f_now
     b.rows.f_now = <double*>cnp.PyArray_DATA(b.f_now)
     b.rows.f_prev = <double*>cnp.PyArray_DATA(b.f_then)
-    # (one reference: the caller's G; a cdef function borrows its arguments)
+    # (one reference: the caller's G; a cdef function borrows its arguments. A weak
+    # reference reaches G too, without counting: the objective could write into it later.)
     if (Py_REFCNT(G) == 1 and cnp.PyArray_CheckExact(G) and cnp.PyArray_BASE(G) == NULL
+            and not fastopt_weakly_referenced(G)
             and cnp.PyArray_CHKFLAGS(G, cnp.NPY_ARRAY_OWNDATA)
             and b.first.g == cnp.PyArray_DATA(G)):
         b.first.g_prev = b.first.g

@@ -225,6 +225,30 @@ def test_a_gradient_the_objective_overwrites_later_is_copied():
     assert np.any(went_back) and np.all(np.isfinite(batch.jac[went_back]))
 
 
+
+def test_a_gradient_the_objective_reaches_by_weak_reference_is_copied():
+    # As above, but the objective keeps only a weak reference to its gradient array (no
+    # reference count): the loop must not keep it as the previous gradient either.
+    import weakref
+
+    X0, kind, fire = _problems(2, np.float64, 0.0)
+    held = []
+
+    def fg(X, kind, fire):
+        f, G = staircase(X, kind, fire)
+        for ref in held:
+            old = ref()
+            if old is not None:
+                old[...] = np.nan
+        held.append(weakref.ref(G))
+        return f, G
+
+    batch = fastopt.minimize_batch(fg, X0, args=(kind, fire), method="sgd", jac=True,
+                                   options=_options(0.0))
+    assert_each_alone(batch, _alone(X0, kind, fire, 0.0))
+    went_back = (batch.status == 3) & (batch.nit > 0)
+    assert np.any(went_back) and np.all(np.isfinite(batch.jac[went_back]))
+
 class _Sub(np.ndarray):
     """An ndarray subclass (read through NumPy's conversions, not the loop's C fast path)."""
 
