@@ -131,6 +131,8 @@ cdef _Method _method(object method):
         record = _method_record(METHODS[name])
         _METHODS[method] = (method, record)  # (names only: a bounded set, in any case)
         return record
+    if isinstance(method, str):  # a str subclass: kept by id below, a new one each call
+        return None  # would grow _METHODS without bound; the general path reads it
     entry = _METHODS.get(id(method))
     if entry is not None and entry[0] is method:
         return entry[1]

@@ -327,6 +327,24 @@ def test_each_new_setting_is_validated_and_the_cache_stays_bounded():
             fastopt.minimize(rosen_fg, X0, jac=True, options={"lr": -1.0})
 
 
+
+def test_a_method_name_of_a_str_subclass_is_not_kept():
+    # The fast path keeps each method object it has seen (bounded: fastopt's own callables
+    # and classes); a name of a str subclass, new in each call, must not be kept (it grew
+    # without bound).
+    import sys
+
+    class Name(str):
+        pass
+
+    method = Name("adam")
+    before = sys.getrefcount(method)
+    result = fastopt.minimize(rosen_fg, X0, jac=True, method=method, options={"maxiter": 2})
+    assert sys.getrefcount(method) == before
+    with general_path():
+        assert_identical(result, fastopt.minimize(rosen_fg, X0, jac=True, method=method,
+                                                  options={"maxiter": 2}))
+
 def test_the_result_is_new_and_x0_untouched():
     x0 = X0.copy()
     res = fastopt.minimize(rosen_fg, x0, jac=True, options={"maxiter": 3, "lr": 0.1})
