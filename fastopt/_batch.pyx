@@ -381,7 +381,8 @@ def batch_native(
     cdef fastopt_poll slices
     cdef double due
     cdef bint shown = train is not None and train.progress is not None
-    cdef fastopt_fpenv env
+    cdef fastopt_fpenv env, python
+    cdef fastopt_fpcr caller_bits
     cdef _Solver solver
     n_threads = fastopt_thread_limit(n_threads)  # 1 in a forked child (fastopt_openmp.h)
     cdef _Chunk* chunks = <_Chunk*>PyMem_Malloc(n_chunks * sizeof(_Chunk))
@@ -411,11 +412,12 @@ def batch_native(
         # The flush mode: on this thread for the whole loop (restored on every way out,
         # KeyboardInterrupt included), taken by each chunk the team runs.
         solver = _Solver(&b.first, b.per_row, &b.tol, &b.rows, block, &scratch, fun, user_data)
+        caller_bits = fastopt_flush_bits()  # (signal handlers, progress: the caller's mode)
         env = fastopt_flush_begin(flush)
         try:
             if n_threads > 1 and n_chunks > 1:
                 _run_team(&solver, chunks, open_chunks, n_chunks, n_threads, interruptible,
-                          train if shown else None, m)
+                          train if shown else None, m, caller_bits)
             else:
                 with nogil:
                     fastopt_poll_signals(&slices, interruptible or shown)
@@ -430,10 +432,12 @@ def batch_native(
                                 kept += 1
                         n_open = kept
                         if n_open > 0:
-                            check_signals(&slices)
+                            check_signals(&slices, caller_bits)
                             if shown:
+                                python = fastopt_follow_begin(caller_bits)
                                 with gil:
                                     _show_chunks(train, chunks, open_chunks, n_open, m)
+                                fastopt_fpenv_restore(python)
         finally:
             fastopt_fpenv_restore(env)
         if shown:
@@ -475,7 +479,7 @@ cdef inline void _solve_any(const _Solver* s, _Chunk* chunk, double due) noexcep
 
 cdef int _run_team(const _Solver* solver, _Chunk* chunks, const Py_ssize_t* all_chunks,
                    Py_ssize_t n_chunks, int n_threads, bint interruptible, LoopTrain shown,
-                   Py_ssize_t m) except -1:
+                   Py_ssize_t m, fastopt_fpcr caller_bits) except -1:
     """batch_native on ``n_threads`` threads (src_c/fastopt_team.h): each thread takes chunks
     from a shared counter and solves each to the end, without a barrier until the last. When
     ``interruptible`` or ``shown``, the calling thread (the team's thread 0: ``prange``'s
@@ -484,7 +488,7 @@ cdef int _run_team(const _Solver* solver, _Chunk* chunks, const Py_ssize_t* all_
     exception there (KeyboardInterrupt) sets the team's stop flag, every thread leaves its
     chunk at the end of its current slice, and the exception is raised here. Once the chunks
     are all taken, the calling thread keeps watching, a millisecond at a time, until the
-    others are done."""
+    others are done. The watch runs Python in the caller's flush mode ``caller_bits``."""
     cdef fastopt_team team
     cdef bint watch = interruptible or shown is not None
     cdef Py_ssize_t w, c
@@ -505,7 +509,7 @@ cdef int _run_team(const _Solver* solver, _Chunk* chunks, const Py_ssize_t* all_
                     _solve_any(solver, &chunks[c], due)
                     if w == 0 and watch:
                         _team_watch(&team, errors, interruptible, shown, chunks, all_chunks,
-                                    n_chunks, m)
+                                    n_chunks, m, caller_bits)
                 if chunks[c].active == 0:
                     fastopt_counter_add(&team.done, 1)
             if w == 0 and watch:
@@ -513,7 +517,7 @@ cdef int _run_team(const _Solver* solver, _Chunk* chunks, const Py_ssize_t* all_
                        and fastopt_counter_get(&team.done) < n_chunks):
                     fastopt_nap()
                     _team_watch(&team, errors, interruptible, shown, chunks, all_chunks,
-                                n_chunks, m)
+                                n_chunks, m, caller_bits)
             fastopt_fpenv_restore(worker)
     if errors:
         raise errors[0]
@@ -522,10 +526,12 @@ cdef int _run_team(const _Solver* solver, _Chunk* chunks, const Py_ssize_t* all_
 
 cdef void _team_watch(fastopt_team* team, list errors, bint interruptible, LoopTrain shown,
                       const _Chunk* chunks, const Py_ssize_t* all_chunks, Py_ssize_t n_chunks,
-                      Py_ssize_t m) noexcept with gil:
+                      Py_ssize_t m, fastopt_fpcr caller_bits) noexcept with gil:
     """_run_team's calling thread between two slices: Python's signal handlers and the
-    progress line (the other threads' counters read as they run: a display only). An
-    exception is kept in ``errors`` and stops the team."""
+    progress line (the other threads' counters read as they run: a display only), in the
+    caller's flush mode ``caller_bits``. An exception is kept in ``errors`` and stops the
+    team."""
+    cdef fastopt_fpenv python = fastopt_follow_begin(caller_bits)
     try:
         if interruptible:
             PyErr_CheckSignals()
@@ -534,6 +540,8 @@ cdef void _team_watch(fastopt_team* team, list errors, bint interruptible, LoopT
     except BaseException as exc:
         errors.append(exc)
         fastopt_counter_add(&team.stop, 1)
+    finally:
+        fastopt_fpenv_restore(python)
 
 
 def batch_python(

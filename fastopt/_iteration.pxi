@@ -198,24 +198,31 @@ cdef inline void schedule_next(Problem* p, LoopSchedule* ls) noexcept nogil:
     set_schedule_values(p, ls, lr, schedule_momentum(&ls.s))
 
 
-cdef inline int check_signals(fastopt_poll* poll) except -1 nogil:
+cdef inline int check_signals(fastopt_poll* poll, fastopt_fpcr caller_bits) except -1 nogil:
     """Take the GIL and run the Python handlers of the signals received, as the interpreter
-    does between bytecodes (Ctrl-C raises KeyboardInterrupt here); schedule the next check."""
+    does between bytecodes (Ctrl-C raises KeyboardInterrupt here); schedule the next check.
+    The handlers are the user's Python code: they run with the caller's flush bits
+    ``caller_bits`` (fastopt_flush_bits before the loop set its own), not the loop's."""
     cdef double start = fastopt_now(), waited
-    with gil:
-        waited = fastopt_now() - start
-        PyErr_CheckSignals()
+    cdef fastopt_fpenv python = fastopt_follow_begin(caller_bits)
+    try:
+        with gil:
+            waited = fastopt_now() - start
+            PyErr_CheckSignals()
+    finally:
+        fastopt_fpenv_restore(python)
     fastopt_poll_checked(poll, waited)
     return 0
 
 
 cdef inline int run_native(Problem* p, const Tolerances* tol, void* fun, void* user_data,
-                           int n_threads, bint interruptible,
-                           LoopSchedule* schedule) except -2 nogil:
+                           int n_threads, bint interruptible, LoopSchedule* schedule,
+                           fastopt_fpcr caller_bits) except -2 nogil:
     """Iterate from an evaluated iterate until a stopping rule holds; returns it. When
     ``interruptible`` (the main thread), checks for signals every few milliseconds: a
     KeyboardInterrupt (or whatever a signal handler raises) propagates, ``p`` left as it was
-    after some iteration. ``schedule`` (or NULL) is stepped after each update."""
+    after some iteration. ``schedule`` (or NULL) is stepped after each update. ``caller_bits``:
+    the caller's flush bits, for the signal handlers (check_signals)."""
     cdef fastopt_poll poll
     cdef int stop = check_stop(p, tol)
     fastopt_poll_signals(&poll, interruptible)
@@ -226,6 +233,6 @@ cdef inline int run_native(Problem* p, const Tolerances* tol, void* fun, void* u
         evaluate_native(p, fun, user_data)
         stop = check_stop(p, tol)
         if fastopt_poll_due(&poll):
-            check_signals(&poll)
+            check_signals(&poll, caller_bits)
     return stop
 

@@ -19,6 +19,12 @@ from fastopt._kernels cimport (
 from fastopt._schedule cimport Schedule, schedule_momentum, schedule_step
 from fastopt._native cimport NativeObjective
 from fastopt._clip cimport ClipSpec, clip_gradient
+from fastopt._fpenv cimport (
+    fastopt_follow_begin,
+    fastopt_fpcr,
+    fastopt_fpenv,
+    fastopt_fpenv_restore,
+)
 from fastopt._step cimport Rule
 
 # C-level objectives: f(n, x, grad, user_data) returns f(x) and writes its gradient to grad.
@@ -107,7 +113,7 @@ cdef class LoopTrain:
     cdef int show(self, Problem* p, bint last) except -1
     cdef int finish(self, Problem* p) except -1
     cdef int run_native(self, Problem* p, const Tolerances* tol, NativeObjective native,
-                        int n_threads, bint interruptible) except -2
+                        int n_threads, bint interruptible, fastopt_fpcr caller_bits) except -2
 
 cdef int init_problem(Problem* p, cnp.ndarray x, cnp.ndarray x_prev, cnp.ndarray g,
                       cnp.ndarray g_prev, Rule rule, tuple slots, object lower, object upper,

@@ -45,7 +45,7 @@ from fastopt._clip cimport clip_spec_init
 from fastopt._kernels cimport MAX_POWERS, rule_step_zero
 from fastopt._schedule cimport SCHEDULE_ERROR_PAST_END, schedule_init
 from fastopt._native cimport NativeObjective
-from fastopt._fpenv cimport fastopt_flush_begin, fastopt_fpenv, fastopt_fpenv_restore
+from fastopt._fpenv cimport fastopt_flush_begin, fastopt_flush_bits
 
 import threading
 
@@ -239,6 +239,7 @@ cdef object run_loop(Problem* p, const Tolerances* tol, int mode, object fun, ob
                         or (train is not None and train.needs_python))
     cdef bint interruptible
     cdef fastopt_fpenv env
+    cdef fastopt_fpcr caller_bits
     # fun sees the iterate through a read-only view: no copy per call, no way to corrupt it.
     cdef cnp.ndarray x_view = x.view()
     cnp.PyArray_CLEARFLAGS(x_view, cnp.NPY_ARRAY_WRITEABLE)  # (flags.writeable = False)
@@ -260,14 +261,16 @@ cdef object run_loop(Problem* p, const Tolerances* tol, int mode, object fun, ob
         if native is not None and not report:
             # Only the main thread runs signal handlers: elsewhere, no check, no GIL taken.
             interruptible = threading.get_ident() == threading.main_thread().ident
+            caller_bits = fastopt_flush_bits()  # (signal handlers run in the caller's mode)
             env = fastopt_flush_begin(flush)
             try:
                 if train is None:
                     with nogil:
                         stop[0] = run_native(p, tol, native.fun, native.user_data, n_threads,
-                                          interruptible, NULL)
+                                             interruptible, NULL, caller_bits)
                 else:
-                    stop[0] = train.run_native(p, tol, native, n_threads, interruptible)
+                    stop[0] = train.run_native(p, tol, native, n_threads, interruptible,
+                                               caller_bits)
             finally:
                 fastopt_fpenv_restore(env)  # (also on KeyboardInterrupt)
             break
@@ -479,21 +482,27 @@ cdef class LoopTrain:
         return 0
 
     cdef int run_native(self, Problem* p, const Tolerances* tol, NativeObjective native,
-                        int n_threads, bint interruptible) except -2:
+                        int n_threads, bint interruptible, fastopt_fpcr caller_bits) except -2:
         """run_native with the C schedule, in segments of ``stride`` iterations between which
-        progress is shown (one segment without progress)."""
+        progress is shown (one segment without progress; the display in the caller's flush
+        mode ``caller_bits``)."""
         cdef LoopSchedule* schedule = &self.ls if self.in_c else NULL
         cdef Tolerances segment = tol[0]
         cdef int stop
+        cdef fastopt_fpenv python
         while True:
             if self.progress is not None:
                 segment.maxiter = min(tol.maxiter, (p.nit // self.stride + 1) * self.stride)
             with nogil:
                 stop = run_native(p, &segment, native.fun, native.user_data, n_threads,
-                                  interruptible, schedule)
+                                  interruptible, schedule, caller_bits)
             if stop != STOP_MAXITER or p.nit >= tol.maxiter:
                 return stop
-            self.show(p, False)
+            python = fastopt_follow_begin(caller_bits)
+            try:
+                self.show(p, False)
+            finally:
+                fastopt_fpenv_restore(python)
 
 
 def _momentum_slot(Rule rule):

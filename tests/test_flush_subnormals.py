@@ -12,6 +12,7 @@ KeyboardInterrupt.
 import doctest
 import math
 import pickle
+import signal
 import threading
 import _thread
 
@@ -352,6 +353,44 @@ def test_keyboard_interrupt_restores_every_register(which):
     after = _fpenv._worker_registers(2)
     assert [int(r) & ~STATUS_BITS for r in after] == [int(r) & ~STATUS_BITS for r in workers]
 
+
+
+class _Seen(Exception):
+    pass
+
+
+@x86
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread()
+                    or not hasattr(signal, "SIGUSR1"),
+                    reason="signal handlers run on the main thread; POSIX signal")
+@pytest.mark.parametrize("which", ["minimize", "batch 1 thread", "batch 2 threads", "block",
+                                   "block 2 threads"])
+def test_signal_handlers_run_in_the_callers_mode(which):
+    # A signal handler is the user's Python code: it runs with the caller's register, not
+    # with the flush bits the loop set (it saw 1e-309 flushed to 0.0).
+    seen = []
+
+    def handler(signum, frame):
+        seen.append(float(np.float64(1e-308) / np.float64(10.0)))
+        raise _Seen()
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    timer = threading.Timer(0.1, signal.raise_signal, (signal.SIGUSR1,))
+    timer.start()
+    options = {**NEVER, "flush_subnormals": True}
+    try:
+        with pytest.raises(_Seen):
+            if which == "minimize":
+                fastopt.minimize(rosenbrock_lowlevel(), np.array([-1.2, 1.0]), options=options)
+            else:
+                llc = (fastopt.problems.rosenbrock_block_lowlevel() if "block" in which
+                       else rosenbrock_lowlevel())
+                options["n_threads"] = 2 if "2" in which else 1
+                fastopt.minimize_batch(llc, np.tile([-1.2, 1.0], (1000, 1)), options=options)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGUSR1, previous)
+    assert seen == [1e-309]
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_minimize_batch_python_and_c_objectives(dtype):
