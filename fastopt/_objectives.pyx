@@ -112,12 +112,15 @@ def block_floor_simd(simd=None):
     """The instruction set ``plain_block_adam_rosenbrock2`` runs for ``simd``: "avx2" where
     asked for or, by default, where the CPU has it, else "baseline"; asking for "avx2" on a CPU
     without it is a ValueError."""
-    if simd not in (None, "avx2", "baseline"):
-        raise ValueError(f"simd must be None, 'avx2' or 'baseline', got {simd!r}")
     has = bool(fastopt_block_adam_has_avx2())
+    if simd is None:
+        return "avx2" if has else "baseline"
+    # (no None in the tuple: gcc warns about Cython's inlined comparison with None)
+    if not isinstance(simd, str) or simd not in ("avx2", "baseline"):
+        raise ValueError(f"simd must be None, 'avx2' or 'baseline', got {simd!r}")
     if simd == "avx2" and not has:
         raise ValueError("simd='avx2' but this CPU (or this build) has no AVX2")
-    return "baseline" if simd == "baseline" or not has else "avx2"
+    return simd
 
 
 def plain_block_adam_rosenbrock2(cnp.ndarray[double, ndim=2, mode="c"] X not None, long iters,
