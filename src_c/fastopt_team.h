@@ -21,7 +21,7 @@ static inline long long fastopt_counter_get(fastopt_counter *c)
 {
     return _InterlockedOr64(c, 0);
 }
-static inline void fastopt_nap(void) { Sleep(1); }
+static inline void fastopt_nap(void) { Sleep(0); } /* (yields; Sleep(1) is ~1-15 ms) */
 #else
 #include <time.h>
 typedef long long fastopt_counter;
@@ -34,10 +34,11 @@ static inline long long fastopt_counter_get(fastopt_counter *c)
 {
     return __atomic_load_n(c, __ATOMIC_ACQUIRE);
 }
-/* A millisecond's sleep: the calling thread's wait for the others' last chunks. */
+/* A short sleep (50 us): the calling thread's wait for the others' last chunks, short so that
+ * the end of the batch is seen soon after it comes (a 1 ms nap cost ~3% of a 30 ms batch). */
 static inline void fastopt_nap(void)
 {
-    struct timespec ts = {0, 1000000L};
+    struct timespec ts = {0, 50000L};
     nanosleep(&ts, NULL);
 }
 #endif
