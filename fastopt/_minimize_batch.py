@@ -43,6 +43,10 @@ from fastopt._methods import optimizer_class
 from fastopt._validation import as_real_array, finite_float_copy
 
 BATCH_OPTIONS = COMMON_OPTIONS + TRAIN_OPTIONS + ("tol",)
+# STOP_* code -> status, indexed with the loops' (m,) stop codes at once (a Python loop over
+# 10,000 problems cost ~0.8 ms a call, more than the loop itself with maxiter=1).
+_STATUS_OF_STOP = np.array([STOP_RESULTS[code][0] for code in range(len(STOP_RESULTS))],
+                           dtype=np.intp)
 DISP_EVERY = 100  # iterations between the lines of disp=2 by default
 
 
@@ -303,7 +307,11 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
     finally:
         if train is not None and train.progress is not None:
             train.progress.close()
-    status = np.array([STOP_RESULTS[s][0] for s in stops.tolist()], dtype=np.intp)
+    codes = np.asarray(stops)
+    if codes.size and (codes.min() < 0 or codes.max() >= _STATUS_OF_STOP.size):
+        # (every problem stops on a rule, STOP_NONE is -1: a bug otherwise)
+        raise RuntimeError("fastopt: a problem of the batch ended without a stopping rule")
+    status = _STATUS_OF_STOP[codes]
     final_point(optimizer, X, lower, upper, status)
     result = OptimizeResult(x=X, fun=f, jac=G, nit=nit, nfev=nfev, njev=nfev.copy(),
                             status=status, success=status == STATUS_CONVERGED,
