@@ -5,6 +5,8 @@ fastopt.minimize stops it alone: rows stopping on every rule in the same iterati
 values at any iteration, gradients the loop may keep or must copy, bounds, callbacks, both
 dtypes and the unrolled row sizes (n = 1..4) as well as the general one."""
 
+import weakref
+
 import numpy as np
 import pytest
 from scipy.optimize import Bounds
@@ -204,43 +206,22 @@ def test_non_finite_values_at_various_iterations_are_each_alone(method, dtype, w
         assert len(shown) > 0
 
 
-def test_a_gradient_the_objective_overwrites_later_is_copied():
-    # An objective that keeps its gradient array and writes NaN into it once it is returned
-    # (after the loop's last use of it as the current gradient): the reported jac of a row
-    # that goes non-finite is still the previous gradient, as alone.
+@pytest.mark.parametrize("hold", ["reference", "weak reference"])
+def test_a_gradient_the_objective_overwrites_later_is_copied(hold):
+    # An objective that keeps its gradient array (by a reference, or only by a weak reference,
+    # which adds no reference count) and writes NaN into it once it is returned (after the
+    # loop's last use of it as the current gradient): the reported jac of a row that goes
+    # non-finite is still the previous gradient, as alone.
     X0, kind, fire = _problems(2, np.float64, 0.0)
     held = []
 
     def fg(X, kind, fire):
         f, G = staircase(X, kind, fire)
         for old in held:
-            old[...] = np.nan
-        held.append(G)
-        return f, G
-
-    batch = fastopt.minimize_batch(fg, X0, args=(kind, fire), method="sgd", jac=True,
-                                   options=_options(0.0))
-    assert_each_alone(batch, _alone(X0, kind, fire, 0.0))
-    went_back = (batch.status == 3) & (batch.nit > 0)
-    assert np.any(went_back) and np.all(np.isfinite(batch.jac[went_back]))
-
-
-
-def test_a_gradient_the_objective_reaches_by_weak_reference_is_copied():
-    # As above, but the objective keeps only a weak reference to its gradient array (no
-    # reference count): the loop must not keep it as the previous gradient either.
-    import weakref
-
-    X0, kind, fire = _problems(2, np.float64, 0.0)
-    held = []
-
-    def fg(X, kind, fire):
-        f, G = staircase(X, kind, fire)
-        for ref in held:
-            old = ref()
+            old = old() if hold == "weak reference" else old
             if old is not None:
                 old[...] = np.nan
-        held.append(weakref.ref(G))
+        held.append(weakref.ref(G) if hold == "weak reference" else G)
         return f, G
 
     batch = fastopt.minimize_batch(fg, X0, args=(kind, fire), method="sgd", jac=True,
@@ -248,6 +229,7 @@ def test_a_gradient_the_objective_reaches_by_weak_reference_is_copied():
     assert_each_alone(batch, _alone(X0, kind, fire, 0.0))
     went_back = (batch.status == 3) & (batch.nit > 0)
     assert np.any(went_back) and np.all(np.isfinite(batch.jac[went_back]))
+
 
 class _Sub(np.ndarray):
     """An ndarray subclass (read through NumPy's conversions, not the loop's C fast path)."""
