@@ -308,6 +308,15 @@ ctypedef struct _Chunk:
     bint g_swapped     # block objectives: g and g_prev trade buffers (_solve_block)
 
 
+cdef inline void _keep_place(_Chunk* chunk, Py_ssize_t active, Py_ssize_t nit,
+                             const Problem* first, const fastopt_poll* poll) noexcept nogil:
+    """Where a chunk's loop (_solve_chunk, _solve_block) stopped, for the next slice to take
+    it up: its running rows, updates made, the rule's clock and (scheduled) rule, the poll's
+    stride."""
+    chunk.active, chunk.nit, chunk.clock, chunk.stride = active, nit, first.clock, poll.stride
+    chunk.rule = first.rule
+
+
 cdef void _solve_chunk(const Problem* whole, _Chunk* chunk, bint per_row, const Tolerances* tol,
                        void* fun, void* user_data, const _Rows* all_rows,
                        double due) noexcept nogil:
@@ -342,8 +351,7 @@ cdef void _solve_chunk(const Problem* whole, _Chunk* chunk, bint per_row, const 
         nit += 1
         if fastopt_poll_due(&poll):
             break
-    chunk.active, chunk.nit, chunk.clock, chunk.stride = active, nit, first.clock, poll.stride
-    chunk.rule = first.rule
+    _keep_place(chunk, active, nit, &first, &poll)
 
 
 def batch_native(
@@ -1180,8 +1188,7 @@ cdef void _solve_block(const Problem* whole, _Chunk* chunk, bint per_row, const 
         nit += 1
         if fastopt_poll_due(&poll):
             break
-    chunk.active, chunk.nit, chunk.clock, chunk.stride = active, nit, first.clock, poll.stride
-    chunk.rule = first.rule
+    _keep_place(chunk, active, nit, &first, &poll)
 
 
 cdef inline void _update_block(Problem* first, Py_ssize_t active,
