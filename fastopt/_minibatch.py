@@ -33,9 +33,11 @@ from fastopt._driver_common import (
 )
 from fastopt._loop import STATUS_CALLBACK, STATUS_CONVERGED, STATUS_MAXITER, STATUS_NONFINITE
 from fastopt._methods import optimizer_class
+from fastopt._minibatch_blocks import BlockOrder, MemoryBlocks, block_sizes
+from fastopt._minibatch_dask import is_dask_collection
 from fastopt._validation import check_int
 
-MINIBATCH_OPTIONS = COMMON_OPTIONS + TRAIN_OPTIONS + ("lr_scheduler_interval",)
+MINIBATCH_OPTIONS = COMMON_OPTIONS + TRAIN_OPTIONS + ("lr_scheduler_interval", "prefetch")
 MINIBATCH_MESSAGES = {
     (STATUS_CONVERGED, "gtol"): "Optimization terminated successfully: the inf-norm of the "
                                 "full-data gradient is <= gtol.",
@@ -51,7 +53,7 @@ MINIBATCH_MESSAGES = {
 
 
 def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shuffle=True,
-                       seed=None, args=(), callback=None, options=None):
+                       seed=None, args=(), callback=None, options=None, blocks=None):
     """Minimize a loss over a data set by stochastic (mini-batch) gradient steps.
 
     Parameters
@@ -182,7 +184,8 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
     check_fun(fun, native=False)
     args = args_tuple(args)
     x = starting_point(x0)
-    arrays, n_samples = _check_data(data)
+    arrays, n_samples, default_blocks = _check_data(data)
+    sizes = block_sizes(blocks, n_samples, default_blocks or (n_samples,))
     batch_size = min(whole_number("batch_size", batch_size), n_samples)
     epochs = iteration_limit("epochs", epochs, low=1)
     shuffle = bool_option("shuffle", shuffle)
@@ -193,6 +196,8 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
         cls, options, known=MINIBATCH_OPTIONS, caller="minimize_minibatch",
         stacklevel=2, default_maxiter=COUNT_MAX, default_gtol=0.0)
     train = _train_options(options)
+    prefetch = check_int("prefetch", options.get("prefetch", 1), low=0,
+                         what="number of blocks")
     clip = gradient_clipper(clip_options(options), x, n_threads)
     rng = _generator(seed)
 
@@ -201,10 +206,20 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
     progress = make_progress(train["disp"], train["disp_every"], train["bar"],
                              min(epochs * -(-n_samples // batch_size), rules["maxiter"]),
                              "batch", "epoch", ("f", "|g|_inf", "lr"))
+    feeder = None
     try:
-        result = _run(fun, x, optimizer, sched, progress, clip, arrays, n_samples, batch_size,
-                      epochs, shuffle, rng, args, callback, new_style, rules)
+        if default_blocks is None:
+            feeder = MemoryBlocks(arrays, sizes)
+        else:
+            from fastopt._minibatch_dask import DaskBlocks
+
+            feeder = DaskBlocks(arrays, sizes, prefetch)
+        order = BlockOrder(feeder, sizes, batch_size, shuffle, rng)
+        result = _run(fun, x, optimizer, sched, progress, clip, order, n_samples, epochs,
+                      args, callback, new_style, rules)
     finally:
+        if feeder is not None:
+            feeder.close()
         if progress is not None:
             progress.close()
     if train["disp"]:
@@ -212,8 +227,8 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
     return result
 
 
-def _run(fun, x, optimizer, sched, progress, clip, arrays, n_samples, batch_size, epochs,
-         shuffle, rng, args, callback, new_style, rules):
+def _run(fun, x, optimizer, sched, progress, clip, order, n_samples, epochs, args, callback,
+         new_style, rules):
     """The epochs of minimize_minibatch (its arguments, checked); returns the result."""
     x_view = x.view()
     x_view.flags.writeable = False
@@ -223,18 +238,18 @@ def _run(fun, x, optimizer, sched, progress, clip, arrays, n_samples, batch_size
     g, g_try, g_full = np.empty_like(x), np.empty_like(x), np.empty_like(x)
     history, nit, nfev, have_g, full_at_x = [], 0, 0, False, False
     status, reason = STATUS_MAXITER, "epochs"
-    for _ in range(epochs):
-        order = rng.permutation(n_samples) if shuffle else None
+    full_pass = rules["gtol"] > 0
+    for epoch in range(epochs):
+        batches = order.epoch(full_pass, epoch + 1 < epochs)
         x_epoch[...] = x
         total = 0.0
-        for start in range(0, n_samples, batch_size):
+        for batch in batches:
             if nit >= rules["maxiter"]:
                 status, reason = STATUS_MAXITER, "maxiter"
                 break
-            rows = slice(start, start + batch_size) if order is None else \
-                order[start:start + batch_size]
-            batch = [a[rows] for a in arrays]
+            size = len(batch[0])
             f = _loss_and_grad(fun, x_view, batch, args, g_try)
+            batch = None  # a streamed block is held no longer than needed
             nfev += 1
             if not (np.isfinite(f) and np.isfinite(g_try).all()):
                 status, reason = STATUS_NONFINITE, None
@@ -244,7 +259,7 @@ def _run(fun, x, optimizer, sched, progress, clip, arrays, n_samples, batch_size
             optimizer.step(g if clip is None else clip(g))
             nit += 1
             full_at_x = False
-            total += f * len(batch[0])
+            total += f * size
             if sched.each_step:
                 sched.step(f)
             if progress is not None:
@@ -255,9 +270,9 @@ def _run(fun, x, optimizer, sched, progress, clip, arrays, n_samples, batch_size
         if sched.each_epoch:
             sched.step(history[-1])
         gnorm = None
-        if rules["gtol"] > 0:
-            f_full, nfev = _full_data_loss_and_grad(fun, x_view, arrays, args, batch_size,
-                                                    g_full, nfev)
+        if full_pass:
+            f_full, nfev = _full_data_loss_and_grad(fun, x_view, order.full_pass(), n_samples,
+                                                    args, g_full, nfev)
             if not (np.isfinite(f_full) and np.isfinite(g_full).all()):
                 status, reason = STATUS_NONFINITE, None
                 break
@@ -352,18 +367,17 @@ def _loss_and_grad(fun, x_view, batch, args, g):
     return float(f.reshape(-1)[0])
 
 
-def _full_data_loss_and_grad(fun, x_view, arrays, args, batch_size, g_full, nfev):
-    """(mean loss, nfev) over all the samples in order, in batches of ``batch_size``; the
-    mean gradient (weighted by batch size) into ``g_full``."""
-    n_samples = len(arrays[0])
+def _full_data_loss_and_grad(fun, x_view, batches, n_samples, args, g_full, nfev):
+    """(mean loss, nfev) over all the samples, the ``batches`` of the gtol pass (in order, of
+    ``batch_size``); the mean gradient (weighted by batch size) into ``g_full``."""
     g_batch = np.empty_like(g_full)
     g_sum = np.zeros(g_full.size)
     total = 0.0
-    for start in range(0, n_samples, batch_size):
-        batch = [a[start:start + batch_size] for a in arrays]
-        f = _loss_and_grad(fun, x_view, batch, args, g_batch)
-        nfev += 1
+    for batch in batches:
         size = len(batch[0])
+        f = _loss_and_grad(fun, x_view, batch, args, g_batch)
+        batch = None
+        nfev += 1
         total += f * size
         g_sum += size * g_batch
     np.copyto(g_full, g_sum / n_samples, casting="unsafe")
@@ -403,9 +417,17 @@ def _generator(seed):
 
 
 def _check_data(data):
+    """``(arrays, n_samples, default_blocks)``: default_blocks is None for NumPy data, the
+    row chunks for dask data (fastopt._minibatch_dask, imported only then)."""
     arrays = list(data) if isinstance(data, (tuple, list)) else [data]
     if not arrays:
         raise ValueError("data must hold at least one array")
+    if any(is_dask_collection(a) for a in arrays):
+        from fastopt._minibatch_dask import check_dask_data
+
+        out, n_samples, chunks = check_dask_data(arrays)
+        _check_lengths(out, n_samples)
+        return out, n_samples, chunks
     out = []
     for i, a in enumerate(arrays):
         if not isinstance(a, np.ndarray):
@@ -414,10 +436,14 @@ def _check_data(data):
             raise ValueError(f"data[{i}] must have a first axis (samples), got a scalar")
         out.append(a)
     n_samples = len(out[0])
+    _check_lengths(out, n_samples)
+    return out, n_samples, None
+
+
+def _check_lengths(arrays, n_samples):
     if n_samples == 0:
         raise ValueError("data must hold at least one sample")
-    for i, a in enumerate(out[1:], start=1):
-        if len(a) != n_samples:
+    for i, a in enumerate(arrays[1:], start=1):
+        if a.shape[0] != n_samples:
             raise ValueError(f"data arrays differ in length: data[0] has {n_samples} samples, "
-                             f"data[{i}] has {len(a)}")
-    return out, n_samples
+                             f"data[{i}] has {a.shape[0]}")
