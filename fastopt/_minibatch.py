@@ -66,8 +66,11 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
         copied before the step.
     x0 : array_like, shape (n,)
         Starting point; never modified. float32 stays float32, other dtypes become float64.
-    data : ndarray or tuple of ndarray
+    data : ndarray, dask array or tuple of them
         The data set; every array shares the first axis (the samples), e.g. ``(X, y)``.
+        Dask arrays are streamed, block by block (their row chunks), through the one
+        optimizer, never held in memory whole (see Notes); NumPy arrays beside them in the
+        tuple stay in memory and are cut into the same blocks.
     method : str or callable, default="sgd"
         Any optimizer's name (``"sgd"``, ``"adam"``, ... for :class:`fastopt.SGD`,
         :class:`fastopt.Adam`, ...; case-insensitive) or ``"gd"``, or as
@@ -80,9 +83,11 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
         Maximum number of passes over the data; a non-integer is rounded up, ``inf`` means
         no limit (then a stopping rule in ``options`` ends the run).
     shuffle : bool, default=True
-        Visit the samples in a new random order each epoch.
+        Visit the samples in a new random order each epoch: the blocks in a random order,
+        the rows within each block in a random order (the block rule, in Notes).
     seed : int, numpy.random.Generator or None, default=None
-        Seed of the shuffling; the same seed gives the identical result.
+        Seed of the shuffling; the same seed (and ``blocks``) gives the identical result,
+        whether the data are NumPy or dask arrays.
     args : tuple, optional
         Extra arguments of ``fun``, after the batch.
     callback : callable, optional
@@ -90,6 +95,13 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
         ``callback(intermediate_result)`` (an ``OptimizeResult`` with ``x``, ``fun`` -- the
         epoch's mean loss --, ``nit``, ``nepoch``, and ``jac``, the full-data gradient, when
         ``gtol`` is on) or ``callback(xk)``. ``StopIteration`` ends the run (status 99).
+    blocks : int, sequence of int or None, default=None
+        The blocks of rows the shuffling works in (see Notes): None is one block for NumPy
+        data and the row chunks of the first dask array for dask data; an int ``b`` means
+        blocks of ``b`` rows (the last one smaller, as dask's ``chunks=b``); a sequence gives
+        the block sizes (ints >= 0 summing to the number of samples, e.g. a dask array's
+        ``.chunks[0]``). Dask data are rechunked to them. The same ``blocks`` and ``seed``
+        give NumPy data the order, and so the result, of dask data.
     options : dict, optional
         The method's hyperparameters (e.g. ``lr``), and:
 
@@ -99,7 +111,8 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
             Stop when the inf-norm of the **full-data** gradient at the end of an epoch is
             <= gtol. That gradient is the mean of ``fun``'s gradients over all the samples,
             taken in order in batches of ``batch_size`` (weighted by batch size): one more
-            pass over the data per epoch, without steps, counted in ``nfev``.
+            pass over the data per epoch, without steps, counted in ``nfev`` (with dask data,
+            one more streamed pass: every block is computed again).
         ftol : float, default=0 (off)
             Stop when the epoch's mean loss changed by at most
             ``ftol * max(|F_prev|, |F|, 1)`` from the previous epoch's (free: the losses are
@@ -141,6 +154,11 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
         lr_scheduler_interval : {"epoch", "step"}, default="epoch"
             When the scheduler steps; ``"step"`` steps it after every batch's update
             (``ReduceLROnPlateau`` with that batch's loss).
+        prefetch : int, default=1
+            Dask data: the number of blocks computed ahead, in the background, while the
+            optimizer works on the current one; at most ``1 + prefetch`` blocks are held
+            at once (0: each block is computed when it is needed). Ignored for NumPy data;
+            the result does not depend on it.
 
         The rules are tested once per completed epoch, in this order; numbers may be NumPy
         scalars or 0-d arrays.
@@ -157,6 +175,39 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
         (the message says which), 1 ``epochs`` completed or ``maxiter`` steps made without
         meeting one, 3 non-finite loss or gradient (``x`` is then the last iterate where they
         were finite), 99 stopped by the callback.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad argument (the message names it), before any step and before any block of
+        dask data is computed. Exceptions of ``fun``, or of the computation of a dask
+        block, reach the caller as they are.
+
+    Notes
+    -----
+    **The block rule.** The samples are cut into consecutive blocks of sizes
+    ``c_0, ..., c_{B-1}`` (``blocks``). Each epoch with ``shuffle=True`` draws from one
+    Generator (``numpy.random.default_rng(seed)``), in this order: the block order
+    ``rng.permutation(B)`` (nothing when ``B == 1``), then each block's row order
+    ``rng.permutation(c_k)`` when the epoch reaches the block (the first block's at the start
+    of the epoch). The epoch visits the samples in these row orders, block after block, and
+    the batches are consecutive runs of ``batch_size`` samples of that sequence: a batch may
+    span two (or more) blocks, and the last batch of an epoch is smaller. With one block (the
+    default for NumPy data) an epoch is ``rng.permutation(n_samples)``, the order of the
+    releases before ``blocks`` existed. ``shuffle=False`` and the ``gtol`` pass take the
+    samples in their natural order.
+
+    **Dask arrays.** ``import fastopt`` does not import dask; a call with dask data does.
+    Each dask array is rechunked to the blocks (its other axes merged into one chunk) and
+    block ``k`` of every array is computed by one ``dask.compute`` call, with the active
+    scheduler (dask's local threads, or a ``distributed.Client``'s workers, which send the
+    block here); ``fun`` and the optimizer run in this process. A background thread computes
+    the next ``prefetch`` blocks of the epoch (and across the ``gtol`` pass and into the next
+    epoch) while the current one is used; a batch spanning blocks holds copies of at most
+    ``batch_size`` rows. Under the block rule the batches are those of the NumPy arrays with
+    the same ``blocks``, so the result is identical, bit for bit, to the in-memory run when
+    the data fit: ``minimize_minibatch(fun, x0, (X, y), blocks=X_dask.chunks[0], seed=0)``
+    equals ``minimize_minibatch(fun, x0, (X_dask, y_dask), seed=0)``.
 
     Examples
     --------
