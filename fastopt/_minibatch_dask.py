@@ -86,7 +86,7 @@ class DaskBlocks:
         lazy = [s[k] for s in self.sources if isinstance(s, list)]
         computed = iter(self._compute(*lazy))
         start, stop = self.offsets[k], self.offsets[k + 1]
-        return [next(computed) if isinstance(s, list) else s[start:stop]
+        return [_aligned(next(computed)) if isinstance(s, list) else s[start:stop]
                 for s in self.sources]
 
     def plan(self, visits):
@@ -134,3 +134,12 @@ class DaskBlocks:
         if self.executor is not None:
             self.executor.shutdown(wait=True, cancel_futures=True)
             self.executor = None
+
+
+def _aligned(block):
+    """The computed block as an ndarray whose items are aligned. A block that a distributed
+    worker sent may lie at any byte offset of the message; NumPy does not hand unaligned
+    data to BLAS but computes ``X @ w`` with its own loop, whose rounding differs, so such a
+    block is copied (the in-memory run's arrays are aligned)."""
+    block = np.asarray(block)
+    return block if block.flags.aligned else block.copy()
