@@ -127,38 +127,41 @@ class BlockOrder:
         """Yield the batches (lists of arrays, one per data array) of a pass over the blocks
         ``visits``; with a Generator's row orders unless ``first_rows`` is None."""
         feeder, sizes, batch_size = self.feeder, self.sizes, self.batch_size
-        streams = feeder.streams
-        parts, need = [], batch_size  # the pieces of a batch that spans blocks
-        block = piece = batch = None
+        copy_views = feeder.streams  # pieces of a streamed block kept past it are copies
+        parts, need = [], batch_size  # a batch that spans blocks: its pieces, rows it lacks
+        block = None
         for j, k in enumerate(visits):
             rows_k = None if first_rows is None else \
                 first_rows if j == 0 else self.rng.permutation(sizes[k])
             if on_last is not None and j == len(visits) - 1:
                 on_last()
-            block = piece = batch = None  # held no longer than needed (see the module doc)
+            block = None  # the previous block is not held while the next one is fetched
             block = feeder.take(k)
-            pos, size = 0, sizes[k]
-            while pos < size:
-                count = min(need, size - pos)
-                rows = slice(pos, pos + count) if rows_k is None else rows_k[pos:pos + count]
-                piece = [a[rows] for a in block]
-                pos += count
-                need -= count
+            size, pos = sizes[k], 0
+            if parts:  # the batch that began in an earlier block
+                pos = min(need, size)
+                need -= pos
+                parts.append(_rows(block, rows_k, 0, pos, copy_views and need))
                 if need:
-                    # The batch goes on in the next block; a streamed block's view is copied
-                    # (fancy indexing already copied) so that the block can go.
-                    parts.append([p.copy() for p in piece] if streams and rows_k is None
-                                 else piece)
                     continue
-                if parts:
-                    parts.append(piece)
-                    batch = [np.concatenate(pieces) for pieces in zip(*parts)]
-                    parts = []
-                else:
-                    batch = piece
-                need = batch_size
-                yield batch
-                piece = batch = None
+                yield [np.concatenate(pieces) for pieces in zip(*parts)]
+                parts, need = [], batch_size
+            end = pos + (size - pos) // batch_size * batch_size
+            for start in range(pos, end, batch_size):
+                rows = slice(start, start + batch_size) if rows_k is None else \
+                    rows_k[start:start + batch_size]
+                yield [a[rows] for a in block]
+            if end < size:
+                parts.append(_rows(block, rows_k, end, size, copy_views))
+                need = batch_size - (size - end)
         block = None
         if parts:
             yield [np.concatenate(pieces) for pieces in zip(*parts)]
+
+
+def _rows(block, rows_k, start, stop, copy):
+    """Rows ``start:stop`` (of the block's row order ``rows_k``, or natural) of every array of
+    ``block``; a view is copied when ``copy`` (fancy indexing already copies)."""
+    if rows_k is not None:
+        return [a[rows_k[start:stop]] for a in block]
+    return [a[start:stop].copy() if copy else a[start:stop] for a in block]
