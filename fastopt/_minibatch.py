@@ -34,7 +34,7 @@ from fastopt._driver_common import (
 from fastopt._loop import STATUS_CALLBACK, STATUS_CONVERGED, STATUS_MAXITER, STATUS_NONFINITE
 from fastopt._methods import optimizer_class
 from fastopt._minibatch_blocks import BlockOrder, MemoryBlocks, block_sizes
-from fastopt._minibatch_dask import is_dask_collection
+from fastopt._minibatch_dask import DaskBlocks, check_dask_data, is_dask_collection
 from fastopt._validation import check_int
 
 MINIBATCH_OPTIONS = COMMON_OPTIONS + TRAIN_OPTIONS + ("lr_scheduler_interval", "prefetch")
@@ -259,12 +259,8 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
                              "batch", "epoch", ("f", "|g|_inf", "lr"))
     feeder = None
     try:
-        if default_blocks is None:
-            feeder = MemoryBlocks(arrays, sizes)
-        else:
-            from fastopt._minibatch_dask import DaskBlocks
-
-            feeder = DaskBlocks(arrays, sizes, prefetch)
+        feeder = MemoryBlocks(arrays, sizes) if default_blocks is None else \
+            DaskBlocks(arrays, sizes, prefetch)  # dask data
         order = BlockOrder(feeder, sizes, batch_size, shuffle, rng)
         result = _run(fun, x, optimizer, sched, progress, clip, order, n_samples, epochs,
                       args, callback, new_style, rules)
@@ -469,13 +465,11 @@ def _generator(seed):
 
 def _check_data(data):
     """``(arrays, n_samples, default_blocks)``: default_blocks is None for NumPy data, the
-    row chunks for dask data (fastopt._minibatch_dask, imported only then)."""
+    row chunks for dask data (fastopt._minibatch_dask, which imports dask only then)."""
     arrays = list(data) if isinstance(data, (tuple, list)) else [data]
     if not arrays:
         raise ValueError("data must hold at least one array")
     if any(is_dask_collection(a) for a in arrays):
-        from fastopt._minibatch_dask import check_dask_data
-
         out, n_samples, chunks = check_dask_data(arrays)
         _check_lengths(out, n_samples)
         return out, n_samples, chunks

@@ -337,7 +337,7 @@ def test_on_a_distributed_cluster(regression):
     broken = da.concatenate([da.from_array(X[:100], chunks=(50, D)),
                              da.from_delayed(dask.delayed(unreadable)(100), (103, D), float)])
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster):
         res, log = _run((da.from_array(X, chunks=(50, D)), da.from_array(y, chunks=50)),
                         shuffle=True, **kw)
