@@ -242,6 +242,10 @@ class Loads:
         return block
 
 
+def _prefetch_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("fastopt-prefetch")]
+
+
 def _index_loss(w, block):
     return float(np.mean(block[:, 0]) * w[0]), [np.mean(block[:, 0])]
 
@@ -259,7 +263,7 @@ def test_blocks_held_at_once_are_bounded(prefetch, shuffle, gtol):
     # every block loaded once per pass (3 epochs, with their gtol passes), none wasted
     assert loads.loaded == 10 * 3 * (2 if gtol else 1)
     assert 1 <= loads.most <= 1 + prefetch
-    assert loads.held == 0
+    assert loads.held == 0 and not _prefetch_threads()
     ref = fastopt.minimize_minibatch(_index_loss, np.zeros(1), loads.array.compute(),
                                      batch_size=15, epochs=3, shuffle=shuffle, seed=0,
                                      blocks=sizes, options=options)
@@ -301,7 +305,7 @@ def test_an_error_loading_a_block_reaches_the_caller():
     with pytest.raises(OSError, match="block at row 120 is unreadable"):
         fastopt.minimize_minibatch(_index_loss, np.zeros(1), loads.array, batch_size=15,
                                    seed=0, options={"lr": 1e-4})
-    assert not [t for t in threading.enumerate() if t.name.startswith("fastopt-prefetch")]
+    assert not _prefetch_threads()
     assert loads.held == 0
 
 
@@ -318,7 +322,7 @@ def test_an_error_in_fun_reaches_the_caller():
     with pytest.raises(ZeroDivisionError, match="in fun"):
         fastopt.minimize_minibatch(fun, np.zeros(1), loads.array, batch_size=15, seed=0,
                                    options={"lr": 1e-4})
-    assert not [t for t in threading.enumerate() if t.name.startswith("fastopt-prefetch")]
+    assert not _prefetch_threads()
     # the 5th batch (samples 60-74 of the epoch) is in the 4th block, maybe the 5th fetched
     assert loads.held == 0 and 4 <= loads.loaded <= 5
 
