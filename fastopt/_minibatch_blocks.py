@@ -22,8 +22,9 @@ in-memory blocks (``MemoryBlocks``) and of blocks streamed from dask
 A *feeder* hands out the blocks: ``take(k)`` returns block ``k`` of every data array (a list);
 ``plan(visits)`` says which blocks come next (a feeder that prefetches fetches them ahead; the
 plan is only a hint, ``take`` gives whatever block it is asked for); ``expect(visits)`` adds
-to the plan; ``streams`` is True when the blocks are fetched (then the batching keeps no
-reference to a block it has finished, so that the feeder's bound on the blocks held is real).
+to the plan; ``streams`` is True when the blocks are fetched (then the rows of a block that
+a batch spanning blocks keeps are copies, so that no finished block stays referenced and the
+feeder's bound on the blocks held is real).
 """
 
 import copy
