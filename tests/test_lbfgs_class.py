@@ -14,9 +14,10 @@ import fastopt
 from fastopt._lbfgs_class import DEFAULTS
 
 # float64 iterates agree with torch's to the rounding of dot products (torch uses MKL's ddot,
-# NumPy its BLAS: other summation orders) and of torch's fused add_(alpha=) (one rounding where
-# NumPy has two): 1e-16 to 8e-12 seen over the first 20 iterations of the problems below (the
-# most on Rosenbrock n=2 with history_size=3), with a margin for other BLAS kernels.
+# NumPy its BLAS: other summation orders) and of the tails of BLAS axpy loops (unfused where
+# torch's add_(alpha=) fuses): 1e-16 to 8e-12 seen over the first 20 iterations of the
+# problems below (the most on Rosenbrock n=2 with history_size=3), with a margin for other
+# BLAS kernels.
 RTOL = 1e-11
 # The state is derived from differences that cancel as the steps shrink (y = g_new - g_old,
 # ro = 1 / y's, the two-loop's al, the direction d at a small gradient), so it agrees to fewer
