@@ -101,6 +101,16 @@ def _amax(v):
 # lswolfe.lua). Scalars are Python floats: torch's 0-d float64 tensors round the same way.
 
 
+def _ieee_div(a, b):
+    """``a / b`` as IEEE (and torch's tensors) divide: inf or NaN where Python raises."""
+    try:
+        return a / b
+    except ZeroDivisionError:
+        if a == 0 or math.isnan(a):
+            return math.nan
+        return math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
 def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
     if bounds is not None:
         xmin_bound, xmax_bound = bounds
@@ -110,10 +120,12 @@ def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
     d2_square = d1 * d1 - g1 * g2  # (torch's d1**2 on a tensor is d1 * d1)
     if d2_square >= 0:
         d2 = math.sqrt(d2_square)
+        # (torch divides 0-d tensors here: a zero denominator gives inf, clamped below, or
+        # NaN; a kink in f makes one, as in f = max|x|)
         if x1 <= x2:
-            min_pos = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
+            min_pos = x2 - (x2 - x1) * _ieee_div(g2 + d2 - d1, g2 - g1 + 2 * d2)
         else:
-            min_pos = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
+            min_pos = x1 - (x1 - x2) * _ieee_div(g1 + d2 - d1, g1 - g2 + 2 * d2)
         return min(max(min_pos, xmin_bound), xmax_bound)
     return (xmin_bound + xmax_bound) / 2.0
 
