@@ -42,6 +42,7 @@ try:
     from fastopt._config import __version__, show_config
     from fastopt._driver import minimize
     from fastopt._fpenv import flush_subnormals
+    from fastopt._lbfgs_class import LBFGS  # (not a record: not an elementwise rule)
     from fastopt._minibatch import minimize_minibatch
     from fastopt._minimize_batch import minimize_batch
     from fastopt._registry import RECORDS as _RECORDS
@@ -61,6 +62,7 @@ globals().update(_METHOD_CALLABLES)
 __all__ = sorted([
     *_OPTIMIZERS,
     *_METHOD_CALLABLES,
+    "LBFGS",
     "Optimizer",
     "__version__",
     "lr_scheduler",
