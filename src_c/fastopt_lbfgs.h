@@ -62,7 +62,9 @@
 #include <string.h>
 
 #define FASTOPT_LBFGS_BIG 1e10      /* L-BFGS-B's stpmax without bounds */
+#ifndef FASTOPT_LBFGS_EPS_ACTIVE
 #define FASTOPT_LBFGS_EPS_ACTIVE 1e-3 /* the eps-active set's width cap (Bertsekas' eps) */
+#endif
 
 enum {
     FASTOPT_LBFGS_EVALUATE = 0,      /* x holds the next trial point: evaluate there, call next */
@@ -97,17 +99,17 @@ typedef struct fastopt_lbfgs {
     fastopt_dcsrch ls;
     const double *lower, *upper;
     double *S, *Y;      /* m x n each, rows in a ring */
-    double *rho, *alpha;/* m each */
-    double *xk, *gk, *p;/* the iterate, its gradient, the search direction */
+    double *rho, *rhof, *alpha; /* m each: 1/s'y; 1/s_F'y_F on the free set; the two-loop's */
+    double *xk, *gk, *p, *z;    /* the iterate, its gradient, the direction, the free mask */
 } fastopt_lbfgs;
 
 enum { FASTOPT_LBFGS_PHASE_FIRST, FASTOPT_LBFGS_PHASE_SEARCH, FASTOPT_LBFGS_PHASE_ACCEPTED,
        FASTOPT_LBFGS_PHASE_DONE };
 
-/* Doubles of scratch one problem needs: 2 m n + 2 m + 3 n. */
+/* Doubles of scratch one problem needs: 2 m n + 3 m + 4 n. */
 static inline size_t fastopt_lbfgs_work_size(ptrdiff_t n, int history)
 {
-    return (size_t)(2 * (size_t)history * (size_t)n + 2 * (size_t)history + 3 * (size_t)n);
+    return (size_t)(2 * (size_t)history * (size_t)n + 3 * (size_t)history + 4 * (size_t)n);
 }
 
 /* f and g at the iterate (after a stop: the final one's). */
@@ -326,26 +328,52 @@ static inline int fastopt_lbfgs_active(const fastopt_lbfgs *s, ptrdiff_t i, doub
     return 0;
 }
 
-/* p = -Z H Z g at the iterate, by the two-loop recursion (Z = I without bounds). */
-static inline void fastopt_lbfgs_two_loop(fastopt_lbfgs *s, double eps)
+/* p = -H g at the iterate by the two-loop recursion. With bounds, on the free variables
+ * only (z[i] = 1 free, 0 eps-active): the pairs restricted to them, (z s, z y), build the
+ * inverse of the reduced Hessian (for held variables s_i = 0, so z y = B_FF z s: the
+ * restricted pairs are secant pairs of the reduced problem), and a restricted pair without
+ * positive curvature (s_F'y_F <= eps_mach y_F'y_F) is left out of this direction. */
+static inline void fastopt_lbfgs_two_loop(fastopt_lbfgs *s, const double *z)
 {
     ptrdiff_t n = s->n;
-    double *q = s->p;
-    for (ptrdiff_t i = 0; i < n; i++)
-        q[i] = (s->lower != NULL && fastopt_lbfgs_active(s, i, eps)) ? 0.0 : s->gk[i];
+    double *q = s->p, gamma = s->gamma;
+    int newest = 1;
+    for (ptrdiff_t i = 0; i < n; i++) q[i] = z != NULL ? z[i] * s->gk[i] : s->gk[i];
     for (int k = s->count - 1; k >= 0; k--) {
         int j = (s->head + k) % s->m;
         const double *sj = s->S + (ptrdiff_t)j * n, *yj = s->Y + (ptrdiff_t)j * n;
-        double a = s->rho[j] * fastopt_lbfgs_dot(n, sj, q);
+        double a;
+        if (z != NULL) {
+            double sy = 0.0, yy = 0.0;
+            for (ptrdiff_t i = 0; i < n; i++) {
+                double yi = z[i] * yj[i];
+                sy += sj[i] * yi;
+                yy += yi * yi;
+            }
+            if (!(sy > DBL_EPSILON * yy)) { s->alpha[j] = 0.0; s->rhof[j] = 0.0; continue; }
+            s->rhof[j] = 1.0 / sy;
+            if (newest) gamma = sy / yy;
+            newest = 0;
+            a = s->rhof[j] * fastopt_lbfgs_dot(n, sj, q);
+            for (ptrdiff_t i = 0; i < n; i++) q[i] -= a * z[i] * yj[i];
+        } else {
+            a = s->rho[j] * fastopt_lbfgs_dot(n, sj, q);
+            for (ptrdiff_t i = 0; i < n; i++) q[i] -= a * yj[i];
+        }
         s->alpha[j] = a;
-        for (ptrdiff_t i = 0; i < n; i++) q[i] -= a * yj[i];
     }
-    for (ptrdiff_t i = 0; i < n; i++) q[i] *= s->gamma;
+    for (ptrdiff_t i = 0; i < n; i++) q[i] *= gamma;
     for (int k = 0; k < s->count; k++) {
         int j = (s->head + k) % s->m;
         const double *sj = s->S + (ptrdiff_t)j * n, *yj = s->Y + (ptrdiff_t)j * n;
-        double b = s->rho[j] * fastopt_lbfgs_dot(n, yj, q);
-        for (ptrdiff_t i = 0; i < n; i++) q[i] += (s->alpha[j] - b) * sj[i];
+        if (z != NULL) {
+            if (s->rhof[j] == 0.0) continue;
+            double b = s->rhof[j] * fastopt_lbfgs_dot(n, yj, q);  /* q is 0 off the free set */
+            for (ptrdiff_t i = 0; i < n; i++) q[i] += (s->alpha[j] - b) * z[i] * sj[i];
+        } else {
+            double b = s->rho[j] * fastopt_lbfgs_dot(n, yj, q);
+            for (ptrdiff_t i = 0; i < n; i++) q[i] += (s->alpha[j] - b) * sj[i];
+        }
     }
     for (ptrdiff_t i = 0; i < n; i++) q[i] = -q[i];
 }
@@ -358,15 +386,16 @@ static inline double fastopt_lbfgs_direction(fastopt_lbfgs *s)
     double *p = s->p;
     double gp = 0.0, w = 0.0, eps;
     if (s->lower == NULL) {
-        fastopt_lbfgs_two_loop(s, 0.0);
+        fastopt_lbfgs_two_loop(s, NULL);
         return fastopt_lbfgs_dot(n, g, p);
     }
     for (ptrdiff_t i = 0; i < n; i++)  /* w = ||x - P(x - g)||_inf, Bertsekas' w_k */
         w = fmax(w, fabs(fastopt_lbfgs_clip(s, i, x[i] - g[i]) - x[i]));
     eps = fmin(FASTOPT_LBFGS_EPS_ACTIVE, w);
-    fastopt_lbfgs_two_loop(s, eps);
+    for (ptrdiff_t i = 0; i < n; i++) s->z[i] = fastopt_lbfgs_active(s, i, eps) ? 0.0 : 1.0;
+    fastopt_lbfgs_two_loop(s, s->z);
     for (ptrdiff_t i = 0; i < n; i++) {
-        int act = fastopt_lbfgs_active(s, i, eps);
+        int act = s->z[i] == 0.0 ? fastopt_lbfgs_active(s, i, eps) : 0;
         if (act < 0) p[i] = s->lower[i] - x[i];
         else if (act > 0) p[i] = s->upper[i] - x[i];
         else p[i] = fastopt_lbfgs_clip(s, i, x[i] + p[i]) - x[i];
@@ -474,10 +503,12 @@ static inline void fastopt_lbfgs_init(fastopt_lbfgs *s, ptrdiff_t n, int history
     s->S = work;
     s->Y = s->S + (ptrdiff_t)history * n;
     s->rho = s->Y + (ptrdiff_t)history * n;
-    s->alpha = s->rho + history;
+    s->rhof = s->rho + history;
+    s->alpha = s->rhof + history;
     s->xk = s->alpha + history;
     s->gk = s->xk + n;
     s->p = s->gk + n;
+    s->z = s->p + n;
     s->bounded = 0;
     s->boxed = s->lower != NULL;
     if (s->lower != NULL) {
