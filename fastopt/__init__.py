@@ -46,6 +46,7 @@ try:
     from fastopt._minimize_batch import minimize_batch
     from fastopt._registry import RECORDS as _RECORDS
     from fastopt._scipy import METHOD_CALLABLES as _METHOD_CALLABLES
+    from fastopt._scipy import lbfgs
 except ModuleNotFoundError as _exc:
     _hint = _unbuilt_hint(_exc)
     if _hint is None:
@@ -66,6 +67,7 @@ __all__ = sorted([
     "lr_scheduler",
     "clip_grad_norm_", "clip_grad_value_",
     "flush_subnormals",
+    "lbfgs",
     "minimize",
     "minimize_batch",
     "minimize_minibatch",

@@ -45,7 +45,8 @@ from fastopt._loop import (
     LoopTrain,
     minimize_loop,
 )
-from fastopt._methods import METHODS, method_name
+from fastopt._lbfgs_driver import lbfgs_options, run_lbfgs
+from fastopt._methods import LBFGS, METHODS, is_lbfgs, method_name
 from fastopt._validation import check_real
 
 try:  # scipy.optimize.minimize(jac=True) wraps fun in MemoizeJac; unwrapping it saves a copy
@@ -273,8 +274,10 @@ def _minimize_general(method, fun, x0, args=(), jac=None, hess=None, hessp=None,
     """Any call: check the arguments, build the optimizer, run the loop. ``stacklevel``: a
     warning's here that points at the caller of minimize (or of minimize_with_method's
     caller, scipy.optimize.minimize)."""
-    name = method_name(method)
-    cls = METHODS[name]
+    # L-BFGS (not an elementwise rule: no optimizer class) shares the preparation and
+    # runs its own loop (fastopt/_lbfgs_driver.py).
+    lbfgs = is_lbfgs(method)
+    name = LBFGS if lbfgs else method_name(method)
     check_fun(fun)
     args = args_tuple(args)
     if _has_constraints(constraints):
@@ -288,7 +291,11 @@ def _minimize_general(method, fun, x0, args=(), jac=None, hess=None, hessp=None,
                           f"({what}); it is ignored.", RuntimeWarning, stacklevel=stacklevel)
 
     x = starting_point(x0)
-    hyper, loop = _loop_options(cls, options_dict(options), stacklevel)
+    if lbfgs:
+        loop = lbfgs_options(options_dict(options), stacklevel + 1)
+    else:
+        cls = METHODS[name]
+        hyper, loop = _loop_options(cls, options_dict(options), stacklevel)
     if (MemoizeJac is not None and isinstance(fun, MemoizeJac)
             and getattr(jac, "__self__", None) is fun):
         fun, jac = fun.fun, True  # scipy.optimize.minimize's wrapper of jac=True
@@ -301,6 +308,11 @@ def _minimize_general(method, fun, x0, args=(), jac=None, hess=None, hessp=None,
     if lower is not None:
         np.clip(x, lower, upper, out=x)
     new_style = callback_style(callback)
+    if lbfgs:
+        result = run_lbfgs(x, fun, jac, args, mode, lower, upper, callback, new_style, loop)
+        if loop["disp"]:
+            _print_summary(name, result)
+        return result
 
     optimizer = cls(x, n_threads=loop["n_threads"], **hyper)
     # (the scheduler sets its first rate before the state is made: Rprop's starts at it)

@@ -394,10 +394,21 @@ static inline double fastopt_lbfgs_direction(fastopt_lbfgs *s)
     eps = fmin(FASTOPT_LBFGS_EPS_ACTIVE, w);
     for (ptrdiff_t i = 0; i < n; i++) s->z[i] = fastopt_lbfgs_active(s, i, eps) ? 0.0 : 1.0;
     fastopt_lbfgs_two_loop(s, s->z);
+#ifndef FASTOPT_LBFGS_ONE_PASS
+    {
+        int more = 0;
+        for (ptrdiff_t i = 0; i < n; i++) {
+            if (s->z[i] != 0.0 && ((g[i] > 0.0 && x[i] + p[i] < s->lower[i]) ||
+                                   (g[i] < 0.0 && x[i] + p[i] > s->upper[i]))) {
+                s->z[i] = 0.0;
+                more = 1;
+            }
+        }
+        if (more) fastopt_lbfgs_two_loop(s, s->z);
+    }
+#endif
     for (ptrdiff_t i = 0; i < n; i++) {
-        int act = s->z[i] == 0.0 ? fastopt_lbfgs_active(s, i, eps) : 0;
-        if (act < 0) p[i] = s->lower[i] - x[i];
-        else if (act > 0) p[i] = s->upper[i] - x[i];
+        if (s->z[i] == 0.0) p[i] = (g[i] > 0.0 ? s->lower[i] : s->upper[i]) - x[i];
         else p[i] = fastopt_lbfgs_clip(s, i, x[i] + p[i]) - x[i];
         gp += g[i] * p[i];
     }
