@@ -39,7 +39,7 @@ from fastopt._driver_common import (
 )
 from fastopt._loop import EVAL_FUN_AND_GRAD, EVAL_NATIVE, EVAL_SEPARATE, STATUS_CONVERGED, \
     STOP_RESULTS, LoopTrain
-from fastopt._methods import optimizer_class
+from fastopt._methods import is_lbfgs, optimizer_class
 from fastopt._validation import as_real_array, finite_float_copy
 
 BATCH_OPTIONS = COMMON_OPTIONS + TRAIN_OPTIONS + ("tol",)
@@ -244,6 +244,12 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
     >>> bool(np.all((box.lb <= res.x) & (res.x <= box.ub)))
     True
     """
+    if is_lbfgs(method):  # (its own loops: fastopt/_lbfgs_batch_driver.py)
+        check_fun(fun)
+        check_callback(callback)
+        from fastopt._lbfgs_batch_driver import lbfgs_batch
+        return lbfgs_batch(fun, X0, args_tuple(args), jac, bounds, tol, callback,
+                           options_dict(options), stacklevel=2)
     cls = optimizer_class(method)
     check_fun(fun)
     args = args_tuple(args)
@@ -317,12 +323,18 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
                             status=status, success=status == STATUS_CONVERGED,
                             message=_summary(status))
     if level:
-        print(result.message)
-        print(f"         Method: fastopt.{cls.__name__}")
-        if m:
-            print(f"         Function values: min {np.min(f):.6g}, max {np.max(f):.6g}")
-            print(f"         Iterations: min {np.min(nit)}, max {np.max(nit)}")
+        print_summary(result, f"fastopt.{cls.__name__}")
     return result
+
+
+def print_summary(result, method):
+    """disp: the summary of a batch's result, after the run."""
+    print(result.message)
+    print(f"         Method: {method}")
+    if result.fun.size:
+        print(f"         Function values: min {np.min(result.fun):.6g}, "
+              f"max {np.max(result.fun):.6g}")
+        print(f"         Iterations: min {np.min(result.nit)}, max {np.max(result.nit)}")
 
 
 def _batch_train(optimizer, factory, shown, lrs, user_lrs, hyper, m, n, dtype, python_loop):
@@ -448,7 +460,7 @@ def _learning_rates(hyper, m):
 
 def _summary(status):
     counts = {int(s): int(c) for s, c in zip(*np.unique(status, return_counts=True))}
-    names = {0: "converged", 1: "reached maxiter", 3: "hit a non-finite value",
-             99: "stopped by the callback"}
+    names = {0: "converged", 1: "reached maxiter", 2: "line search failed",
+             3: "hit a non-finite value", 99: "stopped by the callback"}
     parts = [f"{c} {names.get(s, f'status {s}')}" for s, c in sorted(counts.items())]
     return f"{status.size} problems: " + (", ".join(parts) if parts else "none")
