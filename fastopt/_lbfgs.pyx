@@ -39,6 +39,20 @@ from fastopt._loop cimport (
     objective_f64,
 )
 from fastopt._native cimport NativeObjective
+from fastopt._lbfgs_engine cimport (  # the engine, src_c/fastopt_lbfgs.h
+    FASTOPT_LBFGS_EVALUATE,
+    FASTOPT_LBFGS_NEW_ITERATE,
+    FASTOPT_LBFGS_STOP_FTOL,
+    FASTOPT_LBFGS_STOP_GTOL,
+    FASTOPT_LBFGS_STOP_LINESEARCH,
+    FASTOPT_LBFGS_STOP_NONFINITE,
+    fastopt_lbfgs,
+    fastopt_lbfgs_f,
+    fastopt_lbfgs_g,
+    fastopt_lbfgs_init,
+    fastopt_lbfgs_next,
+    fastopt_lbfgs_work_size,
+)
 
 import threading
 
@@ -48,24 +62,6 @@ from scipy.optimize import OptimizeResult
 from fastopt._loop import EVAL_FINITE_DIFF, EVAL_NATIVE
 
 cnp.import_array()
-
-cdef extern from "fastopt_lbfgs.h" nogil:
-    ctypedef struct fastopt_lbfgs:
-        pass
-    size_t fastopt_lbfgs_work_size(Py_ssize_t n, int history)
-    void fastopt_lbfgs_init(fastopt_lbfgs* s, Py_ssize_t n, int history, double* work,
-                            const double* lower, const double* upper, double gtol,
-                            double ftol, int maxls, double* x)
-    int fastopt_lbfgs_next(fastopt_lbfgs* s, double* x, double f, const double* g)
-    double fastopt_lbfgs_f(const fastopt_lbfgs* s)
-    const double* fastopt_lbfgs_g(const fastopt_lbfgs* s)
-    enum:
-        FASTOPT_LBFGS_EVALUATE
-        FASTOPT_LBFGS_NEW_ITERATE
-        FASTOPT_LBFGS_STOP_GTOL
-        FASTOPT_LBFGS_STOP_FTOL
-        FASTOPT_LBFGS_STOP_NONFINITE
-        FASTOPT_LBFGS_STOP_LINESEARCH
 
 # Why a run stopped: the engine's codes, and the loop's own.
 STOP_GTOL = FASTOPT_LBFGS_STOP_GTOL

@@ -9,22 +9,19 @@ fastopt/_lbfgs_batch.pyx; each problem's status and message come from minimize's
 """
 
 import numpy as np
-from scipy import LowLevelCallable
 from scipy.optimize import OptimizeResult
 
 from fastopt._driver_common import (
     CLIP_OPTIONS,
-    TRAIN_OPTIONS,
     _hyperparameter_names,
     n_threads_option,
-    native_evaluation,
 )
 from fastopt._lbfgs import STOP_CALLBACK, STOP_MAXFUN, STOP_MAXITER
 from fastopt._lbfgs_batch import lbfgs_batch_native, lbfgs_batch_python
 from fastopt._lbfgs_driver import RESULTS, lbfgs_options
-from fastopt._loop import EVAL_FUN_AND_GRAD, EVAL_NATIVE, EVAL_SEPARATE, STATUS_CONVERGED
-from fastopt._minimize_batch import _batch_args, _starting_points, _summary, batch_bounds, \
-    print_summary
+from fastopt._loop import EVAL_NATIVE, STATUS_CONVERGED
+from fastopt._minimize_batch import _batch_args, _starting_points, _summary, \
+    batch_evaluation, print_summary
 from fastopt._registry import RECORDS
 from fastopt import _lbfgs_batch
 
@@ -61,21 +58,8 @@ def lbfgs_batch(fun, X0, args, jac, bounds, tol, callback, options, stacklevel):
     loop = lbfgs_options(options, stacklevel + 1)
     n_threads = n_threads_option(options)
 
-    native = isinstance(fun, LowLevelCallable)
-    if native:
-        fun = native_evaluation(fun, jac, args, n, name="X0", block=True)
-        X = X.astype(fun.dtype, copy=False)
-        jac, mode = None, EVAL_NATIVE
-    elif jac is True or (type(jac) is np.bool_ and jac):
-        mode = EVAL_FUN_AND_GRAD
-    elif callable(jac):
-        mode = EVAL_SEPARATE
-    else:
-        raise ValueError("jac: minimize_batch needs gradients: pass jac=True (fun returns "
-                         f"(f, G)) or a callable jac(X) -> G; got {jac!r}")
-    lower, upper = batch_bounds(bounds, X)
-    if lower is not None:
-        np.clip(X, lower, upper, out=X)
+    fun, jac, mode, X, lower, upper = batch_evaluation(fun, jac, args, X, bounds)
+    native = mode == EVAL_NATIVE
     if native and fun.is_block and callback is not None and m > np.iinfo(np.intc).max:
         raise ValueError(f"X0: a block LowLevelCallable takes m as a C int; {m} problems are "
                          "too many with a callback")

@@ -266,20 +266,7 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
     level, every, bar = progress_options(options, DISP_EVERY)
     factory = scheduler_option(options)
 
-    if isinstance(fun, LowLevelCallable):
-        fun = native_evaluation(fun, jac, args, n, name="X0", block=True)
-        X = X.astype(fun.dtype, copy=False)
-        jac, mode = None, EVAL_NATIVE
-    elif jac is True or (type(jac) is np.bool_ and jac):  # numpy.True_ too
-        mode = EVAL_FUN_AND_GRAD
-    elif callable(jac):
-        mode = EVAL_SEPARATE
-    else:
-        raise ValueError("jac: minimize_batch needs gradients: pass jac=True (fun returns "
-                         f"(f, G)) or a callable jac(X) -> G; got {jac!r}")
-    lower, upper = batch_bounds(bounds, X)
-    if lower is not None:
-        np.clip(X, lower, upper, out=X)
+    fun, jac, mode, X, lower, upper = batch_evaluation(fun, jac, args, X, bounds)
 
     optimizer = cls(X.reshape(-1), n_threads=n_threads, **hyper)
     python_loop = mode != EVAL_NATIVE or callback is not None
@@ -335,6 +322,27 @@ def print_summary(result, method):
         print(f"         Function values: min {np.min(result.fun):.6g}, "
               f"max {np.max(result.fun):.6g}")
         print(f"         Iterations: min {np.min(result.nit)}, max {np.max(result.nit)}")
+
+
+def batch_evaluation(fun, jac, args, X, bounds):
+    """``(fun, jac, mode, X, lower, upper)``: how the batch evaluates (fastopt._loop's EVAL_*;
+    a LowLevelCallable becomes a NativeObjective and X takes its dtype), and X clipped into
+    the bounds (batch_bounds)."""
+    if isinstance(fun, LowLevelCallable):
+        fun = native_evaluation(fun, jac, args, X.shape[1], name="X0", block=True)
+        X = X.astype(fun.dtype, copy=False)
+        jac, mode = None, EVAL_NATIVE
+    elif jac is True or (type(jac) is np.bool_ and jac):  # numpy.True_ too
+        mode = EVAL_FUN_AND_GRAD
+    elif callable(jac):
+        mode = EVAL_SEPARATE
+    else:
+        raise ValueError("jac: minimize_batch needs gradients: pass jac=True (fun returns "
+                         f"(f, G)) or a callable jac(X) -> G; got {jac!r}")
+    lower, upper = batch_bounds(bounds, X)
+    if lower is not None:
+        np.clip(X, lower, upper, out=X)
+    return fun, jac, mode, X, lower, upper
 
 
 def _batch_train(optimizer, factory, shown, lrs, user_lrs, hyper, m, n, dtype, python_loop):
