@@ -52,6 +52,7 @@ from fastopt._lbfgs_engine cimport (  # the engine, src_c/fastopt_lbfgs.h
     fastopt_lbfgs_init,
     fastopt_lbfgs_next,
     fastopt_lbfgs_work_size,
+    fastopt_lbfgs_x,
 )
 
 import threading
@@ -118,15 +119,14 @@ cdef inline void _evaluate_native(Run* r, void* fun, void* user_data) noexcept n
     r.nfev += 1
 
 
-cdef int _run_native(Run* r, void* fun, void* user_data, Py_ssize_t maxiter,
+cdef int _run_native(Run* r, int code, void* fun, void* user_data, Py_ssize_t maxiter,
                      Py_ssize_t maxfun, bint interruptible,
                      fastopt_fpcr caller_bits) except -1 nogil:
-    """The whole run for a C objective from the evaluated x0; returns the stop code."""
+    """The rest of a run for a C objective, from the engine's first answer ``code``; returns
+    the stop code."""
     cdef fastopt_poll poll
-    cdef int code
     fastopt_poll_signals(&poll, interruptible)
     while True:
-        code = fastopt_lbfgs_next(&r.s, r.xd, r.f, r.gd)
         if code == FASTOPT_LBFGS_EVALUATE:
             _round_point(r)
             _evaluate_native(r, fun, user_data)
@@ -140,6 +140,7 @@ cdef int _run_native(Run* r, void* fun, void* user_data, Py_ssize_t maxiter,
             return code
         if fastopt_poll_due(&poll):
             check_signals(&poll, caller_bits)
+        code = fastopt_lbfgs_next(&r.s, r.xd, r.f, r.gd)
 
 
 cdef inline double _as_scalar(object f) except? -1.0:
@@ -240,21 +241,26 @@ def lbfgs_loop(
     else:
         g = _evaluate_python(&r, mode, fun, jac, args, x_view, x, gbuf)
 
-    if native is not None and not report:
+    env = fastopt_flush_begin(flush)
+    code = fastopt_lbfgs_next(&r.s, r.xd, r.f, r.gd)
+    fastopt_fpenv_restore(env)
+    if maxiter == 0 and code == FASTOPT_LBFGS_EVALUATE:
+        # No iteration allowed (fastopt's maxiter: the run goes on while nit < maxiter):
+        # x0, unless a test held there.
+        memcpy(r.xd, fastopt_lbfgs_x(&r.s), n * sizeof(double))
+        code = STOP_MAXITER_
+    elif native is not None and not report:
         interruptible = threading.get_ident() == threading.main_thread().ident
         caller_bits = fastopt_flush_bits()
         env = fastopt_flush_begin(flush)
         try:
             with nogil:
-                code = _run_native(&r, native.fun, native.user_data, maxiter, maxfun,
+                code = _run_native(&r, code, native.fun, native.user_data, maxiter, maxfun,
                                    interruptible, caller_bits)
         finally:
             fastopt_fpenv_restore(env)
     else:
         while True:
-            env = fastopt_flush_begin(flush)
-            code = fastopt_lbfgs_next(&r.s, r.xd, r.f, r.gd)
-            fastopt_fpenv_restore(env)
             if code == FASTOPT_LBFGS_EVALUATE:
                 _round_point(&r)
                 if native is not None:
@@ -263,36 +269,39 @@ def lbfgs_loop(
                     fastopt_fpenv_restore(env)
                 else:
                     g = _evaluate_python(&r, mode, fun, jac, args, x_view, x, gbuf)
-                continue
-            if code != FASTOPT_LBFGS_NEW_ITERATE:
-                break
-            r.nit += 1
-            if allvecs is not None:
-                allvecs.append(x.copy())
-            if show is not None:
-                show(r.nit, r.f, _copy_gradient(&r, x))
-            if callback is not None:
-                try:
-                    if new_style_callback:
-                        callback(intermediate_result=OptimizeResult(
-                            x=x.copy(), fun=r.f, jac=_copy_gradient(&r, x), nit=r.nit))
-                    else:
-                        callback(x.copy())
-                except StopIteration:
-                    code = STOP_CALLBACK_
+            elif code == FASTOPT_LBFGS_NEW_ITERATE:
+                r.nit += 1
+                if allvecs is not None:
+                    allvecs.append(x.copy())
+                if show is not None:
+                    show(r.nit, r.f, _copy_gradient(&r, x))
+                if callback is not None:
+                    try:
+                        if new_style_callback:
+                            callback(intermediate_result=OptimizeResult(
+                                x=x.copy(), fun=r.f, jac=_copy_gradient(&r, x), nit=r.nit))
+                        else:
+                            callback(x.copy())
+                    except StopIteration:
+                        code = STOP_CALLBACK_
+                        break
+                if r.nit >= maxiter:
+                    code = STOP_MAXITER_
                     break
-            if r.nit >= maxiter:
-                code = STOP_MAXITER_
+                if mode == EVAL_FINITE_DIFF:
+                    extra = jac.nfev
+                if r.nfev + extra > maxfun:
+                    code = STOP_MAXFUN_
+                    break
+            else:
                 break
-            if mode == EVAL_FINITE_DIFF:
-                extra = jac.nfev
-            if r.nfev + extra > maxfun:
-                code = STOP_MAXFUN_
-                break
+            env = fastopt_flush_begin(flush)
+            code = fastopt_lbfgs_next(&r.s, r.xd, r.f, r.gd)
+            fastopt_fpenv_restore(env)
 
-    if code < STOP_MAXITER_:
-        # An engine stop: x is the final iterate (restored after a failed search); its f and
-        # g are the engine's.
+    if code < STOP_MAXITER_ or (code == STOP_MAXITER_ and r.nit == 0):
+        # An engine stop (or maxiter=0): x is the final iterate (restored after a failed
+        # search); its f and g are the engine's.
         r.f = fastopt_lbfgs_f(&r.s)
         memcpy(cnp.PyArray_DATA(gd), fastopt_lbfgs_g(&r.s), n * sizeof(double))
         r.gd = <double*>cnp.PyArray_DATA(gd)

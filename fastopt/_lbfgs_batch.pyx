@@ -43,6 +43,7 @@ from fastopt._lbfgs_engine cimport (
     fastopt_lbfgs_init,
     fastopt_lbfgs_next,
     fastopt_lbfgs_work_size,
+    fastopt_lbfgs_x,
 )
 from fastopt._loop cimport (
     as_gradient,
@@ -129,6 +130,8 @@ cdef int _advance(_One* o, const _Limits* lim, bint pause) noexcept nogil:
     while True:
         code = fastopt_lbfgs_next(&o.s, o.xd, o.f, o.gd)
         if code == FASTOPT_LBFGS_EVALUATE:
+            if lim.maxiter == 0:  # (fastopt's maxiter=0: x0, unless a test held there)
+                return STOP_MAXITER_
             _round_point(o, lim.n)
             return RUNNING
         if code != FASTOPT_LBFGS_NEW_ITERATE:
@@ -148,15 +151,22 @@ cdef inline int _resume(_One* o, const _Limits* lim) noexcept nogil:
 
 
 cdef void _finish(_One* o, Py_ssize_t n) noexcept nogil:
-    """A stopped problem's result in its rows: x the final iterate (float32: exact, the
-    engine's points are float32 values), f and g the engine's where the engine stopped."""
+    """A stopped problem's result in its rows: where the engine stopped (and with maxiter=0),
+    its iterate, f and g (x: the iterate already, but after maxiter=0's first trial point);
+    float32: x rounded, exact (the engine's points are float32 values)."""
     cdef Py_ssize_t i
-    if o.code >= 0 and o.code < STOP_MAXITER_:
-        o.f = fastopt_lbfgs_f(&o.s)
-        memcpy(o.gd, fastopt_lbfgs_g(&o.s), n * sizeof(double))
+    if (o.code >= 0 and o.code < STOP_MAXITER_) or (o.code == STOP_MAXITER_ and o.nit == 0):
+        _at_iterate(o, n)
     if o.x32 != NULL:
         for i in range(n):
             o.x32[i] = <float>o.xd[i]
+
+
+cdef inline void _at_iterate(_One* o, Py_ssize_t n) noexcept nogil:
+    """x, f and g back to the engine's iterate (the last one it accepted, or x0)."""
+    memcpy(o.xd, fastopt_lbfgs_x(&o.s), n * sizeof(double))
+    o.f = fastopt_lbfgs_f(&o.s)
+    memcpy(o.gd, fastopt_lbfgs_g(&o.s), n * sizeof(double))
 
 
 cdef void _evaluate_one(_One* o, Py_ssize_t n, void* fun, void* user_data) noexcept nogil:
@@ -307,7 +317,8 @@ def lbfgs_batch_python(
     ``(stop, nit, nfev, fun, jac)``. The callback gets, after each round in which problems
     reached a new iterate, those problems' ``indices``, ``x``, ``fun``, ``jac`` and ``nit``
     (arrays; copies); StopIteration stops every running problem (STOP_CALLBACK) at the last
-    iterate the callback saw (x0 for one it saw none of), with that iterate's f and g."""
+    iterate the callback saw (x0 for one it saw none of), with that iterate's f and g; the
+    callback sees the problems that reached an iterate in the round where it raises."""
     cdef NativeObjective native = fun if isinstance(fun, NativeObjective) else None
     cdef _Batch b = _Batch(X, lower, upper, maxiter, maxfun, gtol, ftol, maxcor, maxls,
                            native is not None)
@@ -317,8 +328,6 @@ def lbfgs_batch_python(
     cdef Py_ssize_t* idx = <Py_ssize_t*>cnp.PyArray_DATA(idx_arr)
     cdef _One* o
     cdef bint pause = callback is not None
-    # The last iterate each problem showed the callback (x0 first), for StopIteration.
-    seen = (X.copy(), b.GD.copy(), np.full(m, np.nan)) if pause else None
     cdef bint block = native is not None and native.block
     cdef bint single = X.dtype == np.float32
     cdef void* cfun = NULL if native is None else native.fun
@@ -327,7 +336,7 @@ def lbfgs_batch_python(
     cdef cnp.ndarray fs = np.empty(m)
     cdef char* xt = <char*>cnp.PyArray_DATA(scratch)
     cdef char* gt = xt + m * n * cnp.PyArray_ITEMSIZE(X) if block else xt
-    running_args, last, first = args, m, True
+    running_args, last = args, m
     while active > 0:
         PyErr_CheckSignals()
         rows = idx_arr[:active]
@@ -346,36 +355,31 @@ def lbfgs_batch_python(
                     for r in range(active):
                         _evaluate_one(&b.ones[idx[r]], n, cfun, user_data)
                 fastopt_fpenv_restore(env)
-        if pause and first:  # x0's f and g, for StopIteration
-            for r in range(m):
-                seen[2][r] = b.ones[r].f
-                memcpy(<double*>cnp.PyArray_DATA(<cnp.ndarray>seen[1]) + r * n, b.ones[r].gd,
-                       n * sizeof(double))
-        first = False
         with nogil:
             env = fastopt_flush_begin(flush)
             active = _advance_all(b.ones, idx, active, &b.lim, pause)
             fastopt_fpenv_restore(env)
         if pause:
-            stopped = _show(callback, b, idx_arr[:active], seen)
+            stopped = _show(callback, b, idx_arr[:active])
             with nogil:
                 env = fastopt_flush_begin(flush)
                 k = 0
                 for r in range(active):
                     o = &b.ones[idx[r]]
-                    if o.code == AT_ITERATE:
-                        o.code = STOP_CALLBACK_ if stopped else _resume(o, &b.lim)
-                    elif stopped:
+                    if stopped:
+                        # StopIteration: each at the last iterate the callback saw (x0 for
+                        # one it saw none of): the new one, or the engine's (mid-search)
+                        if o.code != AT_ITERATE:
+                            _at_iterate(o, n)
                         o.code = STOP_CALLBACK_
+                    elif o.code == AT_ITERATE:
+                        o.code = _resume(o, &b.lim)
                     if o.code == RUNNING:
                         idx[k] = idx[r]
                         k += 1
-                    elif o.code != STOP_CALLBACK_:
+                    else:
                         _finish(o, n)
                 fastopt_fpenv_restore(env)
-            if stopped:
-                _back_to_seen(b, idx_arr[:active], seen)
-                break
             active = k
     return b.results()
 
@@ -406,39 +410,22 @@ cdef int _evaluate_rows(int mode, object fun, object jac, tuple args, cnp.ndarra
     return 0
 
 
-cdef bint _show(object callback, _Batch b, cnp.ndarray rows, tuple seen) except -1:
-    """The callback on the problems of ``rows`` paused at a new iterate (their iterate kept in
-    ``seen``); returns whether it raised StopIteration."""
-    cdef Py_ssize_t r
+cdef bint _show(object callback, _Batch b, cnp.ndarray rows) except -1:
+    """The callback on the problems of ``rows`` paused at a new iterate; returns whether it
+    raised StopIteration."""
     at = np.array([b.ones[i].code == AT_ITERATE for i in rows.tolist()], dtype=bool)
     if not at.any():
         return False
     shown = rows[at]
-    x = b.X[shown]
-    g = b.GD[shown]
-    f = np.array([b.ones[i].f for i in shown.tolist()])
-    seen[0][shown], seen[1][shown], seen[2][shown] = x, g, f
+    result = OptimizeResult(
+        x=b.X[shown], fun=np.array([b.ones[i].f for i in shown.tolist()]),
+        jac=b.GD[shown].astype(b.X.dtype, copy=False),
+        nit=np.array([b.ones[i].nit for i in shown.tolist()], dtype=np.intp), indices=shown)
     try:
-        callback(OptimizeResult(x=x, fun=f.copy(), jac=g.astype(b.X.dtype),
-                                nit=np.array([b.ones[i].nit for i in shown.tolist()],
-                                             dtype=np.intp), indices=shown))
+        callback(result)
     except StopIteration:
         return True
     return False
-
-
-cdef int _back_to_seen(_Batch b, cnp.ndarray rows, tuple seen) except -1:
-    """StopIteration: problems ``rows`` end at the last iterate the callback saw."""
-    cdef Py_ssize_t i
-    if rows.size == 0:
-        return 0
-    b.X[rows] = seen[0][rows]
-    if b.single:
-        b.XD[rows] = seen[0][rows]
-    b.GD[rows] = seen[1][rows]
-    for i in rows.tolist():
-        b.ones[i].f = seen[2][i]
-    return 0
 
 
 ctypedef struct _Chunk:

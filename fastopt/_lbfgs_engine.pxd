@@ -9,6 +9,7 @@ cdef extern from "fastopt_lbfgs.h" nogil:
                             const double* lower, const double* upper, double gtol,
                             double ftol, int maxls, double* x)
     int fastopt_lbfgs_next(fastopt_lbfgs* s, double* x, double f, const double* g)
+    const double* fastopt_lbfgs_x(const fastopt_lbfgs* s)
     double fastopt_lbfgs_f(const fastopt_lbfgs* s)
     const double* fastopt_lbfgs_g(const fastopt_lbfgs* s)
     enum:

@@ -112,7 +112,8 @@ static inline size_t fastopt_lbfgs_work_size(ptrdiff_t n, int history)
     return (size_t)(2 * (size_t)history * (size_t)n + 3 * (size_t)history + 4 * (size_t)n);
 }
 
-/* f and g at the iterate (after a stop: the final one's). */
+/* The iterate, f and g there (after a stop: the final ones; n doubles for x and g). */
+static inline const double *fastopt_lbfgs_x(const fastopt_lbfgs *s) { return s->xk; }
 static inline double fastopt_lbfgs_f(const fastopt_lbfgs *s) { return s->f; }
 static inline const double *fastopt_lbfgs_g(const fastopt_lbfgs *s) { return s->gk; }
 

@@ -174,6 +174,22 @@ def test_mixed_stop_reasons_in_one_batch():
     assert "converged" in res.message and "maxiter" in res.message
 
 
+@pytest.mark.parametrize("kind", ["python", "scalar", "block"])
+@pytest.mark.parametrize("maxiter", [0, 1, 2])
+def test_small_maxiter(kind, maxiter):
+    X0 = starts(9, 2, seed=8)
+    X0[4] = 1.0
+    fun = {"python": rosen_rows, "scalar": rosenbrock_lowlevel(),
+           "block": rosenbrock_block_lowlevel()}[kind]
+    res = fastopt.minimize_batch(fun, X0, method="lbfgs", jac=True,
+                                 options={"maxiter": maxiter})
+    assert res.status[4] == 0 and np.all(np.delete(res.status, 4) == 1)
+    assert np.all(res.nit <= maxiter)
+    for i in range(len(X0)):
+        assert_same(res, i, fastopt.minimize(alone(rosen_rows, i), X0[i], method="lbfgs",
+                                             jac=True, options={"maxiter": maxiter}))
+
+
 def _partial_gradient(dtype=np.float64):
     """A ctypes C objective that leaves g[1] unwritten once x[0] > 0.9 (a NaN there)."""
     c_t = ctypes.c_double if dtype == np.float64 else ctypes.c_float
