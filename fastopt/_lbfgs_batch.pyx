@@ -34,17 +34,7 @@ from libc.string cimport memcpy
 from fastopt._batch cimport run_chunks
 from fastopt._fpenv cimport fastopt_flush_begin, fastopt_flush_bits, fastopt_fpcr, \
     fastopt_fpenv, fastopt_fpenv_restore
-from fastopt._lbfgs_engine cimport (
-    FASTOPT_LBFGS_EVALUATE,
-    FASTOPT_LBFGS_NEW_ITERATE,
-    fastopt_lbfgs,
-    fastopt_lbfgs_f,
-    fastopt_lbfgs_g,
-    fastopt_lbfgs_init,
-    fastopt_lbfgs_next,
-    fastopt_lbfgs_work_size,
-    fastopt_lbfgs_x,
-)
+from fastopt._lbfgs_engine cimport *  # the engine, src_c/fastopt_lbfgs.h
 from fastopt._loop cimport (
     as_gradient,
     block_f32,
