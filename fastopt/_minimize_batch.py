@@ -100,7 +100,16 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
         is passed sliced to the running problems, in step with ``X``; a scalar or an array
         with one row is passed as is.
     method : str or callable, default="adam"
-        As in :func:`fastopt.minimize`.
+        As in :func:`fastopt.minimize`. ``"lbfgs"`` (or ``fastopt.lbfgs``): L-BFGS, one
+        engine per problem, each result bitwise ``fastopt.minimize(method="lbfgs")``'s on
+        that problem alone. Its options are that method's (``maxiter``, ``maxfun``,
+        ``gtol``, ``ftol``, ``maxcor``, ``maxls``, SciPy L-BFGS-B's defaults) with
+        ``n_threads``, ``flush_subnormals`` and ``disp`` (a summary); the other methods'
+        (``lr`` and hyperparameters, ``lr_scheduler``, clipping, ``xtol``, ``progress``)
+        raise ValueError. A Python objective is called once per round of evaluations (a
+        problem's line search may take several) for every running problem; the callback
+        gets, after each round, the problems that reached a new iterate, ``nit`` one per
+        problem; status 2 is a failed line search.
     jac : bool or callable, optional
         ``True`` when ``fun`` returns ``(f, G)``; or ``jac(X, *args) -> G``. A Python ``fun``
         needs one of them (there are no finite differences here); with a C objective, leave it
