@@ -152,9 +152,9 @@ def _table(title, rates, stats, file):
     print(f"  {'variant':<42} {'problems/s':>12} {'vs scipy':>9} {'median nit':>11} "
           f"{'converged':>10}", file=file)
     for name, rate in rates.items():
-        nit, ok = stats.get(name, (np.nan, np.nan))
-        print(f"  {name:<42} {rate:12.0f} {rate / base:8.1f}x {nit:11.0f} {ok:10.1%}",
-              file=file)
+        nit, ok = (f"{stats[name][0]:11.0f}", f"{stats[name][1]:10.1%}") if name in stats \
+            else (f"{'-':>11}", f"{'-':>10}")
+        print(f"  {name:<42} {rate:12.0f} {rate / base:8.1f}x {nit} {ok}", file=file)
 
 
 def run(repeats=5, m=10000, m_scipy=200, resamples=500, scipy_resamples=50, file=None):
