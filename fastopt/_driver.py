@@ -91,7 +91,8 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
         fastopt's callable (``fastopt.adam``, ...) or class (``fastopt.Adam``, ...). ``"gd"``
         and ``"sgd"`` are both :class:`fastopt.SGD`; here both see the exact gradient. Another
         callable (a SciPy-style custom method) raises ``TypeError``: run it with
-        :func:`scipy.optimize.minimize`.
+        :func:`scipy.optimize.minimize`. ``"lbfgs"`` (or ``fastopt.lbfgs``) is L-BFGS, the
+        quasi-Newton method for smooth deterministic problems: see "L-BFGS" in Notes.
     jac : callable, bool, str or None, optional
         ``jac(x, *args) -> ndarray (n,)``; ``True`` if ``fun`` returns ``(f, g)`` (a tuple
         or a list, as SciPy takes it; ``g`` may be x itself or any array of n reals); None (or
@@ -195,8 +196,9 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
         ``x`` (the final iterate, x0's dtype), ``fun``, ``jac``, ``nit`` (updates made),
         ``nfev``, ``njev``, ``status``, ``success``, ``message``; ``allvecs`` with
         ``return_all``. Status codes: 0 converged (``success=True``; the message says which
-        test), 1 ``maxiter`` reached, 3 ``fun`` or ``jac`` returned NaN or inf (``x`` is the
-        last finite iterate), 99 the callback raised ``StopIteration``.
+        test), 1 ``maxiter`` (or L-BFGS's ``maxfun``) reached, 2 L-BFGS's line search
+        failed, 3 ``fun`` or ``jac`` returned NaN or inf (``x`` is the last finite
+        iterate), 99 the callback raised ``StopIteration``.
 
     Raises
     ------
@@ -220,6 +222,24 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
     :math:`1 - \beta^t` come from running products of the betas (a ``pow`` per iteration
     would cost more than a whole update of a small problem); stepping :class:`fastopt.Adam`
     by hand uses ``pow``, as torch does. The two agree to a few ulps.
+
+    **L-BFGS** (``method="lbfgs"``) is limited-memory BFGS with a Moré-Thuente
+    strong-Wolfe line search (MINPACK-2's, as SciPy's L-BFGS-B), box bounds by a two-metric
+    projection that never evaluates ``fun`` outside the box, and L-BFGS-B's stopping rules;
+    its iterations track ``scipy.optimize.minimize(method="L-BFGS-B")``'s (the engine:
+    src_c/fastopt_lbfgs.h). Its options are L-BFGS-B's, with L-BFGS-B's defaults:
+    ``maxiter=15000``, ``maxfun=15000`` (checked after each iteration, as SciPy does, so
+    ``nfev`` may pass it), ``gtol=1e-5`` (or ``tol``: the projected gradient's inf-norm),
+    ``ftol=2.22e-9`` (``(f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= ftol``),
+    ``maxcor=10`` (the history size) and ``maxls=20`` (evaluations per line search); plus
+    ``disp``, ``disp_every``, ``return_all``, ``finite_diff_method``,
+    ``finite_diff_rel_step``, ``flush_subnormals`` and ``n_threads`` (checked, unused: one
+    problem runs on one thread). The learning-rate options (``lr_scheduler``, clipping,
+    ``xtol``, ``progress``) are unknown options there (``OptimizeWarning``). Status 2: the
+    line search found no acceptable step even along the steepest descent (SciPy's
+    ``ABNORMAL``); x is the last iterate. A NaN or inf at a trial point shrinks the step;
+    at x0 it stops with status 3. float32 x0 runs in double with every evaluation point
+    rounded to float32; x and jac come back float32. ``maxiter=0`` returns x0.
 
     **When to use fastopt.** These first-order methods suit stochastic or mini-batch
     objectives (:func:`fastopt.minimize_minibatch`), bounds with noisy gradients, many small

@@ -65,6 +65,18 @@ def lbfgs_options(options, stacklevel):
     ``tol`` in it the default of ``gtol``). Unknown options warn (OptimizeWarning), as
     SciPy's methods and fastopt's others do; bad values raise TypeError or ValueError
     naming the option."""
+    if not options:  # the common call: the defaults, read once (flush depends on the thread)
+        global _DEFAULT_LOOP
+        if _DEFAULT_LOOP is None:
+            _DEFAULT_LOOP = _read_options({}, stacklevel + 1)
+        return dict(_DEFAULT_LOOP, flush=flush_option(options))
+    return _read_options(options, stacklevel + 1)
+
+
+_DEFAULT_LOOP = None
+
+
+def _read_options(options, stacklevel):
     unknown = [k for k in options if k not in OPTIONS]
     if unknown:
         warnings.warn(f"Unknown solver options: {', '.join(map(str, unknown))}",

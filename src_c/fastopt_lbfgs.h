@@ -39,10 +39,18 @@
  * new projected quasi-Newton approach", SIAM J. Sci. Comput. 32(6)). At iterate x with
  * gradient g, the eps-active set A holds the variables within eps_k of a bound with g
  * pushing outward (eps_k = min(FASTOPT_LBFGS_EPS_ACTIVE, ||x - P(x - g)||_inf), Bertsekas'
- * rule); Z zeroes A's entries. The quasi-Newton step is d = -Z H Z g (H the L-BFGS inverse
- * Hessian, so g'd < 0 whenever Zg != 0), and the search direction is p = P(x + d) - x on the
- * free variables and p_i = bound_i - x_i on A (A's variables move onto their bound). When p is
- * not a descent direction, p = P(x - gamma g) - x (the projected, H0-scaled steepest descent).
+ * rule; 1e-3 measured best of 1e-3, 1e-2, 1e-1 and no cap on random bounded problems). On the
+ * free variables F the quasi-Newton step is d_F = -H_F g_F, H_F the L-BFGS inverse built
+ * from the pairs restricted to F, (s_F, y_F): A's variables stay put from one iterate to the
+ * next, so these are secant pairs of the reduced Hessian B_FF, and H_F approximates its
+ * inverse (restricting the full H instead, Z H Z, took 1.45x SciPy's iterations on
+ * Rosenbrock with active bounds); a restricted pair with s_F'y_F <= eps_mach y_F'y_F is left
+ * out of that direction. A free variable that d would push out through the bound g pushes it
+ * to joins A, and d_F is computed again on the smaller F (without this second pass a run can
+ * creep along a bound and stop early on ftol). The search direction is p = P(x + d) - x on
+ * F and p_i = bound_i - x_i on A (A's variables move onto their bound). H_F is positive
+ * definite, so g_F'd_F < 0, and the projection only shortens components; should g'p < 0
+ * fail all the same, p = P(x - gamma g) - x, the projected, H0-scaled steepest descent.
  * The Moré-Thuente search runs along x + stp p with stpmax the largest step that stays in
  * the box (>= 1: x + p is in it; 1 on the first iteration, as L-BFGS-B), so every trial
  * point is in the box (each is also clipped into it, against rounding).
@@ -62,9 +70,7 @@
 #include <string.h>
 
 #define FASTOPT_LBFGS_BIG 1e10      /* L-BFGS-B's stpmax without bounds */
-#ifndef FASTOPT_LBFGS_EPS_ACTIVE
 #define FASTOPT_LBFGS_EPS_ACTIVE 1e-3 /* the eps-active set's width cap (Bertsekas' eps) */
-#endif
 
 enum {
     FASTOPT_LBFGS_EVALUATE = 0,      /* x holds the next trial point: evaluate there, call next */
@@ -395,8 +401,7 @@ static inline double fastopt_lbfgs_direction(fastopt_lbfgs *s)
     eps = fmin(FASTOPT_LBFGS_EPS_ACTIVE, w);
     for (ptrdiff_t i = 0; i < n; i++) s->z[i] = fastopt_lbfgs_active(s, i, eps) ? 0.0 : 1.0;
     fastopt_lbfgs_two_loop(s, s->z);
-#ifndef FASTOPT_LBFGS_ONE_PASS
-    {
+    {   /* the second pass */
         int more = 0;
         for (ptrdiff_t i = 0; i < n; i++) {
             if (s->z[i] != 0.0 && ((g[i] > 0.0 && x[i] + p[i] < s->lower[i]) ||
@@ -407,7 +412,6 @@ static inline double fastopt_lbfgs_direction(fastopt_lbfgs *s)
         }
         if (more) fastopt_lbfgs_two_loop(s, s->z);
     }
-#endif
     for (ptrdiff_t i = 0; i < n; i++) {
         if (s->z[i] == 0.0) p[i] = (g[i] > 0.0 ? s->lower[i] : s->upper[i]) - x[i];
         else p[i] = fastopt_lbfgs_clip(s, i, x[i] + p[i]) - x[i];
