@@ -168,6 +168,16 @@ def test_mixed_stop_reasons_in_one_batch():
     for i in range(len(X0)):
         assert_same(res, i, fastopt.minimize(alone(fg, i), X0[i], method="lbfgs", jac=True,
                                              options=options))
+    def wrong(X):  # problem 2's gradient points uphill: its line searches fail (status 2)
+        f, G = rosen_rows(X)
+        G[X[:, 0] == 0.5] *= -1.0
+        return f, G
+
+    res = fastopt.minimize_batch(wrong, X0, method="lbfgs", jac=True)
+    assert res.status[2] == 2 and res.status[0] == 0 and "line search" in res.message
+    for i in range(len(X0)):
+        assert_same(res, i, fastopt.minimize(alone(wrong, i), X0[i], method="lbfgs",
+                                             jac=True))
     res = fastopt.minimize_batch(rosen_rows, X0, method="lbfgs", jac=True,
                                  options={"maxfun": 10})
     assert res.status[1] == 1 and res.nfev[1] > 10 and res.status[0] == 0
@@ -320,3 +330,11 @@ def test_c_objective_refuses_args_and_a_jac():
     with pytest.raises(ValueError, match="jac"):
         fastopt.minimize_batch(rosenbrock_lowlevel(), starts(2, 2), method="lbfgs",
                                jac=lambda X: X)
+
+
+def test_unknown_option_warns_at_the_caller():
+    from scipy.optimize import OptimizeWarning
+    with pytest.warns(OptimizeWarning, match="Unknown solver options: colour") as record:
+        fastopt.minimize_batch(rosen_rows, starts(2, 2), method="lbfgs", jac=True,
+                               options={"colour": 1})
+    assert record[0].filename == __file__
