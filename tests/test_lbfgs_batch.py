@@ -338,3 +338,31 @@ def test_unknown_option_warns_at_the_caller():
         fastopt.minimize_batch(rosen_rows, starts(2, 2), method="lbfgs", jac=True,
                                options={"colour": 1})
     assert record[0].filename == __file__
+
+
+@pytest.mark.parametrize("kind", ["scalar", "block"])
+def test_float32_c_objective_with_a_box_per_problem(kind):
+    m = 50
+    X0 = starts(m, 3, seed=9)
+    lb = np.random.default_rng(10).uniform(-1.5, 0.5, (m, 3))
+    fun = rosenbrock_lowlevel("float32") if kind == "scalar" else \
+        rosenbrock_block_lowlevel("float32")
+    res = fastopt.minimize_batch(fun, X0, method="lbfgs", bounds=Bounds(lb, lb + 1.0),
+                                 options={"n_threads": 2})
+    assert res.x.dtype == np.float32
+    for i in range(m):
+        assert_same(res, i, fastopt.minimize(rosenbrock_lowlevel("float32"), X0[i],
+                                             method="lbfgs", bounds=Bounds(lb[i], lb[i] + 1)))
+
+
+@pytest.mark.parametrize("kind", ["python", "scalar"])
+def test_flush_subnormals_and_disp(kind, capsys):
+    X0 = starts(5, 2, seed=11)
+    fun = rosen_rows if kind == "python" else rosenbrock_lowlevel()
+    options = {"flush_subnormals": True}
+    res = fastopt.minimize_batch(fun, X0, method="lbfgs", jac=True,
+                                 options=dict(options, disp=True))
+    assert "5 problems: 5 converged" in capsys.readouterr().out
+    for i in range(5):
+        assert_same(res, i, fastopt.minimize(alone(rosen_rows, i), X0[i], method="lbfgs",
+                                             jac=True, options=options))
