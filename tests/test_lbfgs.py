@@ -308,6 +308,20 @@ def test_bounds_never_left(dtype, jac):
     np.testing.assert_allclose(res.x, ref.x, atol=1e-3 if dtype == np.float32 else 1e-5)
 
 
+def test_fixed_variables_and_x0_outside_the_box():
+    bounds = [(0.3, 0.3), (-1.0, 2.0), (None, 0.5), (0.7, 0.7)]
+    x0 = np.array([5.0, -3.0, 1.0, 0.0])  # clipped into the box first
+    seen = []
+    res = fastopt.minimize(lambda x: (seen.append(x.copy()), _rosen_fg(x))[1], x0,
+                           method="lbfgs", jac=True, bounds=bounds, options=TIGHT)
+    ref = minimize(_rosen_fg, x0, method="L-BFGS-B", jac=True, bounds=bounds, options=TIGHT)
+    np.testing.assert_array_equal(seen[0], [0.3, -1.0, 0.5, 0.7])
+    assert all(p[0] == 0.3 and p[3] == 0.7 for p in seen)
+    assert res.success
+    np.testing.assert_allclose(res.x, ref.x, atol=1e-6)
+    np.testing.assert_array_equal(x0, [5.0, -3.0, 1.0, 0.0])
+
+
 def test_disp(capsys):
     fastopt.minimize(rosen, [-1.2, 1.0], method="lbfgs", jac=rosen_der,
                      options={"disp": 2, "disp_every": 10})
