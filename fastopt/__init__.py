@@ -14,7 +14,8 @@ Classes: SGD (also GD and mini-batch SGD: the same rule fed different gradients)
 NAG, Adagrad, RMSprop, Adadelta, Adam, AdamW, ... (``__all__`` lists them). ``minimize`` runs any of them on a function
 with SciPy's conventions (a ``scipy.LowLevelCallable`` objective runs the whole loop in C), and
 ``fastopt.gd``, ``fastopt.adam``, ... are the same methods for
-``scipy.optimize.minimize(method=...)``. ``minimize_batch`` solves many independent problems
+``scipy.optimize.minimize(method=...)``; ``method="lbfgs"`` (``fastopt.lbfgs``) is L-BFGS
+for smooth deterministic problems. ``minimize_batch`` solves many independent problems
 at once, ``minimize_minibatch`` trains on data in mini-batches. ``show_config()`` prints the
 build.
 """

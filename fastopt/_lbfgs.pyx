@@ -30,6 +30,7 @@ from fastopt._fpenv cimport (
 )
 from fastopt._loop cimport (
     as_gradient,
+    as_scalar,
     call_objective,
     check_signals,
     fastopt_poll,
@@ -143,24 +144,13 @@ cdef int _run_native(Run* r, int code, void* fun, void* user_data, Py_ssize_t ma
         code = fastopt_lbfgs_next(&r.s, r.xd, r.f, r.gd)
 
 
-cdef inline double _as_scalar(object f) except? -1.0:
-    if isinstance(f, float):
-        return <double>f
-    arr = np.asarray(f)
-    if arr.size != 1:
-        raise ValueError(f"fun must return a scalar, got an array of shape {arr.shape}")
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"fun must return a real scalar, got {arr.dtype}")
-    return float(arr.reshape(-1)[0])
-
-
 cdef object _evaluate_python(Run* r, int mode, object fun, object jac, tuple args,
                              object x_view, cnp.ndarray x, cnp.ndarray gbuf):
     """f and g of a Python objective at the point (r.gd points at the gradient); returns the
     gradient's array (kept alive by the caller while r.gd points into it)."""
     cdef Py_ssize_t i
     f, g = call_objective(mode, fun, jac, args, x_view)
-    r.f = _as_scalar(f)
+    r.f = as_scalar(f)
     g = as_gradient(g, x, gbuf)
     r.nfev += 1
     if r.single:
@@ -169,6 +159,20 @@ cdef object _evaluate_python(Run* r, int mode, object fun, object jac, tuple arg
     else:
         r.gd = <double*>cnp.PyArray_DATA(<cnp.ndarray>g)
     return g
+
+
+cdef object _evaluate(Run* r, NativeObjective native, int mode, object fun, object jac,
+                      tuple args, object x_view, cnp.ndarray x, cnp.ndarray gbuf, object gd,
+                      bint flush):
+    """f and g at the point, by the C objective (in the flush mode) or the Python one;
+    returns the array r.gd points into."""
+    cdef fastopt_fpenv env
+    if native is None:
+        return _evaluate_python(r, mode, fun, jac, args, x_view, x, gbuf)
+    env = fastopt_flush_begin(flush)
+    _evaluate_native(r, native.fun, native.user_data)
+    fastopt_fpenv_restore(env)
+    return gd
 
 
 def lbfgs_loop(
@@ -233,13 +237,7 @@ def lbfgs_loop(
     cnp.PyArray_CLEARFLAGS(x_view, cnp.NPY_ARRAY_WRITEABLE)
     if allvecs is not None:
         allvecs.append(x.copy())
-    g = gd
-    if native is not None:
-        env = fastopt_flush_begin(flush)
-        _evaluate_native(&r, native.fun, native.user_data)
-        fastopt_fpenv_restore(env)
-    else:
-        g = _evaluate_python(&r, mode, fun, jac, args, x_view, x, gbuf)
+    g = _evaluate(&r, native, mode, fun, jac, args, x_view, x, gbuf, gd, flush)
 
     env = fastopt_flush_begin(flush)
     code = fastopt_lbfgs_next(&r.s, r.xd, r.f, r.gd)
@@ -263,12 +261,7 @@ def lbfgs_loop(
         while True:
             if code == FASTOPT_LBFGS_EVALUATE:
                 _round_point(&r)
-                if native is not None:
-                    env = fastopt_flush_begin(flush)
-                    _evaluate_native(&r, native.fun, native.user_data)
-                    fastopt_fpenv_restore(env)
-                else:
-                    g = _evaluate_python(&r, mode, fun, jac, args, x_view, x, gbuf)
+                g = _evaluate(&r, native, mode, fun, jac, args, x_view, x, gbuf, gd, flush)
             elif code == FASTOPT_LBFGS_NEW_ITERATE:
                 r.nit += 1
                 if allvecs is not None:

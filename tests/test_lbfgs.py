@@ -287,6 +287,51 @@ def test_float32():
     np.testing.assert_allclose(c.x, 1.0, atol=1e-2)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("jac", [True, None])
+def test_bounds_never_left(dtype, jac):
+    # Every evaluation inside the box, finite differences' included, in both dtypes.
+    n = 8
+    lo, hi = np.full(n, -0.4), np.full(n, 0.6)
+    seen = []
+
+    def fun(x):
+        seen.append(x.copy())
+        f, g = _rosen_fg(x.astype(np.float64))
+        return (f, g.astype(dtype)) if jac else f
+    x0 = _rosen_start(n).astype(dtype)
+    res = fastopt.minimize(fun, x0, method="lbfgs", jac=jac, bounds=list(zip(lo, hi)))
+    assert res.x.dtype == dtype
+    assert all(np.all(p >= lo.astype(dtype)) and np.all(p <= hi.astype(dtype)) for p in seen)
+    ref = minimize(_rosen_fg, x0.astype(np.float64), method="L-BFGS-B", jac=True,
+                   bounds=list(zip(lo, hi)))
+    np.testing.assert_allclose(res.x, ref.x, atol=1e-3 if dtype == np.float32 else 1e-5)
+
+
+def test_fixed_variables_and_x0_outside_the_box():
+    bounds = [(0.3, 0.3), (-1.0, 2.0), (None, 0.5), (0.7, 0.7)]
+    x0 = np.array([5.0, -3.0, 1.0, 0.0])  # clipped into the box first
+    seen = []
+    res = fastopt.minimize(lambda x: (seen.append(x.copy()), _rosen_fg(x))[1], x0,
+                           method="lbfgs", jac=True, bounds=bounds, options=TIGHT)
+    ref = minimize(_rosen_fg, x0, method="L-BFGS-B", jac=True, bounds=bounds, options=TIGHT)
+    np.testing.assert_array_equal(seen[0], [0.3, -1.0, 0.5, 0.7])
+    assert all(p[0] == 0.3 and p[3] == 0.7 for p in seen)
+    assert res.success
+    np.testing.assert_allclose(res.x, ref.x, atol=1e-6)
+    np.testing.assert_array_equal(x0, [5.0, -3.0, 1.0, 0.0])
+
+
+def test_disp(capsys):
+    fastopt.minimize(rosen, [-1.2, 1.0], method="lbfgs", jac=rosen_der,
+                     options={"disp": 2, "disp_every": 10})
+    out = capsys.readouterr().out
+    assert "Method: fastopt.lbfgs" in out and "Iterations: 36" in out
+    assert len([line for line in out.splitlines() if line.split()[:1] == ["30"]]) == 1
+    fastopt.minimize(rosen, [-1.2, 1.0], method="lbfgs", jac=rosen_der)
+    assert capsys.readouterr().out == ""
+
+
 @pytest.mark.parametrize("jac", ["callable", "fd", "3-point"])
 def test_jac_forms(jac):
     x0 = _rosen_start(4)
