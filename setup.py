@@ -165,7 +165,8 @@ def _extensions():
             depends=headers,
         )
         for name in ("_openmp", "_fpenv", "_kernels", "_step", "_native", "_clip", "_loop",
-                     "_batch", "_objectives", "_schedule", "_fastcall")
+                     "_batch", "_objectives", "_schedule", "_fastcall", "_lbfgs",
+                     "_lbfgs_batch")
     ]
     if platform.machine().lower() in ("x86_64", "amd64"):
         extensions.append(Extension("fastopt._kernels_avx2", ["fastopt/_kernels_avx2.pyx"],

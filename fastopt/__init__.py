@@ -14,7 +14,8 @@ Classes: SGD (also GD and mini-batch SGD: the same rule fed different gradients)
 NAG, Adagrad, RMSprop, Adadelta, Adam, AdamW, ... (``__all__`` lists them). ``minimize`` runs any of them on a function
 with SciPy's conventions (a ``scipy.LowLevelCallable`` objective runs the whole loop in C), and
 ``fastopt.gd``, ``fastopt.adam``, ... are the same methods for
-``scipy.optimize.minimize(method=...)``. ``minimize_batch`` solves many independent problems
+``scipy.optimize.minimize(method=...)``; ``method="lbfgs"`` (``fastopt.lbfgs``) is L-BFGS
+for smooth deterministic problems. ``minimize_batch`` solves many independent problems
 at once, ``minimize_minibatch`` trains on data in mini-batches. ``show_config()`` prints the
 build.
 """
@@ -47,6 +48,7 @@ try:
     from fastopt._minimize_batch import minimize_batch
     from fastopt._registry import RECORDS as _RECORDS
     from fastopt._scipy import METHOD_CALLABLES as _METHOD_CALLABLES
+    from fastopt._scipy import lbfgs
 except ModuleNotFoundError as _exc:
     _hint = _unbuilt_hint(_exc)
     if _hint is None:
@@ -68,6 +70,7 @@ __all__ = sorted([
     "lr_scheduler",
     "clip_grad_norm_", "clip_grad_value_",
     "flush_subnormals",
+    "lbfgs",
     "minimize",
     "minimize_batch",
     "minimize_minibatch",

@@ -380,24 +380,17 @@ def batch_native(
                                        xtol, train, clip)
     cdef bint block = objective.block
     cdef Py_ssize_t per_chunk = BLOCK_ROWS if block else CHUNK_ROWS
-    cdef Py_ssize_t m = b.m, c, k, kept, n_chunks = (b.m + per_chunk - 1) // per_chunk
-    cdef Py_ssize_t n_open = n_chunks
+    cdef Py_ssize_t m = b.m, c, n_chunks = (b.m + per_chunk - 1) // per_chunk
     cdef _BlockScratch scratch
-    cdef void* fun = objective.fun
-    cdef void* user_data = objective.user_data
     cdef bint interruptible = threading.get_ident() == threading.main_thread().ident
-    cdef fastopt_poll slices
-    cdef double due
     cdef bint shown = train is not None and train.progress is not None
-    cdef fastopt_fpenv env, python
+    cdef fastopt_fpenv env
     cdef fastopt_fpcr caller_bits
-    cdef _Solver solver
+    cdef _Job job
+    cdef _ChunkProgress progress = None
     n_threads = fastopt_thread_limit(n_threads)  # 1 in a forked child (fastopt_openmp.h)
     cdef _Chunk* chunks = <_Chunk*>PyMem_Malloc(n_chunks * sizeof(_Chunk))
-    cdef Py_ssize_t* open_chunks = <Py_ssize_t*>PyMem_Malloc(n_chunks * sizeof(Py_ssize_t))
-    if chunks == NULL or open_chunks == NULL:
-        PyMem_Free(chunks)
-        PyMem_Free(open_chunks)
+    if chunks == NULL:
         raise MemoryError()
     if block:
         keep_scratch = _block_scratch(&scratch, &b.first, m, objective.single, False)
@@ -414,42 +407,25 @@ def batch_native(
             chunks[c].g_swapped = False
             if chunks[c].scheduled:
                 chunks[c].schedule = train.ls
-            open_chunks[c] = c
             if block:  # the chunk's iterates and state, variable-major (_solve_block)
                 _chunk_layout(&b.first, &chunks[c], &scratch, True)
+        job.solver = _Solver(&b.first, b.per_row, &b.tol, &b.rows, block, &scratch,
+                             objective.fun, objective.user_data)
+        job.chunks = chunks
+        if shown:
+            progress = _ChunkProgress.__new__(_ChunkProgress)
+            progress.train, progress.chunks, progress.m = train, chunks, m
         # The flush mode: on this thread for the whole loop (restored on every way out,
         # KeyboardInterrupt included), taken by each chunk the team runs.
-        solver = _Solver(&b.first, b.per_row, &b.tol, &b.rows, block, &scratch, fun, user_data)
         caller_bits = fastopt_flush_bits()  # (signal handlers, progress: the caller's mode)
         env = fastopt_flush_begin(flush)
         try:
-            if n_threads > 1 and n_chunks > 1:
-                _run_team(&solver, chunks, open_chunks, n_chunks, n_threads, interruptible,
-                          train if shown else None, m, caller_bits)
-            else:
-                with nogil:
-                    fastopt_poll_signals(&slices, interruptible or shown)
-                    while n_open > 0:
-                        due = slices.due
-                        for k in range(n_open):
-                            _solve_any(&solver, &chunks[open_chunks[k]], due)
-                        kept = 0
-                        for k in range(n_open):
-                            if chunks[open_chunks[k]].active > 0:
-                                open_chunks[kept] = open_chunks[k]
-                                kept += 1
-                        n_open = kept
-                        if n_open > 0:
-                            check_signals(&slices, caller_bits)
-                            if shown:
-                                python = fastopt_follow_begin(caller_bits)
-                                with gil:
-                                    _show_chunks(train, chunks, open_chunks, n_open, m)
-                                fastopt_fpenv_restore(python)
+            run_chunks(_solve_job, _job_open, &job, n_chunks, n_threads, interruptible,
+                       progress, caller_bits)
         finally:
             fastopt_fpenv_restore(env)
         if shown:
-            _show_chunks(train, chunks, open_chunks, 0, m)
+            _show_chunks(train, chunks, NULL, 0, m)
         if train is not None:
             # the chunks stepped copies of the shared schedule: their errors, as the Python
             # scheduler's step raises them
@@ -460,7 +436,6 @@ def batch_native(
             train.check_schedule(error)
     finally:
         PyMem_Free(chunks)
-        PyMem_Free(open_chunks)
     return b.results()
 
 
@@ -476,19 +451,97 @@ ctypedef struct _Solver:
     void* user_data
 
 
-cdef inline void _solve_any(const _Solver* s, _Chunk* chunk, double due) noexcept nogil:
+ctypedef struct _Job:
+    # batch_native's work for run_chunks: the solver and the chunks.
+    _Solver solver
+    _Chunk* chunks
+
+
+cdef void _solve_job(void* job, Py_ssize_t c, double due) noexcept nogil:
     """One chunk of batch_native until it is done or time ``due`` has come."""
+    cdef _Job* j = <_Job*>job
+    cdef const _Solver* s = &j.solver
     if s.block:
-        _solve_block(s.first, chunk, s.per_row, s.tol, s.fun, s.user_data, s.rows, s.scratch,
-                     due)
+        _solve_block(s.first, &j.chunks[c], s.per_row, s.tol, s.fun, s.user_data, s.rows,
+                     s.scratch, due)
     else:
-        _solve_chunk(s.first, chunk, s.per_row, s.tol, s.fun, s.user_data, s.rows, due)
+        _solve_chunk(s.first, &j.chunks[c], s.per_row, s.tol, s.fun, s.user_data, s.rows, due)
 
 
-cdef int _run_team(const _Solver* solver, _Chunk* chunks, const Py_ssize_t* all_chunks,
-                   Py_ssize_t n_chunks, int n_threads, bint interruptible, LoopTrain shown,
-                   Py_ssize_t m, fastopt_fpcr caller_bits) except -1:
-    """batch_native on ``n_threads`` threads (src_c/fastopt_team.h): each thread takes chunks
+cdef bint _job_open(void* job, Py_ssize_t c) noexcept nogil:
+    return (<_Job*>job).chunks[c].active > 0
+
+
+cdef class ChunkDisplay:
+    """What run_chunks shows between two time slices (a subclass's ``show``)."""
+
+    cdef int show(self, const Py_ssize_t* open_chunks, Py_ssize_t n_open) except -1:
+        return 0
+
+
+cdef class _ChunkProgress(ChunkDisplay):
+    # batch_native's progress (_show_chunks) of its chunks.
+    cdef LoopTrain train
+    cdef const _Chunk* chunks
+    cdef Py_ssize_t m
+
+    cdef int show(self, const Py_ssize_t* open_chunks, Py_ssize_t n_open) except -1:
+        return _show_chunks(self.train, self.chunks, open_chunks, n_open, self.m)
+
+
+cdef int run_chunks(chunk_solver solve, chunk_open is_open, void* job, Py_ssize_t n_chunks,
+                    int n_threads, bint interruptible, ChunkDisplay shown,
+                    fastopt_fpcr caller_bits) except -1:
+    """Solve chunks 0..n_chunks-1 of a batch with a C objective: ``solve(job, c, due)`` works
+    on chunk c until it is done (``is_open(job, c)`` false) or time ``due`` has come (HUGE_VAL:
+    until done), and keeps where it stopped. On ``n_threads`` threads, a team (_run_team);
+    on one, the open chunks in turn, slice by slice. From the main thread (``interruptible``)
+    or with ``shown``, the work goes in time slices of a few milliseconds: between two, this
+    thread takes the GIL and runs Python's signal handlers (Ctrl-C: KeyboardInterrupt) and
+    ``shown.show``, in the caller's flush mode ``caller_bits``."""
+    cdef Py_ssize_t c, k, kept, n_open = n_chunks
+    cdef fastopt_poll slices
+    cdef double due
+    cdef fastopt_fpenv python
+    cdef bint showing = shown is not None
+    cdef Py_ssize_t* open_chunks = <Py_ssize_t*>PyMem_Malloc(n_chunks * sizeof(Py_ssize_t))
+    if open_chunks == NULL and n_chunks > 0:
+        raise MemoryError()
+    try:
+        for c in range(n_chunks):
+            open_chunks[c] = c
+        if n_threads > 1 and n_chunks > 1:
+            _run_team(solve, is_open, job, open_chunks, n_chunks, n_threads, interruptible,
+                      shown, caller_bits)
+            return 0
+        with nogil:
+            fastopt_poll_signals(&slices, interruptible or showing)
+            while n_open > 0:
+                due = slices.due
+                for k in range(n_open):
+                    solve(job, open_chunks[k], due)
+                kept = 0
+                for k in range(n_open):
+                    if is_open(job, open_chunks[k]):
+                        open_chunks[kept] = open_chunks[k]
+                        kept += 1
+                n_open = kept
+                if n_open > 0:
+                    check_signals(&slices, caller_bits)
+                    if showing:
+                        python = fastopt_follow_begin(caller_bits)
+                        with gil:
+                            shown.show(open_chunks, n_open)
+                        fastopt_fpenv_restore(python)
+    finally:
+        PyMem_Free(open_chunks)
+    return 0
+
+
+cdef int _run_team(chunk_solver solve, chunk_open is_open, void* job,
+                   const Py_ssize_t* all_chunks, Py_ssize_t n_chunks, int n_threads,
+                   bint interruptible, ChunkDisplay shown, fastopt_fpcr caller_bits) except -1:
+    """run_chunks on ``n_threads`` threads (src_c/fastopt_team.h): each thread takes chunks
     from a shared counter and solves each to the end, without a barrier until the last. When
     ``interruptible`` or ``shown``, the calling thread (the team's thread 0: ``prange``'s
     static schedule gives it iteration 0) works in slices of FASTOPT_SIGNAL_INTERVAL and
@@ -512,13 +565,13 @@ cdef int _run_team(const _Solver* solver, _Chunk* chunks, const Py_ssize_t* all_
                 c = fastopt_counter_add(&team.next, 1)
                 if c >= n_chunks:
                     break
-                while chunks[c].active > 0 and fastopt_counter_get(&team.stop) == 0:
+                while is_open(job, c) and fastopt_counter_get(&team.stop) == 0:
                     due = fastopt_now() + FASTOPT_SIGNAL_INTERVAL if watch else HUGE_VAL
-                    _solve_any(solver, &chunks[c], due)
+                    solve(job, c, due)
                     if w == 0 and watch:
-                        _team_watch(&team, errors, interruptible, shown, chunks, all_chunks,
-                                    n_chunks, m, caller_bits)
-                if chunks[c].active == 0:
+                        _team_watch(&team, errors, interruptible, shown, all_chunks,
+                                    n_chunks, caller_bits)
+                if not is_open(job, c):
                     fastopt_counter_add(&team.done, 1)
             if w == 0 and watch:
                 due = fastopt_now() + FASTOPT_SIGNAL_INTERVAL
@@ -526,8 +579,8 @@ cdef int _run_team(const _Solver* solver, _Chunk* chunks, const Py_ssize_t* all_
                        and fastopt_counter_get(&team.done) < n_chunks):
                     fastopt_nap()
                     if fastopt_now() >= due:
-                        _team_watch(&team, errors, interruptible, shown, chunks, all_chunks,
-                                    n_chunks, m, caller_bits)
+                        _team_watch(&team, errors, interruptible, shown, all_chunks,
+                                    n_chunks, caller_bits)
                         due = fastopt_now() + FASTOPT_SIGNAL_INTERVAL
             fastopt_fpenv_restore(worker)
     if errors:
@@ -535,9 +588,9 @@ cdef int _run_team(const _Solver* solver, _Chunk* chunks, const Py_ssize_t* all_
     return 0
 
 
-cdef void _team_watch(fastopt_team* team, list errors, bint interruptible, LoopTrain shown,
-                      const _Chunk* chunks, const Py_ssize_t* all_chunks, Py_ssize_t n_chunks,
-                      Py_ssize_t m, fastopt_fpcr caller_bits) noexcept with gil:
+cdef void _team_watch(fastopt_team* team, list errors, bint interruptible, ChunkDisplay shown,
+                      const Py_ssize_t* all_chunks, Py_ssize_t n_chunks,
+                      fastopt_fpcr caller_bits) noexcept with gil:
     """_run_team's calling thread between two slices: Python's signal handlers and the
     progress line (the other threads' counters read as they run: a display only), in the
     caller's flush mode ``caller_bits``. An exception is kept in ``errors`` and stops the
@@ -547,7 +600,7 @@ cdef void _team_watch(fastopt_team* team, list errors, bint interruptible, LoopT
         if interruptible:
             PyErr_CheckSignals()
         if shown is not None:
-            _show_chunks(shown, chunks, all_chunks, n_chunks, m)
+            shown.show(all_chunks, n_chunks)
     except BaseException as exc:
         errors.append(exc)
         fastopt_counter_add(&team.stop, 1)

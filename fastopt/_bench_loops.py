@@ -28,6 +28,10 @@ m problems, problems per second (at 1 and 2 threads: the three variants side by 
   plain scalar C loop, one thread
   a Python loop of scipy.optimize.minimize(method=python_adam) (on a few problems)
 
+Then L-BFGS on many problems (fastopt/_bench_lbfgs.py): minimize_batch(method="lbfgs") vs a
+loop of SciPy's L-BFGS-B vs minimize_batch with Adam, on 2-D Rosenbrock and on a
+logistic-regression bootstrap (``--lbfgs-only``: that part alone).
+
 Every variant runs fastopt.Adam's hyperparameters. The vectorised NumPy Adam is the reference
 rule, ``fastopt._reference.adam``, itself; the Python SciPy method (written out, so that its
 per-iteration cost is a user's) and the plain C loop are checked against the reference in
@@ -278,5 +282,9 @@ def run(repeats=5, m=10000, m_scipy=10, file=None):
     numpy_rate = rates["vectorised NumPy Adam"]
     print(f"  vectorised objective vs vectorised NumPy Adam: "
           f"{rates['minimize_batch, vectorised NumPy objective'] / numpy_rate:.2f}x", file=file)
+    from fastopt._bench_lbfgs import run as run_lbfgs  # (it imports this module)
+
+    lbfgs = run_lbfgs(repeats=repeats, m=m, file=file)
     print(f"\n({time.perf_counter() - started:.0f} s)", file=file)
-    return {"ns_per_iteration": ns, "problems_per_second": rates, "us_per_call": calls}
+    return {"ns_per_iteration": ns, "problems_per_second": rates, "us_per_call": calls,
+            "lbfgs": lbfgs}

@@ -24,6 +24,7 @@ usage: python -m fastopt race [--problem NAME] [--steps N] [--methods adam,nag,.
        python -m fastopt lr-table [--race] [--problems rosenbrock,...] [--steps N]
        python -m fastopt bench [--quick] [--sizes 14,22] [--dtypes ...] [--rules Adam,...]
        python -m fastopt bench-loops [--repeats R] [--problems M] [--scipy-problems K]
+                                     [--lbfgs-only]
        python -m fastopt demo [--steps N] [--seed S]
        python -m fastopt --version
 
@@ -34,7 +35,8 @@ usage: python -m fastopt race [--problem NAME] [--steps N] [--methods adam,nag,.
                (--race: the race's measured defaults)
   bench        fastopt vs NumPy vs torch, timed side by side (--quick: about a minute)
   bench-loops  whole minimize loops on small problems: C-level and batched vs Python,
-               NumPy, SciPy and plain C (about two minutes)
+               NumPy, SciPy and plain C (about two minutes); then L-BFGS batches vs SciPy's
+               L-BFGS-B and Adam (--lbfgs-only: that part alone)
   demo         the optimizers on a least-squares problem, as a table
 Problems: {problems}. Run 'python -m fastopt race --help' for details."""
 
@@ -121,6 +123,8 @@ def _build_parser():
     loops.add_argument("--problems", type=int, default=10000, help="m (default 10000)")
     loops.add_argument("--scipy-problems", type=int, default=10,
                        help="problems the scipy loop solves per round (default 10)")
+    loops.add_argument("--lbfgs-only", action="store_true",
+                       help="only the L-BFGS tables (Rosenbrock and the bootstrap)")
     demo = sub.add_parser("demo", help="the optimizers on a least-squares problem")
     demo.add_argument("--steps", type=int, default=500,
                       help=f"steps per method, 1 to {MAX_DEMO_STEPS} (default 500)")
@@ -269,7 +273,11 @@ def bench_loops(parser, args):
         if not 1 <= getattr(args, name) <= limit:
             parser.error(f"--{name.replace('_', '-')} must be from 1 to {limit}, got "
                          f"{getattr(args, name)}")
-    run(repeats=args.repeats, m=args.problems, m_scipy=args.scipy_problems)
+    if args.lbfgs_only:
+        from fastopt._bench_lbfgs import run as run_lbfgs
+        run_lbfgs(repeats=args.repeats, m=args.problems)
+    else:
+        run(repeats=args.repeats, m=args.problems, m_scipy=args.scipy_problems)
     return 0
 
 

@@ -45,7 +45,8 @@ from fastopt._loop import (
     LoopTrain,
     minimize_loop,
 )
-from fastopt._methods import METHODS, method_name
+from fastopt._lbfgs_driver import lbfgs_options, run_lbfgs
+from fastopt._methods import LBFGS, METHODS, is_lbfgs, method_name
 from fastopt._validation import check_real
 
 try:  # scipy.optimize.minimize(jac=True) wraps fun in MemoizeJac; unwrapping it saves a copy
@@ -90,7 +91,8 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
         fastopt's callable (``fastopt.adam``, ...) or class (``fastopt.Adam``, ...). ``"gd"``
         and ``"sgd"`` are both :class:`fastopt.SGD`; here both see the exact gradient. Another
         callable (a SciPy-style custom method) raises ``TypeError``: run it with
-        :func:`scipy.optimize.minimize`.
+        :func:`scipy.optimize.minimize`. ``"lbfgs"`` (or ``fastopt.lbfgs``) is L-BFGS, the
+        quasi-Newton method for smooth deterministic problems: see "L-BFGS" in Notes.
     jac : callable, bool, str or None, optional
         ``jac(x, *args) -> ndarray (n,)``; ``True`` if ``fun`` returns ``(f, g)`` (a tuple
         or a list, as SciPy takes it; ``g`` may be x itself or any array of n reals); None (or
@@ -194,8 +196,9 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
         ``x`` (the final iterate, x0's dtype), ``fun``, ``jac``, ``nit`` (updates made),
         ``nfev``, ``njev``, ``status``, ``success``, ``message``; ``allvecs`` with
         ``return_all``. Status codes: 0 converged (``success=True``; the message says which
-        test), 1 ``maxiter`` reached, 3 ``fun`` or ``jac`` returned NaN or inf (``x`` is the
-        last finite iterate), 99 the callback raised ``StopIteration``.
+        test), 1 ``maxiter`` (or L-BFGS's ``maxfun``) reached, 2 L-BFGS's line search
+        failed, 3 ``fun`` or ``jac`` returned NaN or inf (``x`` is the last finite
+        iterate), 99 the callback raised ``StopIteration``.
 
     Raises
     ------
@@ -219,6 +222,24 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
     :math:`1 - \beta^t` come from running products of the betas (a ``pow`` per iteration
     would cost more than a whole update of a small problem); stepping :class:`fastopt.Adam`
     by hand uses ``pow``, as torch does. The two agree to a few ulps.
+
+    **L-BFGS** (``method="lbfgs"``) is limited-memory BFGS with a Moré-Thuente
+    strong-Wolfe line search (MINPACK-2's, as SciPy's L-BFGS-B), box bounds by a two-metric
+    projection that never evaluates ``fun`` outside the box, and L-BFGS-B's stopping rules;
+    its iterations track ``scipy.optimize.minimize(method="L-BFGS-B")``'s (the engine:
+    src_c/fastopt_lbfgs.h). Its options are L-BFGS-B's, with L-BFGS-B's defaults:
+    ``maxiter=15000``, ``maxfun=15000`` (checked after each iteration, as SciPy does, so
+    ``nfev`` may pass it), ``gtol=1e-5`` (or ``tol``: the projected gradient's inf-norm),
+    ``ftol=2.22e-9`` (``(f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= ftol``),
+    ``maxcor=10`` (the history size) and ``maxls=20`` (evaluations per line search); plus
+    ``disp``, ``disp_every``, ``return_all``, ``finite_diff_method``,
+    ``finite_diff_rel_step``, ``flush_subnormals`` and ``n_threads`` (checked, unused: one
+    problem runs on one thread). The learning-rate options (``lr_scheduler``, clipping,
+    ``xtol``, ``progress``) are unknown options there (``OptimizeWarning``). Status 2: the
+    line search found no acceptable step even along the steepest descent (SciPy's
+    ``ABNORMAL``); x is the last iterate. A NaN or inf at a trial point shrinks the step;
+    at x0 it stops with status 3. float32 x0 runs in double with every evaluation point
+    rounded to float32; x and jac come back float32. ``maxiter=0`` returns x0.
 
     **When to use fastopt.** These first-order methods suit stochastic or mini-batch
     objectives (:func:`fastopt.minimize_minibatch`), bounds with noisy gradients, many small
@@ -273,8 +294,10 @@ def _minimize_general(method, fun, x0, args=(), jac=None, hess=None, hessp=None,
     """Any call: check the arguments, build the optimizer, run the loop. ``stacklevel``: a
     warning's here that points at the caller of minimize (or of minimize_with_method's
     caller, scipy.optimize.minimize)."""
-    name = method_name(method)
-    cls = METHODS[name]
+    # L-BFGS (not an elementwise rule: no optimizer class) shares the preparation and
+    # runs its own loop (fastopt/_lbfgs_driver.py).
+    lbfgs = is_lbfgs(method)
+    name = LBFGS if lbfgs else method_name(method)
     check_fun(fun)
     args = args_tuple(args)
     if _has_constraints(constraints):
@@ -288,7 +311,11 @@ def _minimize_general(method, fun, x0, args=(), jac=None, hess=None, hessp=None,
                           f"({what}); it is ignored.", RuntimeWarning, stacklevel=stacklevel)
 
     x = starting_point(x0)
-    hyper, loop = _loop_options(cls, options_dict(options), stacklevel)
+    if lbfgs:
+        loop = lbfgs_options(options_dict(options), stacklevel + 1)
+    else:
+        cls = METHODS[name]
+        hyper, loop = _loop_options(cls, options_dict(options), stacklevel)
     if (MemoizeJac is not None and isinstance(fun, MemoizeJac)
             and getattr(jac, "__self__", None) is fun):
         fun, jac = fun.fun, True  # scipy.optimize.minimize's wrapper of jac=True
@@ -301,6 +328,11 @@ def _minimize_general(method, fun, x0, args=(), jac=None, hess=None, hessp=None,
     if lower is not None:
         np.clip(x, lower, upper, out=x)
     new_style = callback_style(callback)
+    if lbfgs:
+        result = run_lbfgs(x, fun, jac, args, mode, lower, upper, callback, new_style, loop)
+        if loop["disp"]:
+            _print_summary(name, result)
+        return result
 
     optimizer = cls(x, n_threads=loop["n_threads"], **hyper)
     # (the scheduler sets its first rate before the state is made: Rprop's starts at it)

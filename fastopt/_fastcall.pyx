@@ -68,7 +68,7 @@ from fastopt._loop import (
     STATUS_CONVERGED,
     STOP_RESULTS,
 )
-from fastopt._methods import METHODS, method_name
+from fastopt._methods import METHODS, is_lbfgs, method_name
 
 try:  # scipy.optimize.minimize(jac=True) wraps fun in MemoizeJac (as in fastopt/_driver.py)
     from scipy.optimize._optimize import MemoizeJac
@@ -119,11 +119,14 @@ cdef dict _METHODS = {}  # method name, or id of a method object -> (object, _Me
 
 
 cdef _Method _method(object method):
-    """The _Method of ``method``, or None when it is not one the fast path runs."""
+    """The _Method of ``method``, or None when it is not one the fast path runs (L-BFGS,
+    which is no elementwise rule, among them: the general path runs its own loop)."""
     if type(method) is str:
         entry = _METHODS.get(method)
         if entry is not None:
             return entry[1]
+        if is_lbfgs(method):
+            return None
         try:
             name = method_name(method)
         except (TypeError, ValueError):
@@ -136,6 +139,8 @@ cdef _Method _method(object method):
     entry = _METHODS.get(id(method))
     if entry is not None and entry[0] is method:
         return entry[1]
+    if is_lbfgs(method):
+        return None
     try:
         name = method_name(method)  # fastopt's callables and classes; anything else raises
     except (TypeError, ValueError):

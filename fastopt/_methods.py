@@ -1,6 +1,8 @@
 """Method names for the drivers: a name, one of fastopt's method callables, or a class.
 
-The names come from the optimizer records (fastopt/_registry.py).
+The names come from the optimizer records (fastopt/_registry.py). L-BFGS (``"lbfgs"``,
+``fastopt.lbfgs``) is not an elementwise rule and has no record: the drivers that run it ask
+:func:`is_lbfgs` first; :func:`method_name` refuses it with a message saying where it runs.
 """
 
 from fastopt._registry import BY_METHOD
@@ -21,6 +23,23 @@ def register_callable(name, function):
     _CALLABLES[id(function)] = (name, function)
 
 
+LBFGS = "lbfgs"
+_LBFGS_CALLABLES = []  # fastopt.lbfgs (fastopt/_scipy.py registers it)
+
+
+def register_lbfgs(function):
+    """Make ``function`` (fastopt.lbfgs) stand for the method ``"lbfgs"`` in the drivers."""
+    _LBFGS_CALLABLES.append(function)
+
+
+def is_lbfgs(method):
+    """Whether ``method`` is L-BFGS: the name ``"lbfgs"`` (case-insensitive) or
+    ``fastopt.lbfgs``."""
+    if isinstance(method, str):
+        return method.lower() == LBFGS
+    return any(method is f for f in _LBFGS_CALLABLES)
+
+
 def method_name(method):
     """The registry's name of ``method``: a name (case-insensitive), one of fastopt's method
     callables (``fastopt.adam``, ...) or an optimizer class (``fastopt.Adam``).
@@ -33,6 +52,10 @@ def method_name(method):
     ValueError
         If it is a string that names no fastopt method.
     """
+    if is_lbfgs(method):
+        raise ValueError("method 'lbfgs' (L-BFGS) runs in fastopt.minimize, "
+                         "scipy.optimize.minimize(method=fastopt.lbfgs) and minimize_batch; "
+                         "it is not an elementwise update rule")
     if isinstance(method, str):
         name = method.lower()
         if name in METHODS:

@@ -39,7 +39,7 @@ from fastopt._driver_common import (
 )
 from fastopt._loop import EVAL_FUN_AND_GRAD, EVAL_NATIVE, EVAL_SEPARATE, STATUS_CONVERGED, \
     STOP_RESULTS, LoopTrain
-from fastopt._methods import optimizer_class
+from fastopt._methods import is_lbfgs, optimizer_class
 from fastopt._validation import as_real_array, finite_float_copy
 
 BATCH_OPTIONS = COMMON_OPTIONS + TRAIN_OPTIONS + ("tol",)
@@ -100,7 +100,16 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
         is passed sliced to the running problems, in step with ``X``; a scalar or an array
         with one row is passed as is.
     method : str or callable, default="adam"
-        As in :func:`fastopt.minimize`.
+        As in :func:`fastopt.minimize`. ``"lbfgs"`` (or ``fastopt.lbfgs``): L-BFGS, one
+        engine per problem, each result bitwise ``fastopt.minimize(method="lbfgs")``'s on
+        that problem alone. Its options are that method's (``maxiter``, ``maxfun``,
+        ``gtol``, ``ftol``, ``maxcor``, ``maxls``, SciPy L-BFGS-B's defaults) with
+        ``n_threads``, ``flush_subnormals`` and ``disp`` (a summary); the other methods'
+        (``lr`` and hyperparameters, ``lr_scheduler``, clipping, ``xtol``, ``progress``)
+        raise ValueError. A Python objective is called once per round of evaluations (a
+        problem's line search may take several) for every running problem; the callback
+        gets, after each round, the problems that reached a new iterate, ``nit`` one per
+        problem; status 2 is a failed line search.
     jac : bool or callable, optional
         ``True`` when ``fun`` returns ``(f, G)``; or ``jac(X, *args) -> G``. A Python ``fun``
         needs one of them (there are no finite differences here); with a C objective, leave it
@@ -244,6 +253,12 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
     >>> bool(np.all((box.lb <= res.x) & (res.x <= box.ub)))
     True
     """
+    if is_lbfgs(method):  # (its own loops: fastopt/_lbfgs_batch_driver.py)
+        check_fun(fun)
+        check_callback(callback)
+        from fastopt._lbfgs_batch_driver import lbfgs_batch
+        return lbfgs_batch(fun, X0, args_tuple(args), jac, bounds, tol, callback,
+                           options_dict(options), stacklevel=2)
     cls = optimizer_class(method)
     check_fun(fun)
     args = args_tuple(args)
@@ -260,20 +275,7 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
     level, every, bar = progress_options(options, DISP_EVERY)
     factory = scheduler_option(options)
 
-    if isinstance(fun, LowLevelCallable):
-        fun = native_evaluation(fun, jac, args, n, name="X0", block=True)
-        X = X.astype(fun.dtype, copy=False)
-        jac, mode = None, EVAL_NATIVE
-    elif jac is True or (type(jac) is np.bool_ and jac):  # numpy.True_ too
-        mode = EVAL_FUN_AND_GRAD
-    elif callable(jac):
-        mode = EVAL_SEPARATE
-    else:
-        raise ValueError("jac: minimize_batch needs gradients: pass jac=True (fun returns "
-                         f"(f, G)) or a callable jac(X) -> G; got {jac!r}")
-    lower, upper = batch_bounds(bounds, X)
-    if lower is not None:
-        np.clip(X, lower, upper, out=X)
+    fun, jac, mode, X, lower, upper = batch_evaluation(fun, jac, args, X, bounds)
 
     optimizer = cls(X.reshape(-1), n_threads=n_threads, **hyper)
     python_loop = mode != EVAL_NATIVE or callback is not None
@@ -317,12 +319,39 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
                             status=status, success=status == STATUS_CONVERGED,
                             message=_summary(status))
     if level:
-        print(result.message)
-        print(f"         Method: fastopt.{cls.__name__}")
-        if m:
-            print(f"         Function values: min {np.min(f):.6g}, max {np.max(f):.6g}")
-            print(f"         Iterations: min {np.min(nit)}, max {np.max(nit)}")
+        print_summary(result, f"fastopt.{cls.__name__}")
     return result
+
+
+def print_summary(result, method):
+    """disp: the summary of a batch's result, after the run."""
+    print(result.message)
+    print(f"         Method: {method}")
+    if result.fun.size:
+        print(f"         Function values: min {np.min(result.fun):.6g}, "
+              f"max {np.max(result.fun):.6g}")
+        print(f"         Iterations: min {np.min(result.nit)}, max {np.max(result.nit)}")
+
+
+def batch_evaluation(fun, jac, args, X, bounds):
+    """``(fun, jac, mode, X, lower, upper)``: how the batch evaluates (fastopt._loop's EVAL_*;
+    a LowLevelCallable becomes a NativeObjective and X takes its dtype), and X clipped into
+    the bounds (batch_bounds)."""
+    if isinstance(fun, LowLevelCallable):
+        fun = native_evaluation(fun, jac, args, X.shape[1], name="X0", block=True)
+        X = X.astype(fun.dtype, copy=False)
+        jac, mode = None, EVAL_NATIVE
+    elif jac is True or (type(jac) is np.bool_ and jac):  # numpy.True_ too
+        mode = EVAL_FUN_AND_GRAD
+    elif callable(jac):
+        mode = EVAL_SEPARATE
+    else:
+        raise ValueError("jac: minimize_batch needs gradients: pass jac=True (fun returns "
+                         f"(f, G)) or a callable jac(X) -> G; got {jac!r}")
+    lower, upper = batch_bounds(bounds, X)
+    if lower is not None:
+        np.clip(X, lower, upper, out=X)
+    return fun, jac, mode, X, lower, upper
 
 
 def _batch_train(optimizer, factory, shown, lrs, user_lrs, hyper, m, n, dtype, python_loop):
@@ -448,7 +477,7 @@ def _learning_rates(hyper, m):
 
 def _summary(status):
     counts = {int(s): int(c) for s, c in zip(*np.unique(status, return_counts=True))}
-    names = {0: "converged", 1: "reached maxiter", 3: "hit a non-finite value",
-             99: "stopped by the callback"}
+    names = {0: "converged", 1: "reached maxiter", 2: "line search failed",
+             3: "hit a non-finite value", 99: "stopped by the callback"}
     parts = [f"{c} {names.get(s, f'status {s}')}" for s, c in sorted(counts.items())]
     return f"{status.size} problems: " + (", ".join(parts) if parts else "none")

@@ -10,7 +10,7 @@ Each callable is registered (fastopt/_methods.py), so ``fastopt.minimize``,
 """
 
 from fastopt._driver import minimize_with_method
-from fastopt._methods import register_callable
+from fastopt._methods import LBFGS, register_callable, register_lbfgs
 from fastopt._registry import BY_METHOD
 _DOC = """Minimize ``fun`` with fastopt's {title}; a ``scipy.optimize.minimize`` method.
 
@@ -60,3 +60,32 @@ def _make_method(name):
 # fastopt.sgd, fastopt.gd, fastopt.adam, ...: one per method name.
 METHOD_CALLABLES = {name: _make_method(name) for name in BY_METHOD}
 globals().update(METHOD_CALLABLES)
+
+
+def lbfgs(fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None, constraints=(),
+          callback=None, **options):
+    """Minimize ``fun`` with fastopt's L-BFGS; a ``scipy.optimize.minimize`` method.
+
+    Use as ``scipy.optimize.minimize(fun, x0, method=fastopt.lbfgs, jac=..., bounds=...,
+    options={...})``. Equivalent to ``fastopt.minimize(fun, x0, method="lbfgs", ...)``: see
+    it for the arguments, the options (SciPy L-BFGS-B's ``maxiter``, ``maxfun``, ``gtol``,
+    ``ftol``, ``maxcor``, ``maxls`` with its defaults, plus ``disp``, ``return_all``,
+    ``finite_diff_method``, ``finite_diff_rel_step``, ``flush_subnormals``), the status
+    codes and the result. ``hess`` and ``hessp`` are ignored with a warning; constraints
+    raise ``ValueError``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastopt
+    >>> from scipy.optimize import minimize, rosen, rosen_der
+    >>> res = minimize(rosen, [-1.2, 1.0], method=fastopt.lbfgs, jac=rosen_der)
+    >>> res.success, res.nit, np.round(res.x, 4)
+    (True, 36, array([1., 1.]))
+    """
+    return minimize_with_method(LBFGS, fun, x0, args=args, jac=jac, hess=hess, hessp=hessp,
+                                bounds=bounds, constraints=constraints, callback=callback,
+                                options=options)
+
+
+lbfgs.__module__ = "fastopt"
+register_lbfgs(lbfgs)

@@ -141,6 +141,8 @@ def test_bench_loops_prints_both_tables(capsys):
         assert f"minimize_batch, block C objective, {threads}" in out
         assert f"block SIMD floor (plain C), {threads}" in out
         assert f"block C objective vs block SIMD floor, {threads}: " in out
+        assert f"lbfgs batch, C objective, {threads}" in out  # L-BFGS (issue 17)
+    assert "Python loop of scipy L-BFGS-B" in out and "gtol=1e-05" in out
 
 
 @pytest.mark.parametrize("argv", [["bench", "--sizes", "a"], ["bench", "--sizes", "40"],

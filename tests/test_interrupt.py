@@ -62,6 +62,20 @@ SCRIPT = textwrap.dedent("""
         run = lambda: fastopt.minimize(llc, x0, options=dict(NEVER, n_threads=2))
     elif case == "minimize_builtin_callback":  # C objective, a callback that runs no bytecode
         run = lambda: fastopt.minimize(llc, x0, options=NEVER, callback=len)
+    elif case.startswith("lbfgs_batch"):  # minimize_batch's L-BFGS C loops
+        X0 = np.resize([-1.2, 1.0], (8, 2**15))
+        llc = rosenbrock_lowlevel() if "block" not in case else \
+            fastopt.problems.rosenbrock_block_lowlevel()
+        x0 = X0
+        run = lambda: fastopt.minimize_batch(llc, X0, method="lbfgs", options=dict(
+            maxiter=NEVER["maxiter"], maxfun=10**12, gtol=0, ftol=0, n_threads=int(case[-1])))
+    elif case.startswith("lbfgs"):  # L-BFGS's C loop: these chains take it seconds
+        x0 = np.resize([-1.2, 1.0], 2**17)
+        if case == "lbfgs_f32":  # (float32 stalls in ~10 iterations: larger, slower ones)
+            x0 = np.resize([-1.2, 1.0], 2**20).astype(np.float32)
+            llc = rosenbrock_lowlevel("float32")
+        run = lambda: fastopt.minimize(llc, x0, method="lbfgs", options=dict(
+            maxiter=NEVER["maxiter"], maxfun=10**12, gtol=0, ftol=0))
     elif case == "minimize_python":
         run = lambda: fastopt.minimize(rosen, x0, jac=True, options=NEVER)
     elif case.startswith("batch_native") or case.startswith("batch_block"):
@@ -139,6 +153,7 @@ def interrupt_runs(case):
 
 @pytest.mark.parametrize("case", [
     "minimize", "minimize_f32", "minimize_threads", "minimize_builtin_callback",
+    "lbfgs", "lbfgs_f32", "lbfgs_batch_1", "lbfgs_batch_2", "lbfgs_batch_block_2",
     "batch_native_1", "batch_native_2", "batch_native_f32_2",
     "batch_block_1", "batch_block_2", "batch_block_f32_2",
 ])
