@@ -12,7 +12,6 @@ import warnings
 
 import numpy as np
 import pytest
-from scipy import LowLevelCallable
 from scipy.optimize import OptimizeWarning, minimize, rosen, rosen_der
 
 import fastopt
@@ -153,8 +152,8 @@ def test_suite_default_options(name):
 
 def suite_table(**options):
     """The suite as a Markdown table: f, nit, nfev of fastopt and SciPy."""
-    lines = ["| problem | n | f fastopt | f SciPy | max abs dx | nit fastopt | nit SciPy | "
-             "nfev fastopt | nfev SciPy |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [("| problem | n | f fastopt | f SciPy | max abs dx | nit fastopt | nit SciPy | "
+              "nfev fastopt | nfev SciPy |"), "|---|---|---|---|---|---|---|---|---|"]
     for name, make in SUITE.items():
         try:
             fg, x0, bounds = make()

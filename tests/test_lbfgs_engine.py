@@ -5,7 +5,6 @@ a line, from small and large first steps."""
 
 import numpy as np
 import pytest
-
 from fastopt._lbfgs import _dcsrch_steps
 
 DCSRCH = pytest.importorskip("scipy.optimize._dcsrch").DCSRCH
