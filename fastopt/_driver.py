@@ -36,6 +36,7 @@ from fastopt._driver_common import (
 )
 from fastopt._fastcall import fast_minimize
 from fastopt._finite_diff import FD_METHODS, FiniteDifferenceGradient, check_fd_method
+from fastopt._lbfgs_driver import lbfgs_options, run_lbfgs
 from fastopt._loop import (
     EVAL_FINITE_DIFF,
     EVAL_FUN_AND_GRAD,
@@ -45,7 +46,6 @@ from fastopt._loop import (
     LoopTrain,
     minimize_loop,
 )
-from fastopt._lbfgs_driver import lbfgs_options, run_lbfgs
 from fastopt._methods import LBFGS, METHODS, is_lbfgs, method_name
 from fastopt._validation import check_real
 

@@ -41,12 +41,17 @@ from fastopt._loop cimport (
 )
 from fastopt._native cimport NativeObjective
 from fastopt._lbfgs_engine cimport (  # the engine, src_c/fastopt_lbfgs.h
+    FASTOPT_DCSRCH_CONV,
+    FASTOPT_DCSRCH_FG,
     FASTOPT_LBFGS_EVALUATE,
     FASTOPT_LBFGS_NEW_ITERATE,
     FASTOPT_LBFGS_STOP_FTOL,
     FASTOPT_LBFGS_STOP_GTOL,
     FASTOPT_LBFGS_STOP_LINESEARCH,
     FASTOPT_LBFGS_STOP_NONFINITE,
+    fastopt_dcsrch,
+    fastopt_dcsrch_next,
+    fastopt_dcsrch_start,
     fastopt_lbfgs,
     fastopt_lbfgs_f,
     fastopt_lbfgs_g,
@@ -314,3 +319,22 @@ cdef cnp.ndarray _copy_gradient(Run* r, cnp.ndarray like):
     else:
         memcpy(cnp.PyArray_DATA(out), r.gd, r.n * sizeof(double))
     return out
+
+
+def _dcsrch_steps(phi, double stp, double ftol, double gtol, double xtol, double stpmax,
+                  int maxiter=100):
+    """Test hook (tests/test_lbfgs_engine.py): the steps the engine's Moré-Thuente search
+    (the port of MINPACK-2's dcsrch) evaluates on ``phi(stp) -> (f, derivative)`` from
+    ``phi(0)``; returns ``(steps, task)``, task "CONV", "WARN" or "MAXITER"."""
+    cdef fastopt_dcsrch ls
+    cdef int task
+    f, g = phi(0.0)
+    fastopt_dcsrch_start(&ls, f, g, stp, ftol, stpmax)
+    steps = []
+    for _ in range(maxiter):
+        steps.append(stp)
+        f, g = phi(stp)
+        task = fastopt_dcsrch_next(&ls, f, g, &stp, gtol, xtol, stpmax)
+        if task != FASTOPT_DCSRCH_FG:
+            return steps, "CONV" if task == FASTOPT_DCSRCH_CONV else "WARN"
+    return steps, "MAXITER"

@@ -11,7 +11,12 @@ import warnings
 
 from scipy.optimize import OptimizeResult, OptimizeWarning
 
-from fastopt._conventions import bool_option, iteration_limit, scalar_value, whole_number
+from fastopt._conventions import (
+    bool_option,
+    iteration_limit,
+    scalar_value,
+    whole_number,
+)
 from fastopt._driver_common import (
     DEFAULT_GTOL,
     INT_MAX,
@@ -31,8 +36,13 @@ from fastopt._lbfgs import (
     STOP_NONFINITE,
     lbfgs_loop,
 )
-from fastopt._loop import EVAL_FINITE_DIFF, STATUS_CALLBACK, STATUS_CONVERGED, \
-    STATUS_MAXITER, STATUS_NONFINITE
+from fastopt._loop import (
+    EVAL_FINITE_DIFF,
+    STATUS_CALLBACK,
+    STATUS_CONVERGED,
+    STATUS_MAXITER,
+    STATUS_NONFINITE,
+)
 from fastopt._validation import check_real
 
 # SciPy L-BFGS-B's defaults (scipy.optimize._lbfgsb_py._minimize_lbfgsb).
@@ -49,13 +59,13 @@ RESULTS = {
     STOP_GTOL: (STATUS_CONVERGED, STATUS_MESSAGES[STATUS_CONVERGED, "gtol"]),
     STOP_FTOL: (STATUS_CONVERGED, STATUS_MESSAGES[STATUS_CONVERGED, "ftol"]),
     STOP_MAXITER: (STATUS_MAXITER, STATUS_MESSAGES[STATUS_MAXITER, None]),
-    STOP_MAXFUN: (STATUS_MAXITER, "Maximum number of function evaluations has been "
-                                  "exceeded."),
-    STOP_NONFINITE: (STATUS_NONFINITE, "Stopped: fun or jac returned a non-finite value "
-                                       "(NaN or inf) at x0."),
-    STOP_LINESEARCH: (STATUS_LINESEARCH, "ABNORMAL: the line search found no acceptable "
-                                         "step, even along the steepest descent; x is the "
-                                         "last iterate."),
+    STOP_MAXFUN: (STATUS_MAXITER, ("Maximum number of function evaluations has been "
+                                   "exceeded.")),
+    STOP_NONFINITE: (STATUS_NONFINITE, ("Stopped: fun or jac returned a non-finite value "
+                                        "(NaN or inf) at x0.")),
+    STOP_LINESEARCH: (STATUS_LINESEARCH, ("ABNORMAL: the line search found no acceptable "
+                                          "step, even along the steepest descent; x is the "
+                                          "last iterate.")),
     STOP_CALLBACK: (STATUS_CALLBACK, STATUS_MESSAGES[STATUS_CALLBACK, None]),
 }
 

@@ -19,3 +19,14 @@ cdef extern from "fastopt_lbfgs.h" nogil:
         FASTOPT_LBFGS_STOP_FTOL
         FASTOPT_LBFGS_STOP_NONFINITE
         FASTOPT_LBFGS_STOP_LINESEARCH
+
+    # The Moré-Thuente line search alone (the engine tests' hook, _lbfgs._dcsrch_steps).
+    ctypedef struct fastopt_dcsrch:
+        pass
+    void fastopt_dcsrch_start(fastopt_dcsrch* ls, double f, double g, double stp, double ftol,
+                              double stpmax)
+    int fastopt_dcsrch_next(fastopt_dcsrch* ls, double f, double g, double* stp, double gtol,
+                            double xtol, double stpmax)
+    enum:
+        FASTOPT_DCSRCH_FG
+        FASTOPT_DCSRCH_CONV

@@ -12,6 +12,7 @@ Each callable is registered (fastopt/_methods.py), so ``fastopt.minimize``,
 from fastopt._driver import minimize_with_method
 from fastopt._methods import LBFGS, register_callable, register_lbfgs
 from fastopt._registry import BY_METHOD
+
 _DOC = """Minimize ``fun`` with fastopt's {title}; a ``scipy.optimize.minimize`` method.
 
     Use as ``scipy.optimize.minimize(fun, x0, method=fastopt.{name}, jac=..., options={{...}})``.
