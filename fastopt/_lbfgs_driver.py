@@ -62,7 +62,9 @@ RESULTS = {
     STOP_MAXFUN: (STATUS_MAXITER, ("Maximum number of function evaluations has been "
                                    "exceeded.")),
     STOP_NONFINITE: (STATUS_NONFINITE, ("Stopped: fun or jac returned a non-finite value "
-                                        "(NaN or inf) at x0.")),
+                                        "(NaN or inf) at x0, or at every point the line "
+                                        "search tried; x is the last iterate with finite "
+                                        "values.")),
     STOP_LINESEARCH: (STATUS_LINESEARCH, ("ABNORMAL: the line search found no acceptable "
                                           "step, even along the steepest descent; x is the "
                                           "last iterate.")),

@@ -59,7 +59,10 @@
  * projgr) <= gtol, then (not at x0) (f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= ftol.
  * Non-finite values: a non-finite f or g at x0 stops at once (FASTOPT_LBFGS_STOP_NONFINITE,
  * x = x0); at a trial point of a search they shrink the step (halfway back towards the best
- * step of the search, which also becomes the search's stpmax), a trial counted in maxls.
+ * step of the search, which also becomes the search's stpmax), a trial counted in maxls. A
+ * search that ends on a non-finite trial (after the steepest-descent retry) stops with
+ * FASTOPT_LBFGS_STOP_NONFINITE at the last iterate: fastopt's NaN policy (status 3, the last
+ * finite iterate), not a line-search failure, since the values, not the model, gave out.
  */
 #ifndef FASTOPT_LBFGS_H
 #define FASTOPT_LBFGS_H
@@ -77,7 +80,8 @@ enum {
     FASTOPT_LBFGS_NEW_ITERATE = 1,   /* (x, f, g) is the next iterate: check, call next again */
     FASTOPT_LBFGS_STOP_GTOL = 2,     /* projected gradient's inf-norm <= gtol */
     FASTOPT_LBFGS_STOP_FTOL = 3,     /* relative reduction of f <= ftol */
-    FASTOPT_LBFGS_STOP_NONFINITE = 4,/* f or g non-finite at x0 (status 3); x = x0 */
+    FASTOPT_LBFGS_STOP_NONFINITE = 4,/* f or g non-finite at x0, or at every trial of a search
+                                       (status 3); x = the last iterate */
     FASTOPT_LBFGS_STOP_LINESEARCH = 5/* no acceptable step even along steepest descent */
 };
 
@@ -98,6 +102,7 @@ typedef struct fastopt_lbfgs {
     int ifun;           /* evaluations in the current search */
     int maxls;
     int bounded, boxed; /* any finite bound; every variable with two finite bounds */
+    int nonfinite;      /* the search's last trial gave a non-finite f or g */
     double gtol, ftol;
     double f;           /* f at the iterate x_k */
     double gamma;       /* H0's scale */
@@ -473,6 +478,7 @@ static inline int fastopt_lbfgs_search(fastopt_lbfgs *s, double *x)
         }
     }
     s->gd0 = gp;
+    s->nonfinite = 0;
     s->stpmax = fastopt_lbfgs_max_step(s);
     if (s->iter == 0 && !s->boxed) {
         double pnorm = sqrt(fastopt_lbfgs_dot(s->n, s->p, s->p));
@@ -526,6 +532,7 @@ static inline void fastopt_lbfgs_init(fastopt_lbfgs *s, ptrdiff_t n, int history
     s->p = s->gk + n;
     s->z = s->p + n;
     s->bounded = 0;
+    s->nonfinite = 0;
     s->boxed = s->lower != NULL;
     if (s->lower != NULL) {
         for (ptrdiff_t i = 0; i < n; i++) {
@@ -582,12 +589,14 @@ static inline int fastopt_lbfgs_next(fastopt_lbfgs *s, double *x, double f, cons
         if (!fastopt_lbfgs_finite(n, f, g)) {
             /* Shrink halfway back towards the best step; it caps the search. */
             double stp = s->ls.stx + 0.5 * (s->stp - s->ls.stx);
+            s->nonfinite = 1;
             s->stpmax = stp;
             s->stp = stp;
             task = (stp > s->ls.stx) ? FASTOPT_DCSRCH_FG : FASTOPT_DCSRCH_WARN;
             if (task == FASTOPT_DCSRCH_WARN) goto failed;
         } else {
             double gd = fastopt_lbfgs_dot(n, g, s->p);  /* the derivative along p */
+            s->nonfinite = 0;
             task = fastopt_dcsrch_next(&s->ls, f, gd, &s->stp, 0.9, 0.1, s->stpmax);
             if (task != FASTOPT_DCSRCH_FG) {
                 s->phase = FASTOPT_LBFGS_PHASE_ACCEPTED;
@@ -606,7 +615,7 @@ static inline int fastopt_lbfgs_next(fastopt_lbfgs *s, double *x, double f, cons
             return fastopt_lbfgs_search(s, x);
         }
         s->phase = FASTOPT_LBFGS_PHASE_DONE;
-        return FASTOPT_LBFGS_STOP_LINESEARCH;
+        return s->nonfinite ? FASTOPT_LBFGS_STOP_NONFINITE : FASTOPT_LBFGS_STOP_LINESEARCH;
     }
 
     case FASTOPT_LBFGS_PHASE_ACCEPTED: {

@@ -417,6 +417,26 @@ def test_nan_mid_run_shrinks_the_step():
     np.testing.assert_allclose(res.x, 2.0, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_nan_wall_mid_run_is_status_3_at_the_last_iterate(dtype):
+    # f is finite up to x = 1.5 only; its minimum lies beyond, at 2: the line search cannot
+    # get a finite value past the wall and gives up there. fastopt's NaN policy (status 3, the
+    # last finite iterate and its f and g), not a line-search failure (status 2).
+    def fg(x):
+        points.append(x.copy())
+        if x[0] > 1.5:
+            return np.nan, np.full_like(x, np.nan)
+        return float((x[0] - 2) ** 2), 2 * (x - 2)
+    points = []
+    res = fastopt.minimize(fg, np.array([0.0], dtype), method="lbfgs", jac=True)
+    assert res.status == 3 and not res.success and "non-finite" in res.message
+    assert res.x.dtype == dtype and np.all(res.x <= 1.5)
+    assert np.isfinite(res.fun) and np.all(np.isfinite(res.jac))
+    assert res.fun == float((res.x[0] - 2) ** 2)
+    assert any(p[0] > 1.5 for p in points)
+    assert res.nit >= 1
+
+
 def test_wrong_gradient_stops_abnormal():
     # The gradient's sign is wrong: no step along it decreases f.
     res = fastopt.minimize(lambda x: (rosen(x), -rosen_der(x)), [-1.2, 1.0], method="lbfgs",
