@@ -1,0 +1,90 @@
+"""Adversarial checks of minimize_minibatch's blocks (issue 16): NumPy data keep the batches
+of the releases before blocks existed, and ``blocks`` is read as the docstring says."""
+
+import numpy as np
+import pytest
+
+import fastopt
+
+
+def _strided_and_unaligned():
+    rng = np.random.default_rng(3)
+    wide = rng.standard_normal((203, 160))
+    strided = wide[:, ::4]  # not contiguous: NumPy's matmul does not use BLAS on it
+    buf = np.zeros(strided.size * 8 + 1, np.uint8)
+    unaligned = np.ndarray(strided.shape, np.float64, buf, offset=1)
+    unaligned[...] = strided
+    y = strided @ rng.standard_normal(40)
+    return {"strided": strided, "unaligned": unaligned}, y
+
+
+def _loss(w, X, y):
+    r = X @ w - y
+    return 0.5 * np.mean(r**2), X.T @ r / len(y)
+
+
+def _before_blocks(X, y, batch_size, epochs, shuffle, seed, lr):
+    """The loop of the releases before blocks (fastopt 'main'): batches X[rows] with rows a
+    slice (shuffle=False) or a piece of one rng.permutation(n) per epoch; SGD steps."""
+    x = np.zeros(X.shape[1])
+    opt = fastopt.SGD(x, lr=lr)
+    rng = np.random.default_rng(seed)
+    n = len(X)
+    for _ in range(epochs):
+        order = rng.permutation(n) if shuffle else None
+        for start in range(0, n, batch_size):
+            rows = slice(start, start + batch_size) if order is None else \
+                order[start:start + batch_size]
+            _, g = _loss(x, X[rows], y[rows])
+            opt.step(np.array(g))
+    return x
+
+
+@pytest.mark.parametrize("layout", ["strided", "unaligned"])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_numpy_batches_are_those_before_blocks(layout, shuffle):
+    # The last (partial) batch of an epoch was a view of the data (shuffle=False); a copy has
+    # another memory layout, so X @ w rounds differently and the result changed.
+    data, y = _strided_and_unaligned()
+    X = data[layout]
+    kw = dict(batch_size=32, epochs=3, shuffle=shuffle, seed=5)
+    res = fastopt.minimize_minibatch(_loss, np.zeros(40), (X, y), method="sgd",
+                                     options={"lr": 0.01}, **kw)
+    ref = _before_blocks(X, y, lr=0.01, **kw)
+    assert res.x.tobytes() == ref.tobytes()
+
+
+def test_natural_order_batches_are_views_of_numpy_data():
+    data, y = _strided_and_unaligned()
+    X = data["strided"]
+    seen = []
+
+    def fun(w, Xb, yb):
+        seen.append(np.shares_memory(Xb, X))
+        return _loss(w, Xb, yb)
+
+    fastopt.minimize_minibatch(fun, np.zeros(40), (X, y), batch_size=32, shuffle=False,
+                               options={"lr": 0.01, "gtol": 1e-30})
+    assert len(seen) == 2 * 7 and all(seen)  # the epoch's batches and the gtol pass's
+
+
+@pytest.mark.parametrize("blocks", [{50, 153}, {50: 0, 153: 1}, frozenset({203})])
+def test_blocks_refuses_unordered_containers(blocks):
+    # A set's order (and a dict's keys) is not the user's: the block sizes would be taken in
+    # hash order, or deduplicated.
+    data, y = _strided_and_unaligned()
+    with pytest.raises(TypeError, match="blocks must be None, an int"):
+        fastopt.minimize_minibatch(_loss, np.zeros(40), (data["strided"], y), blocks=blocks)
+
+
+def test_blocks_as_a_0d_array_is_an_int():
+    data, y = _strided_and_unaligned()
+    kw = dict(batch_size=16, epochs=2, seed=0, options={"lr": 0.01})
+    res = fastopt.minimize_minibatch(_loss, np.zeros(40), (data["strided"], y),
+                                     blocks=np.array(50), **kw)
+    ref = fastopt.minimize_minibatch(_loss, np.zeros(40), (data["strided"], y), blocks=50,
+                                     **kw)
+    assert res.x.tobytes() == ref.x.tobytes()
+    with pytest.raises(TypeError, match="blocks"):
+        fastopt.minimize_minibatch(_loss, np.zeros(40), (data["strided"], y),
+                                   blocks=np.array(50.0))
