@@ -88,3 +88,20 @@ def test_blocks_as_a_0d_array_is_an_int():
     with pytest.raises(TypeError, match="blocks"):
         fastopt.minimize_minibatch(_loss, np.zeros(40), (data["strided"], y),
                                    blocks=np.array(50.0))
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_dask_data_equal_c_contiguous_numpy_data(shuffle):
+    # The docstring's condition: dask's blocks of a strided array are C-contiguous, so the
+    # in-memory run that equals the streamed one is on C-contiguous arrays.
+    da = pytest.importorskip("dask.array")
+    data, y = _strided_and_unaligned()
+    X = data["strided"]
+    kw = dict(method="adam", batch_size=32, epochs=2, shuffle=shuffle, seed=1,
+              options={"lr": 0.01, "gtol": 1e-30})
+    res = fastopt.minimize_minibatch(_loss, np.zeros(40),
+                                     (da.from_array(X, chunks=(50, 10)), y), **kw)
+    ref = fastopt.minimize_minibatch(_loss, np.zeros(40), (np.ascontiguousarray(X), y),
+                                     blocks=(50, 50, 50, 50, 3), **kw)
+    assert res.x.tobytes() == ref.x.tobytes() and res.history == ref.history
+    assert res.jac.tobytes() == ref.jac.tobytes()
