@@ -15,6 +15,7 @@ that spans blocks, copies of at most ``batch_size`` rows).
 
 import collections
 import concurrent.futures
+import contextvars
 
 import numpy as np
 
@@ -119,7 +120,10 @@ class DaskBlocks:
                 self.executor = concurrent.futures.ThreadPoolExecutor(
                     1, thread_name_prefix="fastopt-prefetch")
             k = self.queue.popleft()
-            self.pending.append((k, self.executor.submit(self._fetch, k)))
+            # In the caller's context: a Client made current by ``client.as_current()`` (or
+            # anything else dask keeps in a contextvar) is then the one the block uses.
+            context = contextvars.copy_context()
+            self.pending.append((k, self.executor.submit(context.run, self._fetch, k)))
 
     def _drop(self, keep):
         """Forget the blocks fetched ahead beyond the first ``keep``."""

@@ -105,3 +105,23 @@ def test_dask_data_equal_c_contiguous_numpy_data(shuffle):
                                      blocks=(50, 50, 50, 50, 3), **kw)
     assert res.x.tobytes() == ref.x.tobytes() and res.history == ref.history
     assert res.jac.tobytes() == ref.jac.tobytes()
+
+
+@pytest.mark.parametrize("prefetch", [0, 1, 2])
+def test_a_client_made_current_in_a_context_computes_the_blocks(prefetch):
+    # Client.as_current() (not the default client) lives in a contextvar: the background
+    # thread that computes the next blocks must see it, as the calling thread does.
+    da = pytest.importorskip("dask.array")
+    distributed = pytest.importorskip("distributed")
+    data, y = _strided_and_unaligned()
+    X = np.ascontiguousarray(data["strided"])
+    kw = dict(method="adam", batch_size=32, epochs=2, seed=1, options={"lr": 0.01})
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client, client.as_current():
+        Xd, yd = client.persist([da.from_array(X, chunks=(50, 40)), da.from_array(y, chunks=50)])
+        res = fastopt.minimize_minibatch(_loss, np.zeros(40), (Xd, yd),
+                                         options={"lr": 0.01, "prefetch": prefetch},
+                                         **{k: v for k, v in kw.items() if k != "options"})
+    ref = fastopt.minimize_minibatch(_loss, np.zeros(40), (X, y), blocks=50, **kw)
+    assert res.x.tobytes() == ref.x.tobytes()
