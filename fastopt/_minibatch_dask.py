@@ -16,6 +16,7 @@ that spans blocks, copies of at most ``batch_size`` rows).
 import collections
 import concurrent.futures
 import contextvars
+import math
 
 import numpy as np
 
@@ -71,8 +72,11 @@ class DaskBlocks:
         self.offsets = np.concatenate(([0], np.cumsum(sizes))).tolist()
         # Per array: one dask.delayed per block (dask arrays), or the array itself (NumPy).
         self.sources = []
-        for a in arrays:
+        # Per dask array: its shape past the rows, which every computed block must have.
+        self.trailing = {}
+        for i, a in enumerate(arrays):
             if isinstance(a, da.Array):
+                self.trailing[i] = a.shape[1:]
                 whole = {axis: -1 for axis in range(1, a.ndim)}
                 a = a.rechunk({0: sizes, **whole})
                 a = a.to_delayed().reshape(-1).tolist()
@@ -87,8 +91,23 @@ class DaskBlocks:
         lazy = [s[k] for s in self.sources if isinstance(s, list)]
         computed = iter(self._compute(*lazy))
         start, stop = self.offsets[k], self.offsets[k + 1]
-        return [_aligned(next(computed)) if isinstance(s, list) else s[start:stop]
-                for s in self.sources]
+        return [self._checked(i, k, next(computed)) if isinstance(s, list) else s[start:stop]
+                for i, s in enumerate(self.sources)]
+
+    def _checked(self, i, k, block):
+        """The computed block ``k`` of ``data[i]``, aligned, after checking that it has the
+        shape its dask chunks declare: dask trusts them (``from_delayed``'s ``shape``,
+        ``map_blocks``' ``chunks``), and a block of another size would be cut by the declared
+        one, dropping rows or running short batches."""
+        block = _aligned(block)
+        expected = (self.sizes[k], *self.trailing[i])
+        if len(block.shape) != len(expected) or any(
+                got != size for got, size in zip(block.shape, expected)
+                if not math.isnan(size)):  # (NaN: a size dask does not know)
+            raise ValueError(f"data[{i}]'s block {k} was computed with shape {block.shape}, "
+                             f"but its dask chunks declare {expected}: the dask array's "
+                             f"chunks are wrong (a from_delayed shape or map_blocks chunks?)")
+        return block
 
     def plan(self, visits):
         visits = list(visits)

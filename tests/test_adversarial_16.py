@@ -125,3 +125,18 @@ def test_a_client_made_current_in_a_context_computes_the_blocks(prefetch):
                                          **{k: v for k, v in kw.items() if k != "options"})
     ref = fastopt.minimize_minibatch(_loss, np.zeros(40), (X, y), blocks=50, **kw)
     assert res.x.tobytes() == ref.x.tobytes()
+
+
+@pytest.mark.parametrize("rows, cols", [(40, 2), (60, 2), (50, 3)])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_a_block_that_does_not_match_its_chunks_is_an_error(rows, cols, shuffle):
+    # dask trusts the declared chunks (from_delayed's shape, map_blocks' chunks=): a block of
+    # another size was cut by the declared size, dropping rows or running a short batch.
+    da = pytest.importorskip("dask.array")
+    dask = pytest.importorskip("dask")
+    liar = da.from_delayed(dask.delayed(np.ones)((rows, cols)), (50, 2), float)
+    data = (da.concatenate([da.from_array(np.ones((50, 2)), chunks=25), liar]), np.ones(100))
+    with pytest.raises(ValueError, match=rf"data\[0\]'s block 2 .*\({rows}, {cols}\).*"
+                                         r"\(50, 2\)"):
+        fastopt.minimize_minibatch(lambda w, X, y: (0.0, np.zeros(1)), np.zeros(1), data,
+                                   batch_size=16, shuffle=shuffle, seed=0)
