@@ -181,7 +181,8 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
     TypeError, ValueError
         A bad argument (the message names it), before any step and before any block of
         dask data is computed. Exceptions of ``fun``, or of the computation of a dask
-        block, reach the caller as they are.
+        block, reach the caller as they are. A computed dask block whose shape is not the
+        one its chunks declare raises ValueError (dask trusts declared chunks).
 
     Notes
     -----
