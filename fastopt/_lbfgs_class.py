@@ -456,7 +456,9 @@ class LBFGS:
                                  "C-contiguous and writeable")
 
     def _views(self):
-        return [p.reshape(-1) for p in self._params]
+        # (np.asarray: a subclass such as np.matrix stays 2-D when reshaped; the view of its
+        # memory as a plain ndarray is flat)
+        return [np.asarray(p).reshape(-1) for p in self._params]
 
     def _add(self, views, t, d):
         """``params += t * d`` (torch's ``_add_grad``)."""

@@ -689,3 +689,22 @@ def test_lr_scheduler_drives_lbfgs():
     scheduler.step()
     assert opt.lr == 0.25 == opt.param_groups[0]["lr"]
     assert opt.param_groups[0]["params"][0] is x
+
+
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_ndarray_subclass_params_as_the_other_optimizers_take_them(line_search_fn):
+    # np.matrix reshapes to 2-D (fastopt.Adam and SGD take it): the flat views are plain.
+    def run(make):
+        x, y = make([[-1.2, 1.0], [0.5, 2.0]]), make([[0.3, -0.7]])
+        opt = fastopt.LBFGS([x, y], max_iter=30, line_search_fn=line_search_fn)
+
+        def closure():
+            v = np.concatenate([np.asarray(x).ravel(), np.asarray(y).ravel()])
+            g = rosen_der(v)
+            return float(rosen(v)), [g[:4].reshape(2, 2), g[4:].reshape(1, 2)]
+
+        opt.step(closure)
+        return np.concatenate([np.asarray(x).ravel(), np.asarray(y).ravel()])
+
+    ref = run(np.array)
+    assert run(np.matrix).tobytes() == ref.tobytes()
