@@ -16,7 +16,6 @@ that spans blocks, copies of at most ``batch_size`` rows).
 import collections
 import concurrent.futures
 import contextvars
-import math
 
 import numpy as np
 
@@ -43,6 +42,9 @@ def check_dask_data(arrays):
             if any(np.isnan(c) for c in a.chunks[0]):
                 raise ValueError(f"data[{i}] is a dask array of unknown row chunk sizes: "
                                  f"call its compute_chunk_sizes() first")
+            if any(np.isnan(c) for axis in a.chunks[1:] for c in axis):
+                raise ValueError(f"data[{i}] is a dask array of unknown chunk sizes (past the "
+                                 f"rows): call its compute_chunk_sizes() first")
             if chunks is None:
                 chunks = tuple(int(c) for c in a.chunks[0])
         elif is_dask_collection(a):
@@ -101,9 +103,7 @@ class DaskBlocks:
         one, dropping rows or running short batches."""
         block = _aligned(block)
         expected = (self.sizes[k], *self.trailing[i])
-        if len(block.shape) != len(expected) or any(
-                got != size for got, size in zip(block.shape, expected)
-                if not math.isnan(size)):  # (NaN: a size dask does not know)
+        if block.shape != expected:
             raise ValueError(f"data[{i}]'s block {k} was computed with shape {block.shape}, "
                              f"but its dask chunks declare {expected}: the dask array's "
                              f"chunks are wrong (a from_delayed shape or map_blocks chunks?)")

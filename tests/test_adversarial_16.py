@@ -140,3 +140,12 @@ def test_a_block_that_does_not_match_its_chunks_is_an_error(rows, cols, shuffle)
                                          r"\(50, 2\)"):
         fastopt.minimize_minibatch(lambda w, X, y: (0.0, np.zeros(1)), np.zeros(1), data,
                                    batch_size=16, shuffle=shuffle, seed=0)
+
+
+def test_unknown_chunk_sizes_past_the_rows_name_the_array():
+    da = pytest.importorskip("dask.array")
+    X = da.from_array(np.ones((100, 4)), chunks=(50, 4))
+    X = X.map_blocks(lambda b: b[:, :1], chunks=((50, 50), (np.nan,)), dtype=float)
+    with pytest.raises(ValueError, match=r"data\[1\] is a dask array of unknown chunk sizes"):
+        fastopt.minimize_minibatch(lambda w, y, X: (0.0, np.zeros(1)), np.zeros(1),
+                                   (np.ones(100), X), batch_size=16, seed=0)
