@@ -31,6 +31,7 @@ def check_dask_data(arrays):
     array's row chunks, the default blocks."""
     try:
         import dask.array as da
+        from dask.delayed import Delayed
     except ImportError as exc:  # a dask collection without dask.array: a partial install
         raise ImportError("data holds a dask collection; minimize_minibatch needs "
                           "dask.array for it: pip install 'dask[array]'") from exc
@@ -48,9 +49,13 @@ def check_dask_data(arrays):
             if chunks is None:
                 chunks = tuple(int(c) for c in a.chunks[0])
         elif is_dask_collection(a):
+            # (not hasattr: a Delayed answers every attribute with another Delayed)
+            hint = (" (a dask.delayed array: da.from_delayed(value, shape, dtype))"
+                    if isinstance(a, Delayed) else
+                    " (a dask DataFrame or Series: take .to_dask_array(lengths=True))"
+                    if type(a).__name__ in ("DataFrame", "Series") else "")
             raise TypeError(f"data[{i}] must be a NumPy or dask array, got "
-                            f"{type(a).__module__}.{type(a).__name__} (a dask DataFrame or "
-                            f"Series: take .to_dask_array(lengths=True))")
+                            f"{type(a).__module__}.{type(a).__name__}{hint}")
         else:
             a = np.asarray(a)
             if a.ndim == 0:

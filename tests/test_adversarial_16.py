@@ -149,3 +149,12 @@ def test_unknown_chunk_sizes_past_the_rows_name_the_array():
     with pytest.raises(ValueError, match=r"data\[1\] is a dask array of unknown chunk sizes"):
         fastopt.minimize_minibatch(lambda w, y, X: (0.0, np.zeros(1)), np.zeros(1),
                                    (np.ones(100), X), batch_size=16, seed=0)
+
+
+def test_a_delayed_value_is_not_called_a_dataframe():
+    dask = pytest.importorskip("dask")
+    with pytest.raises(TypeError, match=r"data\[0\] must be a NumPy or dask array, got "
+                                        r"dask\.delayed\.\w+ \(a dask\.delayed array: "
+                                        r"da\.from_delayed"):
+        fastopt.minimize_minibatch(lambda w, X: (0.0, np.zeros(1)), np.zeros(1),
+                                   (dask.delayed(np.ones)((10, 2)),))
