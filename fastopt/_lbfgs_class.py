@@ -597,7 +597,7 @@ class LBFGS:
                     old_dirs.append(y)
                     old_stps.append(s)
                     ro.append(1.0 / ys)
-                    H_diag = ys / float(y.dot(y))
+                    H_diag = _ieee_div(ys, float(y.dot(y)))  # (y.y may underflow to 0)
                 num_old = len(old_dirs)
                 if al is None:
                     al = [None] * history_size

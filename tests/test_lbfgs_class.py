@@ -708,3 +708,22 @@ def test_ndarray_subclass_params_as_the_other_optimizers_take_them(line_search_f
 
     ref = run(np.array)
     assert run(np.matrix).tobytes() == ref.tobytes()
+
+
+def test_a_curvature_pair_with_underflowing_y_dot_y_divides_as_torch():
+    # y.s > 1e-10 keeps the pair while y.y underflows to 0: torch's tensors give
+    # H_diag = inf (then NaN parameters, which this port refuses as a non-finite loss or
+    # gradient, undoing the step); a Python float division raised ZeroDivisionError.
+    x = np.array([0.0])
+    opt = fastopt.LBFGS(x, max_iter=2, tolerance_grad=0.0)
+    state = dict(opt.state_dict(), func_evals=1, n_iter=1, d=np.array([1e300]), t=1.0,
+                 old_dirs=np.empty((0, 1)), old_stps=np.empty((0, 1)), ro=np.empty(0),
+                 H_diag=1.0, prev_flat_grad=np.array([1e-170]), prev_loss=0.0)
+    opt.load_state_dict(state)
+
+    def closure():
+        return float(x[0]) * 1e-170, np.array([2e-170])  # (-inf once x is -inf)
+
+    with pytest.raises(ValueError, match="closure returned a non-finite"):
+        opt.step(closure)
+    assert x[0] == 0.0 and opt.n_iter == 1
