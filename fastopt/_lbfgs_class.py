@@ -116,7 +116,9 @@ def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
         xmin_bound, xmax_bound = bounds
     else:
         xmin_bound, xmax_bound = (x1, x2) if x1 <= x2 else (x2, x1)
-    d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
+    # (x1 == x2 when lr=0: every trial is t=0; torch's t is then a 0-d tensor, as after
+    # the first iteration's min(1, 1/|g|_1), and the division gives NaN)
+    d1 = g1 + g2 - _ieee_div(3 * (f1 - f2), x1 - x2)
     d2_square = d1 * d1 - g1 * g2  # (torch's d1**2 on a tensor is d1 * d1)
     if d2_square >= 0:
         d2 = math.sqrt(d2_square)

@@ -727,3 +727,18 @@ def test_a_curvature_pair_with_underflowing_y_dot_y_divides_as_torch():
     with pytest.raises(ValueError, match="closure returned a non-finite"):
         opt.step(closure)
     assert x[0] == 0.0 and opt.n_iter == 1
+
+
+def test_torch_lr_zero_with_the_line_search():
+    # lr=0 (allowed, as in torch): every trial is t=0, so the cubic interpolation divides by
+    # x1 - x2 = 0; torch's first t is a 0-d tensor (min(1, 1/|g|_1) with |g|_1 > 1), whose
+    # division gives NaN, and torch ends the step after max_eval trials. fastopt raised
+    # ZeroDivisionError. (torch's later steps start from t = lr, a float, and raise it.)
+    twins = _Twins(rosenbrock, rosen_x0(4), lr=0, line_search_fn="strong_wolfe")
+    twins.step()
+    twins.check()
+    x = rosen_x0(4)
+    opt = fastopt.LBFGS(x, lr=0, line_search_fn="strong_wolfe")
+    for _ in range(3):
+        opt.step(lambda: rosenbrock(x))
+    assert np.array_equal(x, rosen_x0(4)) and opt.n_iter == 3
