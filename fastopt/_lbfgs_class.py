@@ -116,7 +116,9 @@ def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
         xmin_bound, xmax_bound = bounds
     else:
         xmin_bound, xmax_bound = (x1, x2) if x1 <= x2 else (x2, x1)
-    d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
+    # (x1 == x2 when lr=0: every trial is t=0; torch's t is then a 0-d tensor, as after
+    # the first iteration's min(1, 1/|g|_1), and the division gives NaN)
+    d1 = g1 + g2 - _ieee_div(3 * (f1 - f2), x1 - x2)
     d2_square = d1 * d1 - g1 * g2  # (torch's d1**2 on a tensor is d1 * d1)
     if d2_square >= 0:
         d2 = math.sqrt(d2_square)
@@ -456,7 +458,9 @@ class LBFGS:
                                  "C-contiguous and writeable")
 
     def _views(self):
-        return [p.reshape(-1) for p in self._params]
+        # (np.asarray: a subclass such as np.matrix stays 2-D when reshaped; the view of its
+        # memory as a plain ndarray is flat)
+        return [np.asarray(p).reshape(-1) for p in self._params]
 
     def _add(self, views, t, d):
         """``params += t * d`` (torch's ``_add_grad``)."""
@@ -595,7 +599,7 @@ class LBFGS:
                     old_dirs.append(y)
                     old_stps.append(s)
                     ro.append(1.0 / ys)
-                    H_diag = ys / float(y.dot(y))
+                    H_diag = _ieee_div(ys, float(y.dot(y)))  # (y.y may underflow to 0)
                 num_old = len(old_dirs)
                 if al is None:
                     al = [None] * history_size

@@ -181,7 +181,8 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
     TypeError, ValueError
         A bad argument (the message names it), before any step and before any block of
         dask data is computed. Exceptions of ``fun``, or of the computation of a dask
-        block, reach the caller as they are.
+        block, reach the caller as they are. A computed dask block whose shape is not the
+        one its chunks declare raises ValueError (dask trusts declared chunks).
 
     Notes
     -----
@@ -207,7 +208,9 @@ def minimize_minibatch(fun, x0, data, method="sgd", batch_size=32, epochs=1, shu
     ``batch_size`` rows. Under the block rule the batches are those of the NumPy arrays with
     the same ``blocks``, so the result is identical, bit for bit, to the in-memory run when
     the data fit: ``minimize_minibatch(fun, x0, (X, y), blocks=X_dask.chunks[0], seed=0)``
-    equals ``minimize_minibatch(fun, x0, (X_dask, y_dask), seed=0)``.
+    equals ``minimize_minibatch(fun, x0, (X_dask, y_dask), seed=0)`` when ``X`` and ``y``
+    are C-contiguous, as dask's blocks usually are (the batches' memory layout decides how
+    ``X @ w`` rounds: a strided view does not go through BLAS).
 
     Examples
     --------

@@ -30,6 +30,7 @@ feeder's bound on the blocks held is real).
 import copy
 import numbers
 import operator
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -42,13 +43,17 @@ def block_sizes(blocks, n_samples, default):
     sequence of ints >= 0 summing to ``n_samples`` (e.g. a dask array's ``.chunks[0]``)."""
     if blocks is None:
         return tuple(default)
+    if isinstance(blocks, np.ndarray) and blocks.ndim == 0:
+        blocks = blocks[()]  # (a 0-d array is its scalar: an int, or refused below)
     if isinstance(blocks, (numbers.Integral, np.integer)) and not isinstance(blocks, bool):
         size = check_int("blocks", blocks, low=1, what="block size")
         full, rest = divmod(n_samples, size)
         return (size,) * full + ((rest,) if rest else ())
-    if isinstance(blocks, (str, bytes)) or not hasattr(blocks, "__len__"):
+    # Sizes in a defined order only: a set (or a dict's keys) would give hash order.
+    ordered = isinstance(blocks, Sequence) and not isinstance(blocks, (str, bytes, bytearray))
+    if not (ordered or isinstance(blocks, np.ndarray) and blocks.ndim == 1):
         raise TypeError(f"blocks must be None, an int (rows per block) or a sequence of "
-                        f"block sizes, got {type(blocks).__name__}")
+                        f"block sizes (list, tuple, 1-D array), got {type(blocks).__name__}")
     sizes = []
     for i, size in enumerate(blocks):
         if isinstance(size, bool) or not isinstance(size, (numbers.Integral, np.integer)):
@@ -145,7 +150,7 @@ class BlockOrder:
                 parts.append(_rows(block, rows_k, 0, pos, copy_views and need))
                 if need:
                     continue
-                yield [np.concatenate(pieces) for pieces in zip(*parts)]
+                yield _joined(parts)
                 parts, need = [], batch_size
             end = pos + (size - pos) // batch_size * batch_size
             for start in range(pos, end, batch_size):
@@ -157,7 +162,17 @@ class BlockOrder:
                 need = batch_size - (size - end)
         block = None
         if parts:
-            yield [np.concatenate(pieces) for pieces in zip(*parts)]
+            yield _joined(parts)
+
+
+def _joined(parts):
+    """The batch made of ``parts`` (each a list of arrays, one per data array). One part is
+    returned as it is: the epoch's last batch in one block is then the view (or fancy-indexed
+    copy) of the releases before blocks, with the data's memory layout, which decides how
+    ``X @ w`` rounds (a strided view does not go through BLAS, a concatenated copy does)."""
+    if len(parts) == 1:
+        return parts[0]
+    return [np.concatenate(pieces) for pieces in zip(*parts)]
 
 
 def _rows(block, rows_k, start, stop, copy):

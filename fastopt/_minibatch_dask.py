@@ -15,6 +15,7 @@ that spans blocks, copies of at most ``batch_size`` rows).
 
 import collections
 import concurrent.futures
+import contextvars
 
 import numpy as np
 
@@ -30,6 +31,7 @@ def check_dask_data(arrays):
     array's row chunks, the default blocks."""
     try:
         import dask.array as da
+        from dask.delayed import Delayed
     except ImportError as exc:  # a dask collection without dask.array: a partial install
         raise ImportError("data holds a dask collection; minimize_minibatch needs "
                           "dask.array for it: pip install 'dask[array]'") from exc
@@ -41,12 +43,19 @@ def check_dask_data(arrays):
             if any(np.isnan(c) for c in a.chunks[0]):
                 raise ValueError(f"data[{i}] is a dask array of unknown row chunk sizes: "
                                  f"call its compute_chunk_sizes() first")
+            if any(np.isnan(c) for axis in a.chunks[1:] for c in axis):
+                raise ValueError(f"data[{i}] is a dask array of unknown chunk sizes (past the "
+                                 f"rows): call its compute_chunk_sizes() first")
             if chunks is None:
                 chunks = tuple(int(c) for c in a.chunks[0])
         elif is_dask_collection(a):
+            # (not hasattr: a Delayed answers every attribute with another Delayed)
+            hint = (" (a dask.delayed array: da.from_delayed(value, shape, dtype))"
+                    if isinstance(a, Delayed) else
+                    " (a dask DataFrame or Series: take .to_dask_array(lengths=True))"
+                    if type(a).__name__ in ("DataFrame", "Series") else "")
             raise TypeError(f"data[{i}] must be a NumPy or dask array, got "
-                            f"{type(a).__module__}.{type(a).__name__} (a dask DataFrame or "
-                            f"Series: take .to_dask_array(lengths=True))")
+                            f"{type(a).__module__}.{type(a).__name__}{hint}")
         else:
             a = np.asarray(a)
             if a.ndim == 0:
@@ -70,8 +79,11 @@ class DaskBlocks:
         self.offsets = np.concatenate(([0], np.cumsum(sizes))).tolist()
         # Per array: one dask.delayed per block (dask arrays), or the array itself (NumPy).
         self.sources = []
-        for a in arrays:
+        # Per dask array: its shape past the rows, which every computed block must have.
+        self.trailing = {}
+        for i, a in enumerate(arrays):
             if isinstance(a, da.Array):
+                self.trailing[i] = a.shape[1:]
                 whole = {axis: -1 for axis in range(1, a.ndim)}
                 a = a.rechunk({0: sizes, **whole})
                 a = a.to_delayed().reshape(-1).tolist()
@@ -86,8 +98,21 @@ class DaskBlocks:
         lazy = [s[k] for s in self.sources if isinstance(s, list)]
         computed = iter(self._compute(*lazy))
         start, stop = self.offsets[k], self.offsets[k + 1]
-        return [_aligned(next(computed)) if isinstance(s, list) else s[start:stop]
-                for s in self.sources]
+        return [self._checked(i, k, next(computed)) if isinstance(s, list) else s[start:stop]
+                for i, s in enumerate(self.sources)]
+
+    def _checked(self, i, k, block):
+        """The computed block ``k`` of ``data[i]``, aligned, after checking that it has the
+        shape its dask chunks declare: dask trusts them (``from_delayed``'s ``shape``,
+        ``map_blocks``' ``chunks``), and a block of another size would be cut by the declared
+        one, dropping rows or running short batches."""
+        block = _aligned(block)
+        expected = (self.sizes[k], *self.trailing[i])
+        if block.shape != expected:
+            raise ValueError(f"data[{i}]'s block {k} was computed with shape {block.shape}, "
+                             f"but its dask chunks declare {expected}: the dask array's "
+                             f"chunks are wrong (a from_delayed shape or map_blocks chunks?)")
+        return block
 
     def plan(self, visits):
         visits = list(visits)
@@ -119,7 +144,10 @@ class DaskBlocks:
                 self.executor = concurrent.futures.ThreadPoolExecutor(
                     1, thread_name_prefix="fastopt-prefetch")
             k = self.queue.popleft()
-            self.pending.append((k, self.executor.submit(self._fetch, k)))
+            # In the caller's context: a Client made current by ``client.as_current()`` (or
+            # anything else dask keeps in a contextvar) is then the one the block uses.
+            context = contextvars.copy_context()
+            self.pending.append((k, self.executor.submit(context.run, self._fetch, k)))
 
     def _drop(self, keep):
         """Forget the blocks fetched ahead beyond the first ``keep``."""

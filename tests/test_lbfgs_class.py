@@ -689,3 +689,56 @@ def test_lr_scheduler_drives_lbfgs():
     scheduler.step()
     assert opt.lr == 0.25 == opt.param_groups[0]["lr"]
     assert opt.param_groups[0]["params"][0] is x
+
+
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_ndarray_subclass_params_as_the_other_optimizers_take_them(line_search_fn):
+    # np.matrix reshapes to 2-D (fastopt.Adam and SGD take it): the flat views are plain.
+    def run(make):
+        x, y = make([[-1.2, 1.0], [0.5, 2.0]]), make([[0.3, -0.7]])
+        opt = fastopt.LBFGS([x, y], max_iter=30, line_search_fn=line_search_fn)
+
+        def closure():
+            v = np.concatenate([np.asarray(x).ravel(), np.asarray(y).ravel()])
+            g = rosen_der(v)
+            return float(rosen(v)), [g[:4].reshape(2, 2), g[4:].reshape(1, 2)]
+
+        opt.step(closure)
+        return np.concatenate([np.asarray(x).ravel(), np.asarray(y).ravel()])
+
+    ref = run(np.array)
+    assert run(np.matrix).tobytes() == ref.tobytes()
+
+
+def test_a_curvature_pair_with_underflowing_y_dot_y_divides_as_torch():
+    # y.s > 1e-10 keeps the pair while y.y underflows to 0: torch's tensors give
+    # H_diag = inf (then NaN parameters, which this port refuses as a non-finite loss or
+    # gradient, undoing the step); a Python float division raised ZeroDivisionError.
+    x = np.array([0.0])
+    opt = fastopt.LBFGS(x, max_iter=2, tolerance_grad=0.0)
+    state = dict(opt.state_dict(), func_evals=1, n_iter=1, d=np.array([1e300]), t=1.0,
+                 old_dirs=np.empty((0, 1)), old_stps=np.empty((0, 1)), ro=np.empty(0),
+                 H_diag=1.0, prev_flat_grad=np.array([1e-170]), prev_loss=0.0)
+    opt.load_state_dict(state)
+
+    def closure():
+        return float(x[0]) * 1e-170, np.array([2e-170])  # (-inf once x is -inf)
+
+    with pytest.raises(ValueError, match="closure returned a non-finite"):
+        opt.step(closure)
+    assert x[0] == 0.0 and opt.n_iter == 1
+
+
+def test_torch_lr_zero_with_the_line_search():
+    # lr=0 (allowed, as in torch): every trial is t=0, so the cubic interpolation divides by
+    # x1 - x2 = 0; torch's first t is a 0-d tensor (min(1, 1/|g|_1) with |g|_1 > 1), whose
+    # division gives NaN, and torch ends the step after max_eval trials. fastopt raised
+    # ZeroDivisionError. (torch's later steps start from t = lr, a float, and raise it.)
+    twins = _Twins(rosenbrock, rosen_x0(4), lr=0, line_search_fn="strong_wolfe")
+    twins.step()
+    twins.check()
+    x = rosen_x0(4)
+    opt = fastopt.LBFGS(x, lr=0, line_search_fn="strong_wolfe")
+    for _ in range(3):
+        opt.step(lambda: rosenbrock(x))
+    assert np.array_equal(x, rosen_x0(4)) and opt.n_iter == 3
