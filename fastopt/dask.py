@@ -85,8 +85,8 @@ class lowlevel:
     >>> spec = fastopt.dask.lowlevel(fastopt.problems.rosenbrock_lowlevel, "float32")
     >>> spec
     lowlevel(rosenbrock_lowlevel, 'float32')
-    >>> spec()  # what a worker does, once per process
-    <LowLevelCallable ...>
+    >>> spec()  # what a worker does, once per process  # doctest: +ELLIPSIS
+    LowLevelCallable(<capsule object "float (int, float const *, float *, void *)" at ...>, None)
     """
 
     def __init__(self, factory, /, *args, **kwargs):
@@ -264,7 +264,7 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
     >>> rosen = fastopt.dask.lowlevel(fastopt.problems.rosenbrock_lowlevel)
     >>> options = {"lr": 0.01, "maxiter": 20000, "gtol": 1e-6}
     >>> res = fastopt.dask.minimize_batch(rosen, X0, options=options)
-    >>> res.x
+    >>> res.x  # doctest: +ELLIPSIS
     dask.array<concatenate, shape=(10000, 2), dtype=float64, chunksize=(2500, 2), ...>
     >>> out = res.compute()
     >>> out.message
