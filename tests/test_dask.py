@@ -243,17 +243,17 @@ def test_exception_in_fun_reaches_the_caller(client):
 
 
 def test_killed_worker_loses_nothing(client):
-    X = points(6 * 400)
-    options = {"lr": 1e-3, "maxiter": 60000, "gtol": 0.0}  # ~0.2-1 s a chunk
+    X = points(6 * 250)
+    options = {"lr": 1e-3, "maxiter": 40000, "gtol": 0.0}  # ~0.2-1 s a chunk
     spec = fdask.lowlevel(fastopt.problems.rosenbrock_lowlevel)
-    lazy = fdask.minimize_batch(spec, da.from_array(X, chunks=400), options=options)
+    lazy = fdask.minimize_batch(spec, da.from_array(X, chunks=250), options=options)
     pids = client.run(os.getpid)
     futures = client.compute([lazy[f] for f in FIELDS])
     deadline = time.monotonic() + 60
     busy = []
     while not busy and time.monotonic() < deadline:
         busy = [w for w, tasks in client.processing().items()
-                if any("solve_chunk" in str(t) for t in tasks)]
+                if any("fastopt-minimize_batch" in str(t) for t in tasks)]
         time.sleep(0.05)
     assert busy, "no task started"
     time.sleep(0.1)
