@@ -165,24 +165,40 @@ class LazyBatchResult(OptimizeResult):
 
     An ``OptimizeResult`` whose per-problem fields ``x`` (m, n), ``fun``, ``jac`` (m, n),
     ``nit``, ``nfev``, ``njev``, ``status`` and ``success`` (m,) are dask arrays with X0's row
-    chunks. Every field of a chunk comes from one task: :meth:`compute` (or
-    ``dask.compute(res.x, res.fun, ...)``) computes them in one pass, whereas computing two
-    fields by two separate ``.compute()`` calls solves the problems twice; :meth:`persist`
-    keeps them on the cluster.
+    chunks. Every field of a chunk comes from one task, which returns them all: :meth:`compute`
+    computes them in one pass (as does ``dask.compute(res.x, res.fun, ...)``), whereas two
+    separate ``.compute()`` calls of two fields solve the problems twice; :meth:`persist`
+    solves them once and keeps them on the cluster.
     """
+
+    @classmethod
+    def _of(cls, packed):
+        """The fields of ``packed``, a dask array of the chunks' tasks' structured results."""
+        n = packed.dtype["x"].shape[0]
+        fields = cls()
+        for f in FIELDS:
+            dtype, row = packed.dtype[f].base, f in _ROW_FIELDS
+            fields[f] = packed.map_blocks(_field, field=f, dtype=dtype,
+                                          chunks=(packed.chunks[0], (n,)) if row else None,
+                                          new_axis=1 if row else None,
+                                          meta=np.empty((0, 0) if row else (0,), dtype),
+                                          name=f"fastopt-{f}-{packed.name.rpartition('-')[2]}")
+        object.__setattr__(fields, "_packed", packed)  # not a key of the result
+        return fields
 
     def compute(self, **kwargs):
         """The in-memory result: ``fastopt.minimize_batch``'s ``OptimizeResult``, the same
         fields (NumPy arrays) and ``message``. ``kwargs`` go to ``dask.compute``."""
-        values = dask.compute(*(self[f] for f in FIELDS), **kwargs)
-        result = OptimizeResult(zip(FIELDS, values))
+        (packed,) = dask.compute(self._packed, **kwargs)  # one task per chunk, no more
+        result = OptimizeResult((f, np.ascontiguousarray(packed[f])) for f in FIELDS)
         result.message = _summary(result.status)
         return result
 
     def persist(self, **kwargs):
-        """A ``LazyBatchResult`` whose fields are persisted (``dask.persist``): solved once,
-        kept in the cluster's memory. ``kwargs`` go to ``dask.persist``."""
-        return LazyBatchResult(zip(FIELDS, dask.persist(*(self[f] for f in FIELDS), **kwargs)))
+        """A ``LazyBatchResult`` whose tasks have run, their results kept in the cluster's
+        memory (``dask.persist``). ``kwargs`` go to ``dask.persist``."""
+        (packed,) = dask.persist(self._packed, **kwargs)
+        return LazyBatchResult._of(packed)
 
 
 def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=None,
@@ -265,7 +281,7 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
     >>> options = {"lr": 0.01, "maxiter": 20000, "gtol": 1e-6}
     >>> res = fastopt.dask.minimize_batch(rosen, X0, options=options)
     >>> res.x  # doctest: +ELLIPSIS
-    dask.array<concatenate, shape=(10000, 2), dtype=float64, chunksize=(2500, 2), ...>
+    dask.array<fastopt-x, shape=(10000, 2), dtype=float64, chunksize=(2500, 2), ...>
     >>> out = res.compute()
     >>> out.message
     '10000 problems: 10000 converged'
@@ -342,15 +358,7 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
     solved = da.blockwise(_solve_block, "i", X0, "ij", *indexed, dtype=packed,
                           concatenate=True, meta=np.empty((0,), packed),
                           name=f"fastopt-minimize_batch-{token}", **kwargs)
-    fields = {}
-    for f in FIELDS:
-        dtype, row = meta[f].dtype, f in _ROW_FIELDS
-        fields[f] = solved.map_blocks(_field, field=f, dtype=dtype,
-                                      chunks=(rows, (n,)) if row else (rows,),
-                                      new_axis=1 if row else None,
-                                      meta=np.empty((0, 0) if row else (0,), dtype),
-                                      name=f"fastopt-{f}-{token}")
-    return LazyBatchResult(fields)
+    return LazyBatchResult._of(solved)
 
 
 def _solve_block(X, *pieces, fun, method, jac, tol, packed, args, bounds, box, options):

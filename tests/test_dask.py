@@ -39,13 +39,18 @@ def client():
         yield c
 
 
-def assert_same(lazy, expected):
-    """Every field of the lazy result, computed, is bitwise the in-process one."""
+def assert_same(lazy, expected, fields=False):
+    """Every field of the lazy result, computed, is bitwise the in-process one (with
+    ``fields``, also the lazy fields computed by dask.compute)."""
     out = lazy.compute()
     for field in FIELDS:
         assert out[field].dtype == expected[field].dtype, field
         np.testing.assert_array_equal(out[field], expected[field], err_msg=field, strict=True)
+        assert out[field].flags.c_contiguous
     assert out.message == expected.message
+    if fields:
+        for field, value in zip(FIELDS, dask.compute(*(lazy[f] for f in FIELDS))):
+            np.testing.assert_array_equal(value, expected[field], err_msg=field, strict=True)
 
 
 def fg(X, P, scale):
@@ -104,7 +109,7 @@ def test_boxes_learning_rates_and_args_per_problem(client, dtype):
     ]:
         lazy = fdask.minimize_batch(fg, X0, args=args, jac=True, bounds=box,
                                     options=dict(options, lr=rates))
-        assert_same(lazy, expected)
+        assert_same(lazy, expected, fields=True)
     # a C objective (scalar and block) with a box per problem and per-problem rates
     options = {"lr": lr, "maxiter": 400, "gtol": 1e-4}
     for factory in (fastopt.problems.rosenbrock_lowlevel,
@@ -126,7 +131,8 @@ def test_recipes_by_partial_and_by_name_and_the_workers_cache(client):
     for spec in (fdask.lowlevel(functools.partial(fastopt.problems.rosenbrock_lowlevel,
                                                   "float64")),
                  fdask.lowlevel("fastopt.problems:rosenbrock_lowlevel")):
-        assert_same(fdask.minimize_batch(spec, X0, options=options), expected)
+        assert_same(fdask.minimize_batch(spec, X0, options=options).persist(), expected,
+                    fields=True)
         # built once per worker process: the cache holds this recipe, under its digest
         cached = client.run(lambda: list(fdask._RESOLVED))
         assert any(spec.key in keys for keys in cached.values())
