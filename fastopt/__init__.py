@@ -16,7 +16,8 @@ with SciPy's conventions (a ``scipy.LowLevelCallable`` objective runs the whole 
 ``fastopt.gd``, ``fastopt.adam``, ... are the same methods for
 ``scipy.optimize.minimize(method=...)``. ``minimize_batch`` solves many independent problems
 at once, ``minimize_minibatch`` trains on data in mini-batches. ``show_config()`` prints the
-build.
+build. ``fastopt.dask`` (``import fastopt.dask``; ``pip install "fastopt[dask]"``) runs
+``minimize_batch`` on a Dask cluster; ``import fastopt`` does not import dask.
 """
 
 def _unbuilt_hint(exc):

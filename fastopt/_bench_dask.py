@@ -13,8 +13,8 @@ Variants run interleaved (one after another in each round; medians), so that a l
 slows all of them alike. Dask's overhead is the dask run's time over the in-process one, and
 per chunk (worker time) ``(t_dask - t_in_process) * workers / chunks``; and, on its own, the
 cost of an empty task (maxiter=1 on chunks of 100 problems: Dask's fixed cost per task). The
-chunk size above which the overhead stays under 5% is the smallest measured one that does,
-and the estimate ``cost per task / (5% of a problem's time)``.
+chunk sizes whose overhead measured under 5%, and the estimate of the size from which it
+does, ``cost per task / (5% of a problem's time)``.
 """
 
 import os
@@ -34,8 +34,8 @@ EMPTY_TASKS = 200  # chunks of 100 problems, maxiter=1: Dask's fixed cost per ta
 def run(m=1_000_000, chunks=CHUNKS, repeats=3, workers=2, file=None):
     """Print the table (medians of ``repeats`` interleaved rounds); returns ``{"seconds":
     {variant: median s}, "problems_per_second": {...}, "overhead": {chunk size: fraction},
-    "overhead_per_chunk_s": {...}, "task_cost_s": float, "below_5_percent": chunk size or
-    None}``, or None (with a message) without dask and distributed."""
+    "overhead_per_chunk_s": {...}, "task_cost_s": float, "below_5_percent": [chunk sizes],
+    "estimate_5_percent": chunk size}``, or None (with a message) without dask and distributed."""
     file = sys.stdout if file is None else file
     try:
         import dask.array as da
@@ -94,18 +94,18 @@ def run(m=1_000_000, chunks=CHUNKS, repeats=3, workers=2, file=None):
     for c in chunks:
         print(f"  {f'dask, chunks of {c}':<26} {-(-m // c):7d} {times[c]:9.2f} "
               f"{m / times[c]:12.0f} {overhead[c]:8.1%} {per_chunk[c] * 1e3:8.1f} ms", file=file)
-    below = next((c for c in chunks if overhead[c] < 0.05), None)
+    below = [c for c in chunks if overhead[c] < 0.05]
     estimate = task_cost / (0.05 * per_problem)
     print(f"  Dask's cost of an empty task (maxiter=1, {EMPTY_TASKS} chunks of 100 problems): "
           f"{task_cost * 1e3:.1f} ms of worker time; a problem costs {per_problem * 1e6:.1f} us "
           f"of one thread", file=file)
-    print(f"  overhead < 5%: measured from chunks of {below if below else 'none measured'}; "
-          f"estimated from chunks of {estimate:.0f} problems ({0.05 * 100:.0f}% of a chunk's "
-          f"work = one task's cost); every result bitwise the in-process one", file=file)
+    print(f"  overhead < 5% measured with chunks of {', '.join(map(str, below)) or 'none'}; "
+          f"estimated from chunks of {estimate:.0f} problems (where one task's cost is 5% of "
+          "a chunk's work); every result bitwise the in-process one", file=file)
     print(f"  load after: {_load()} ({time.perf_counter() - started:.0f} s)", file=file)
     return {"seconds": times, "problems_per_second": {k: m / t for k, t in times.items()},
             "overhead": overhead, "overhead_per_chunk_s": per_chunk, "task_cost_s": task_cost,
-            "below_5_percent": below}
+            "below_5_percent": below, "estimate_5_percent": estimate}
 
 
 def _load():

@@ -308,7 +308,7 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
     spec = fun if isinstance(fun, lowlevel) else None
     local_fun = spec.check() if spec is not None else fun
 
-    # What goes to each task: per-problem pieces become lists of one piece per chunk.
+    # What goes to each task: each argument shared, or per problem (cut into X0's rows).
     arg_parts = [_Part.of(a, m, rows, f"args[{i}]", shared_rows_ok=True)
                  for i, a in enumerate(args)]
     lr = options.get("lr")

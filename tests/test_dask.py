@@ -288,3 +288,25 @@ def test_fastopt_does_not_import_dask_and_fastopt_dask_says_what_to_install():
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert 'pip install "fastopt[dask]"' in out.stdout
+
+
+# ------------------------------------------------------------------------------------------
+# The benchmark (python -m fastopt bench-loops --dask), small
+
+
+def test_bench_loops_dask_prints_its_table(capsys):
+    from fastopt._cli import main
+
+    assert main(["bench-loops", "--dask", "--problems", "400", "--chunks", "100,400",
+                 "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "in-process minimize_batch" in out and "dask, chunks of 100 " in out
+    assert "cost of an empty task" in out and "every result bitwise the in-process one" in out
+
+
+def test_bench_loops_dask_is_skipped_without_dask(capsys, monkeypatch):
+    from fastopt._bench_dask import run
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
+    assert run(m=10, chunks=(5,), repeats=1) is None
+    assert 'skipped: dask and distributed are not installed' in capsys.readouterr().out
