@@ -266,11 +266,10 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
     Each task solves its chunk with ``fastopt.minimize_batch``, whose result for one problem
     depends on nothing but that problem (not the other rows, the chunking, nor the thread
     count): hence the bitwise equality with one in-process call. Should a worker die, Dask
-    reruns its tasks elsewhere, with the same results. A task costs Dask some milliseconds
-    (scheduling, sending the chunk and the results); with a C objective, a chunk of 2-D
-    Rosenbrock problems run for 1000 Adam iterations takes about 10 us per problem on one
-    thread, so chunks of tens of thousands of problems keep that overhead to a few percent
-    (``python -m fastopt bench-loops --dask`` measures it on your machine).
+    reruns its tasks elsewhere, with the same results. A task costs Dask a fixed time
+    (scheduling, sending the chunk and its results: 11 to 38 ms of worker time on a loaded
+    2-core machine, ``python -m fastopt bench-loops --dask`` measures it on yours); chunks of
+    a second of work or more keep it under a few percent.
 
     Examples
     --------
