@@ -228,7 +228,8 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
         (a dask array is rechunked to them); a scalar or an array with one row is shared,
         and sent to each worker once.
     method, jac, tol
-        As in :func:`fastopt.minimize_batch`.
+        As in :func:`fastopt.minimize_batch`. (There is no ``callback``: the loops run on the
+        workers.)
     bounds : scipy.optimize.Bounds or sequence of (min, max), optional
         As in :func:`fastopt.minimize_batch`; a box per problem is a ``Bounds(lb, ub)`` with
         ``lb``, ``ub`` of shape (m, n) or (m, 1), NumPy or Dask arrays, cut into X0's row
