@@ -17,7 +17,8 @@ with SciPy's conventions (a ``scipy.LowLevelCallable`` objective runs the whole 
 ``scipy.optimize.minimize(method=...)``; ``method="lbfgs"`` (``fastopt.lbfgs``) is L-BFGS
 for smooth deterministic problems. ``minimize_batch`` solves many independent problems
 at once, ``minimize_minibatch`` trains on data in mini-batches. ``show_config()`` prints the
-build.
+build. ``fastopt.dask`` (``import fastopt.dask``; ``pip install "fastopt[dask]"``) runs
+``minimize_batch`` on a Dask cluster; ``import fastopt`` does not import dask.
 """
 
 def _unbuilt_hint(exc):

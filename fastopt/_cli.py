@@ -25,6 +25,7 @@ usage: python -m fastopt race [--problem NAME] [--steps N] [--methods adam,nag,.
        python -m fastopt bench [--quick] [--sizes 14,22] [--dtypes ...] [--rules Adam,...]
        python -m fastopt bench-loops [--repeats R] [--problems M] [--scipy-problems K]
                                      [--lbfgs-only]
+       python -m fastopt bench-loops --dask [--repeats R] [--problems M] [--chunks C,C,...]
        python -m fastopt demo [--steps N] [--seed S]
        python -m fastopt --version
 
@@ -36,7 +37,8 @@ usage: python -m fastopt race [--problem NAME] [--steps N] [--methods adam,nag,.
   bench        fastopt vs NumPy vs torch, timed side by side (--quick: about a minute)
   bench-loops  whole minimize loops on small problems: C-level and batched vs Python,
                NumPy, SciPy and plain C (about two minutes); then L-BFGS batches vs SciPy's
-               L-BFGS-B and Adam (--lbfgs-only: that part alone)
+               L-BFGS-B and Adam (--lbfgs-only: that part alone); --dask instead: fastopt.dask
+               on a LocalCluster vs in process, by chunk size (several minutes)
   demo         the optimizers on a least-squares problem, as a table
 Problems: {problems}. Run 'python -m fastopt race --help' for details."""
 
@@ -119,12 +121,22 @@ def _build_parser():
                     "C) in ns per iteration, and m problems (minimize_batch with a C, a block C "
                     "or a vectorised objective, NumPy, plain C one problem at a time and SIMD "
                     "across blocks of problems, a loop of scipy) in problems/s.")
-    loops.add_argument("--repeats", type=int, default=5, help="rounds (default 5)")
-    loops.add_argument("--problems", type=int, default=10000, help="m (default 10000)")
+    loops.add_argument("--repeats", type=int, default=None,
+                       help="rounds (default 5; with --dask 3)")
+    loops.add_argument("--problems", type=int, default=None,
+                       help="m (default 10000; with --dask 1000000)")
     loops.add_argument("--scipy-problems", type=int, default=10,
                        help="problems the scipy loop solves per round (default 10)")
     loops.add_argument("--lbfgs-only", action="store_true",
                        help="only the L-BFGS tables (Rosenbrock and the bootstrap)")
+    loops.add_argument("--dask", action="store_true",
+                       help="instead: fastopt.dask.minimize_batch on a LocalCluster of 2 "
+                            "worker processes vs in-process minimize_batch, at several chunk "
+                            "sizes (m default 1,000,000, 3 rounds: several minutes; needs "
+                            'pip install "fastopt[dask]", skipped without it)')
+    loops.add_argument("--chunks", default=None,
+                       help="with --dask: chunk sizes, comma-separated (default "
+                            "5000,20000,62500,125000,250000)")
     demo = sub.add_parser("demo", help="the optimizers on a least-squares problem")
     demo.add_argument("--steps", type=int, default=500,
                       help=f"steps per method, 1 to {MAX_DEMO_STEPS} (default 500)")
@@ -267,17 +279,36 @@ def bench(parser, args):
 def bench_loops(parser, args):
     from fastopt._bench_loops import run
 
+    if args.repeats is None:
+        args.repeats = 3 if args.dask else 5
+    if args.problems is None:
+        args.problems = MAX_BATCH_PROBLEMS if args.dask else 10000
     limits = {"repeats": MAX_REPEATS, "problems": MAX_BATCH_PROBLEMS,
               "scipy_problems": MAX_SCIPY_PROBLEMS}
     for name, limit in limits.items():
         if not 1 <= getattr(args, name) <= limit:
             parser.error(f"--{name.replace('_', '-')} must be from 1 to {limit}, got "
                          f"{getattr(args, name)}")
+    if args.chunks is not None and not args.dask:
+        parser.error("--chunks goes with --dask")
+    if args.dask and args.lbfgs_only:
+        parser.error("--lbfgs-only and --dask are separate benchmarks: choose one")
     if args.lbfgs_only:
         from fastopt._bench_lbfgs import run as run_lbfgs
         run_lbfgs(repeats=args.repeats, m=args.problems)
-    else:
+        return 0
+    if not args.dask:
         run(repeats=args.repeats, m=args.problems, m_scipy=args.scipy_problems)
+        return 0
+    from fastopt._bench_dask import CHUNKS, run as run_dask
+
+    try:
+        chunks = CHUNKS if args.chunks is None else [int(c) for c in args.chunks.split(",")]
+    except ValueError:
+        parser.error(f"--chunks must be comma-separated whole numbers, got {args.chunks!r}")
+    if not all(1 <= c <= MAX_BATCH_PROBLEMS for c in chunks):
+        parser.error(f"--chunks must be from 1 to {MAX_BATCH_PROBLEMS}, got {args.chunks}")
+    run_dask(m=args.problems, chunks=chunks, repeats=args.repeats)
     return 0
 
 

@@ -178,6 +178,8 @@ BAD_ARGUMENTS = [
     ["demo", "--seed", "-3"], ["demo", "--steps", "-1"], ["demo", "--steps", "1e9"],
     ["lr-table", "--problems", "nope"], ["lr-table", "--problems", "booth,booth"],
     ["lr-table", "--steps", "0"], ["bench-loops", "--scipy-problems", "0"],
+    ["bench-loops", "--chunks", "5"], ["bench-loops", "--dask", "--chunks", "a"],
+    ["bench-loops", "--dask", "--chunks", "0"], ["bench-loops", "--dask", "--chunks", "5,"],
 ]
 # Values that would run for hours if accepted: checked in a process with a timeout.
 HUGE = [["race", "--steps", "1000000000"], ["demo", "--steps", "1000000000"],

@@ -36,6 +36,11 @@ def test_docstring_examples(module):
     assert result.attempted > 0
 
 
+def test_fastopt_dask_docstring_examples():
+    pytest.importorskip("dask")
+    test_docstring_examples(importlib.import_module("fastopt.dask"))
+
+
 # Fenced blocks: an optional indent (blocks inside list items), a language, the body.
 FENCE = re.compile(r"^( *)```([\w+-]*)\n(.*?)^\1```", flags=re.S | re.M)
 LANGUAGES = {"python", "bash", "c", "cython", "text"}
@@ -172,6 +177,9 @@ def test_readme_python_blocks_print_what_they_say(index, capsys, readme_dir, mon
         module = source.removesuffix(".pyx")
         if f"import {module}" in block and _built(readme_dir, f"{module}.*.so") is None:
             pytest.skip(f"no C compiler (or no Cython) to build {module}")
+    if "import dask" in block and not all(importlib.util.find_spec(name) for name in
+                                          ("dask", "distributed")):
+        pytest.skip('dask and distributed are not installed (pip install "fastopt[dask]")')
     monkeypatch.syspath_prepend(str(readme_dir))
     expected = re.findall(r"# -> (.*)$", block, flags=re.M)
     assert expected, "every README example shows its output"
