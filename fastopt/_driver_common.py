@@ -273,7 +273,7 @@ def finish_bounds(lower, upper, dtype):
     # value of dtype: every point x can take is outside it.
     at = _first(lower_r > upper_r)
     if at is not None:
-        raise ValueError(f"{_where(at)} = ({lower[at]!r}, {upper[at]!r}) holds no "
+        raise ValueError(f"{_where(at)} = ({float(lower[at])!r}, {float(upper[at])!r}) holds no "
                          f"{np.dtype(dtype).name} value (x's dtype)")
     return lower_r, upper_r
 
