@@ -23,6 +23,13 @@ def test_skipped_pair_leaves_a_full_memory_intact():
             for maxcor in (2, 10)]
     assert runs[0].nit == runs[1].nit == 4
     np.testing.assert_array_equal(np.array(runs[0].allvecs), np.array(runs[1].allvecs))
+    # The batch drives the same engine: its rows agree as well.
+    batch = [fastopt.minimize_batch(
+        lambda X: (0.5 * (X[:, 0] ** 2 - X[:, 1] ** 2), X * np.array([1.0, -1.0])),
+        np.array([[5.0, 1e-3]] * 2), jac=True, method="lbfgs",
+        options={"maxcor": maxcor, "maxiter": 4}) for maxcor in (2, 10)]
+    np.testing.assert_array_equal(batch[0].x, batch[1].x)
+    np.testing.assert_array_equal(batch[0].x[0], runs[1].x)
 
 
 
