@@ -263,15 +263,30 @@ def finish_bounds(lower, upper, dtype):
     ``dtype``, rounded inward, or (None, None) when nothing is bounded."""
     if np.isnan(lower).any() or np.isnan(upper).any():
         raise ValueError("bounds must not contain NaN")
-    bad = np.argwhere(lower > upper)
-    if bad.size:
-        at = tuple(int(k) for k in bad[0])
-        where = f"bounds[{at[0]}]" if len(at) == 1 else \
-            f"bounds (problem {at[0]}, variable {at[1]})"
-        raise ValueError(f"{where} has min {lower[at]} > max {upper[at]}")
+    at = _first(lower > upper)
+    if at is not None:
+        raise ValueError(f"{_where(at)} has min {lower[at]} > max {upper[at]}")
     if np.all(np.isneginf(lower)) and np.all(np.isposinf(upper)):
         return None, None
-    return _inward(lower, dtype, np.inf), _inward(upper, dtype, -np.inf)
+    lower_r, upper_r = _inward(lower, dtype, np.inf), _inward(upper, dtype, -np.inf)
+    # A box narrower than dtype's spacing (e.g. min == max == 0.1 in float32) holds no
+    # value of dtype: every point x can take is outside it.
+    at = _first(lower_r > upper_r)
+    if at is not None:
+        raise ValueError(f"{_where(at)} = ({float(lower[at])!r}, {float(upper[at])!r}) holds no "
+                         f"{np.dtype(dtype).name} value (x's dtype)")
+    return lower_r, upper_r
+
+
+def _first(mask):
+    """The index (a tuple) of mask's first True entry, or None."""
+    bad = np.argwhere(mask)
+    return tuple(int(k) for k in bad[0]) if bad.size else None
+
+
+def _where(at):
+    """The bound at index ``at`` (one problem's, or (problem, variable)) in words."""
+    return f"bounds[{at[0]}]" if len(at) == 1 else f"bounds (problem {at[0]}, variable {at[1]})"
 
 
 def _inward(bound, dtype, direction):

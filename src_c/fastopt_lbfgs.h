@@ -546,7 +546,9 @@ static inline void fastopt_lbfgs_init(fastopt_lbfgs *s, ptrdiff_t n, int history
     for (ptrdiff_t i = 0; i < n; i++) { s->xk[i] = x[i]; s->gk[i] = NAN; }
 }
 
-/* Store the pair (x - xk, g - gk) unless its curvature is not positive (L-BFGS-B's rule). */
+/* Store the pair (x - xk, g - gk) unless its curvature is not positive (L-BFGS-B's rule).
+ * The test comes before the write: with the memory full the slot is the oldest pair's,
+ * which a skipped pair must leave intact. */
 static inline void fastopt_lbfgs_update(fastopt_lbfgs *s, const double *x, const double *g)
 {
     ptrdiff_t n = s->n;
@@ -555,10 +557,13 @@ static inline void fastopt_lbfgs_update(fastopt_lbfgs *s, const double *x, const
     double sy = 0.0, yy = 0.0, gs = 0.0;
     for (ptrdiff_t i = 0; i < n; i++) {
         double si = x[i] - s->xk[i], yi = g[i] - s->gk[i];
-        sj[i] = si; yj[i] = yi;
         sy += si * yi; yy += yi * yi; gs += s->gk[i] * si;
     }
-    if (!(sy > DBL_EPSILON * -gs) || !(yy > 0.0)) return;  /* skipped (slot reused later) */
+    if (!(sy > DBL_EPSILON * -gs) || !(yy > 0.0)) return;  /* skipped */
+    for (ptrdiff_t i = 0; i < n; i++) {
+        sj[i] = x[i] - s->xk[i];
+        yj[i] = g[i] - s->gk[i];
+    }
     s->rho[j] = 1.0 / sy;
     s->gamma = sy / yy;
     if (s->count < s->m) s->count++;
