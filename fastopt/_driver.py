@@ -102,7 +102,8 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
         Box constraints (``None`` for no bound). x0 is clipped into the box and every step is
         projected back onto it.
     tol : float, optional
-        Default for ``gtol``.
+        Default for ``gtol`` (with ``method="lbfgs"``: for ``gtol`` and ``ftol``, as SciPy's
+        L-BFGS-B).
     callback : callable, optional
         ``callback(intermediate_result)`` (the only parameter has exactly that name: it gets an
         ``OptimizeResult`` with ``x``, ``fun``, ``jac``, ``nit``), or ``callback(xk)`` (a copy
@@ -229,10 +230,10 @@ def minimize(fun, x0, args=(), method="adam", jac=None, bounds=None, tol=None, c
     its iterations track ``scipy.optimize.minimize(method="L-BFGS-B")``'s (the engine:
     src_c/fastopt_lbfgs.h). Its options are L-BFGS-B's, with L-BFGS-B's defaults:
     ``maxiter=15000``, ``maxfun=15000`` (checked after each iteration, as SciPy does, so
-    ``nfev`` may pass it), ``gtol=1e-5`` (or ``tol``: the projected gradient's inf-norm),
-    ``ftol=2.22e-9`` (``(f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= ftol``),
-    ``maxcor=10`` (the history size) and ``maxls=20`` (evaluations per line search); plus
-    ``disp``, ``disp_every``, ``return_all``, ``finite_diff_method``,
+    ``nfev`` may pass it), ``gtol=1e-5`` (the projected gradient's inf-norm),
+    ``ftol=2.22e-9`` (``(f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= ftol``; ``tol`` sets
+    both, as in SciPy), ``maxcor=10`` (the history size) and ``maxls=20`` (evaluations per
+    line search); plus ``disp``, ``disp_every``, ``return_all``, ``finite_diff_method``,
     ``finite_diff_rel_step``, ``flush_subnormals`` and ``n_threads`` (checked, unused: one
     problem runs on one thread). The learning-rate options (``lr_scheduler``, clipping,
     ``xtol``, ``progress``) are unknown options there (``OptimizeWarning``). Status 2: the

@@ -74,9 +74,9 @@ RESULTS = {
 
 def lbfgs_options(options, stacklevel):
     """The validated options of an L-BFGS run (a dict; ``options`` is the caller's dict,
-    ``tol`` in it the default of ``gtol``). Unknown options warn (OptimizeWarning), as
-    SciPy's methods and fastopt's others do; bad values raise TypeError or ValueError
-    naming the option."""
+    ``tol`` in it the default of ``gtol`` and ``ftol``, as in SciPy's L-BFGS-B). Unknown
+    options warn (OptimizeWarning), as SciPy's methods and fastopt's others do; bad values
+    raise TypeError or ValueError naming the option."""
     if not options:  # the common call: the defaults, read once (flush depends on the thread)
         global _DEFAULT_LOOP
         if _DEFAULT_LOOP is None:
@@ -95,10 +95,12 @@ def _read_options(options, stacklevel):
                       OptimizeWarning, stacklevel=stacklevel + 1)
     if "maximize" in options and bool_option("maximize", options["maximize"]):
         raise ValueError("minimize() minimizes: maximize=True is not allowed (negate fun)")
-    gtol = DEFAULTS["gtol"]
+    # tol is the default of both gtol and ftol, as scipy.optimize.minimize sets them for
+    # L-BFGS-B (a drop-in replacement stops where SciPy's would).
+    gtol, ftol = DEFAULTS["gtol"], DEFAULTS["ftol"]
     tol = scalar_value(options.get("tol"))
     if tol is not None:
-        gtol = check_real("tol", tol, "tolerance", low=0.0)
+        gtol = ftol = check_real("tol", tol, "tolerance", low=0.0)
     maxiter = iteration_limit("maxiter", options.get("maxiter", DEFAULTS["maxiter"]))
     # History beyond maxiter pairs is never used: allocate no more (the run is the same).
     maxcor = whole_number("maxcor", options.get("maxcor", DEFAULTS["maxcor"]))
@@ -108,8 +110,7 @@ def _read_options(options, stacklevel):
         "maxiter": maxiter,
         "maxfun": iteration_limit("maxfun", options.get("maxfun", DEFAULTS["maxfun"])),
         "gtol": check_real("gtol", options.get("gtol", gtol), "tolerance", low=0.0),
-        "ftol": check_real("ftol", options.get("ftol", DEFAULTS["ftol"]), "tolerance",
-                           low=0.0),
+        "ftol": check_real("ftol", options.get("ftol", ftol), "tolerance", low=0.0),
         "maxcor": min(maxcor, max(maxiter, 1), INT_MAX),
         "maxls": min(whole_number("maxls", options.get("maxls", DEFAULTS["maxls"])), INT_MAX),
         "disp": level,

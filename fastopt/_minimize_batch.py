@@ -123,7 +123,8 @@ def minimize_batch(fun, X0, args=(), method="adam", jac=None, bounds=None, tol=N
         ``[lb[i], ub[i]]``, as ``fastopt.minimize(..., bounds=Bounds(lb[i], ub[i]))`` keeps
         it alone.
     tol : float, optional
-        Default for ``gtol``, as in :func:`fastopt.minimize`.
+        Default for ``gtol`` (and ``ftol`` with ``method="lbfgs"``), as in
+        :func:`fastopt.minimize`.
     callback : callable, optional
         ``callback(intermediate_result)``, called once per iteration, after the update and
         the evaluation of the new iterates (the j-th call sees the iterates after j updates),

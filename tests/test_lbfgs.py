@@ -382,10 +382,26 @@ def test_scipy_method_callable_and_callbacks():
 
 
 def test_case_insensitive_and_tol():
+    # tol sets both gtol and ftol, as scipy.optimize.minimize does for L-BFGS-B.
     a = fastopt.minimize(rosen, [-1.2, 1], method="LBFGS", jac=rosen_der, tol=1e-3)
     b = fastopt.minimize(rosen, [-1.2, 1], method="lbfgs", jac=rosen_der,
-                         options={"gtol": 1e-3})
+                         options={"gtol": 1e-3, "ftol": 1e-3})
     assert a.nit == b.nit and a.fun == b.fun
+
+
+@pytest.mark.parametrize("tol", [1e-3, 1e-12])
+def test_tol_stops_where_scipys_lbfgsb_does(tol):
+    ours = fastopt.minimize(rosen, [-1.2, 1], method="lbfgs", jac=rosen_der, tol=tol)
+    ref = minimize(rosen, [-1.2, 1], method="L-BFGS-B", jac=rosen_der, tol=tol)
+    assert (ours.nit, ours.nfev) == (ref.nit, ref.nfev)
+    np.testing.assert_allclose(ours.fun, ref.fun, rtol=1e-8)  # (two-loop vs compact form)
+
+
+def test_an_explicit_option_wins_over_tol():
+    tight = fastopt.minimize(rosen, [-1.2, 1], method="lbfgs", jac=rosen_der, tol=1e-12)
+    loose = fastopt.minimize(rosen, [-1.2, 1], method="lbfgs", jac=rosen_der, tol=1e-12,
+                             options={"ftol": 0.5})
+    assert loose.message.endswith(("reduction of f is <= ftol.")) and loose.nit < tight.nit
 
 
 # ---------------------------------------------------------------------------------------------
