@@ -46,8 +46,15 @@
  * inverse (restricting the full H instead, Z H Z, took 1.45x SciPy's iterations on
  * Rosenbrock with active bounds); a restricted pair with s_F'y_F <= eps_mach y_F'y_F is left
  * out of that direction. A free variable that d would push out through the bound g pushes it
- * to joins A, and d_F is computed again on the smaller F (without this second pass a run can
- * creep along a bound and stop early on ftol). The search direction is p = P(x + d) - x on
+ * to joins A (without this second pass a run can creep along a bound and stop early on
+ * ftol), and d_F becomes the model's minimizer on F with those variables pinned at their
+ * bounds: d_F = -H_F g_F + H_F E lam, lam solving the k x k system that puts them there
+ * (the equality-constrained quasi-Newton step; up to FASTOPT_LBFGS_KMAX of them, else
+ * -H_F' g_F' on the smaller F'). Recomputing -H_F' g_F' alone drops the coupling, the change
+ * of the other variables' gradient as the pinned ones move to their bounds: on bounded
+ * Rosenbrock problems with a strongly curved valley it zigzagged (up to 2.8x SciPy's
+ * iterations, and stops on ftol away from the optimum); with the coupling none of 600 random
+ * bounded problems exceeds 1.5x (asv_benchmarks/lbfgs_bounds_compare.py). The search direction is p = P(x + d) - x on
  * F and p_i = bound_i - x_i on A (A's variables move onto their bound). H_F is positive
  * definite, so g_F'd_F < 0, and the projection only shortens components; should g'p < 0
  * fail all the same, p = P(x - gamma g) - x, the projected, H0-scaled steepest descent.
@@ -74,6 +81,7 @@
 
 #define FASTOPT_LBFGS_BIG 1e10      /* L-BFGS-B's stpmax without bounds */
 #define FASTOPT_LBFGS_EPS_ACTIVE 1e-3 /* the eps-active set's width cap (Bertsekas' eps) */
+#define FASTOPT_LBFGS_KMAX 8        /* the most variables the second pass pins (see pin) */
 
 enum {
     FASTOPT_LBFGS_EVALUATE = 0,      /* x holds the next trial point: evaluate there, call next */
@@ -112,15 +120,18 @@ typedef struct fastopt_lbfgs {
     double *S, *Y;      /* m x n each, rows in a ring */
     double *rho, *rhof, *alpha; /* m each: 1/s'y; 1/s_F'y_F on the free set; the two-loop's */
     double *xk, *gk, *p, *z;    /* the iterate, its gradient, the direction, the free mask */
+    double *U, *M;
 } fastopt_lbfgs;
 
 enum { FASTOPT_LBFGS_PHASE_FIRST, FASTOPT_LBFGS_PHASE_SEARCH, FASTOPT_LBFGS_PHASE_ACCEPTED,
        FASTOPT_LBFGS_PHASE_DONE };
 
-/* Doubles of scratch one problem needs: 2 m n + 3 m + 4 n. */
+/* Doubles of scratch one problem needs: 2 m n + 3 m + 4 n + k n + k k, k = min(n, KMAX). */
 static inline size_t fastopt_lbfgs_work_size(ptrdiff_t n, int history)
 {
-    return (size_t)(2 * (size_t)history * (size_t)n + 3 * (size_t)history + 4 * (size_t)n);
+    size_t k = (size_t)(n < FASTOPT_LBFGS_KMAX ? n : FASTOPT_LBFGS_KMAX);
+    return (size_t)(2 * (size_t)history * (size_t)n + 3 * (size_t)history + 4 * (size_t)n)
+           + k * (size_t)n + k * k;
 }
 
 /* The iterate, f and g there (after a stop: the final ones; n doubles for x and g). */
@@ -345,12 +356,13 @@ static inline int fastopt_lbfgs_active(const fastopt_lbfgs *s, ptrdiff_t i, doub
  * inverse of the reduced Hessian (for held variables s_i = 0, so z y = B_FF z s: the
  * restricted pairs are secant pairs of the reduced problem), and a restricted pair without
  * positive curvature (s_F'y_F <= eps_mach y_F'y_F) is left out of this direction. */
-static inline void fastopt_lbfgs_two_loop(fastopt_lbfgs *s, const double *z)
+static inline void fastopt_lbfgs_two_loop_v(fastopt_lbfgs *s, const double *z, const double *v,
+                                            double *q)
 {
     ptrdiff_t n = s->n;
-    double *q = s->p, gamma = s->gamma;
+    double gamma = s->gamma;
     int newest = 1;
-    for (ptrdiff_t i = 0; i < n; i++) q[i] = z != NULL ? z[i] * s->gk[i] : s->gk[i];
+    for (ptrdiff_t i = 0; i < n; i++) q[i] = z != NULL ? z[i] * v[i] : v[i];
     for (int k = s->count - 1; k >= 0; k--) {
         int j = (s->head + k) % s->m;
         const double *sj = s->S + (ptrdiff_t)j * n, *yj = s->Y + (ptrdiff_t)j * n;
@@ -390,6 +402,62 @@ static inline void fastopt_lbfgs_two_loop(fastopt_lbfgs *s, const double *z)
     for (ptrdiff_t i = 0; i < n; i++) q[i] = -q[i];
 }
 
+static inline void fastopt_lbfgs_two_loop(fastopt_lbfgs *s, const double *z)
+{
+    fastopt_lbfgs_two_loop_v(s, z, s->gk, s->p);
+}
+
+/* The second pass's step on F with the k variables idx (in F, k <= KMAX) pinned at their
+ * bounds, p_idx = a: the minimizer of the model g_F'p + p'B_F p/2 (B_F = H_F^-1) subject to
+ * p_idx = a, which is p = p0 + H_F E lam (p0 = -H_F g_F, E the columns e_idx) with
+ * (H_F)_idx,idx lam = a - p0_idx: k more two-loop passes and a k x k solve. Unlike
+ * recomputing -H_F' g_F' on F' = F \ idx, it keeps the coupling: moving the pinned
+ * variables onto their bounds changes the gradient of the others (B_F'idx a), which the
+ * model accounts for. Returns 0 (p unchanged) when the k x k system is singular. */
+static inline int fastopt_lbfgs_pin(fastopt_lbfgs *s, const int *idx, int k, const double *a)
+{
+    ptrdiff_t n = s->n;
+    double *M = s->M, rhs[FASTOPT_LBFGS_KMAX];
+    for (int j = 0; j < k; j++) {
+        double *u = s->U + (ptrdiff_t)j * n;
+        for (ptrdiff_t i = 0; i < n; i++) u[i] = 0.0;
+        u[idx[j]] = 1.0;
+        fastopt_lbfgs_two_loop_v(s, s->z, u, u);
+    }
+    for (int l = 0; l < k; l++) {
+        rhs[l] = s->p[idx[l]] - a[l];
+        for (int j = 0; j < k; j++) M[l * k + j] = s->U[(ptrdiff_t)j * n + idx[l]];
+    }
+    for (int c = 0; c < k; c++) {  /* Gaussian elimination, partial pivoting */
+        int piv = c;
+        for (int r = c + 1; r < k; r++) if (fabs(M[r * k + c]) > fabs(M[piv * k + c])) piv = r;
+        if (!(fabs(M[piv * k + c]) > 0.0)) return 0;  /* p untouched so far */
+        if (piv != c) {
+            double t;
+            for (int j = 0; j < k; j++) {
+                t = M[c * k + j]; M[c * k + j] = M[piv * k + j]; M[piv * k + j] = t;
+            }
+            t = rhs[c]; rhs[c] = rhs[piv]; rhs[piv] = t;
+        }
+        for (int r = c + 1; r < k; r++) {
+            double f = M[r * k + c] / M[c * k + c];
+            for (int j = c; j < k; j++) M[r * k + j] -= f * M[c * k + j];
+            rhs[r] -= f * rhs[c];
+        }
+    }
+    for (int c = k - 1; c >= 0; c--) {
+        double t = rhs[c];
+        for (int j = c + 1; j < k; j++) t -= M[c * k + j] * rhs[j];
+        rhs[c] = t / M[c * k + c];
+    }
+    for (int j = 0; j < k; j++) if (!isfinite(rhs[j])) return 0;
+    for (int j = 0; j < k; j++) {
+        const double *u = s->U + (ptrdiff_t)j * n;
+        for (ptrdiff_t i = 0; i < n; i++) s->p[i] -= u[i] * rhs[j];
+    }
+    return 1;
+}
+
 /* The search direction p at the iterate (xk, gk); returns g'p (not < 0: no descent). */
 static inline double fastopt_lbfgs_direction(fastopt_lbfgs *s)
 {
@@ -406,16 +474,28 @@ static inline double fastopt_lbfgs_direction(fastopt_lbfgs *s)
     eps = fmin(FASTOPT_LBFGS_EPS_ACTIVE, w);
     for (ptrdiff_t i = 0; i < n; i++) s->z[i] = fastopt_lbfgs_active(s, i, eps) ? 0.0 : 1.0;
     fastopt_lbfgs_two_loop(s, s->z);
-    {   /* the second pass */
-        int more = 0;
+    {   /* the second pass: free variables d pushes out through the bound g pushes them to */
+        int idx[FASTOPT_LBFGS_KMAX], k = 0;
+        double a[FASTOPT_LBFGS_KMAX];
         for (ptrdiff_t i = 0; i < n; i++) {
             if (s->z[i] != 0.0 && ((g[i] > 0.0 && x[i] + p[i] < s->lower[i]) ||
                                    (g[i] < 0.0 && x[i] + p[i] > s->upper[i]))) {
-                s->z[i] = 0.0;
-                more = 1;
+                if (k < FASTOPT_LBFGS_KMAX) {
+                    idx[k] = (int)i;
+                    a[k] = (g[i] > 0.0 ? s->lower[i] : s->upper[i]) - x[i];
+                }
+                k++;
             }
         }
-        if (more) fastopt_lbfgs_two_loop(s, s->z);
+        if (k > 0 && k <= FASTOPT_LBFGS_KMAX && fastopt_lbfgs_pin(s, idx, k, a)) {
+            for (int j = 0; j < k; j++) s->z[idx[j]] = 0.0;
+        } else if (k > 0) {  /* too many (or a singular system): d_F again on the smaller F */
+            for (ptrdiff_t i = 0; i < n; i++)
+                if (s->z[i] != 0.0 && ((g[i] > 0.0 && x[i] + p[i] < s->lower[i]) ||
+                                       (g[i] < 0.0 && x[i] + p[i] > s->upper[i])))
+                    s->z[i] = 0.0;
+            fastopt_lbfgs_two_loop(s, s->z);
+        }
     }
     for (ptrdiff_t i = 0; i < n; i++) {
         if (s->z[i] == 0.0) p[i] = (g[i] > 0.0 ? s->lower[i] : s->upper[i]) - x[i];
@@ -531,6 +611,8 @@ static inline void fastopt_lbfgs_init(fastopt_lbfgs *s, ptrdiff_t n, int history
     s->gk = s->xk + n;
     s->p = s->gk + n;
     s->z = s->p + n;
+    s->U = s->z + n;
+    s->M = s->U + (n < FASTOPT_LBFGS_KMAX ? n : FASTOPT_LBFGS_KMAX) * n;
     s->bounded = 0;
     s->nonfinite = 0;
     s->boxed = s->lower != NULL;
