@@ -3,7 +3,7 @@
 A tool, not a test: ``python asv_benchmarks/lbfgs_bounds_compare.py [--count N] [--tight]``
 runs N random problems of each family (seeds fixed) with the same options in both and prints,
 per family and overall, the median, 90th percentile and max of nit_fastopt / nit_SciPy, the
-count above 1.5x, the worst cases (to reproduce them), and how many optima disagree (f beyond
+count above 1.5x (and the same for nfev), the worst cases (to reproduce them), and how many optima disagree (f beyond
 1e-6 relative). Families: bounded Rosenbrock (n 2-10, shifted, a in [1, 1000], random boxes),
 bounded convex quadratics (n 2-30, random conditioning, boxes cutting the minimum) and
 bounded logistic regression (random data, n 3-20). ``--suite`` adds tests/test_lbfgs.py's
@@ -91,11 +91,12 @@ def run(fg, x0, bounds, options):
     return ours, theirs
 
 
-def summary(label, ratios, bad):
-    r = np.asarray(ratios)
-    return (f"{label:10s} N={r.size:4d}  median {np.median(r):.3f}  p90 {np.quantile(r, 0.9):.3f}"
-            f"  max {r.max():.3f}  >1.5x {int(np.sum(r > 1.5)):3d}  mean {r.mean():.3f}"
-            f"  f disagree {bad}")
+def summary(label, ratios, bad, fev):
+    r, e = np.asarray(ratios), np.asarray(fev)
+    return (f"{label:10s} N={r.size:4d}  nit: median {np.median(r):.3f}  p90 "
+            f"{np.quantile(r, 0.9):.3f}  max {r.max():.3f}  >1.5x {int(np.sum(r > 1.5)):3d}"
+            f"  mean {r.mean():.3f}  f disagree {bad} | nfev: median {np.median(e):.3f}  p90 "
+            f"{np.quantile(e, 0.9):.3f}  max {e.max():.3f}  >1.5x {int(np.sum(e > 1.5)):3d}")
 
 
 def main(argv=None):
@@ -106,32 +107,35 @@ def main(argv=None):
     parser.add_argument("--worst", type=int, default=8)
     args = parser.parse_args(argv)
     options = {"gtol": 1e-9, "ftol": 1e-14} if args.tight else {}
-    all_ratios, all_bad, rows = [], 0, []
+    all_ratios, all_bad, all_fev, rows = [], 0, [], []
     for fam, make in FAMILIES.items():
         rng = np.random.default_rng(12345)
-        ratios, bad = [], 0
+        ratios, bad, fev = [], 0, []
         for k in range(args.count):
             label, fg, x0, bounds, _ = make(rng)
             ours, theirs = run(fg, x0, bounds, options)
             ratio = ours.nit / max(theirs.nit, 1)
             ratios.append(ratio)
+            fev.append(ours.nfev / max(theirs.nfev, 1))
             if abs(ours.fun - theirs.fun) > 1e-6 * max(1.0, abs(theirs.fun)):
                 bad += 1
             rows.append((ratio, fam, k, label, ours.nit, theirs.nit, ours.fun, theirs.fun))
-        print(summary(fam, ratios, bad))
+        print(summary(fam, ratios, bad, fev))
         all_ratios += ratios
+        all_fev += fev
         all_bad += bad
     if args.suite:
         sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
         from test_lbfgs import SUITE  # noqa: E402
-        ratios = []
+        ratios, fev = [], []
         for name, make in SUITE.items():
             fg, x0, bounds = make()
             ours, theirs = run(fg, x0, bounds, options)
             ratios.append(ours.nit / max(theirs.nit, 1))
+            fev.append(ours.nfev / max(theirs.nfev, 1))
             rows.append((ratios[-1], "suite", 0, name, ours.nit, theirs.nit, ours.fun, theirs.fun))
-        print(summary("suite", ratios, 0))
-    print(summary("all", all_ratios, all_bad))
+        print(summary("suite", ratios, 0, fev))
+    print(summary("all", all_ratios, all_bad, all_fev))
     print("worst cases (family, index in the family's seeded stream):")
     for row in sorted(rows, key=lambda r: -r[0])[:args.worst]:
         print("  {:.2f}  {} #{} {}: nit {} vs {}, f {:.10g} vs {:.10g}".format(*row))
